@@ -1,0 +1,17 @@
+"""Errors the command line reports as one clear line (no traceback)."""
+from __future__ import annotations
+
+from ssl_robot.bagio import BagError
+from ssl_robot.msgconv import MessageError
+from ssl_robot.train.trainer import TrainError
+
+
+class ConfigError(ValueError):
+    """A configuration or parameter file is missing or invalid."""
+
+
+#: Every error class the package raises for bad input; add a subpackage's error class here
+#: so that `ssl-robot` reports it as one clear line.
+USER_ERRORS: tuple[type[Exception], ...] = (BagError, MessageError, TrainError, ConfigError,
+                                            FileNotFoundError)
+

@@ -1,0 +1,472 @@
+"""The one training loop of the package, shared by robot, vision and NLP tasks.
+
+A task supplies datasets, a model, a loss and metrics (`Task`); the trainer owns the
+loop, optimiser and schedule, seeding, device choice, checkpoints (with the config
+inside), resume, early stopping on the validation metric, progress with rate and ETA,
+CSV logs and the final evaluation. Under ``torchrun`` it trains with PyTorch's own
+DistributedDataParallel (gloo on CPU, nccl on CUDA).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+from dataclasses import dataclass, field
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any, TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from torch.utils.data import Dataset
+
+log = logging.getLogger('ssl_robot.train')
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or go on (bad config, empty dataset, mismatched checkpoint)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved into every checkpoint.
+
+    Attributes:
+        out_dir: Run directory (checkpoints, metrics.csv, config.json).
+        epochs: Passes over the training set.
+        max_steps: Stop after this many optimiser steps (0: no limit).
+        batch_size: Per-process batch size.
+        lr: Peak learning rate (AdamW).
+        weight_decay: AdamW weight decay.
+        warmup_steps: Linear warm-up steps before the cosine decay.
+        schedule: 'cosine' or 'constant'.
+        grad_clip: Max global gradient norm (0: off).
+        seed: Seeds python, numpy and torch; data order and augmentation per epoch
+            derive from it, so a resumed run repeats an uninterrupted one.
+        device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
+        num_workers: DataLoader workers.
+        patience: Early stopping: epochs without improvement of the primary metric
+            (0: off).
+        progress: Show a progress bar (TTY) or periodic log lines with rate and ETA.
+        task: Name of the task (informational; the CLI uses it to rebuild the task).
+        task_params: The task's own parameters (saved so a run can be rebuilt).
+    """
+
+    out_dir: str = 'runs/train'
+    epochs: int = 10
+    max_steps: int = 0
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    schedule: str = 'cosine'
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = 'auto'
+    num_workers: int = 0
+    patience: int = 0
+    progress: bool = True
+    task: str = ''
+    task_params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from a dict, rejecting unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise TrainError(f'unknown training options: {", ".join(sorted(unknown))}')
+        return cls(**values)
+
+
+class Task:
+    """What a task gives the trainer. Subclass and override the methods.
+
+    `loss` must call ``model(...)`` (not its submodules) for the forward pass: under
+    DistributedDataParallel the trainer passes the wrapper, whose forward syncs the
+    gradients.
+
+    Attributes:
+        name: Task name.
+        primary_metric: Validation metric for early stopping and the best checkpoint.
+        higher_is_better: Direction of `primary_metric`.
+    """
+
+    name = 'task'
+    primary_metric = 'val_loss'
+    higher_is_better = False
+
+    def build_model(self) -> nn.Module:
+        """Return a freshly initialised model (seeded by the trainer)."""
+        raise NotImplementedError
+
+    def datasets(self) -> tuple[Dataset, Dataset | None]:
+        """Return (train, validation) datasets; validation may be None."""
+        raise NotImplementedError
+
+    def collate(self, items: list[Any]) -> Any:
+        """Collate dataset items to a batch (torch's default collate unless overridden)."""
+        return torch.utils.data.default_collate(items)
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return (scalar loss to minimise, extra scalars to log) for one batch."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, loader: Iterable[Any]) -> dict[str, float]:
+        """Return validation metrics; by default the mean loss as 'val_loss'."""
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in loader:
+                loss, _ = self.loss(model, batch)
+                total += float(loss)
+                count += 1
+        return {'val_loss': total / max(count, 1)}
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Hook after each optimiser step (e.g. a momentum-encoder update)."""
+
+    def optimizer_groups(self, model: nn.Module) -> Iterable[Any]:
+        """Parameters (or groups) to optimise; all trainable parameters by default."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run returns.
+
+    Attributes:
+        model: The model with the best validation weights loaded (unwrapped).
+        metrics: Final validation metrics of that model.
+        history: One dict per epoch (epoch, step, train_loss, validation metrics, seconds).
+        out_dir: Run directory.
+        best_checkpoint: Path of best.pt.
+    """
+
+    model: nn.Module
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    out_dir: Path
+    best_checkpoint: Path
+
+
+def resolve_device(device: str) -> torch.device:
+    """Map 'auto' to CUDA when available, else CPU."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's generators."""
+    import random
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def get_lr(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate at `step`: linear warm-up, then cosine decay to 10 % (or constant)."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == 'constant' or total_steps <= config.warmup_steps:
+        return config.lr
+    progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested) batch to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Return the module inside a DistributedDataParallel wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class _Progress:
+    """A tqdm bar on a TTY; elsewhere a log line every few seconds with rate and ETA."""
+
+    def __init__(self, total: int, desc: str, enabled: bool, every_s: float = 10.0) -> None:
+        self.total, self.desc, self.enabled, self.every_s = total, desc, enabled, every_s
+        self.done = 0
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=desc, unit='step', dynamic_ncols=True)
+
+    def update(self, postfix: dict[str, float]) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix({k: f'{v:.4g}' for k, v in postfix.items()}, refresh=False)
+            self.bar.update(1)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every_s or self.done == self.total:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            eta = (self.total - self.done) / max(rate, 1e-9)
+            extra = ' '.join(f'{k} {v:.4g}' for k, v in postfix.items())
+            print(f'[{self.desc}] step {self.done}/{self.total} {extra} '
+                  f'{rate:.1f} steps/s ETA {eta:.0f}s', file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Trainer:
+    """Trains a `Task` under a `TrainConfig`.
+
+    Example::
+
+        result = Trainer(task, TrainConfig(out_dir='runs/x', epochs=5)).fit()
+    """
+
+    def __init__(self, task: Task, config: TrainConfig) -> None:
+        self.task = task
+        self.config = config
+        self.out_dir = Path(config.out_dir)
+        self.distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
+        self.rank = int(os.environ.get('RANK', '0'))
+        self.world_size = int(os.environ.get('WORLD_SIZE', '1'))
+        self.device = resolve_device(config.device)
+        if self.distributed and self.device.type == 'cuda':
+            self.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes checkpoints, logs and progress."""
+        return self.rank == 0
+
+    def _loader(self, dataset: Dataset, *, train: bool, epoch: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        sampler = None
+        if train and self.distributed:
+            sampler = DistributedSampler(dataset, shuffle=True, seed=self.config.seed)
+            sampler.set_epoch(epoch)
+        elif train:
+            sampler = RandomSampler(dataset, generator=generator)
+        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
+                          shuffle=False, num_workers=self.config.num_workers,
+                          collate_fn=self.task.collate, drop_last=False,
+                          generator=generator)
+
+    def _checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer, *,
+                    epoch: int, step: int, best: float | None, bad_epochs: int,
+                    history: list[dict[str, float]]) -> dict[str, Any]:
+        return {
+            'model': unwrap(model).state_dict(),
+            'optimizer': optimizer.state_dict(),
+            'epoch': epoch, 'step': step, 'best': best, 'bad_epochs': bad_epochs,
+            'history': history,
+            'config': dataclasses.asdict(self.config),
+            'task': self.task.name,
+            'torch_rng': torch.get_rng_state(),
+        }
+
+    def _save(self, state: dict[str, Any], name: str) -> Path:
+        path = self.out_dir / name
+        tmp = path.with_suffix('.tmp')
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic: a crash never leaves a half checkpoint
+        return path
+
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train, validate each epoch, keep the best checkpoint, and evaluate it.
+
+        Args:
+            resume: Continue from ``out_dir/last.pt`` when it exists.
+
+        Returns:
+            The run's result with the best model loaded.
+
+        Raises:
+            TrainError: On an empty training set or a checkpoint of another task.
+        """
+        cfg = self.config
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
+        seed_everything(cfg.seed)
+        train_set, val_set = self.task.datasets()
+        if len(train_set) == 0:
+            raise TrainError(f'task {self.task.name}: the training set is empty')
+        model = self.task.build_model().to(self.device)
+        optimizer = torch.optim.AdamW(self.task.optimizer_groups(model), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / 'config.json').write_text(
+                json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+
+        start_epoch, step, best, bad_epochs = 0, 0, None, 0
+        history: list[dict[str, float]] = []
+        last_path = self.out_dir / 'last.pt'
+        if resume and last_path.exists():
+            state = torch.load(last_path, map_location=self.device, weights_only=False)
+            if state['task'] != self.task.name:
+                raise TrainError(f'{last_path}: checkpoint of task {state["task"]!r}, '
+                                 f'not {self.task.name!r}')
+            unwrap(model).load_state_dict(state['model'])
+            optimizer.load_state_dict(state['optimizer'])
+            start_epoch, step = state['epoch'] + 1, state['step']
+            best, bad_epochs, history = state['best'], state['bad_epochs'], state['history']
+            log.info('resumed %s at epoch %d, step %d', last_path, start_epoch, step)
+
+        train_model: nn.Module = model
+        if self.distributed:
+            train_model = nn.parallel.DistributedDataParallel(model)
+
+        steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * self.world_size))
+        total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        progress = _Progress(total_steps, self.task.name, cfg.progress and self.is_main)
+        progress.done = step
+        metrics_file = self.out_dir / 'metrics.csv'
+
+        for epoch in range(start_epoch, cfg.epochs):
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
+            # Per-epoch seed: augmentation and order do not depend on where a run resumed.
+            torch.manual_seed(cfg.seed * 1000 + epoch + self.rank)
+            np.random.seed((cfg.seed * 1000 + epoch + self.rank) % 2**32)
+            train_model.train()
+            epoch_start = time.monotonic()
+            loss_sum, batches = 0.0, 0
+            lr = get_lr(cfg, step, total_steps)
+            for batch in self._loader(train_set, train=True, epoch=epoch):
+                if cfg.max_steps and step >= cfg.max_steps:
+                    break
+                lr = get_lr(cfg, step, total_steps)
+                for group in optimizer.param_groups:
+                    group['lr'] = lr
+                loss, extras = self.task.loss(train_model, move_to(batch, self.device))
+                if not torch.isfinite(loss):
+                    raise TrainError(f'task {self.task.name}: loss is {float(loss)} at step '
+                                     f'{step}; lower the learning rate')
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                self.task.after_step(unwrap(train_model), step)
+                step += 1
+                loss_sum += float(loss)
+                batches += 1
+                progress.update({'loss': float(loss), **extras})
+
+            record = {'epoch': epoch, 'step': step, 'lr': lr,
+                      'train_loss': loss_sum / max(batches, 1),
+                      'seconds': time.monotonic() - epoch_start}
+            if val_set is not None and len(val_set) and self.is_main:
+                model.eval()
+                record.update(self.task.evaluate(
+                    model, move_batches(self._loader(val_set, train=False, epoch=0),
+                                        self.device)))
+            history.append(record)
+            if not self.is_main:
+                continue
+            _append_csv(metrics_file, record)
+            metric = record.get(self.task.primary_metric, record['train_loss'])
+            improved = best is None or (metric > best if self.task.higher_is_better
+                                        else metric < best)
+            if improved:
+                best, bad_epochs = metric, 0
+            else:
+                bad_epochs += 1
+            state = self._checkpoint(train_model, optimizer, epoch=epoch, step=step,
+                                     best=best, bad_epochs=bad_epochs, history=history)
+            if improved:
+                self._save(state, 'best.pt')
+            self._save(state, 'last.pt')
+            log.info('epoch %d: %s', epoch,
+                     ', '.join(f'{k} {v:.4g}' for k, v in record.items()))
+            if cfg.patience and bad_epochs >= cfg.patience:
+                log.info('early stop: %s did not improve for %d epochs',
+                         self.task.primary_metric, bad_epochs)
+                break
+        progress.close()
+
+        best_path = self.out_dir / 'best.pt'
+        final: dict[str, float] = {}
+        if self.is_main and best_path.exists():
+            state = torch.load(best_path, map_location=self.device, weights_only=False)
+            model.load_state_dict(state['model'])
+            if val_set is not None and len(val_set):
+                model.eval()
+                final = self.task.evaluate(
+                    model, move_batches(self._loader(val_set, train=False, epoch=0),
+                                        self.device))
+            (self.out_dir / 'final_metrics.json').write_text(json.dumps(final, indent=2))
+        if self.distributed:
+            dist.barrier()
+        return TrainResult(model=model, metrics=final, history=history,
+                           out_dir=self.out_dir, best_checkpoint=best_path)
+
+
+def move_batches(loader: Iterable[Any], device: torch.device) -> Iterable[Any]:
+    """Yield the loader's batches moved to `device`."""
+    for batch in loader:
+        yield move_to(batch, device)
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Load a checkpoint written by the trainer (on CPU), with its config inside.
+
+    Raises:
+        TrainError: When the file is missing or not a trainer checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TrainError(f'{path}: no such checkpoint')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as exc:
+        raise TrainError(f'{path}: not a readable checkpoint: {exc}') from exc
+    if not isinstance(state, dict) or 'model' not in state or 'config' not in state:
+        raise TrainError(f'{path}: not an ssl_robot trainer checkpoint')
+    return state
+
+
+def _append_csv(path: Path, record: dict[str, float]) -> None:
+    new = not path.exists()
+    existing = []
+    if not new:
+        with path.open() as f:
+            existing = next(csv.reader(f), [])
+    fields = existing or list(record)
+    for key in record:
+        if key not in fields:
+            fields.append(key)
+    if existing and fields != existing:
+        rows = list(csv.DictReader(path.open()))
+        with path.open('w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    with path.open('a', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(record)

@@ -6,9 +6,9 @@
 # data then say clearly that it is missing, and their tests are skipped with that reason.
 set -u
 need=()
-[ -d /usr/share/fashion-mnist ] || [ -d /usr/share/dataset-fashion-mnist ] || need+=(dataset-fashion-mnist)
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 [ -d /usr/share/wordnet ] || need+=(wordnet-base)
-[ -d /usr/share/doc/python3.11 ] && ls /usr/share/doc/python3.11/html >/dev/null 2>&1 || need+=(python3.11-doc)
+[ -d /usr/share/doc/python3.11/html/_sources ] || need+=(python3.11-doc)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null || [ "$(id -u)" != 0 ]; then
   echo "eval-data: cannot install ${need[*]} (no apt-get or not root); evaluations needing them will be skipped" >&2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ssl_robot.bagio import BagError
+from ssl_robot.dataset import DatasetError
 from ssl_robot.export import ExportError
 from ssl_robot.msgconv import MessageError
 from ssl_robot.train.trainer import TrainError
@@ -14,6 +15,6 @@ class ConfigError(ValueError):
 #: Every error class the package raises for bad input; add a subpackage's error class here
 #: so that `ssl-robot` reports it as one clear line.
 USER_ERRORS: tuple[type[Exception], ...] = (BagError, MessageError, TrainError, ConfigError,
-                                            ExportError,
+                                            ExportError, DatasetError,
                                             FileNotFoundError)
 

@@ -1,0 +1,172 @@
+"""The dataset on disk: round trip, append, split, atomic writes."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ssl_robot.dataset import ARRAYS, DatasetError, DatasetWriter, LabelledDataset
+
+SHAPE = {'distances_m': [0.0, 0.1, 0.2], 'sensors': ['left', 'center'],
+         'terrain_grid': [2, 3], 'image_hw': [4, 5]}
+
+
+def make_rows(n: int, *, t0_ns: int = 0, period_ns: int = 200_000_000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return {
+        'frames': rng.integers(0, 255, (n, 4, 5, 3), dtype=np.uint8),
+        'stamps_ns': t0_ns + np.arange(n, dtype=np.int64) * period_ns,
+        'proximity': rng.integers(0, 2, (n, 3, 2)).astype(np.float32),
+        'proximity_mask': rng.random((n, 3, 2)) > 0.5,
+        'terrain': rng.random((n, 2, 3)).astype(np.float32),
+        'terrain_mask': rng.random((n, 2, 3)) > 0.5,
+        'prov_t_future_ns': rng.integers(-1, 10**9, (n, 3)),
+        'prov_pose_err': rng.normal(size=(n, 3, 3)).astype(np.float32),
+    }
+
+
+def test_round_trip_memory_mapped(tmp_path):
+    rows = make_rows(7)
+    with DatasetWriter(tmp_path / 'ds', **SHAPE, params={'frame_rate_hz': 5.0}) as writer:
+        writer.add_bag('a.mcap', rows)
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert len(ds) == 7
+    assert isinstance(ds.frames, np.memmap)
+    for name in rows:
+        np.testing.assert_array_equal(getattr(ds, name), rows[name])
+        assert getattr(ds, name).dtype == ARRAYS[name][0]
+    np.testing.assert_array_equal(ds.bag_ids, np.zeros(7, np.int32))
+    meta = json.loads((tmp_path / 'ds' / 'meta.json').read_text())
+    assert meta['format_version'] == 1
+    assert meta['bags'] == [{'id': 0, 'path': 'a.mcap', 'n_frames': 7, 'params': {}}]
+    assert meta['params'] == {'frame_rate_hz': 5.0}
+    assert meta['code_version'].startswith('0.1.0')
+    assert meta['terrain_grid'] == [2, 3] and meta['image_hw'] == [4, 5]
+    assert ds[3]['stamps_ns'] == rows['stamps_ns'][3]
+    # No temporary directory is left beside the dataset.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['ds']
+
+
+def test_chunked_rows_and_append_from_many_bags(tmp_path):
+    a, b, c = make_rows(5, seed=1), make_rows(3, seed=2), make_rows(4, seed=3)
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        bag = writer.begin_bag('a.mcap')
+        writer.add_rows(bag, {k: v[:2] for k, v in a.items()})
+        writer.add_rows(bag, {k: v[2:] for k, v in a.items()})
+    with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+        writer.add_bag('b.mcap', b)
+        writer.add_bag('c.mcap', c)
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert len(ds) == 12
+    np.testing.assert_array_equal(ds.bag_ids, [0] * 5 + [1] * 3 + [2] * 4)
+    for name in a:
+        np.testing.assert_array_equal(getattr(ds, name),
+                                      np.concatenate([a[name], b[name], c[name]]))
+    assert [bag['n_frames'] for bag in ds.meta['bags']] == [5, 3, 4]
+
+
+def test_append_with_other_label_shape_is_refused(tmp_path):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(2))
+    with pytest.raises(DatasetError, match='distances_m'):
+        DatasetWriter(tmp_path / 'ds', append=True, distances_m=[0.0, 0.5, 1.0])
+    with pytest.raises(DatasetError, match='already exists'):
+        DatasetWriter(tmp_path / 'ds', **SHAPE)
+
+
+def test_wrong_row_shape_is_a_clear_error(tmp_path):
+    rows = make_rows(3)
+    rows['proximity'] = rows['proximity'][:, :2]
+    with pytest.raises(DatasetError, match='proximity'):
+        with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+            writer.add_bag('a', rows)
+    assert not any(tmp_path.iterdir())
+
+
+def test_exception_mid_write_leaves_target_untouched(tmp_path, monkeypatch):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(4))
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'ds').iterdir()}
+
+    calls = {'n': 0}
+    real = DatasetWriter._write_npy
+
+    def failing(self, name, dtype, total):
+        calls['n'] += 1
+        if calls['n'] == 3:  # after two arrays are already complete
+            raise OSError(28, 'No space left on device')
+        return real(self, name, dtype, total)
+
+    monkeypatch.setattr(DatasetWriter, '_write_npy', failing)
+    with pytest.raises(DatasetError, match='No space left'):
+        with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+            writer.add_bag('b', make_rows(3))
+    after = {p.name: p.read_bytes() for p in (tmp_path / 'ds').iterdir()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['ds']
+    assert len(LabelledDataset.open(tmp_path / 'ds')) == 4
+
+
+def test_interrupted_swap_is_recovered(tmp_path):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(4))
+    # A crash between the two renames of a swap leaves the old dataset at the backup name.
+    os.replace(tmp_path / 'ds', tmp_path / '.ds.replaced')
+    assert len(LabelledDataset.open(tmp_path / 'ds')) == 4
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    (tmp_path / 'a_file').write_text('x')
+    with pytest.raises(DatasetError, match='cannot create parent'):
+        DatasetWriter(tmp_path / 'a_file' / 'sub' / 'ds', **SHAPE)
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root ignores permissions
+            with pytest.raises(DatasetError, match='not writable'):
+                DatasetWriter(locked / 'ds', **SHAPE)
+    finally:
+        locked.chmod(0o700)
+    with pytest.raises(DatasetError, match='needs'):
+        DatasetWriter(tmp_path / 'new', sensors=['x'])
+
+
+def test_open_rejects_non_dataset(tmp_path):
+    with pytest.raises(DatasetError, match='no meta.json'):
+        LabelledDataset.open(tmp_path)
+
+
+def _minutes(ds, idx):
+    return {(int(b), int(s // 60_000_000_000)) for b, s in zip(ds.bag_ids[idx],
+                                                               ds.stamps_ns[idx])}
+
+
+@pytest.mark.parametrize('by', ['bag', 'time'])
+@pytest.mark.parametrize('seed', [0, 1])
+def test_split_never_shares_a_bag_minute(tmp_path, by, seed):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        for k in range(4):  # four bags of 5 minutes at 1 Hz
+            writer.add_bag(f'b{k}', make_rows(300, period_ns=10**9, seed=k))
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    train, val = ds.split(0.25, by=by, seed=seed)
+    assert len(np.intersect1d(train, val)) == 0
+    assert len(train) + len(val) == len(ds)
+    assert 0.15 * len(ds) <= len(val) <= 0.35 * len(ds)
+    assert not _minutes(ds, train) & _minutes(ds, val)
+    if by == 'bag':
+        assert not set(ds.bag_ids[train]) & set(ds.bag_ids[val])
+    again = ds.split(0.25, by=by, seed=seed)
+    np.testing.assert_array_equal(again[1], val)
+
+
+def test_split_of_one_short_bag_holds_out_a_contiguous_tail(tmp_path):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('only', make_rows(100, period_ns=200_000_000))  # 20 s
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    train, val = ds.split(0.25)
+    assert 20 <= len(val) <= 30
+    assert ds.stamps_ns[train].max() < ds.stamps_ns[val].min()
+    np.testing.assert_array_equal(val, np.arange(val[0], val[-1] + 1))

@@ -1,0 +1,15 @@
+"""Recorder, labeller and inference (+ the online trainer) on a physical robot.
+
+    ros2 launch ssl_robot robot.launch.py image_topic:=/camera/color/image_raw \
+        camera_info_topic:=/camera/color/camera_info odom_topic:=/odom range_prefix:=/tof
+
+Arguments: use_sim_time (false), params_file (the package's config/robot.yaml),
+online_training (false), image_topic, camera_info_topic, depth_topic, odom_topic,
+imu_topic, cmd_vel_topic, range_prefix. The node list lives in ssl_robot/graph.py, which
+`ssl-robot up robot` starts too.
+"""
+from ssl_robot.launch_actions import graph_launch_description
+
+
+def generate_launch_description():
+    return graph_launch_description('robot')

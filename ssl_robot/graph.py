@@ -1,0 +1,207 @@
+"""The node graphs of the package, described once for launch files and `ssl-robot up`.
+
+A graph (``robot``, ``sim``, ``replay``) is a list of nodes plus the few launch arguments
+that configure it. `launch/*.launch.py` turn a graph into launch_ros actions
+(`ssl_robot.launch_actions`); `ssl-robot up` resolves the same graph into command lines
+(`Graph.resolve`). Pure Python: no launch, no rclpy.
+
+Nodes use generic topic names (``image_raw``, ``odom``, ...); a topic launch argument
+remaps the generic name to the robot's real topic in every node, e.g.
+``image_topic:=/camera/color/image_raw``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ssl_robot.errors import ConfigError
+from ssl_robot.paths import config_path
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """A launch argument: its name, default value (a string, as launch has it) and help."""
+
+    name: str
+    default: str
+    description: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a graph.
+
+    Attributes:
+        executable: Console script (setup.py) that runs it; also `ros2 run` name.
+        name: Node name; also the section of the parameter file it reads.
+        lifecycle: Whether it is a lifecycle node that is brought to 'active'.
+        condition: Boolean launch argument that enables the node ('' when always on).
+        argument_parameters: Node parameter -> launch argument that sets it.
+    """
+
+    executable: str
+    name: str
+    lifecycle: bool = False
+    condition: str = ''
+    argument_parameters: tuple[tuple[str, str], ...] = ()
+
+
+#: Launch argument -> the generic topic name it remaps (in every node of every graph).
+TOPIC_ARGUMENTS: tuple[tuple[str, str], ...] = (
+    ('image_topic', 'image_raw'),
+    ('camera_info_topic', 'camera_info'),
+    ('depth_topic', 'depth/image'),
+    ('odom_topic', 'odom'),
+    ('imu_topic', 'imu'),
+    ('cmd_vel_topic', 'cmd_vel'),
+)
+
+#: Proximity sensors: `range_prefix:=/tof` remaps range/left -> /tof/left and so on.
+RANGE_SENSORS: tuple[str, ...] = ('left', 'center', 'right')
+RANGE_PREFIX_ARGUMENT = ('range_prefix', 'range')
+
+
+@dataclass(frozen=True)
+class ResolvedNode:
+    """A node of a graph with every launch argument substituted (what `up` starts)."""
+
+    executable: str
+    name: str
+    lifecycle: bool
+    params_files: tuple[Path, ...]
+    parameters: dict[str, object]
+    remappings: tuple[tuple[str, str], ...]
+
+    def ros_args(self) -> list[str]:
+        """The node's `--ros-args` part of a command line (name, parameters, remappings)."""
+        args = ['--ros-args', '-r', f'__node:={self.name}']
+        for path in self.params_files:
+            args += ['--params-file', str(path)]
+        for key, value in self.parameters.items():
+            args += ['-p', f'{key}:={_param_text(value)}']
+        for src, dst in self.remappings:
+            args += ['-r', f'{src}:={dst}']
+        return args
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A node graph and its launch arguments."""
+
+    name: str
+    description: str
+    nodes: tuple[NodeSpec, ...]
+    arguments: tuple[LaunchArgument, ...] = field(default_factory=tuple)
+
+    def argument_defaults(self) -> dict[str, str]:
+        return {a.name: a.default for a in self.arguments}
+
+    def remappings(self, values: dict[str, str]) -> list[tuple[str, str]]:
+        """Generic topic -> real topic for the argument values (identities left out)."""
+        pairs = [(generic, values.get(arg, generic)) for arg, generic in TOPIC_ARGUMENTS]
+        prefix = values.get(RANGE_PREFIX_ARGUMENT[0], RANGE_PREFIX_ARGUMENT[1]).rstrip('/')
+        pairs += [(f'range/{s}', f'{prefix}/{s}') for s in RANGE_SENSORS]
+        return [(src, dst) for src, dst in pairs if src != dst]
+
+    def resolve(self, values: dict[str, str] | None = None, *,
+                extra_remappings: list[tuple[str, str]] | None = None) -> list[ResolvedNode]:
+        """Substitute argument values (defaults where not given) into every enabled node.
+
+        Args:
+            values: Launch argument values by name (strings, as on a launch command line).
+            extra_remappings: More remapping rules applied to every node.
+
+        Raises:
+            ConfigError: For an argument the graph does not have, or a missing param file.
+        """
+        values = dict(values or {})
+        unknown = set(values) - {a.name for a in self.arguments}
+        if unknown:
+            raise ConfigError(f'graph {self.name!r} has no argument {", ".join(sorted(unknown))}'
+                              f' (it has {", ".join(a.name for a in self.arguments)})')
+        merged = {**self.argument_defaults(), **values}
+        params_file = Path(merged['params_file']) if merged.get('params_file') else config_path()
+        if not params_file.is_file():
+            raise ConfigError(f'{params_file}: no such parameter file')
+        remaps = tuple(self.remappings(merged) + list(extra_remappings or []))
+        resolved = []
+        for spec in self.nodes:
+            if spec.condition and not parse_bool(merged[spec.condition], spec.condition):
+                continue
+            params: dict[str, object] = {
+                'use_sim_time': parse_bool(merged['use_sim_time'], 'use_sim_time')}
+            # An empty argument leaves the parameter to the parameter file.
+            params.update((p, merged[a]) for p, a in spec.argument_parameters if merged[a])
+            resolved.append(ResolvedNode(spec.executable, spec.name, spec.lifecycle,
+                                         (params_file,), params, remaps))
+        return resolved
+
+
+def parse_bool(text: str, name: str) -> bool:
+    """Parse a boolean launch argument the way launch does ('true'/'false', any case)."""
+    lowered = str(text).strip().lower()
+    if lowered in ('true', '1', 'yes', 'on'):
+        return True
+    if lowered in ('false', '0', 'no', 'off'):
+        return False
+    raise ConfigError(f'argument {name}: expected true or false, got {text!r}')
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def _common_arguments(use_sim_time: bool) -> tuple[LaunchArgument, ...]:
+    topics = tuple(LaunchArgument(arg, generic, f'real topic of the generic {generic!r}')
+                   for arg, generic in TOPIC_ARGUMENTS)
+    return (
+        LaunchArgument('use_sim_time', 'true' if use_sim_time else 'false',
+                       'use /clock instead of the system clock (every node)'),
+        LaunchArgument('params_file', '',
+                       'parameter file (node: ros__parameters: form); '
+                       'empty = the package\'s config/robot.yaml'),
+        LaunchArgument('online_training', 'false',
+                       'also run the trainer node (retrains on the live dataset)'),
+        *topics,
+        LaunchArgument(RANGE_PREFIX_ARGUMENT[0], RANGE_PREFIX_ARGUMENT[1],
+                       'namespace of the proximity sensors (<prefix>/left|center|right)'),
+    )
+
+
+#: The nodes every graph runs on top of its sensor source.
+LEARNING_NODES: tuple[NodeSpec, ...] = (
+    NodeSpec('recorder', 'recorder'),
+    NodeSpec('labeller', 'labeller'),
+    NodeSpec('inference', 'inference', lifecycle=True),
+    NodeSpec('trainer', 'trainer', condition='online_training'),
+)
+
+GRAPHS: dict[str, Graph] = {
+    'robot': Graph(
+        'robot', 'recorder, labeller and inference on a physical robot',
+        LEARNING_NODES, _common_arguments(use_sim_time=False)),
+    'sim': Graph(
+        'sim', 'the simulated robot (publishes /clock) with the same nodes',
+        (NodeSpec('sim_robot', 'sim_robot'), *LEARNING_NODES),
+        _common_arguments(use_sim_time=True)),
+    'replay': Graph(
+        'replay', 'a bag replayed with /clock into the same nodes',
+        (NodeSpec('bag_player', 'bag_player', argument_parameters=(('bag', 'bag'),)),
+         *LEARNING_NODES),
+        (*_common_arguments(use_sim_time=True),
+         LaunchArgument('bag', '', 'the bag to replay (directory or .mcap file)'))),
+}
+
+
+def graph(name: str) -> Graph:
+    """Return a graph by name.
+
+    Raises:
+        ConfigError: For an unknown graph.
+    """
+    try:
+        return GRAPHS[name]
+    except KeyError:
+        raise ConfigError(f'no graph {name!r} (choose {", ".join(GRAPHS)})') from None

@@ -1,0 +1,334 @@
+"""Text data: the pre-training corpus, sentence splitting, NSP pairs and WordNet glosses.
+
+Everything here is pure python over strings and token-id lists (no torch), so it is
+tested against hand-made inputs.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import logging
+from pathlib import Path
+import random
+import re
+
+from ssl_robot.text import TextError
+
+log = logging.getLogger('ssl_robot.text')
+
+#: Debian's python3.11-doc: reST sources of the Python documentation (~11 MB of English).
+PYTHON_DOCS = Path('/usr/share/doc/python3.11/html/_sources')
+#: Debian's wordnet-base: WordNet 3.0 data files.
+WORDNET_DIR = Path('/usr/share/wordnet')
+#: Text files a corpus folder may hold.
+CORPUS_PATTERNS = ('*.rst.txt', '*.txt', '*.rst', '*.md')
+
+#: WordNet 3.0 lexicographer files, indexed by lex_filenum (field 2 of a data line).
+LEXNAMES = (
+    'adj.all', 'adj.pert', 'adv.all', 'noun.Tops', 'noun.act', 'noun.animal',
+    'noun.artifact', 'noun.attribute', 'noun.body', 'noun.cognition', 'noun.communication',
+    'noun.event', 'noun.feeling', 'noun.food', 'noun.group', 'noun.location', 'noun.motive',
+    'noun.object', 'noun.person', 'noun.phenomenon', 'noun.plant', 'noun.possession',
+    'noun.process', 'noun.quantity', 'noun.relation', 'noun.shape', 'noun.state',
+    'noun.substance', 'noun.time', 'verb.body', 'verb.change', 'verb.cognition',
+    'verb.communication', 'verb.competition', 'verb.consumption', 'verb.contact',
+    'verb.creation', 'verb.emotion', 'verb.motion', 'verb.perception', 'verb.possession',
+    'verb.social', 'verb.stative', 'verb.weather', 'adj.ppl',
+)
+WORDNET_POS_FILES = ('data.noun', 'data.verb', 'data.adj', 'data.adv')
+
+_ROLE = re.compile(r':[\w:.+-]+:`(?:[^`<]*<)?~?!?([^`>]+)>?`')  # :func:`name` -> name
+_LITERAL = re.compile(r'``([^`]+)``')
+_LINK = re.compile(r'`([^`<]+?)\s*(?:<[^`>]*>)?`_{1,2}')
+_EMPH = re.compile(r'(?<!\w)\*{1,2}([^*\n]+?)\*{1,2}(?!\w)')
+_UNDERLINE = re.compile(r'^([=\-~^"\'`#*+.:_])\1{2,}\s*$')
+# A sentence ends at . ! ? followed by space and an upper-case letter, quote or bracket.
+_SENTENCE_END = re.compile(r'(?<=[.!?])["\')\]]?\s+(?=["\'(\[]?[A-Z])')
+_ABBREV_END = re.compile(r'(?:\b(?:e\.g|i\.e|etc|vs|cf|Mr|Dr|No|approx)|(?-i:\b[A-Z]))\.$',
+                         re.IGNORECASE)
+
+
+def clean_rst(text: str) -> list[str]:
+    """Extract prose paragraphs from reST source, inline markup reduced to its text.
+
+    Directives, comments, headings, tables, lists-of-options and indented blocks
+    (code, directive bodies) are dropped: they are not sentences and would make the
+    sentence tasks trivial or noisy.
+
+    Args:
+        text: reST (or plain) text.
+
+    Returns:
+        Paragraphs, each one line of prose.
+    """
+    paragraphs, current = [], []
+    for line in text.splitlines() + ['']:
+        stripped = line.strip()
+        if not stripped:
+            if current:
+                paragraphs.append(' '.join(current))
+                current = []
+            continue
+        if line[0].isspace():
+            # Indented: a code block, directive body or block quote, not running prose.
+            continue
+        if (stripped.startswith(('..', '|', '+', '>>>', '::', '* ', '- ', '#'))
+                or _UNDERLINE.match(stripped)):
+            if current:  # a heading underline: the collected line was a title
+                current = [] if _UNDERLINE.match(stripped) else current
+            continue
+        current.append(stripped)
+    out = []
+    for para in paragraphs:
+        if para.endswith(':'):  # 'as follows::' introduced a dropped code block
+            para = para.rstrip(':').rstrip(' .') + '.'
+        para = _ROLE.sub(r'\1', para)
+        para = _LITERAL.sub(r'\1', para)
+        para = _LINK.sub(r'\1', para)
+        para = _EMPH.sub(r'\1', para)
+        para = re.sub(r'\s+', ' ', para).strip()
+        if len(para) >= 40 and sum(c.isalpha() for c in para) > 0.6 * len(para):
+            out.append(para)
+    return out
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split a paragraph into sentences (rule-based: . ! ? then an upper-case start).
+
+    Abbreviations like "e.g." and "i.e." do not end a sentence.
+    """
+    parts = _SENTENCE_END.split(paragraph)
+    sentences: list[str] = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        if sentences and _ABBREV_END.search(sentences[-1]):
+            sentences[-1] += ' ' + part
+        else:
+            sentences.append(part)
+    return sentences
+
+
+def corpus_files(root: Path | str) -> list[Path]:
+    """Text files under `root` (sorted, so a corpus is read in the same order everywhere).
+
+    Raises:
+        TextError: When `root` does not exist or holds no text files.
+    """
+    root = Path(root)
+    if not root.exists():
+        hint = (' (install Debian package python3.11-doc: make eval-data)'
+                if root == PYTHON_DOCS else '')
+        raise TextError(f'{root}: corpus folder not found{hint}')
+    if root.is_file():
+        return [root]
+    files = sorted({p for pattern in CORPUS_PATTERNS for p in root.rglob(pattern)
+                    if p.is_file()})
+    if not files:
+        raise TextError(f'{root}: no text files ({", ".join(CORPUS_PATTERNS)})')
+    return files
+
+
+def load_corpus(root: Path | str = PYTHON_DOCS, *, max_chars: int = 0,
+                min_sentences: int = 2) -> list[list[str]]:
+    """Read a folder of text into documents, each a list of sentences in order.
+
+    Args:
+        root: A folder of .rst.txt/.txt/.rst/.md files, or one file.
+        max_chars: Stop after about this many characters of prose (0: all).
+        min_sentences: Drop documents with fewer sentences (they give no NSP pair).
+
+    Returns:
+        Documents (one per file), each a list of sentences.
+
+    Raises:
+        TextError: When the folder is missing or yields no sentences.
+    """
+    docs, total = [], 0
+    for path in corpus_files(root):
+        try:
+            text = path.read_text(encoding='utf-8', errors='replace')
+        except OSError as exc:
+            log.warning('skipping unreadable corpus file %s: %s', path, exc)
+            continue
+        sentences = [s for para in clean_rst(text) for s in split_sentences(para)]
+        if len(sentences) < min_sentences:
+            continue
+        docs.append(sentences)
+        total += sum(len(s) for s in sentences)
+        if max_chars and total >= max_chars:
+            break
+    if not docs:
+        raise TextError(f'{root}: no prose sentences found')
+    return docs
+
+
+def split_documents(n_docs: int, *, val_fraction: float = 0.1,
+                    seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split document indices into (train, val); held-out text is whole documents.
+
+    Raises:
+        TextError: With fewer than two documents.
+    """
+    if n_docs < 2:
+        raise TextError(f'need at least 2 documents to hold some out, got {n_docs}')
+    order = list(range(n_docs))
+    random.Random(seed).shuffle(order)
+    n_val = min(n_docs - 1, max(1, round(n_docs * val_fraction)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+@dataclass(frozen=True)
+class NSPPair:
+    """A next-sentence-prediction example: sentence A, sentence B, and whether B follows A.
+
+    Sentences are addressed as (document index, sentence index).
+    """
+
+    doc_a: int
+    sent_a: int
+    doc_b: int
+    sent_b: int
+    is_next: bool
+
+
+def build_nsp_pairs(doc_lengths: Sequence[int], *, seed: int = 0,
+                    p_next: float = 0.5) -> list[NSPPair]:
+    """Build one NSP pair per sentence that has a successor, as in BERT.
+
+    With probability `p_next` B is the sentence that truly follows A in its document;
+    otherwise B is a random sentence of another document (so it never follows A).
+
+    Args:
+        doc_lengths: Number of sentences per document.
+        seed: Seeds the choices.
+        p_next: Probability of a consecutive pair.
+
+    Returns:
+        The pairs, in document order.
+
+    Raises:
+        TextError: With fewer than two non-empty documents (no negative exists).
+    """
+    nonempty = [d for d, n in enumerate(doc_lengths) if n > 0]
+    if len(nonempty) < 2:
+        raise TextError('NSP needs at least two non-empty documents')
+    rng = random.Random(seed)
+    pairs = []
+    for doc, n in enumerate(doc_lengths):
+        for sent in range(n - 1):
+            if rng.random() < p_next:
+                pairs.append(NSPPair(doc, sent, doc, sent + 1, True))
+                continue
+            other = doc
+            while other == doc:
+                other = nonempty[rng.randrange(len(nonempty))]
+            pairs.append(NSPPair(doc, sent, other, rng.randrange(doc_lengths[other]), False))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Gloss:
+    """One WordNet synset's gloss with its lexicographer-file label.
+
+    Attributes:
+        pos: Synset type as in the data line (n, v, a, s, r).
+        offset: Byte offset of the synset (its id within the POS file).
+        label: lex_filenum, an index into `LEXNAMES`.
+        text: The gloss (definition and examples).
+    """
+
+    pos: str
+    offset: int
+    label: int
+    text: str
+
+    @property
+    def label_name(self) -> str:
+        """The lexicographer file name, e.g. 'noun.animal'."""
+        return LEXNAMES[self.label]
+
+
+def parse_wordnet_line(line: str) -> Gloss | None:
+    """Parse one data-file line; None for license/header lines (two leading spaces).
+
+    Raises:
+        ValueError: When the line is not a WordNet data line.
+    """
+    if line.startswith('  ') or not line.strip():
+        return None
+    head, sep, gloss = line.partition('|')
+    fields = head.split()
+    if not sep or len(fields) < 4:
+        raise ValueError('no gloss separator or too few fields')
+    offset, lex_filenum, pos = int(fields[0]), int(fields[1]), fields[2]
+    if not 0 <= lex_filenum < len(LEXNAMES):
+        raise ValueError(f'lex_filenum {lex_filenum} out of range')
+    if pos not in ('n', 'v', 'a', 's', 'r'):
+        raise ValueError(f'unknown synset type {pos!r}')
+    text = gloss.strip()
+    if not text:
+        raise ValueError('empty gloss')
+    return Gloss(pos=pos, offset=offset, label=lex_filenum, text=text)
+
+
+def read_wordnet_glosses(root: Path | str = WORDNET_DIR, *,
+                         files: Sequence[str] = WORDNET_POS_FILES) -> list[Gloss]:
+    """Read every synset's gloss and lexicographer file from WordNet data files.
+
+    Malformed lines are dropped, counted and logged (never silently).
+
+    Args:
+        root: Folder with data.noun, data.verb, data.adj, data.adv.
+        files: Data files to read (those missing are an error).
+
+    Returns:
+        The glosses, file by file in order.
+
+    Raises:
+        TextError: When a data file is missing or no gloss was read.
+    """
+    root = Path(root)
+    glosses, dropped = [], 0
+    for name in files:
+        path = root / name
+        if not path.exists():
+            hint = ' (install Debian package wordnet-base: make eval-data)'
+            raise TextError(f'{path}: WordNet data file not found{hint}')
+        with path.open(encoding='utf-8', errors='replace') as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    gloss = parse_wordnet_line(line)
+                except ValueError as exc:
+                    dropped += 1
+                    if dropped <= 5:
+                        log.warning('%s:%d: dropped malformed line: %s', path, number, exc)
+                    continue
+                if gloss is not None:
+                    glosses.append(gloss)
+    if dropped:
+        log.warning('WordNet: dropped %d malformed line(s)', dropped)
+    if not glosses:
+        raise TextError(f'{root}: no WordNet glosses read')
+    return glosses
+
+
+def split_glosses(glosses: Sequence[Gloss], *, fractions: tuple[float, float] = (0.8, 0.1),
+                  seed: int = 0) -> tuple[list[int], list[int], list[int]]:
+    """Split glosses by synset into (train, val, test) indices with a fixed seed.
+
+    A synset appears once, keyed by (pos file, offset); shuffling whole synsets keeps
+    every gloss on exactly one side.
+    """
+    keys = sorted({(g.pos if g.pos != 's' else 'a', g.offset) for g in glosses})
+    rng = random.Random(seed)
+    rng.shuffle(keys)
+    n_train = int(len(keys) * fractions[0])
+    n_val = int(len(keys) * fractions[1])
+    side = {k: 0 if i < n_train else 1 if i < n_train + n_val else 2
+            for i, k in enumerate(keys)}
+    parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for i, g in enumerate(glosses):
+        parts[side[(g.pos if g.pos != 's' else 'a', g.offset)]].append(i)
+    return parts

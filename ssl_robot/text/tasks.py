@@ -1,0 +1,523 @@
+"""The four NLP pretext tasks as `Task`s of the shared trainer, and their pure helpers.
+
+- `MLMTask`: BERT's masked LM (15 % of tokens selected; 80 % [MASK], 10 % random,
+  10 % unchanged).
+- `NSPTask`: next-sentence prediction (B follows A, or is a random sentence of another
+  document, 50/50).
+- `ARTask`: GPT-style next-token prediction with a causal mask, and a sampler.
+- `RTDTask`: ELECTRA's replaced-token detection, a small generator and the discriminator
+  trained jointly.
+
+Masking and corruption are small pure functions on tensors (`select_positions`,
+`mask_tokens`, `corrupt_with_samples`), applied in `loss` (with the trainer's seeded
+RNG) rather than in the dataset, so validation can use one fixed RNG and report
+comparable numbers every epoch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+import math
+import random
+from typing import Any
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ssl_robot.text import TextError
+from ssl_robot.text.data import build_nsp_pairs
+from ssl_robot.text.model import (CausalLMModel, MaskedLMModel, NextSentenceModel,
+                                  ReplacedTokenModel, TextModelConfig)
+from ssl_robot.text.tokenizer import TextTokenizer
+from ssl_robot.train import Task
+
+#: Seed of the fixed RNG that masks/corrupts validation batches.
+VAL_SEED = 1234
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def select_positions(maskable: torch.Tensor, prob: float, *,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick each maskable position independently with probability `prob` (bool tensor)."""
+    draw = torch.rand(maskable.shape, generator=generator, device=maskable.device)
+    return (draw < prob) & maskable
+
+
+def mask_tokens(ids: torch.Tensor, *, maskable: torch.Tensor, mask_id: int,
+                random_low: int, random_high: int, prob: float = 0.15,
+                generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BERT masking: select `prob` of the maskable tokens; of those 80 % become [MASK],
+    10 % a random regular token, 10 % stay unchanged.
+
+    Args:
+        ids: Token ids [B, T].
+        maskable: Bool [B, T], False for special tokens and padding.
+        mask_id: Id of [MASK].
+        random_low: Smallest id a random replacement may take (first regular token).
+        random_high: One past the largest (the vocabulary size).
+        prob: Selection probability.
+        generator: RNG (None: torch's global one).
+
+    Returns:
+        (inputs, labels, selected): the corrupted ids; labels equal to `ids` at selected
+        positions and -100 (ignored by cross-entropy) elsewhere; the selection.
+    """
+    selected = select_positions(maskable, prob, generator=generator)
+    action = torch.rand(ids.shape, generator=generator, device=ids.device)
+    to_mask = selected & (action < 0.8)
+    to_random = selected & (action >= 0.8) & (action < 0.9)
+    random_ids = torch.randint(random_low, random_high, ids.shape, generator=generator,
+                               device=ids.device)
+    inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    labels = torch.where(selected, ids, torch.full_like(ids, -100))
+    return inputs, labels, selected
+
+
+def corrupt_with_samples(original: torch.Tensor, selected: torch.Tensor,
+                         samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put generator samples at the selected positions; label what actually changed.
+
+    A sample equal to the original token counts as *not* replaced (as in ELECTRA): the
+    discriminator's target is whether the token differs from the original.
+
+    Args:
+        original: Ids [B, T].
+        selected: Bool [B, T].
+        samples: One id per selected position, in row-major order.
+
+    Returns:
+        (corrupted ids, replaced) where replaced = corrupted != original.
+    """
+    corrupted = original.clone()
+    corrupted[selected] = samples.to(original.dtype)
+    return corrupted, corrupted != original
+
+
+def pack_blocks(docs: Sequence[Sequence[Sequence[int]]], block_len: int, *,
+                sep_id: int) -> torch.Tensor:
+    """Concatenate documents' sentence tokens ([SEP] after each document) into blocks.
+
+    Args:
+        docs: Documents, each a list of sentences, each a list of token ids.
+        block_len: Tokens per block.
+        sep_id: Separator appended after every document.
+
+    Returns:
+        Long tensor [N, block_len] (the last partial block is dropped).
+
+    Raises:
+        TextError: When there is not even one block of text.
+    """
+    stream: list[int] = []
+    for doc in docs:
+        for sentence in doc:
+            stream.extend(sentence)
+        stream.append(sep_id)
+    n = len(stream) // block_len
+    if n == 0:
+        raise TextError(f'corpus too small: {len(stream)} tokens, a block is {block_len}')
+    return torch.tensor(stream[:n * block_len], dtype=torch.long).view(n, block_len)
+
+
+def build_pair_input(tokens_a: Sequence[int], tokens_b: Sequence[int], *, max_len: int,
+                     cls_id: int, sep_id: int) -> tuple[list[int], list[int]]:
+    """[CLS] A [SEP] B [SEP] with segment ids, the longer side truncated to fit `max_len`."""
+    a, b = list(tokens_a), list(tokens_b)
+    while len(a) + len(b) > max_len - 3:
+        (a if len(a) >= len(b) else b).pop()
+    ids = [cls_id, *a, sep_id, *b, sep_id]
+    types = [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    return ids, types
+
+
+def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
+                                                                      torch.Tensor]:
+    """Right-pad to the longest sequence; returns (ids, attention_mask) [B, T] int64."""
+    length = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
+def sample_next_token(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample ids [B] from last-position logits [B, V] (temperature 0: greedy)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float('-inf'))
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
+
+
+# ----------------------------------------------------------------------------- corpus
+
+@dataclass
+class TextCorpus:
+    """A tokenised corpus split by document.
+
+    Attributes:
+        tokenizer: The tokenizer (trained on the training documents).
+        train: Training documents: lists of sentences of token ids.
+        val: Held-out documents.
+    """
+
+    tokenizer: TextTokenizer
+    train: list[list[list[int]]]
+    val: list[list[list[int]]]
+
+    @classmethod
+    def from_sentences(cls, docs: Sequence[Sequence[str]], tokenizer: TextTokenizer, *,
+                       train_idx: Sequence[int], val_idx: Sequence[int]) -> TextCorpus:
+        """Tokenise documents (lists of sentences) and split them by index."""
+        def encode(indices: Sequence[int]) -> list[list[list[int]]]:
+            out = []
+            for i in indices:
+                sents = [s for s in tokenizer.encode_batch(list(docs[i])) if s]
+                if sents:
+                    out.append(sents)
+            return out
+        return cls(tokenizer=tokenizer, train=encode(train_idx), val=encode(val_idx))
+
+    def n_tokens(self, split: str = 'train') -> int:
+        """Tokens in a split."""
+        return sum(len(s) for d in getattr(self, split) for s in d)
+
+
+class _Rows(Dataset):
+    """Rows of a tensor (or items of a list) as a dataset."""
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.rows[index]
+
+
+# ----------------------------------------------------------------------------- tasks
+
+class TextTask(Task):
+    """Shared parts of the text tasks: corpus, model size, masking constants.
+
+    Args:
+        corpus: Tokenised corpus.
+        model_cfg: Model size (its vocab_size must match the tokenizer).
+        max_train_blocks: Use at most this many training sequences (0: all).
+    """
+
+    causal = False
+
+    def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *,
+                 max_train_blocks: int = 0) -> None:
+        if model_cfg.vocab_size != corpus.tokenizer.vocab_size:
+            raise TextError(f'model vocab_size {model_cfg.vocab_size} != tokenizer '
+                            f'{corpus.tokenizer.vocab_size}')
+        if not corpus.train or not corpus.val:
+            raise TextError('the corpus needs training and held-out documents')
+        self.corpus = corpus
+        self.tok = corpus.tokenizer
+        self.model_cfg = model_cfg
+        self.max_train_blocks = max_train_blocks
+        self.model: nn.Module | None = None
+
+    def params(self) -> dict[str, Any]:
+        """Task parameters saved with the run."""
+        return {'model': self.model_cfg.to_dict(), 'max_train_blocks': self.max_train_blocks}
+
+    def _limit(self, rows: Any) -> Any:
+        return rows[:self.max_train_blocks] if self.max_train_blocks else rows
+
+    def _maskable(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids >= self.tok.num_special
+
+    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
+        ids = torch.stack(items)
+        return {'ids': ids, 'attention_mask': torch.ones_like(ids)}
+
+
+class MLMTask(TextTask):
+    """Masked language modelling (BERT).
+
+    Args:
+        mask_prob: Fraction of tokens selected for prediction.
+    """
+
+    name = 'mlm'
+    primary_metric = 'mlm_accuracy'
+    higher_is_better = True
+
+    def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *,
+                 mask_prob: float = 0.15, max_train_blocks: int = 0) -> None:
+        super().__init__(corpus, model_cfg, max_train_blocks=max_train_blocks)
+        self.mask_prob = mask_prob
+
+    def build_model(self) -> nn.Module:
+        self.model = MaskedLMModel(self.model_cfg)
+        return self.model
+
+    def _blocks(self, docs: list[list[list[int]]]) -> torch.Tensor:
+        body = pack_blocks(docs, self.model_cfg.max_len - 2, sep_id=self.tok.sep_id)
+        cls = torch.full((len(body), 1), self.tok.cls_id, dtype=torch.long)
+        sep = torch.full((len(body), 1), self.tok.sep_id, dtype=torch.long)
+        return torch.cat([cls, body, sep], dim=1)
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        return (_Rows(self._limit(self._blocks(self.corpus.train))),
+                _Rows(self._blocks(self.corpus.val)))
+
+    def _mask(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None):
+        return mask_tokens(batch['ids'], maskable=self._maskable(batch['ids']),
+                           mask_id=self.tok.mask_id, random_low=self.tok.num_special,
+                           random_high=self.tok.vocab_size, prob=self.mask_prob,
+                           generator=generator)
+
+    def _step(self, model: nn.Module, batch: dict[str, torch.Tensor],
+              generator: torch.Generator | None = None):
+        inputs, labels, selected = self._mask(batch, generator)
+        logits = model(inputs, batch['attention_mask'], selected)
+        loss = F.cross_entropy(logits, labels[selected])
+        correct = (logits.argmax(-1) == labels[selected]).sum()
+        return loss, int(correct), int(selected.sum())
+
+    def loss(self, model, batch):
+        loss, correct, count = self._step(model, batch)
+        return loss, {'mlm_accuracy': correct / max(count, 1)}
+
+    def evaluate(self, model, loader):
+        generator = torch.Generator().manual_seed(VAL_SEED)
+        total, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for batch in loader:
+                loss, c, n = self._step(model, batch, generator)
+                total, correct, count = total + float(loss) * n, correct + c, count + n
+        return {'val_loss': total / max(count, 1), 'mlm_accuracy': correct / max(count, 1)}
+
+
+class NSPTask(TextTask):
+    """Next-sentence prediction: is sentence B the one after sentence A?"""
+
+    name = 'nsp'
+    primary_metric = 'nsp_accuracy'
+    higher_is_better = True
+
+    def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *, seed: int = 0,
+                 max_train_blocks: int = 0) -> None:
+        super().__init__(corpus, model_cfg, max_train_blocks=max_train_blocks)
+        self.seed = seed
+
+    def build_model(self) -> nn.Module:
+        self.model = NextSentenceModel(self.model_cfg)
+        return self.model
+
+    def examples(self, docs: list[list[list[int]]], seed: int) -> list[tuple]:
+        """(ids, segment ids, is_next) for every NSP pair of `docs`."""
+        pairs = build_nsp_pairs([len(d) for d in docs], seed=seed)
+        # Shuffle before limiting so a subset still spans many documents.
+        random.Random(seed).shuffle(pairs)
+        out = []
+        for p in pairs:
+            ids, types = build_pair_input(docs[p.doc_a][p.sent_a], docs[p.doc_b][p.sent_b],
+                                          max_len=self.model_cfg.max_len,
+                                          cls_id=self.tok.cls_id, sep_id=self.tok.sep_id)
+            out.append((ids, types, int(p.is_next)))
+        return out
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        return (_Rows(self._limit(self.examples(self.corpus.train, self.seed))),
+                _Rows(self.examples(self.corpus.val, self.seed + 1)))
+
+    def collate(self, items):
+        ids, mask = pad_sequences([i[0] for i in items], self.tok.pad_id)
+        types, _ = pad_sequences([i[1] for i in items], 0)
+        return {'ids': ids, 'attention_mask': mask, 'token_type_ids': types,
+                'label': torch.tensor([i[2] for i in items], dtype=torch.long)}
+
+    def loss(self, model, batch):
+        logits = model(batch['ids'], batch['attention_mask'], batch['token_type_ids'])
+        loss = F.cross_entropy(logits, batch['label'])
+        acc = float((logits.argmax(-1) == batch['label']).float().mean())
+        return loss, {'nsp_accuracy': acc}
+
+    def evaluate(self, model, loader):
+        total, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for batch in loader:
+                logits = model(batch['ids'], batch['attention_mask'], batch['token_type_ids'])
+                n = len(batch['label'])
+                total += float(F.cross_entropy(logits, batch['label'])) * n
+                correct += int((logits.argmax(-1) == batch['label']).sum())
+                count += n
+        return {'val_loss': total / max(count, 1), 'nsp_accuracy': correct / max(count, 1)}
+
+
+class ARTask(TextTask):
+    """Autoregressive next-token prediction (GPT) with a causal mask."""
+
+    name = 'ar'
+    primary_metric = 'perplexity'
+    higher_is_better = False
+    causal = True
+
+    def build_model(self) -> nn.Module:
+        self.model = CausalLMModel(self.model_cfg)
+        return self.model
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        # max_len + 1 tokens per block: inputs are the first max_len, targets the last.
+        def blocks(docs):
+            return pack_blocks(docs, self.model_cfg.max_len + 1, sep_id=self.tok.sep_id)
+        return _Rows(self._limit(blocks(self.corpus.train))), _Rows(blocks(self.corpus.val))
+
+    def collate(self, items):
+        return {'ids': torch.stack(items)}
+
+    def loss(self, model, batch):
+        ids = batch['ids']
+        logits = model(ids[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        return loss, {}
+
+    def evaluate(self, model, loader):
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in loader:
+                loss, _ = self.loss(model, batch)
+                n = batch['ids'][:, 1:].numel()
+                total, count = total + float(loss) * n, count + n
+        nll = total / max(count, 1)
+        return {'val_loss': nll, 'perplexity': math.exp(min(nll, 50.0))}
+
+    def generate(self, prompt: str, n: int = 40, *, temperature: float = 1.0, top_k: int = 0,
+                 model: nn.Module | None = None, seed: int | None = None) -> str:
+        """Continue `prompt` by `n` sampled tokens.
+
+        Args:
+            prompt: Text to continue (may be empty: generation then starts after [SEP],
+                the document boundary token).
+            n: Tokens to generate.
+            temperature: Softmax temperature (0: greedy).
+            top_k: Sample among the k most likely tokens (0: all).
+            model: The causal LM (default: the one this task built and trained).
+            seed: Seeds the sampler (None: torch's global RNG).
+
+        Returns:
+            The prompt followed by the generated text.
+
+        Raises:
+            TextError: When there is no model.
+        """
+        model = model or self.model
+        if model is None:
+            raise TextError('ARTask.generate: no trained model (train first or pass model=)')
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        device = next(model.parameters()).device
+        ids = [self.tok.sep_id] + self.tok.encode(prompt)
+        start = len(ids)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for _ in range(n):
+                context = torch.tensor([ids[-self.model_cfg.max_len:]], device=device)
+                logits = model(context)[:, -1].float().cpu()
+                ids.append(int(sample_next_token(logits, temperature=temperature,
+                                                 top_k=top_k, generator=generator)))
+        model.train(was_training)
+        return prompt + self.tok.decode(ids[start:])
+
+
+class RTDTask(MLMTask):
+    """Replaced-token detection (ELECTRA): generator MLM loss + weighted discriminator loss.
+
+    Args:
+        disc_weight: Weight of the discriminator's loss (ELECTRA uses 50).
+        generator_scale: Generator hidden size as a fraction of the discriminator's.
+    """
+
+    name = 'rtd'
+    primary_metric = 'rtd_accuracy'
+    higher_is_better = True
+
+    def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *,
+                 mask_prob: float = 0.15, disc_weight: float = 50.0,
+                 generator_scale: float = 0.5, max_train_blocks: int = 0) -> None:
+        super().__init__(corpus, model_cfg, mask_prob=mask_prob,
+                         max_train_blocks=max_train_blocks)
+        self.disc_weight = disc_weight
+        heads = max(1, model_cfg.heads // 2) if generator_scale < 1 else model_cfg.heads
+        dim = max(heads, int(model_cfg.dim * generator_scale) // heads * heads)
+        self.generator_cfg = TextModelConfig(**{**model_cfg.to_dict(), 'dim': dim,
+                                                'heads': heads})
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), 'generator': self.generator_cfg.to_dict(),
+                'disc_weight': self.disc_weight}
+
+    def build_model(self) -> nn.Module:
+        self.model = ReplacedTokenModel(self.model_cfg, self.generator_cfg)
+        return self.model
+
+    def _rtd(self, model, batch, generator: torch.Generator | None = None):
+        ids = batch['ids']
+        selected = select_positions(self._maskable(ids), self.mask_prob, generator=generator)
+        masked = torch.where(selected, torch.full_like(ids, self.tok.mask_id), ids)
+        out = model(masked, batch['attention_mask'], ids, selected, sample_generator=generator)
+        gen_loss = F.cross_entropy(out['gen_logits'], ids[selected])
+        # The discriminator judges every real token (specials are never replaced).
+        real = batch['attention_mask'].bool()
+        target = out['replaced'][real].float()
+        disc_loss = F.binary_cross_entropy_with_logits(out['disc_logits'][real], target)
+        pred = out['disc_logits'][real] > 0
+        stats = {'correct': int((pred == target.bool()).sum()), 'tokens': int(real.sum()),
+                 'replaced': int(target.sum()),
+                 'gen_correct': int((out['gen_logits'].argmax(-1)
+                                     == ids[selected]).sum()),
+                 'selected': int(selected.sum())}
+        return gen_loss + self.disc_weight * disc_loss, gen_loss, disc_loss, stats
+
+    def loss(self, model, batch):
+        loss, gen_loss, disc_loss, stats = self._rtd(model, batch)
+        return loss, {'gen_loss': gen_loss.item(), 'disc_loss': disc_loss.item(),
+                      'rtd_accuracy': stats['correct'] / max(stats['tokens'], 1)}
+
+    def evaluate(self, model, loader):
+        generator = torch.Generator().manual_seed(VAL_SEED)
+        sums = {'loss': 0.0, 'disc_loss': 0.0, 'batches': 0}
+        counts = {'correct': 0, 'tokens': 0, 'replaced': 0, 'gen_correct': 0, 'selected': 0}
+        with torch.no_grad():
+            for batch in loader:
+                loss, _, disc_loss, stats = self._rtd(model, batch, generator)
+                sums['loss'] += float(loss)
+                sums['disc_loss'] += float(disc_loss)
+                sums['batches'] += 1
+                for key in counts:
+                    counts[key] += stats[key]
+        tokens = max(counts['tokens'], 1)
+        return {'val_loss': sums['loss'] / max(sums['batches'], 1),
+                'disc_loss': sums['disc_loss'] / max(sums['batches'], 1),
+                'rtd_accuracy': counts['correct'] / tokens,
+                'all_original_accuracy': 1.0 - counts['replaced'] / tokens,
+                'replaced_fraction': counts['replaced'] / tokens,
+                'generator_accuracy': counts['gen_correct'] / max(counts['selected'], 1)}
+
+
+#: Task classes by name.
+TASKS: dict[str, type[TextTask]] = {'mlm': MLMTask, 'nsp': NSPTask, 'ar': ARTask,
+                                    'rtd': RTDTask}
+
+
+def iter_chunks(seq: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """Consecutive chunks of `seq` of at most `size` items."""
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]

@@ -91,7 +91,10 @@ class BagReader:
         for path in self.paths:
             if not path.exists():
                 raise BagError(f'{path}: no such bag')
-        self._reader = AnyReader(self.paths, default_typestore=typestore())
+        try:
+            self._reader = AnyReader(self.paths, default_typestore=typestore())
+        except Exception as exc:  # unknown format, a directory without metadata.yaml, ...
+            raise BagError(f'{_names(self.paths)}: not a bag: {exc}') from exc
 
     def __enter__(self) -> BagReader:
         try:

@@ -205,7 +205,10 @@ class BagWriter:
 
     def close(self) -> None:
         """Finalise the bag (index, metadata.yaml)."""
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError as exc:  # a full disk shows up here, when the last chunk is flushed
+            raise BagError(f'{self.path}: cannot finish bag: {exc}') from exc
 
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Declare a topic (idempotent); its definition comes from the Kilted typestore."""
@@ -222,7 +225,10 @@ class BagWriter:
                   time_ns: int) -> None:
         """Write an already CDR-serialised message at bag time `time_ns`."""
         self.add_topic(topic, msgtype)
-        self._writer.write(self._connections[topic], int(time_ns), data)
+        try:
+            self._writer.write(self._connections[topic], int(time_ns), data)
+        except OSError as exc:
+            raise BagError(f'{self.path}: cannot write {topic}: {exc}') from exc
         self.message_counts[topic] += 1
 
 

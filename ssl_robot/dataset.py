@@ -456,7 +456,12 @@ class DatasetWriter:
         self._closed = True
         for part in self._parts.values():
             if not part.closed:
-                part.close()
+                # Closing flushes the buffer, which fails again on a full disk; the
+                # temporary directory must go regardless.
+                try:
+                    part.close()
+                except OSError:
+                    pass
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _check_open(self) -> None:

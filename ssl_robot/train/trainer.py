@@ -372,9 +372,10 @@ class Trainer:
                 optimizer.step()
                 self.task.after_step(unwrap(train_model), step)
                 step += 1
-                loss_sum += float(loss)
+                loss_value = float(loss.detach())
+                loss_sum += loss_value
                 batches += 1
-                progress.update({'loss': float(loss), **extras})
+                progress.update({'loss': loss_value, **extras})
 
             record = {'epoch': epoch, 'step': step, 'lr': lr,
                       'train_loss': loss_sum / max(batches, 1),

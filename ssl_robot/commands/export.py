@@ -1,0 +1,46 @@
+"""`ssl-robot export RUN --out model.onnx`: a trained robot model to ONNX with metadata."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `ssl-robot export`."""
+    p = subparsers.add_parser(
+        'export', help='export a trained model to ONNX',
+        description='Export a run (or checkpoint) to ONNX: dynamic batch, metadata inside '
+                    '(kind, input size, channel order, normalisation, outputs, distances, '
+                    'sensors, grid), checked against torch on random inputs.')
+    p.add_argument('run', help='run directory (best.pt inside) or a checkpoint file')
+    p.add_argument('--out', required=True, help='output .onnx file')
+    p.add_argument('--checkpoint', default='best.pt', help='checkpoint name in RUN (best.pt)')
+    p.add_argument('--atol', type=float, default=1e-4, help='max allowed |torch - onnx|')
+    p.set_defaults(func=run)
+
+
+def export_run(run: Path | str, out: Path | str, *, checkpoint: str = 'best.pt',
+               atol: float = 1e-4) -> Any:
+    """Export a robot run's checkpoint to `out`; returns the ExportReport."""
+    from ssl_robot.models.nets import export_robot_onnx
+    from ssl_robot.tasks.robot import model_from_checkpoint
+    path = Path(run)
+    if path.is_dir():
+        path = path / checkpoint
+    model, state = model_from_checkpoint(path)
+    config = state['config']
+    extra = {'task': config['task'], 'checkpoint': str(path.resolve()),
+             'train_step': int(state.get('step', 0)),
+             'dataset': str(config['task_params'].get('dataset', ''))}
+    return export_robot_onnx(model, out, extra_metadata=extra, atol=atol)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export; prints the parity check's max abs diff."""
+    report = export_run(args.run, args.out, checkpoint=args.checkpoint, atol=args.atol)
+    meta = report.metadata
+    print(f'wrote {report.path}: kind {meta["kind"]}, input {meta["input_hw"]} '
+          f'{meta["channel_order"]}, outputs {meta["output_names"]}')
+    print(f'onnxruntime vs torch max abs diff: {report.max_abs_diff:.3g}')
+    return 0

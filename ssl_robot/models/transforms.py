@@ -1,0 +1,108 @@
+"""Image transforms in torch (no torchvision): uint8 frames to normalised model input.
+
+Frames travel as uint8 NHWC RGB (as stored in the dataset and decoded by msgconv); the
+model sees float NCHW, resized and normalised with constants stored with the model.
+Resizing uses area averaging, which for integer factors equals OpenCV's INTER_AREA that
+the onnxruntime inference core uses, so training and deployment see the same pixels.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+#: Default per-channel normalisation (RGB, on [0, 1] pixels), stored in every model spec.
+DEFAULT_MEAN = (0.5, 0.5, 0.5)
+DEFAULT_STD = (0.25, 0.25, 0.25)
+
+
+def frames_to_input(frames: torch.Tensor, input_hw: Sequence[int], mean: Sequence[float],
+                    std: Sequence[float]) -> torch.Tensor:
+    """Convert uint8 NHWC RGB frames to normalised float NCHW at `input_hw`.
+
+    Args:
+        frames: uint8 tensor [N, H, W, 3].
+        input_hw: Model input (height, width).
+        mean: Per-channel mean on [0, 1] pixels.
+        std: Per-channel standard deviation on [0, 1] pixels.
+
+    Returns:
+        float32 tensor [N, 3, h, w].
+    """
+    x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+    x = resize(x, input_hw)
+    return normalize(x, mean, std)
+
+
+def resize(x: torch.Tensor, input_hw: Sequence[int]) -> torch.Tensor:
+    """Area-average resize of float NCHW images to `input_hw` (no-op when equal)."""
+    h, w = int(input_hw[0]), int(input_hw[1])
+    if x.shape[-2:] == (h, w):
+        return x
+    return F.interpolate(x, size=(h, w), mode='area')
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(x - mean) / std per channel of float NCHW images."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror images (or label grids) left-right along the last axis."""
+    return torch.flip(x, dims=(-1,))
+
+
+def color_jitter(x: torch.Tensor, *, brightness: float = 0.2, contrast: float = 0.2,
+                 saturation: float = 0.2, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+    """Random brightness, contrast and saturation per image of float NCHW in [0, 1].
+
+    Factors are drawn uniformly from [1 - s, 1 + s] from torch's global generator (which
+    the trainer seeds per epoch) unless `generator` is given; the result is clamped to
+    [0, 1].
+    """
+    n = x.shape[0]
+
+    def factor(strength: float) -> torch.Tensor:
+        u = torch.rand(n, 1, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
+        return 1.0 + (2.0 * u - 1.0) * strength
+
+    if brightness:
+        x = x * factor(brightness)
+    if contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * factor(contrast) + mean
+    if saturation:
+        grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        x = (x - grey) * factor(saturation) + grey
+    return x.clamp_(0.0, 1.0)
+
+
+def mirror_permutation(sensors: Sequence[str]) -> list[int]:
+    """Index permutation of the sensors under a left-right mirror of the robot.
+
+    A sensor named with 'left' maps to the one with 'right' in its place (and back);
+    others (e.g. 'center') map to themselves.
+
+    Raises:
+        ValueError: When several sensors have no left/right in their names, so the
+            mirror is unknown (disable the flip augmentation for such robots).
+    """
+    names = list(sensors)
+    perm = []
+    for name in names:
+        if 'left' in name:
+            twin = name.replace('left', 'right')
+        elif 'right' in name:
+            twin = name.replace('right', 'left')
+        else:
+            twin = name
+        if twin not in names:
+            raise ValueError(f'sensor {name!r} has no mirror twin {twin!r} in {names}')
+        perm.append(names.index(twin))
+    if len(names) > 1 and perm == list(range(len(names))):
+        raise ValueError(f'sensors {names}: no left/right pairs, the mirror is unknown')
+    return perm

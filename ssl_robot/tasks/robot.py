@@ -1,0 +1,469 @@
+"""Robot tasks on the shared trainer: obstacle (proximity), terrain, time-contrastive.
+
+Each task reads a labelled dataset (`ssl_robot.dataset.LabelledDataset`), splits it by
+bag (never by random frames), and feeds uint8 frames to the trainer; resizing,
+normalisation and augmentation happen on the batch in torch, drawing from torch's global
+generator that the trainer seeds per epoch (so a resumed run repeats an uninterrupted
+one). A task's `params` are complete after construction (defaults, dataset shapes, label
+statistics) and are saved in the run's config, so `model_spec` rebuilds the model
+without the dataset.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ssl_robot.evaluation import roc_auc, spearman, temporal_retrieval_accuracy
+from ssl_robot.models import build_robot_model, RobotNet
+from ssl_robot.models.losses import (
+    masked_bce_with_logits, masked_smooth_l1, npairs_loss, triplet_loss)
+from ssl_robot.models.nets import default_spec
+from ssl_robot.models.transforms import (
+    color_jitter, hflip, mirror_permutation, normalize, resize)
+from ssl_robot.train import Task, TrainError
+
+log = logging.getLogger('ssl_robot.tasks')
+
+#: Parameters shared by every robot task, with their defaults.
+COMMON_DEFAULTS: dict[str, Any] = {
+    'dataset': '',
+    'val_fraction': 0.25,
+    'split_by': 'bag',
+    'split_seed': 0,
+    'input_hw': [48, 64],
+    'width': 16,
+    'flip_p': 0.5,
+    'jitter': 0.2,
+    'init_from': '',
+}
+
+
+def open_dataset(path: str) -> Any:
+    """Open a labelled dataset, turning its error into a TrainError for the CLI."""
+    from ssl_robot.dataset import DatasetError, LabelledDataset
+    if not path:
+        raise TrainError('no dataset given (task parameter "dataset")')
+    try:
+        return LabelledDataset.open(path)
+    except DatasetError as exc:
+        raise TrainError(str(exc)) from exc
+
+
+class FrameItems(Dataset):
+    """Frames of the given indices with the named label arrays, as torch tensors."""
+
+    def __init__(self, data: Any, indices: np.ndarray, fields: tuple[str, ...]) -> None:
+        self.data, self.indices, self.fields = data, np.asarray(indices, np.int64), fields
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = int(self.indices[i])
+        item = {'frames': torch.from_numpy(np.array(self.data.frames[j]))}
+        for name in self.fields:
+            item[name] = torch.from_numpy(np.array(getattr(self.data, name)[j]))
+        return item
+
+
+class RobotTask(Task):
+    """Common part of the robot tasks: parameters, dataset split, model, preprocessing.
+
+    Args:
+        params: Task parameters; missing ones take `COMMON_DEFAULTS` and the subclass's
+            `defaults`.
+    """
+
+    kind = ''
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = {**COMMON_DEFAULTS, **self.defaults, **params}
+        self._data = None
+        self._split: tuple[np.ndarray, np.ndarray] | None = None
+        if self.params['dataset']:
+            self._prepare()
+
+    # ------------------------------------------------------------------ data
+    @property
+    def data(self) -> Any:
+        if self._data is None:
+            self._data = open_dataset(self.params['dataset'])
+        return self._data
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train_idx, val_idx) of the dataset, by bag (time blocks with one bag)."""
+        if self._split is None:
+            self._split = self.data.split(float(self.params['val_fraction']),
+                                          by=self.params['split_by'],
+                                          seed=int(self.params['split_seed']))
+        return self._split
+
+    def _prepare(self) -> None:
+        """Fill dataset-derived parameters (label shapes, statistics)."""
+        meta = self.data.meta
+        self.params.setdefault('distances_m', list(meta['distances_m']))
+        self.params.setdefault('sensors', list(meta['sensors']))
+        self.params.setdefault('grid', list(meta['terrain_grid']))
+        self.params.setdefault('image_hw', list(meta['image_hw']))
+
+    # ------------------------------------------------------------------ model
+    def model_spec(self) -> dict[str, Any]:
+        """The model spec (kind, input size, normalisation, label shapes)."""
+        p = self.params
+        spec = default_spec(self.kind, input_hw=list(p['input_hw']), width=int(p['width']))
+        for key in ('distances_m', 'sensors', 'grid', 'embed_dim', 'target_mean',
+                    'target_std'):
+            if key in p and key in spec:
+                spec[key] = p[key]
+        return spec
+
+    def build_model(self) -> RobotNet:
+        model = build_robot_model(self.model_spec())
+        if self.params.get('init_from'):
+            load_encoder(model, self.params['init_from'])
+        return model
+
+    # ------------------------------------------------------------------ batches
+    def images(self, model: torch.nn.Module, frames: torch.Tensor,
+               flip: torch.Tensor | None) -> torch.Tensor:
+        """uint8 NHWC frames -> normalised model input; augmented in training mode."""
+        spec = self.model_spec()
+        x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        x = resize(x, spec['input_hw'])
+        if model.training:
+            if flip is not None and flip.any():
+                x = torch.where(flip.view(-1, 1, 1, 1), hflip(x), x)
+            jitter = float(self.params['jitter'])
+            if jitter:
+                x = color_jitter(x, brightness=jitter, contrast=jitter, saturation=jitter)
+        return normalize(x, spec['mean'], spec['std'])
+
+    def flip_mask(self, model: torch.nn.Module, n: int, device: torch.device
+                  ) -> torch.Tensor | None:
+        """Which samples of the batch to mirror (training mode only)."""
+        p = float(self.params['flip_p'])
+        if not model.training or p <= 0:
+            return None
+        return (torch.rand(n) < p).to(device)
+
+
+def load_encoder(model: RobotNet, checkpoint: str) -> None:
+    """Initialise `model`'s encoder from any robot checkpoint (e.g. a TCN run's best.pt).
+
+    Raises:
+        TrainError: When the checkpoint is missing or holds no matching encoder.
+    """
+    from ssl_robot.train import load_checkpoint
+    state = load_checkpoint(checkpoint)['model']
+    enc = {k[len('encoder.'):]: v for k, v in state.items() if k.startswith('encoder.')}
+    try:
+        model.encoder.load_state_dict(enc)
+    except RuntimeError as exc:
+        raise TrainError(f'{checkpoint}: encoder does not match this model: {exc}') from exc
+    log.info('encoder initialised from %s', checkpoint)
+
+
+class ObstacleTask(RobotTask):
+    """Frames -> obstacle probability per distance x sensor; masked BCE on known labels.
+
+    Augmentation: left-right flip that also mirrors the sensor order (left <-> right),
+    colour jitter. Primary metric: ROC-AUC over every known validation label.
+    """
+
+    name = 'obstacle'
+    kind = 'obstacle'
+    primary_metric = 'val_auc'
+    higher_is_better = True
+    defaults = {'pos_weight': 0.0}
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.mirror = mirror_permutation(self.params['sensors']) \
+            if float(self.params['flip_p']) > 0 else list(range(len(self.params['sensors'])))
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        train, val = self.split()
+        fields = ('proximity', 'proximity_mask')
+        return FrameItems(self.data, train, fields), FrameItems(self.data, val, fields)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        labels, mask = batch['proximity'], batch['proximity_mask']
+        flip = self.flip_mask(model, labels.shape[0], labels.device)
+        if flip is not None:
+            # Mirroring the image swaps what the left and right sensors see.
+            perm = torch.as_tensor(self.mirror, device=labels.device)
+            sel = flip.view(-1, 1, 1)
+            labels = torch.where(sel, labels[..., perm], labels)
+            mask = torch.where(sel, mask[..., perm], mask)
+        logits = model(self.images(model, batch['frames'], flip))
+        pw = float(self.params['pos_weight']) or None
+        loss = masked_bce_with_logits(logits, labels, mask, pos_weight=pw)
+        return loss, {'known': float(mask.float().mean())}
+
+    def predict(self, model: torch.nn.Module, loader: Any) -> tuple[np.ndarray, ...]:
+        """(probabilities, labels, masks) over a loader, as numpy [N, D, S]."""
+        probs, labels, masks = [], [], []
+        with torch.no_grad():
+            for batch in loader:
+                logits = model(self.images(model, batch['frames'], None))
+                probs.append(torch.sigmoid(logits).cpu().numpy())
+                labels.append(batch['proximity'].cpu().numpy())
+                masks.append(batch['proximity_mask'].cpu().numpy())
+        return np.concatenate(probs), np.concatenate(labels), np.concatenate(masks)
+
+    def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
+        probs, labels, masks = self.predict(model, loader)
+        known = masks.astype(bool)
+        auc = roc_auc(probs[known], labels[known])
+        with torch.no_grad():
+            loss = float(masked_bce_with_logits(
+                torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6)),
+                torch.from_numpy(labels), torch.from_numpy(known)))
+        # AUC is undefined with one class only; report chance so early stopping works.
+        return {'val_auc': 0.5 if np.isnan(auc) else auc, 'val_loss': loss}
+
+
+class TerrainTask(RobotTask):
+    """Frames -> terrain signal per grid patch; masked smooth-L1 on the standardised signal.
+
+    The signal's mean and std over the known training labels are stored in the model
+    (the exported model outputs the signal in label units). Flip mirrors the grid.
+    Primary metric: Spearman rank correlation over known validation patches.
+    """
+
+    name = 'terrain'
+    kind = 'terrain'
+    primary_metric = 'val_spearman'
+    higher_is_better = True
+    defaults = {'beta': 1.0}
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        if 'target_mean' not in self.params:
+            train, _ = self.split()
+            values = np.asarray(self.data.terrain[train])[np.asarray(
+                self.data.terrain_mask[train], bool)]
+            mean = float(values.mean()) if values.size else 0.0
+            std = float(values.std()) if values.size > 1 else 1.0
+            self.params['target_mean'], self.params['target_std'] = mean, max(std, 1e-6)
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        train, val = self.split()
+        fields = ('terrain', 'terrain_mask')
+        return FrameItems(self.data, train, fields), FrameItems(self.data, val, fields)
+
+    def _targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = float(self.params['target_mean']), float(self.params['target_std'])
+        mask = batch['terrain_mask'].bool()
+        target = torch.where(mask, (batch['terrain'] - mean) / std, torch.zeros_like(
+            batch['terrain']))
+        return target, mask
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        target, mask = self._targets(batch)
+        flip = self.flip_mask(model, target.shape[0], target.device)
+        if flip is not None:
+            sel = flip.view(-1, 1, 1)
+            target = torch.where(sel, hflip(target), target)
+            mask = torch.where(sel, hflip(mask), mask)
+        pred = model(self.images(model, batch['frames'], flip))
+        return masked_smooth_l1(pred, target, mask, beta=float(self.params['beta'])), {}
+
+    def predict(self, model: torch.nn.Module, loader: Any) -> tuple[np.ndarray, ...]:
+        """(standardised predictions, standardised targets, masks) as numpy [N, GH, GW]."""
+        preds, targets, masks = [], [], []
+        with torch.no_grad():
+            for batch in loader:
+                target, mask = self._targets(batch)
+                preds.append(model(self.images(model, batch['frames'], None)).cpu().numpy())
+                targets.append(target.cpu().numpy())
+                masks.append(mask.cpu().numpy())
+        return np.concatenate(preds), np.concatenate(targets), np.concatenate(masks)
+
+    def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
+        pred, target, mask = self.predict(model, loader)
+        rho = spearman(pred[mask], target[mask])
+        loss = float(masked_smooth_l1(torch.from_numpy(pred), torch.from_numpy(target),
+                                      torch.from_numpy(mask)))
+        return {'val_spearman': 0.0 if np.isnan(rho) else rho, 'val_loss': loss}
+
+
+class TCNItems(Dataset):
+    """(anchor, positive, negative) frame triples from the same bag (Sermanet et al.).
+
+    The positive lies within `pos_radius_s` of the anchor, the negative at least
+    `neg_radius_s` away; both are drawn from torch's global generator at each access.
+    Anchors without a valid positive and negative are left out.
+    """
+
+    def __init__(self, data: Any, indices: np.ndarray, pos_radius_s: float,
+                 neg_radius_s: float) -> None:
+        self.data = data
+        idx = np.asarray(indices, np.int64)
+        bags = np.asarray(data.bag_ids)[idx]
+        stamps = np.asarray(data.stamps_ns)[idx]
+        order = np.lexsort((stamps, bags))
+        self.idx, self.bags, self.stamps = idx[order], bags[order], stamps[order]
+        pos_ns, neg_ns = int(pos_radius_s * 1e9), int(neg_radius_s * 1e9)
+        n = len(self.idx)
+        # Per position in the (bag, time)-sorted order: bag segment and radius windows.
+        seg_start = np.searchsorted(self.bags, self.bags, side='left')
+        seg_end = np.searchsorted(self.bags, self.bags, side='right')
+        self.pos_lo = np.empty(n, np.int64)
+        self.pos_hi = np.empty(n, np.int64)
+        self.neg_lo = np.empty(n, np.int64)  # negatives: [seg_start, neg_lo) U [neg_hi, end)
+        self.neg_hi = np.empty(n, np.int64)
+        for b in np.unique(self.bags):
+            s, e = np.searchsorted(self.bags, b, 'left'), np.searchsorted(self.bags, b, 'right')
+            t = self.stamps[s:e]
+            self.pos_lo[s:e] = s + np.searchsorted(t, t - pos_ns, 'left')
+            self.pos_hi[s:e] = s + np.searchsorted(t, t + pos_ns, 'right')
+            self.neg_lo[s:e] = s + np.searchsorted(t, t - neg_ns, 'right')
+            self.neg_hi[s:e] = s + np.searchsorted(t, t + neg_ns, 'left')
+        self.seg_start, self.seg_end = seg_start, seg_end
+        n_pos = self.pos_hi - self.pos_lo - 1
+        n_neg = (self.neg_lo - seg_start) + (seg_end - self.neg_hi)
+        self.anchors = np.flatnonzero((n_pos > 0) & (n_neg > 0))
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def _frame(self, k: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.data.frames[int(self.idx[k])]))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        k = int(self.anchors[i])
+        lo, hi = int(self.pos_lo[k]), int(self.pos_hi[k])
+        p = lo + int(torch.randint(hi - lo - 1, ()))
+        p += p >= k  # skip the anchor itself
+        left = int(self.neg_lo[k] - self.seg_start[k])
+        right = int(self.seg_end[k] - self.neg_hi[k])
+        r = int(torch.randint(left + right, ()))
+        q = int(self.seg_start[k]) + r if r < left else int(self.neg_hi[k]) + r - left
+        return {'anchor': self._frame(k), 'positive': self._frame(p), 'negative': self._frame(q),
+                'bag': torch.tensor(int(self.bags[k])),
+                'stamp_ns': torch.tensor(int(self.stamps[k])),
+                'pos_stamp_ns': torch.tensor(int(self.stamps[p]))}
+
+
+class TCNTask(RobotTask):
+    """Single-view time-contrastive network: L2-normalised embeddings of frames.
+
+    Loss 'triplet' (margin) or 'npairs' (in-batch softmax; positives of other anchors in
+    the same bag closer than `neg_radius_s` are masked out of the negatives).
+    Multi-view TCN needs two or more synchronised cameras; the dataset format holds one
+    camera, so only the single-view variant exists.
+    Primary metric: temporal-neighbour retrieval accuracy on validation frames.
+    """
+
+    name = 'tcn'
+    kind = 'tcn'
+    primary_metric = 'val_retrieval'
+    higher_is_better = True
+    defaults = {'embed_dim': 32, 'pos_radius_s': 0.2, 'neg_radius_s': 1.0,
+                'loss': 'triplet', 'margin': 0.2, 'temperature': 0.1}
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        if self.params['loss'] not in ('triplet', 'npairs'):
+            raise TrainError(f'tcn loss {self.params["loss"]!r}: use triplet or npairs')
+        if not 0 < float(self.params['pos_radius_s']) < float(self.params['neg_radius_s']):
+            raise TrainError('tcn: need 0 < pos_radius_s < neg_radius_s')
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        train, val = self.split()
+        pos, neg = float(self.params['pos_radius_s']), float(self.params['neg_radius_s'])
+        return TCNItems(self.data, train, pos, neg), TCNItems(self.data, val, pos, neg)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        n = batch['anchor'].shape[0]
+        frames = torch.cat([batch['anchor'], batch['positive'], batch['negative']])
+        flip = self.flip_mask(model, n, frames.device)
+        if flip is not None:
+            flip = flip.repeat(3)  # a triple is mirrored as a whole
+        emb = model(self.images(model, frames, flip))
+        a, p, q = emb[:n], emb[n:2 * n], emb[2 * n:]
+        if self.params['loss'] == 'triplet':
+            loss = triplet_loss(a, p, q, margin=float(self.params['margin']))
+        else:
+            neg_ns = float(self.params['neg_radius_s']) * 1e9
+            same_bag = batch['bag'].view(-1, 1) == batch['bag'].view(1, -1)
+            dt = (batch['stamp_ns'].view(-1, 1) - batch['pos_stamp_ns'].view(1, -1)).abs()
+            negative_mask = ~same_bag | (dt.double() >= neg_ns)
+            loss = npairs_loss(a, p, negative_mask=negative_mask,
+                               temperature=float(self.params['temperature']))
+        return loss, {}
+
+    def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in loader:
+                loss, _ = self.loss(model, batch)
+                total += float(loss)
+                count += 1
+        _, val = self.split()
+        emb = embed_frames(model, self, val)
+        acc = temporal_retrieval_accuracy(
+            emb, np.asarray(self.data.bag_ids)[val], np.asarray(self.data.stamps_ns)[val],
+            radius_s=float(self.params['pos_radius_s']))
+        return {'val_retrieval': acc, 'val_loss': total / max(count, 1)}
+
+
+def embed_frames(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *,
+                 pooled: bool = False, batch_size: int = 128) -> np.ndarray:
+    """Model outputs (or pooled encoder features) for dataset frames, as numpy [N, ...].
+
+    Args:
+        model: A RobotNet in eval mode (or a DDP wrapper of one).
+        task: The task (for preprocessing and the dataset).
+        indices: Dataset frame indices.
+        pooled: Return globally pooled encoder features instead of the head's output.
+        batch_size: Frames per forward pass.
+    """
+    net = model.module if hasattr(model, 'module') else model
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            chunk = np.asarray(indices[start:start + batch_size], np.int64)
+            frames = torch.from_numpy(np.asarray(task.data.frames[chunk])).to(device)
+            x = task.images(net, frames, None)
+            out = net.embed(x) if pooled else net(x)
+            outs.append(out.cpu().numpy())
+    net.train(was_training)
+    if not outs:
+        return np.zeros((0, 1), np.float32)
+    return np.concatenate(outs)
+
+
+def model_from_checkpoint(path: Any) -> tuple[RobotNet, dict[str, Any]]:
+    """Rebuild a run's robot model with its weights, without needing its dataset.
+
+    Returns:
+        (model in eval mode, checkpoint state).
+
+    Raises:
+        TrainError: When the checkpoint is missing, unreadable or not a robot task's.
+    """
+    from ssl_robot.tasks import build_task, ROBOT_TASKS
+    from ssl_robot.train import load_checkpoint
+    state = load_checkpoint(path)
+    config = state['config']
+    if config.get('task') not in ROBOT_TASKS:
+        raise TrainError(f'{path}: a checkpoint of task {config.get("task")!r}, not a robot '
+                         f'model ({", ".join(ROBOT_TASKS)})')
+    task = build_task(config['task'], {**config['task_params'], 'dataset': '',
+                                       'init_from': ''})
+    model = build_robot_model(task.model_spec())
+    model.load_state_dict(state['model'])
+    return model.eval(), state

@@ -1,0 +1,230 @@
+"""Label a recorded bag: read its streams (header stamps), call `label_streams`.
+
+Frames are subsampled to `frame_rate_hz` while reading: a frame is kept when it is the
+first of its 1/rate time slot (by header stamp, so the choice does not depend on the
+order the messages arrive in), and only kept frames are decoded. In rosbag2 (CDR) bags
+the header stamp of an image is read straight from the serialised bytes, so skipped
+images are never deserialised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import logging
+from pathlib import Path
+import struct
+from typing import Any, Callable, TYPE_CHECKING
+
+import numpy as np
+
+from ssl_robot.bagio import BagReader
+from ssl_robot.labelling import LabelError
+from ssl_robot.labelling.params import absolute, LabellingParams
+from ssl_robot.labelling.streams import label_streams, LabelResult, SensorStreams
+from ssl_robot.msgconv import (image_to_rgb, imu_to_arrays, MessageError, odometry_to_pose2d,
+                               range_reading, stamp_ns)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+_LOG = logging.getLogger(__name__)
+
+#: Extra streams read for evaluation when present (simulator bags).
+GROUND_TRUTH_TOPIC = '/ground_truth/odom'
+WORLD_TOPIC = '/sim/world'
+
+
+@dataclass
+class BagStreams:
+    """A bag's streams plus what reading them found."""
+
+    streams: SensorStreams
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    has_camera: bool = True
+    ground_truth: tuple[np.ndarray, np.ndarray] | None = None
+    world_json: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass
+class LabelledBag:
+    """Result of `label_bag`: dataset rows, the labelling result, provenance, notes."""
+
+    paths: list[str]
+    result: LabelResult
+    bag: BagStreams
+    params: LabellingParams
+
+    @property
+    def rows(self) -> dict[str, np.ndarray]:
+        return self.result.rows
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return {'paths': self.paths, 'params': self.params.as_dict(),
+                'counts': {**self.bag.counts, **self.result.counts}, 'notes': self.bag.notes}
+
+
+def cdr_header_stamp_ns(raw: bytes | memoryview) -> int:
+    """Header stamp of a CDR-serialised message whose first field is a std_msgs/Header."""
+    little = bytes(raw[1:2]) in (b'\x01', b'\x03')
+    sec, nsec = struct.unpack('<iI' if little else '>iI', bytes(raw[4:12]))
+    return sec * 1_000_000_000 + nsec
+
+
+def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
+                     progress: Callable[[float, float], None] | None = None,
+                     read_ground_truth: bool = True) -> BagStreams:
+    """Read everything the labeller needs from one recording (one or more bag files).
+
+    Raises:
+        LabelError: Without an odometry stream.
+        BagError: When the bag cannot be read.
+    """
+    image_t, info_t = absolute(params.image_topic), absolute(params.camera_info_topic)
+    odom_t, imu_t, cmd_t = (absolute(params.odom_topic), absolute(params.imu_topic),
+                            absolute(params.cmd_vel_topic))
+    range_ts = [absolute(t) for t in params.range_topics]
+    period_ns = int(round(1e9 / params.frame_rate_hz)) if params.frame_rate_hz > 0 else 1
+    counts = {'frames_read': 0, 'frames_skipped_rate': 0, 'frames_bad_encoding': 0,
+              'frames_bad_size': 0, 'messages_bad': 0}
+    notes: list[str] = []
+    frames: list[np.ndarray] = []
+    frame_stamps: list[int] = []
+    slots: set[int] = set()
+    k_matrix = None
+    image_hw = None
+    rng = {t: ([], []) for t in range_ts}
+    odom_s, odom_p, odom_v = [], [], []
+    imu_s, imu_a, imu_g = [], [], []
+    cmd_s, cmd_v = [], []
+    gt_s, gt_p = [], []
+    world_json = None
+    with BagReader(paths) as bag:
+        topics = bag.topics
+        if odom_t not in topics:
+            raise LabelError(
+                f'{", ".join(map(str, paths))}: no odometry stream (topic {odom_t}); the bag '
+                f'has {", ".join(sorted(topics)) or "no topics"}')
+        has_camera = image_t in topics
+        if not has_camera:
+            notes.append(f'no camera stream (topic {image_t}): no frames to label; the '
+                         f'terrain signal and poses are still computed')
+        elif info_t not in topics:
+            notes.append(f'no camera intrinsics (topic {info_t}): terrain labels unknown')
+        for t in range_ts:
+            if t not in topics:
+                notes.append(f'no proximity stream (topic {t}): its labels are unknown')
+        if imu_t not in topics:
+            notes.append(f'no IMU stream (topic {imu_t}): terrain labels unknown')
+        wanted = [t for t in (image_t, info_t, odom_t, imu_t, cmd_t, *range_ts) if t in topics]
+        if read_ground_truth:
+            wanted += [t for t in (GROUND_TRUTH_TOPIC, WORLD_TOPIC) if t in topics]
+        start, duration = bag.start_time_ns, max(bag.duration_s, 1e-9)
+        reader = bag._reader  # AnyReader: deserialises ROS 1 and ROS 2 alike
+        cdr = reader.is2
+        for conn, log_time, raw in bag.raw_messages(wanted):
+            topic = conn.topic
+            if progress is not None:
+                progress((log_time - start) / 1e9, duration)
+            try:
+                if topic == image_t:
+                    counts['frames_read'] += 1
+                    stamp = cdr_header_stamp_ns(raw) if cdr else None
+                    msg = None
+                    if stamp is None:
+                        msg = reader.deserialize(raw, conn.msgtype)
+                        stamp = stamp_ns(msg.header)
+                    slot = stamp // period_ns
+                    if slot in slots:
+                        counts['frames_skipped_rate'] += 1
+                        continue
+                    msg = msg or reader.deserialize(raw, conn.msgtype)
+                    try:
+                        rgb = image_to_rgb(msg)
+                    except MessageError as exc:
+                        counts['frames_bad_encoding'] += 1
+                        _LOG.debug('frame dropped: %s', exc)
+                        continue
+                    if image_hw is None:
+                        image_hw = rgb.shape[:2]
+                    elif rgb.shape[:2] != image_hw:
+                        counts['frames_bad_size'] += 1
+                        continue
+                    slots.add(slot)
+                    frames.append(rgb)
+                    frame_stamps.append(stamp)
+                    continue
+                msg = reader.deserialize(raw, conn.msgtype)
+                if topic == odom_t:
+                    odom_s.append(stamp_ns(msg.header))
+                    odom_p.append(odometry_to_pose2d(msg))
+                    odom_v.append(float(msg.twist.twist.linear.x))
+                elif topic == imu_t:
+                    a, g = imu_to_arrays(msg)
+                    imu_s.append(stamp_ns(msg.header))
+                    imu_a.append(a)
+                    imu_g.append(g)
+                elif topic in rng:
+                    rng[topic][0].append(stamp_ns(msg.header))
+                    rng[topic][1].append(range_reading(msg))
+                elif topic == cmd_t:
+                    # geometry_msgs/Twist has no header: bag time is its only time.
+                    twist = getattr(msg, 'twist', msg)
+                    cmd_s.append(stamp_ns(msg.header) if hasattr(msg, 'header') else log_time)
+                    cmd_v.append(float(twist.linear.x))
+                elif topic == info_t:
+                    if k_matrix is None:
+                        k_matrix = np.asarray(msg.k, np.float64).reshape(3, 3)
+                elif topic == GROUND_TRUTH_TOPIC:
+                    gt_s.append(stamp_ns(msg.header))
+                    gt_p.append(odometry_to_pose2d(msg))
+                elif topic == WORLD_TOPIC and world_json is None:
+                    world_json = str(msg.data)
+            except (MessageError, AttributeError, ValueError, struct.error) as exc:
+                counts['messages_bad'] += 1
+                _LOG.debug('message on %s dropped: %s', topic, exc)
+    if has_camera and not frames:
+        notes.append(f'camera stream {image_t} has no usable frame')
+    if k_matrix is not None and image_hw is not None and k_matrix[0, 0] <= 0:
+        notes.append('camera intrinsics are zero: terrain labels unknown')
+        k_matrix = None
+    h, w = image_hw or (0, 0)
+    streams = SensorStreams(
+        frame_stamps=np.asarray(frame_stamps, np.int64),
+        frames=np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8),
+        k_matrix=k_matrix, image_hw=tuple(image_hw) if image_hw else None,
+        range_stamps=[np.asarray(rng[t][0], np.int64) for t in range_ts],
+        ranges=[np.asarray(rng[t][1], np.float64) for t in range_ts],
+        odom_stamps=np.asarray(odom_s, np.int64), odom_poses=np.asarray(odom_p).reshape(-1, 3),
+        odom_speed=np.asarray(odom_v, np.float64),
+        imu_stamps=np.asarray(imu_s, np.int64), imu_accel=np.asarray(imu_a).reshape(-1, 3),
+        imu_gyro=np.asarray(imu_g).reshape(-1, 3),
+        cmd_stamps=np.asarray(cmd_s, np.int64), cmd_speed=np.asarray(cmd_v, np.float64))
+    gt = (np.asarray(gt_s, np.int64), np.asarray(gt_p).reshape(-1, 3)) if gt_s else None
+    return BagStreams(streams, counts, notes, has_camera, gt, world_json, duration)
+
+
+def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams, *,
+              progress: Callable[[float, float], None] | None = None) -> LabelledBag:
+    """Read one recording and label its frames.
+
+    Args:
+        paths: The bag (a rosbag2 directory, an .mcap/.db3 file, a ROS 1 .bag), or
+            several files of one recording.
+        params: Labelling parameters (`labelling_params(load_node_parameters('labeller'))`).
+        progress: Called with (seconds of bag read, bag duration).
+
+    Returns:
+        The labelled bag; without a camera stream it has no rows but still its
+        trajectory and terrain signal, and `bag.notes` says so.
+
+    Raises:
+        LabelError: Without odometry.
+        BagError: When the bag cannot be read.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    bag = read_bag_streams(paths, params, progress=progress)
+    result = label_streams(bag.streams, params)
+    return LabelledBag([str(p) for p in paths], result, bag, params)

@@ -1,0 +1,99 @@
+"""Labelling parameters from the `labeller` node section of config/robot.yaml.
+
+The live node and `ssl-robot label` build their parameters here from the same keys, so
+a dataset made offline and one made live from the same config are made the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ssl_robot.labelling.proximity import ProximityParams
+from ssl_robot.labelling.terrain import TerrainParams
+
+#: Defaults of every labelling key of the config (the node declares exactly these).
+DEFAULTS: dict[str, Any] = {
+    'image_topic': 'image_raw', 'camera_info_topic': 'camera_info',
+    'range_topics': ['range/left', 'range/center', 'range/right'],
+    'odom_topic': 'odom', 'imu_topic': 'imu', 'cmd_vel_topic': 'cmd_vel',
+    'camera_xyz': [0.10, 0.0, 0.12], 'camera_pitch': 0.35,
+    'label_distances': [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5],
+    'obstacle_range_threshold': 0.12,
+    'frame_rate_hz': 5.0,
+    'pose_tolerance_x': 0.02, 'pose_tolerance_y': 0.02, 'pose_tolerance_yaw': 0.15,
+    'max_path_slack': 0.05, 'label_horizon_s': 10.0, 'range_match_tolerance_s': 0.05,
+    'odom_max_gap_s': 0.5, 'odom_max_jump_m': 0.5, 'odom_max_jump_rad': 1.0,
+    'odom_max_backstep_s': 1.0,
+    'terrain_grid': [6, 8], 'terrain_window_s': 0.5, 'terrain_hop_s': 0.1,
+    'terrain_band_hz': [5.0, 30.0], 'terrain_gyro_weight': 1.0, 'terrain_slip_weight': 1.0,
+    'terrain_horizon_s': 5.0, 'footprint_length_m': 0.10, 'footprint_width_m': 0.09,
+}
+
+
+@dataclass(frozen=True)
+class LabellingParams:
+    """Everything that decides the labels; `as_dict()` is the provenance stored."""
+
+    image_topic: str
+    camera_info_topic: str
+    range_topics: tuple[str, ...]
+    odom_topic: str
+    imu_topic: str
+    cmd_vel_topic: str
+    frame_rate_hz: float
+    odom_max_gap_s: float
+    odom_max_jump_m: float
+    odom_max_jump_rad: float
+    odom_max_backstep_s: float
+    proximity: ProximityParams = field(default_factory=ProximityParams)
+    terrain: TerrainParams = field(default_factory=TerrainParams)
+
+    @property
+    def sensors(self) -> list[str]:
+        """Sensor names: the last part of each range topic ('range/left' -> 'left')."""
+        return [t.rstrip('/').rsplit('/', 1)[-1] for t in self.range_topics]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def trajectory_kwargs(self) -> dict[str, float]:
+        return {'max_gap_s': self.odom_max_gap_s, 'max_jump_m': self.odom_max_jump_m,
+                'max_jump_rad': self.odom_max_jump_rad,
+                'max_backstep_s': self.odom_max_backstep_s}
+
+
+def absolute(topic: str) -> str:
+    """Generic topic name as it appears in a bag recorded at the root namespace."""
+    return topic if topic.startswith('/') else f'/{topic}'
+
+
+def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
+    """Build LabellingParams from node parameters (missing keys take DEFAULTS)."""
+    c = {**DEFAULTS, **(config or {})}
+    return LabellingParams(
+        image_topic=str(c['image_topic']), camera_info_topic=str(c['camera_info_topic']),
+        range_topics=tuple(str(t) for t in c['range_topics']), odom_topic=str(c['odom_topic']),
+        imu_topic=str(c['imu_topic']), cmd_vel_topic=str(c['cmd_vel_topic']),
+        frame_rate_hz=float(c['frame_rate_hz']),
+        odom_max_gap_s=float(c['odom_max_gap_s']), odom_max_jump_m=float(c['odom_max_jump_m']),
+        odom_max_jump_rad=float(c['odom_max_jump_rad']),
+        odom_max_backstep_s=float(c['odom_max_backstep_s']),
+        proximity=ProximityParams(
+            distances_m=tuple(float(d) for d in c['label_distances']),
+            obstacle_range_m=float(c['obstacle_range_threshold']),
+            tol_x_m=float(c['pose_tolerance_x']), tol_y_m=float(c['pose_tolerance_y']),
+            tol_yaw_rad=float(c['pose_tolerance_yaw']),
+            max_path_slack_m=float(c['max_path_slack']),
+            horizon_s=float(c['label_horizon_s']),
+            range_tolerance_s=float(c['range_match_tolerance_s'])),
+        terrain=TerrainParams(
+            window_s=float(c['terrain_window_s']), hop_s=float(c['terrain_hop_s']),
+            band_hz=tuple(float(v) for v in c['terrain_band_hz']),
+            gyro_weight=float(c['terrain_gyro_weight']),
+            slip_weight=float(c['terrain_slip_weight']),
+            horizon_s=float(c['terrain_horizon_s']),
+            grid=tuple(int(v) for v in c['terrain_grid']),
+            footprint_length_m=float(c['footprint_length_m']),
+            footprint_width_m=float(c['footprint_width_m']),
+            camera_xyz=tuple(float(v) for v in c['camera_xyz']),
+            camera_pitch=float(c['camera_pitch'])))

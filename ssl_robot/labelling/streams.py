@@ -1,0 +1,116 @@
+"""Sensor streams as arrays, and the one function that turns them into labelled rows.
+
+`label_streams` is what both the live node (over its buffer) and `ssl-robot label`
+(over a whole bag) call; the two differ only in how they fill `SensorStreams`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ssl_robot.labelling.params import LabellingParams
+from ssl_robot.labelling.poses import build_trajectory, Trajectory
+from ssl_robot.labelling.proximity import label_proximity_at_distances, ProximityLabels
+from ssl_robot.labelling.terrain import (imu_roughness, label_terrain, RoughnessSeries,
+                                         TerrainLabels)
+
+
+def sort_dedup(stamps: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list, dict]:
+    """Sort by stamp and drop repeated stamps (first kept); counts of both fixes."""
+    stamps = np.asarray(stamps, np.int64).reshape(-1)
+    late = int((stamps[1:] < np.maximum.accumulate(stamps)[:-1]).sum()) if len(stamps) else 0
+    order = np.argsort(stamps, kind='stable')
+    stamps = stamps[order]
+    keep = np.ones(len(stamps), bool)
+    keep[1:] = stamps[1:] != stamps[:-1]
+    out = [np.asarray(v)[order][keep] for v in values]
+    return stamps[keep], out, {'out_of_order': late, 'duplicate': int((~keep).sum())}
+
+
+@dataclass
+class SensorStreams:
+    """Everything the labeller needs, as arrays (stamps are header stamps, int64 ns).
+
+    Attributes:
+        frame_stamps: [N]; frames: uint8 [N, H, W, 3].
+        k_matrix: 3x3 camera intrinsics or None; image_hw: (H, W) or None.
+        range_stamps, ranges: per sensor, [R_s] stamps and REP-117 readings.
+        odom_stamps: [M]; odom_poses: [M, 3]; odom_speed: [M] forward speed (m/s).
+        imu_stamps: [I]; imu_accel, imu_gyro: [I, 3].
+        cmd_stamps: [C]; cmd_speed: [C] commanded forward speed (m/s).
+    """
+
+    frame_stamps: np.ndarray
+    frames: np.ndarray
+    k_matrix: np.ndarray | None
+    image_hw: tuple[int, int] | None
+    range_stamps: list[np.ndarray]
+    ranges: list[np.ndarray]
+    odom_stamps: np.ndarray
+    odom_poses: np.ndarray
+    odom_speed: np.ndarray
+    imu_stamps: np.ndarray
+    imu_accel: np.ndarray
+    imu_gyro: np.ndarray
+    cmd_stamps: np.ndarray
+    cmd_speed: np.ndarray
+
+
+@dataclass
+class LabelResult:
+    """Labelled rows (dataset arrays without bag_ids) and what was found on the way."""
+
+    rows: dict[str, np.ndarray]
+    trajectory: Trajectory
+    roughness: RoughnessSeries
+    proximity: ProximityLabels
+    terrain: TerrainLabels
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResult:
+    """Label every frame of `streams` (proximity at distances per sensor, terrain patches).
+
+    Frames, ranges and IMU may come in any order and with repeated stamps; they are
+    sorted and deduplicated here (counted). Odometry goes through `build_trajectory`
+    in receive order, so resets are found before sorting.
+    """
+    counts: dict[str, int] = {}
+    fstamps, (frames,), c = sort_dedup(streams.frame_stamps, streams.frames)
+    counts.update({f'frames_{k}': v for k, v in c.items()})
+    rstamps, rvalues = [], []
+    for k, (st, rv) in enumerate(zip(streams.range_stamps, streams.ranges)):
+        st, (rv,), c = sort_dedup(st, rv)
+        rstamps.append(st)
+        rvalues.append(rv.astype(np.float64))
+        for key, v in c.items():
+            counts[f'range_{key}'] = counts.get(f'range_{key}', 0) + v
+        counts['range_nan'] = counts.get('range_nan', 0) + int(np.isnan(rv).sum())
+        counts['range_too_close'] = counts.get('range_too_close', 0) + int(np.isneginf(rv).sum())
+        counts['range_nothing'] = counts.get('range_nothing', 0) + int(np.isposinf(rv).sum())
+    traj = build_trajectory(streams.odom_stamps, streams.odom_poses,
+                            **params.trajectory_kwargs())
+    counts.update({f'odom_{k}': v for k, v in traj.counts.items()})
+    prox = label_proximity_at_distances(fstamps, traj, rstamps, rvalues, params.proximity)
+    counts.update({f'proximity_{k}': v for k, v in prox.counts.items()})
+    ostamps, (ospeed,), _ = sort_dedup(streams.odom_stamps, streams.odom_speed)
+    rough = imu_roughness(streams.imu_stamps, streams.imu_accel, streams.imu_gyro,
+                          params.terrain, cmd_stamps_ns=streams.cmd_stamps,
+                          cmd_speed=streams.cmd_speed, odom_stamps_ns=ostamps,
+                          odom_speed=ospeed)
+    counts.update({f'imu_{k}': v for k, v in rough.counts.items()})
+    gh, gw = params.terrain.grid
+    if streams.k_matrix is not None and streams.image_hw is not None and len(fstamps):
+        terrain = label_terrain(fstamps, traj, rough, streams.k_matrix, streams.image_hw,
+                                params.terrain)
+    else:
+        n = len(fstamps)
+        terrain = TerrainLabels(np.zeros((n, gh, gw), np.float32), np.zeros((n, gh, gw), bool),
+                                {'no_camera_info': 1})
+    counts.update({f'terrain_{k}': v for k, v in terrain.counts.items()})
+    rows = {'frames': frames, 'stamps_ns': fstamps, 'proximity': prox.labels,
+            'proximity_mask': prox.mask, 'terrain': terrain.values,
+            'terrain_mask': terrain.mask, 'prov_t_future_ns': prox.t_future_ns,
+            'prov_pose_err': prox.pose_err}
+    return LabelResult(rows, traj, rough, prox, terrain, counts)

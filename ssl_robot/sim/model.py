@@ -1,0 +1,202 @@
+"""MuJoCo model (MJCF) of a world and the robot.
+
+Geom groups say who sees what: the proximity rays (`mj_ray` with a group mask) see only
+obstacles and walls (group 3), so that a bump of the ground ahead never reads as an
+obstacle; the camera renders everything except collision-only geoms (group 4).
+Terrain patches are height fields whose geoms have `priority` over the wheels, so the
+patch's own friction decides how much the wheels slip.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ssl_robot.sim.world import ROBOT, RobotGeometry, TERRAINS, TerrainPatch, World
+
+#: Geom group of obstacles and walls: the only group the proximity rays see.
+OBSTACLE_GROUP = 3
+#: Geom group of collision-only robot geoms (never rendered).
+HIDDEN_GROUP = 4
+#: Physics time step (s).
+TIMESTEP_S = 0.002
+#: Robot mass (kg), like a Thymio.
+ROBOT_MASS_KG = 0.27
+
+
+def _f(values: tuple[float, ...] | list[float] | np.ndarray) -> str:
+    return ' '.join(f'{float(v):.6g}' for v in values)
+
+
+def patch_heights(patch: TerrainPatch) -> tuple[np.ndarray, float]:
+    """Normalised bump height field of a patch, and its sample spacing (m).
+
+    Random heights on a grid of the terrain's bump period, bilinearly upsampled to half
+    that period; the peak-to-peak height is the terrain's `bump_height_m`.
+
+    Returns:
+        (heights in [0, 1] of shape [rows along y, cols along x], spacing in metres).
+    """
+    terrain = TERRAINS[patch.terrain]
+    rng = np.random.default_rng(patch.seed)
+    cell = terrain.bump_cell_m
+    spacing = cell / 2.0
+    cols = max(2, int(round(2 * patch.half_x / spacing)) + 1)
+    rows = max(2, int(round(2 * patch.half_y / spacing)) + 1)
+    coarse = rng.random((rows // 2 + 2, cols // 2 + 2))
+    yi, xi = np.arange(rows) / 2.0, np.arange(cols) / 2.0
+    y0, x0 = yi.astype(int), xi.astype(int)
+    fy, fx = (yi - y0)[:, None], (xi - x0)[None, :]
+    heights = (coarse[y0][:, x0] * (1 - fy) * (1 - fx) + coarse[y0 + 1][:, x0] * fy * (1 - fx)
+               + coarse[y0][:, x0 + 1] * (1 - fy) * fx + coarse[y0 + 1][:, x0 + 1] * fy * fx)
+    heights -= heights.min()
+    heights /= max(float(heights.max()), 1e-9)
+    # Ramp the bumps down to floor level over the border, so a wheel rolls onto the
+    # patch instead of hitting a step.
+    ramp = 0.06
+    ty = np.clip(np.minimum(np.arange(rows), np.arange(rows)[::-1]) * spacing / ramp, 0, 1)
+    tx = np.clip(np.minimum(np.arange(cols), np.arange(cols)[::-1]) * spacing / ramp, 0, 1)
+    return heights * ty[:, None] * tx[None, :], spacing
+
+
+def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
+               height: int = 96) -> str:
+    """MJCF text of the world with the robot at its start pose.
+
+    Args:
+        world: The world.
+        robot: Robot geometry.
+        width: Largest camera image width that will be rendered (offscreen buffer).
+        height: Largest camera image height.
+
+    Returns:
+        The MJCF XML string.
+    """
+    half = world.arena_half_m
+    assets, geoms = [], []
+    for name, terrain in TERRAINS.items():
+        assets.append(
+            f'<texture name="tex_{name}" type="2d" builtin="flat" width="64" height="64" '
+            f'rgb1="{_f(terrain.rgb)}" rgb2="{_f(terrain.rgb)}" mark="random" '
+            f'random="{terrain.speckle}" markrgb="{_f(terrain.mark_rgb)}"/>'
+            f'<material name="mat_{name}" texture="tex_{name}" texuniform="true" '
+            f'texrepeat="8 8" specular="0.05" shininess="0.1"/>')
+    for i, patch in enumerate(world.patches):
+        terrain = TERRAINS[patch.terrain]
+        heights, _ = patch_heights(patch)
+        rows, cols = heights.shape
+        assets.append(
+            f'<hfield name="hf{i}" nrow="{rows}" ncol="{cols}" '
+            f'size="{patch.half_x:.6g} {patch.half_y:.6g} '
+            f'{max(terrain.bump_height_m, 1e-4):.6g} 0.01" elevation="{_f(heights.ravel())}"/>')
+        # Just above the floor, so the patch, not the floor, carries the wheels.
+        geoms.append(
+            f'<geom name="patch{i}" type="hfield" hfield="hf{i}" '
+            f'pos="{patch.x:.6g} {patch.y:.6g} 0.0005" material="mat_{patch.terrain}" '
+            f'friction="{terrain.friction} 0.005 0.0001" priority="1" group="0"/>')
+    wall_t = 0.05
+    for j, (x, y, sx, sy) in enumerate((
+            (half + wall_t, 0, wall_t, half + 2 * wall_t),
+            (-half - wall_t, 0, wall_t, half + 2 * wall_t),
+            (0, half + wall_t, half, wall_t), (0, -half - wall_t, half, wall_t))):
+        geoms.append(
+            f'<geom name="wall{j}" type="box" pos="{x:.6g} {y:.6g} {world.wall_height_m / 2:.6g}" '
+            f'size="{sx:.6g} {sy:.6g} {world.wall_height_m / 2:.6g}" rgba="0.85 0.85 0.9 1" '
+            f'group="{OBSTACLE_GROUP}"/>')
+    for k, obs in enumerate(world.obstacles):
+        if obs.shape == 'box':
+            shape = f'type="box" size="{obs.size[0]:.6g} {obs.size[1]:.6g} {obs.height / 2:.6g}"'
+        else:
+            shape = f'type="cylinder" size="{obs.size[0]:.6g} {obs.height / 2:.6g}"'
+        geoms.append(
+            f'<geom name="obstacle{k}" {shape} pos="{obs.x:.6g} {obs.y:.6g} '
+            f'{obs.height / 2:.6g}" euler="0 0 {obs.yaw:.6g}" rgba="{_f(obs.rgb)} 1" '
+            f'group="{OBSTACLE_GROUP}"/>')
+    x0, y0, yaw0 = world.start
+    return f"""<mujoco model="ssl_robot_world_{world.seed}">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{TIMESTEP_S}" integrator="implicitfast" cone="elliptic"/>
+  <visual>
+    <global offwidth="{max(width, 64)}" offheight="{max(height, 64)}"/>
+    <quality shadowsize="0"/>
+    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0.05 0.05 0.05"/>
+    <map znear="0.005" zfar="40"/>
+  </visual>
+  <asset>{''.join(assets)}</asset>
+  <default>
+    <geom solref="0.01 1"/>
+  </default>
+  <worldbody>
+    <light directional="true" pos="0 0 5" dir="0.2 0.3 -1" castshadow="false"
+           diffuse="0.5 0.5 0.5"/>
+    <geom name="floor" type="plane" size="{half + 0.5:.6g} {half + 0.5:.6g} 0.1"
+          material="mat_smooth" friction="{TERRAINS['smooth'].friction} 0.005 0.0001"
+          priority="1"/>
+    {''.join(geoms)}
+    {_robot_body(robot, x0, y0, yaw0)}
+  </worldbody>
+  <actuator>
+    <velocity name="left_motor" joint="left_wheel" kv="0.05" forcerange="-0.08 0.08"
+              ctrlrange="{-robot.max_speed_mps * 1.5 / robot.wheel_radius_m:.6g}
+                         {robot.max_speed_mps * 1.5 / robot.wheel_radius_m:.6g}"/>
+    <velocity name="right_motor" joint="right_wheel" kv="0.05" forcerange="-0.08 0.08"
+              ctrlrange="{-robot.max_speed_mps * 1.5 / robot.wheel_radius_m:.6g}
+                         {robot.max_speed_mps * 1.5 / robot.wheel_radius_m:.6g}"/>
+  </actuator>
+  <sensor>
+    <accelerometer name="imu_acc" site="imu"/>
+    <gyro name="imu_gyro" site="imu"/>
+  </sensor>
+</mujoco>"""
+
+
+def _robot_body(robot: RobotGeometry, x: float, y: float, yaw: float) -> str:
+    """The robot: chassis with a free joint, two driven wheels, a rear caster, sensors."""
+    r = robot.wheel_radius_m
+    hx, hy, hz = robot.body_half_size_m
+    wy = robot.wheel_base_m / 2.0
+    cx, cy, cz = robot.camera_xyz_m
+    p = robot.camera_pitch_rad
+    # MuJoCo cameras look along their -z with +y up: image right is -y of base_link,
+    # image up is the forward axis tilted up by the pitch.
+    cam_axes = f'0 -1 0 {math.sin(p):.6g} 0 {math.cos(p):.6g}'
+    sites = []
+    for name, (sx, sy, syaw) in robot.proximity_poses.items():
+        # A site's +z is the ray direction: rotate z onto the sensor's forward axis.
+        fwd = (math.cos(syaw), math.sin(syaw), 0.0)
+        sites.append(f'<site name="range_{name}" pos="{sx:.6g} {sy:.6g} '
+                     f'{robot.proximity_height_m:.6g}" zaxis="{_f(fwd)}" size="0.004" '
+                     f'rgba="0.9 0.1 0.1 1" group="{HIDDEN_GROUP}"/>')
+    caster_r = 0.01
+    return f"""<body name="base_link" pos="{x:.6g} {y:.6g} 0.001" euler="0 0 {yaw:.6g}">
+      <freejoint name="root"/>
+      <geom name="chassis" type="box" pos="-0.02 0 {r + hz - 0.005:.6g}"
+            size="{hx:.6g} {hy:.6g} {hz:.6g}" rgba="0.95 0.95 0.95 1" mass="{ROBOT_MASS_KG - 0.04}"
+            contype="0" conaffinity="0" group="1"/>
+      <geom name="mast" type="box" pos="{cx - 0.01:.6g} 0 {(r + 2 * hz + cz) / 2:.6g}"
+            size="0.006 0.006 {max((cz - r - 2 * hz) / 2, 0.005):.6g}" rgba="0.2 0.2 0.2 1"
+            mass="0.005" contype="0" conaffinity="0" group="1"/>
+      <geom name="caster" type="sphere" pos="-0.05 0 {caster_r:.6g}" size="{caster_r}"
+            condim="1" mass="0.005" group="{HIDDEN_GROUP}"/>
+      <!-- A frictionless skid under the nose, 3 mm up: stops the robot tipping forward. -->
+      <geom name="skid" type="sphere" pos="0.04 0 {caster_r + 0.003:.6g}" size="{caster_r}"
+            condim="1" mass="0.001" group="{HIDDEN_GROUP}"/>
+      <site name="imu" pos="{_f(robot.imu_xyz_m)}" size="0.005" group="{HIDDEN_GROUP}"/>
+      <camera name="camera" pos="{cx:.6g} {cy:.6g} {cz:.6g}" xyaxes="{cam_axes}"
+              fovy="{robot.camera_fovy_deg:.6g}"/>
+      {''.join(sites)}
+      <body name="left_wheel" pos="0 {wy:.6g} {r:.6g}">
+        <joint name="left_wheel" type="hinge" axis="0 1 0" damping="0.0001"/>
+        <geom type="sphere" size="{r:.6g}" mass="0.015" friction="0.1 0.005 0.0001" condim="3"
+              group="{HIDDEN_GROUP}"/>
+        <geom type="cylinder" size="{r:.6g} 0.006" euler="1.5708 0 0" rgba="0.1 0.1 0.1 1"
+              contype="0" conaffinity="0" mass="0.001" group="1"/>
+      </body>
+      <body name="right_wheel" pos="0 {-wy:.6g} {r:.6g}">
+        <joint name="right_wheel" type="hinge" axis="0 1 0" damping="0.0001"/>
+        <geom type="sphere" size="{r:.6g}" mass="0.015" friction="0.1 0.005 0.0001" condim="3"
+              group="{HIDDEN_GROUP}"/>
+        <geom type="cylinder" size="{r:.6g} 0.006" euler="1.5708 0 0" rgba="0.1 0.1 0.1 1"
+              contype="0" conaffinity="0" mass="0.001" group="1"/>
+      </body>
+    </body>"""

@@ -1,0 +1,184 @@
+"""One simulation run: physics, driver and sensor rates, as a stream of timed readings.
+
+`SimSession` is the one loop shared by `write_sim_bag` (straight to a bag, as fast as
+the CPU goes) and the `sim_robot` node (paced by a wall timer): each asks it to advance
+to a time and gets the readings that came due, already as ROS messages of its kit
+(rosbags dataclasses or rclpy messages), keyed by their generic topic names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssl_robot.sim import messages as m
+from ssl_robot.sim.policy import DrivingPolicy
+from ssl_robot.sim.simulator import Simulator
+from ssl_robot.sim.world import ROBOT, SimError, World
+
+#: Header stamp of simulated time zero (2001-09-09): a fixed epoch, so runs are repeatable.
+SIM_EPOCH_NS = 1_000_000_000 * 1_000_000_000
+
+#: Generic topic name -> message type of every stream the simulated robot produces.
+STREAMS: dict[str, str] = {
+    'sim/world': 'std_msgs/msg/String',
+    'clock': 'rosgraph_msgs/msg/Clock',
+    'image_raw': 'sensor_msgs/msg/Image',
+    'camera_info': 'sensor_msgs/msg/CameraInfo',
+    'depth/image': 'sensor_msgs/msg/Image',
+    **{f'range/{name}': 'sensor_msgs/msg/Range' for name in ROBOT.proximity_poses},
+    'odom': 'nav_msgs/msg/Odometry',
+    'ground_truth/odom': 'nav_msgs/msg/Odometry',
+    'imu': 'sensor_msgs/msg/Imu',
+    'cmd_vel': 'geometry_msgs/msg/Twist',
+}
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Image size and sensor rates of a run.
+
+    Attributes:
+        width: Camera image width (px).
+        height: Camera image height (px).
+        camera_rate_hz: Camera (rgb, camera_info, depth) rate.
+        range_rate_hz: Proximity sensors' rate.
+        odom_rate_hz: Odometry and ground-truth rate.
+        imu_rate_hz: IMU rate.
+        clock_rate_hz: /clock rate.
+        policy_rate_hz: Driver (and /cmd_vel) rate.
+        render: Render the camera (False: no image topics, physics only).
+    """
+
+    width: int = 128
+    height: int = 96
+    camera_rate_hz: float = 30.0
+    range_rate_hz: float = 30.0
+    odom_rate_hz: float = 50.0
+    imu_rate_hz: float = 100.0
+    clock_rate_hz: float = 100.0
+    policy_rate_hz: float = 20.0
+    render: bool = True
+
+    def periods_ns(self) -> dict[str, int]:
+        """Sampling period (ns) of every periodic reading.
+
+        Raises:
+            SimError: For a rate that is not positive or above the physics rate.
+        """
+        rates = {'clock': self.clock_rate_hz, 'policy': self.policy_rate_hz,
+                 'imu': self.imu_rate_hz, 'odom': self.odom_rate_hz,
+                 'range': self.range_rate_hz}
+        if self.render:
+            rates['camera'] = self.camera_rate_hz
+        for name, rate in rates.items():
+            if not 0.0 < rate <= 500.0:
+                raise SimError(f'{name} rate {rate} Hz out of range (0, 500]')
+        return {name: int(round(1e9 / rate)) for name, rate in rates.items()}
+
+
+@dataclass
+class SimSession:
+    """A world, its simulator and driver, and the sensor schedule.
+
+    Args:
+        world: The world.
+        options: Image size and rates.
+        autopilot: Drive with the built-in policy (else follow `set_cmd_vel`).
+        epoch_ns: Header stamp of simulated time zero.
+        kit: Message classes to produce.
+    """
+
+    world: World
+    options: SimOptions = field(default_factory=SimOptions)
+    autopilot: bool = True
+    epoch_ns: int = SIM_EPOCH_NS
+    kit: m.MessageKit = m.ROSBAGS_KIT
+
+    def __post_init__(self) -> None:
+        opts = self.options
+        self.sim = Simulator(self.world, width=opts.width, height=opts.height,
+                             render=opts.render)
+        self.policy = DrivingPolicy(self.world, seed=self.world.seed)
+        self.frames = m.Frames()
+        self._periods = self.options.periods_ns()
+        self._due = dict.fromkeys(self._periods, 0)
+        self._cmd = (0.0, 0.0)
+        self._ranges = {name: float('inf') for name in ROBOT.proximity_poses}
+        self._imu_var = m.imu_variances(self.sim)
+
+    @property
+    def time_ns(self) -> int:
+        """Simulated time since the start (ns)."""
+        return self.sim.time_ns
+
+    def world_message(self) -> tuple[str, Any, int]:
+        """('sim/world', std_msgs/String JSON, stamp) — the first message of a run."""
+        return 'sim/world', m.string_msg(self.kit, self.world.to_json()), self.epoch_ns
+
+    def set_cmd_vel(self, v: float, w: float) -> None:
+        """Velocity command from outside (used when autopilot is off)."""
+        self._cmd = (float(v), float(w))
+        if not self.autopilot:
+            self.sim.set_cmd_vel(v, w)
+
+    def advance(self, until_ns: int) -> list[tuple[str, Any, int]]:
+        """Step the physics to simulated time `until_ns` (since start).
+
+        Returns:
+            (generic topic, message, stamp ns) of every reading that came due, in time order.
+        """
+        out: list[tuple[str, Any, int]] = []
+        step_ns = int(round(self.sim.timestep_s * 1e9))
+        # Bounded: exactly the steps needed to reach until_ns.
+        for _ in range(max(0, -(-(int(until_ns) - self.sim.time_ns) // step_ns))):
+            self._emit_due(out)
+            self.sim.step()
+        return out
+
+    def _emit_due(self, out: list[tuple[str, Any, int]]) -> None:
+        t = self.sim.time_ns
+        stamp = self.epoch_ns + t
+        kit, frames, sim = self.kit, self.frames, self.sim
+        due = [k for k, when in self._due.items() if t >= when]
+        if not due:
+            return
+        for kind in due:
+            # Next sample on the fixed grid; skip samples missed (never happens stepwise).
+            period = self._periods[kind]
+            self._due[kind] += period * max(1, (t - self._due[kind]) // period + 1)
+        if 'clock' in due:
+            out.append(('clock', m.clock_msg(kit, stamp), stamp))
+        if 'range' in due or 'policy' in due:
+            self._ranges = sim.ranges()
+        if 'policy' in due and self.autopilot:
+            truth = sim.ground_truth()
+            pose = (float(truth.position[0]), float(truth.position[1]), truth.yaw)
+            self._cmd = self.policy.command(t / 1e9, pose, self._ranges)
+            sim.set_cmd_vel(*self._cmd)
+        if 'policy' in due:
+            out.append(('cmd_vel', m.twist_msg(kit, *self._cmd), stamp))
+        if 'imu' in due:
+            acc, gyro = sim.imu()
+            out.append(('imu', m.imu_msg(kit, stamp, frames.imu, acc, gyro, *self._imu_var),
+                        stamp))
+        if 'odom' in due:
+            out.append(('odom', m.wheel_odometry_msg(kit, stamp, frames, sim.odometry()),
+                        stamp))
+            out.append(('ground_truth/odom',
+                        m.ground_truth_msg(kit, stamp, frames, sim.ground_truth()), stamp))
+        if 'range' in due:
+            for name, value in self._ranges.items():
+                out.append((f'range/{name}', m.range_msg(kit, stamp, frames.range(name),
+                                                         value, ROBOT), stamp))
+        if 'camera' in due:
+            rgb, depth = sim.render()
+            opts = self.options
+            out.append(('image_raw', m.image_msg(kit, stamp, frames.camera, rgb), stamp))
+            out.append(('camera_info', m.camera_info_msg(kit, stamp, frames.camera,
+                                                         opts.width, opts.height, ROBOT),
+                        stamp))
+            out.append(('depth/image', m.depth_msg(kit, stamp, frames.camera, depth), stamp))
+
+    def close(self) -> None:
+        """Free the simulator's renderer."""
+        self.sim.close()

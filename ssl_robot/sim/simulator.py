@@ -1,0 +1,339 @@
+"""The physics of the simulated robot (MuJoCo) and its sensors, as numpy/plain data.
+
+`Simulator` steps MuJoCo and reads the sensors a Thymio-like robot has: a pitched-down
+camera (RGB + metric depth), three forward infrared proximity sensors, wheel-encoder
+odometry and an IMU. Nothing here knows about ROS messages (see `ssl_robot.sim.messages`).
+
+Odometry is what a real robot's wheel encoders give, not ground truth: every physics step
+the wheels' measured angular speeds are turned into wheel ground speeds with a per-wheel
+radius calibration error (fixed for the run, drawn from the seed) plus white speed noise,
+and integrated with a wheel base that is also slightly miscalibrated. Wheel slip is real
+physics: on low-friction sand or when pushing against an obstacle the wheels turn
+without the body following, and the odometry drifts accordingly. Ground truth (the free
+body's pose) is kept separately, for evaluation only.
+
+The IMU is MuJoCo's accelerometer (specific force, gravity included, like a real one)
+and gyro at the chassis, averaged over each IMU period (a digital low-pass like a real
+IMU's), with a constant bias per run and white noise. The bumps of the terrain patches'
+height fields shake the chassis, which shows in vertical acceleration and roll/pitch
+rates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+import os
+
+import numpy as np
+
+from ssl_robot.sim.model import build_mjcf, OBSTACLE_GROUP, TIMESTEP_S
+from ssl_robot.sim.world import ROBOT, RobotGeometry, SimError, World
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+import mujoco  # noqa: E402  (MUJOCO_GL must be set before the import)
+
+#: Largest camera image the simulator renders.
+MAX_IMAGE_WH = (640, 480)
+
+
+@dataclass(frozen=True)
+class OdometryNoise:
+    """Error model of wheel-encoder odometry.
+
+    Attributes:
+        wheel_scale_sigma: Std of each wheel's radius calibration error (fraction).
+        wheel_base_sigma: Std of the wheel base calibration error (fraction).
+        speed_noise_mps: Std of white noise on each wheel speed sample.
+    """
+
+    wheel_scale_sigma: float = 0.015
+    wheel_base_sigma: float = 0.03
+    speed_noise_mps: float = 0.004
+
+
+@dataclass(frozen=True)
+class ImuNoise:
+    """Error model of the IMU (per-run constant bias plus white noise per sample).
+
+    Attributes:
+        accel_sigma: White noise std of the accelerometer (m/s^2).
+        accel_bias_sigma: Std of the accelerometer's constant bias (m/s^2).
+        gyro_sigma: White noise std of the gyro (rad/s).
+        gyro_bias_sigma: Std of the gyro's constant bias (rad/s).
+    """
+
+    accel_sigma: float = 0.03
+    accel_bias_sigma: float = 0.03
+    gyro_sigma: float = 0.003
+    gyro_bias_sigma: float = 0.002
+
+
+#: Std of the proximity sensors' distance noise (m).
+RANGE_NOISE_M = 0.002
+
+
+@dataclass(frozen=True)
+class Odometry2D:
+    """Planar odometry estimate in the odom frame.
+
+    Attributes:
+        x: Position x (m).
+        y: Position y (m).
+        yaw: Heading (rad).
+        v: Forward speed in base_link (m/s).
+        w: Turn rate (rad/s).
+    """
+
+    x: float
+    y: float
+    yaw: float
+    v: float
+    w: float
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """True pose and velocity of base_link in the world frame.
+
+    Attributes:
+        position: (x, y, z) in metres.
+        quaternion: (x, y, z, w).
+        linear_velocity: Velocity in base_link (m/s).
+        angular_velocity: Angular velocity in base_link (rad/s).
+    """
+
+    position: np.ndarray
+    quaternion: np.ndarray
+    linear_velocity: np.ndarray
+    angular_velocity: np.ndarray
+
+    @property
+    def yaw(self) -> float:
+        """Heading of base_link."""
+        x, y, z, w = self.quaternion
+        return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+class Simulator:
+    """One robot in one world, stepped by MuJoCo.
+
+    Args:
+        world: The world to simulate.
+        width: Camera image width (pixels, up to 640).
+        height: Camera image height (pixels, up to 480).
+        render: Whether the camera can be rendered (False: physics and other sensors only).
+        seed: Seed of the sensor noise (the world's seed when None).
+        robot: Robot geometry.
+        odometry_noise: Odometry error model.
+        imu_noise: IMU error model.
+
+    Raises:
+        SimError: For an image size out of range.
+    """
+
+    def __init__(self, world: World, *, width: int = 128, height: int = 96,
+                 render: bool = True, seed: int | None = None, robot: RobotGeometry = ROBOT,
+                 odometry_noise: OdometryNoise = OdometryNoise(),
+                 imu_noise: ImuNoise = ImuNoise()) -> None:
+        if not (8 <= width <= MAX_IMAGE_WH[0] and 8 <= height <= MAX_IMAGE_WH[1]):
+            raise SimError(f'camera size {width}x{height} out of range (8x8 to 640x480)')
+        self.world, self.robot, self.width, self.height = world, robot, width, height
+        self.model = mujoco.MjModel.from_xml_string(
+            build_mjcf(world, robot=robot, width=width, height=height))
+        self.data = mujoco.MjData(self.model)
+        self._rng = np.random.default_rng([world.seed if seed is None else seed, 0x0D0])
+        self.odometry_noise, self.imu_noise = odometry_noise, imu_noise
+        self._wheel_scale = 1.0 + self._rng.normal(0.0, odometry_noise.wheel_scale_sigma, 2)
+        self._wheel_base_est = robot.wheel_base_m * (
+            1.0 + self._rng.normal(0.0, odometry_noise.wheel_base_sigma))
+        self._accel_bias = self._rng.normal(0.0, imu_noise.accel_bias_sigma, 3)
+        self._gyro_bias = self._rng.normal(0.0, imu_noise.gyro_bias_sigma, 3)
+        m = self.model
+        self._body = m.body('base_link').id
+        self._root_q = m.jnt_qposadr[m.joint('root').id]
+        self._root_v = m.jnt_dofadr[m.joint('root').id]
+        self._wheel_v = [m.jnt_dofadr[m.joint(n).id] for n in ('left_wheel', 'right_wheel')]
+        self._acc_adr = m.sensor_adr[m.sensor('imu_acc').id]
+        self._gyro_adr = m.sensor_adr[m.sensor('imu_gyro').id]
+        self._range_sites = {name: m.site(f'range_{name}').id for name in robot.proximity_poses}
+        self._ray_groups = np.zeros(6, np.uint8)
+        self._ray_groups[OBSTACLE_GROUP] = 1
+        self._geomid = np.zeros(1, np.int32)
+        self._steps = 0
+        self._odom = [0.0, 0.0, 0.0]
+        self._odom_vw = (0.0, 0.0)
+        self._imu_sum = np.zeros(6)
+        self._imu_n = 0
+        self._renderer: mujoco.Renderer | None = None
+        if render:
+            self._renderer = mujoco.Renderer(m, height, width)
+            flags = self._renderer.scene.flags
+            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                         mujoco.mjtRndFlag.mjRND_SKYBOX):
+                flags[flag] = 0  # software GL: shadows etc. cost 30x the frame itself
+            self._far_m = 0.99 * m.vis.map.zfar * m.stat.extent
+        mujoco.mj_forward(m, self.data)
+        self._settle()
+
+    # -- time and control ---------------------------------------------------------------
+
+    @property
+    def timestep_s(self) -> float:
+        """Physics step (s)."""
+        return TIMESTEP_S
+
+    @property
+    def time_ns(self) -> int:
+        """Simulated time since the start (ns), exact multiples of the physics step."""
+        return self._steps * int(round(TIMESTEP_S * 1e9))
+
+    def set_cmd_vel(self, v: float, w: float) -> None:
+        """Command a forward speed v (m/s) and turn rate w (rad/s), clipped to the limits."""
+        v = float(np.clip(v, -self.robot.max_speed_mps, self.robot.max_speed_mps))
+        w = float(np.clip(w, -self.robot.max_turn_rate_rps, self.robot.max_turn_rate_rps))
+        half = self.robot.wheel_base_m / 2.0
+        r = self.robot.wheel_radius_m
+        self.data.ctrl[0] = (v - w * half) / r
+        self.data.ctrl[1] = (v + w * half) / r
+
+    def step(self, n: int = 1) -> None:
+        """Advance the physics by `n` steps, integrating odometry and the IMU each step."""
+        d = self.data
+        dt = TIMESTEP_S
+        noise = self.odometry_noise.speed_noise_mps
+        r = self.robot.wheel_radius_m
+        for _ in range(int(n)):
+            mujoco.mj_step(self.model, d)
+            self._steps += 1
+            wl, wr = d.qvel[self._wheel_v[0]], d.qvel[self._wheel_v[1]]
+            vl = wl * r * self._wheel_scale[0] + self._rng.normal(0.0, noise)
+            vr = wr * r * self._wheel_scale[1] + self._rng.normal(0.0, noise)
+            v, w = (vl + vr) / 2.0, (vr - vl) / self._wheel_base_est
+            x, y, yaw = self._odom
+            mid = yaw + 0.5 * w * dt
+            self._odom = [x + v * dt * math.cos(mid), y + v * dt * math.sin(mid), yaw + w * dt]
+            self._odom_vw = (v, w)
+            self._imu_sum[:3] += d.sensordata[self._acc_adr:self._acc_adr + 3]
+            self._imu_sum[3:] += d.sensordata[self._gyro_adr:self._gyro_adr + 3]
+            self._imu_n += 1
+
+    def _settle(self) -> None:
+        """Let the robot drop onto the ground, then start the odometry at the true pose.
+
+        The odom frame thus coincides with the world frame at the start, so odometry,
+        ground truth and the world's coordinates compare directly until drift sets in.
+        """
+        self.step(int(0.3 / TIMESTEP_S))
+        self._steps = 0
+        truth = self.ground_truth()
+        self._odom = [float(truth.position[0]), float(truth.position[1]), truth.yaw]
+        self._odom_vw = (0.0, 0.0)
+        self.imu()
+
+    def place_robot(self, x: float, y: float, yaw: float) -> None:
+        """Teleport the robot (at rest) to (x, y, yaw); resets odometry, keeps the clock."""
+        d = self.data
+        q = self._root_q
+        d.qpos[q:q + 3] = (x, y, 0.001)
+        d.qpos[q + 3:q + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+        d.qvel[:] = 0.0
+        d.ctrl[:] = 0.0
+        mujoco.mj_forward(self.model, d)
+        steps = self._steps
+        self._settle()
+        self._steps = steps
+
+    # -- sensors -------------------------------------------------------------------------
+
+    def ranges(self) -> dict[str, float]:
+        """Proximity readings (m) by sensor name, REP-117: +inf nothing in range, -inf too close.
+
+        Each is a ray from the sensor's site along its axis that sees obstacles and walls
+        only (MuJoCo `mj_ray`, the engine's rangefinder ray, restricted to the obstacle geom
+        group), with a little Gaussian noise.
+        """
+        out = {}
+        d = self.data
+        for name, site in self._range_sites.items():
+            origin = d.site_xpos[site]
+            axis = d.site_xmat[site].reshape(3, 3)[:, 2]
+            dist = mujoco.mj_ray(self.model, d, origin, axis, self._ray_groups, 1,
+                                 self._body, self._geomid)
+            if dist < 0.0 or dist > self.robot.range_max_m:
+                out[name] = math.inf
+                continue
+            dist += self._rng.normal(0.0, RANGE_NOISE_M)
+            if dist > self.robot.range_max_m:
+                out[name] = math.inf
+            elif dist < self.robot.range_min_m:
+                out[name] = -math.inf
+            else:
+                out[name] = float(dist)
+        return out
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        """Render the camera: (rgb uint8 [H, W, 3], depth float32 [H, W] metres).
+
+        Depth is the distance along the optical axis (REP-118), +inf beyond the far plane.
+
+        Raises:
+            SimError: When the simulator was made with render=False.
+        """
+        if self._renderer is None:
+            raise SimError('this Simulator was created with render=False')
+        renderer = self._renderer
+        renderer.update_scene(self.data, camera='camera')
+        rgb = renderer.render().copy()
+        renderer.enable_depth_rendering()
+        try:
+            renderer.update_scene(self.data, camera='camera')
+            depth = renderer.render().astype(np.float32)
+        finally:
+            renderer.disable_depth_rendering()
+        depth[depth >= self._far_m] = np.inf
+        return rgb, depth
+
+    def imu(self) -> tuple[np.ndarray, np.ndarray]:
+        """(linear acceleration m/s^2, angular velocity rad/s) in imu_link, averaged since
+        the previous call, with bias and noise."""
+        if self._imu_n == 0:
+            mean = np.concatenate([self.data.sensordata[self._acc_adr:self._acc_adr + 3],
+                                   self.data.sensordata[self._gyro_adr:self._gyro_adr + 3]])
+        else:
+            mean = self._imu_sum / self._imu_n
+        self._imu_sum[:] = 0.0
+        self._imu_n = 0
+        noise = self.imu_noise
+        acc = mean[:3] + self._accel_bias + self._rng.normal(0.0, noise.accel_sigma, 3)
+        gyro = mean[3:] + self._gyro_bias + self._rng.normal(0.0, noise.gyro_sigma, 3)
+        return acc, gyro
+
+    def odometry(self) -> Odometry2D:
+        """Wheel-encoder odometry (drifts; see the module docstring)."""
+        x, y, yaw = self._odom
+        yaw = math.atan2(math.sin(yaw), math.cos(yaw))
+        return Odometry2D(x, y, yaw, *self._odom_vw)
+
+    def ground_truth(self) -> GroundTruth:
+        """True pose and velocity of base_link (for evaluation only)."""
+        d = self.data
+        q = self._root_q
+        wxyz = d.qpos[q + 3:q + 7]
+        rot = d.xmat[self._body].reshape(3, 3)
+        return GroundTruth(
+            position=d.qpos[q:q + 3].copy(),
+            quaternion=np.array([wxyz[1], wxyz[2], wxyz[3], wxyz[0]]),
+            linear_velocity=rot.T @ d.qvel[self._root_v:self._root_v + 3],
+            angular_velocity=d.qvel[self._root_v + 3:self._root_v + 6].copy())
+
+    def close(self) -> None:
+        """Free the renderer (its GL context)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

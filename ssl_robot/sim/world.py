@@ -1,0 +1,351 @@
+"""Procedurally generated worlds for the simulated robot, and the robot's geometry.
+
+A world is plain data (no MuJoCo): a square walled arena, obstacles (boxes and cylinders
+of varied size and colour) and rectangular ground patches of several terrain types. The
+same world description builds the MuJoCo model (`ssl_robot.sim.model`), travels in a sim
+bag as JSON (`/sim/world`), and answers geometric questions exactly
+(`World.obstacle_distance`, `World.terrain_at`) for tests and evaluation.
+
+Frames follow REP-103: x forward, y left, z up; angles in radians, counter-clockwise.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import json
+import math
+
+import numpy as np
+
+
+class SimError(ValueError):
+    """A simulator input (world parameters, world JSON, options) is invalid."""
+
+
+@dataclass(frozen=True)
+class TerrainType:
+    """How a terrain type looks and feels.
+
+    Attributes:
+        name: Terrain label ('smooth', 'gravel', ...).
+        rgb: Base colour (0..1).
+        mark_rgb: Speckle colour of the texture (0..1).
+        speckle: Fraction of texels that get the speckle colour (texture visible to the camera).
+        bump_height_m: Peak-to-peak height of the height-field bumps.
+        bump_cell_m: Spatial period of the bumps (smaller = higher-frequency vibration).
+        friction: Sliding friction coefficient (lower = more wheel slip).
+        roughness: Nominal roughness rank (0 = smooth); a hint for evaluation only.
+    """
+
+    name: str
+    rgb: tuple[float, float, float]
+    mark_rgb: tuple[float, float, float]
+    speckle: float
+    bump_height_m: float
+    bump_cell_m: float
+    friction: float
+    roughness: float
+
+
+#: Terrain types; 'smooth' is the arena floor outside every patch.
+TERRAINS: dict[str, TerrainType] = {t.name: t for t in (
+    TerrainType('smooth', (0.62, 0.62, 0.60), (0.55, 0.55, 0.53), 0.05, 0.0, 0.1, 1.0, 0.0),
+    TerrainType('gravel', (0.45, 0.42, 0.38), (0.85, 0.82, 0.78), 0.45, 0.014, 0.025, 0.9, 1.0),
+    TerrainType('grass', (0.20, 0.50, 0.15), (0.35, 0.70, 0.20), 0.35, 0.006, 0.05, 0.8, 0.5),
+    TerrainType('sand', (0.85, 0.75, 0.50), (0.75, 0.62, 0.38), 0.25, 0.003, 0.12, 0.35, 0.3),
+)}
+
+
+@dataclass(frozen=True)
+class RobotGeometry:
+    """Geometry of the simulated Thymio-like robot, in base_link (REP-103).
+
+    base_link is on the ground plane midway between the wheels, x forward.
+
+    Attributes:
+        wheel_base_m: Distance between the wheel contact points.
+        wheel_radius_m: Wheel radius.
+        body_half_size_m: Chassis half extents (x, y, z).
+        proximity_poses: Sensor name -> (x, y, yaw) of each forward proximity sensor.
+        proximity_height_m: Height of the proximity sensors above the ground.
+        range_min_m: Proximity sensor minimum range.
+        range_max_m: Proximity sensor maximum range.
+        camera_xyz_m: Camera position in base_link.
+        camera_pitch_rad: Camera pitch, positive = looking down.
+        camera_fovy_deg: Vertical field of view (pinhole).
+        imu_xyz_m: IMU position in base_link.
+        max_speed_mps: Top forward speed.
+        max_turn_rate_rps: Top turn rate.
+    """
+
+    wheel_base_m: float = 0.095
+    wheel_radius_m: float = 0.022
+    body_half_size_m: tuple[float, float, float] = (0.055, 0.045, 0.022)
+    proximity_poses: dict[str, tuple[float, float, float]] = field(default_factory=lambda: {
+        'left': (0.055, 0.035, 0.35), 'center': (0.062, 0.0, 0.0),
+        'right': (0.055, -0.035, -0.35)})
+    proximity_height_m: float = 0.035
+    range_min_m: float = 0.01
+    range_max_m: float = 0.30
+    camera_xyz_m: tuple[float, float, float] = (0.10, 0.0, 0.12)
+    camera_pitch_rad: float = 0.35
+    camera_fovy_deg: float = 60.0
+    imu_xyz_m: tuple[float, float, float] = (0.0, 0.0, 0.03)
+    max_speed_mps: float = 0.2
+    max_turn_rate_rps: float = 2.0
+
+    def camera_intrinsics(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """Pinhole (fx, fy, cx, cy) in pixels of the camera rendered at width x height.
+
+        MuJoCo renders with square pixels and the vertical field of view given, so
+        fx = fy = (height / 2) / tan(fovy / 2) and the principal point is the centre.
+        """
+        f = 0.5 * height / math.tan(math.radians(self.camera_fovy_deg) / 2.0)
+        return f, f, (width - 1) / 2.0, (height - 1) / 2.0
+
+
+#: The robot every simulator builds; its values match config/robot.yaml camera_* keys.
+ROBOT = RobotGeometry()
+
+#: Rays of `World.obstacle_distance` stop here (metres).
+MAX_RAY_M = 5.0
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A static obstacle standing on the floor.
+
+    Attributes:
+        shape: 'box' or 'cylinder'.
+        x: Centre x (m).
+        y: Centre y (m).
+        yaw: Rotation about z (box only).
+        size: Box half extents (sx, sy) or cylinder (radius, radius).
+        height: Height (m).
+        rgb: Colour.
+    """
+
+    shape: str
+    x: float
+    y: float
+    yaw: float
+    size: tuple[float, float]
+    height: float
+    rgb: tuple[float, float, float]
+
+    def ray_distance(self, x: float, y: float, dx: float, dy: float) -> float:
+        """Distance along the unit ray (x, y)+t(dx, dy), t >= 0, to this obstacle (inf)."""
+        if self.shape == 'cylinder':
+            return _ray_circle(x - self.x, y - self.y, dx, dy, self.size[0])
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        lx, ly = c * (x - self.x) + s * (y - self.y), -s * (x - self.x) + c * (y - self.y)
+        ldx, ldy = c * dx + s * dy, -s * dx + c * dy
+        return _ray_box(lx, ly, ldx, ldy, self.size[0], self.size[1])
+
+    def clearance(self, x: float, y: float) -> float:
+        """Conservative distance from (x, y) to the obstacle's bounding circle."""
+        return math.hypot(x - self.x, y - self.y) - math.hypot(*self.size)
+
+
+@dataclass(frozen=True)
+class TerrainPatch:
+    """An axis-aligned rectangle of one terrain type.
+
+    Attributes:
+        terrain: Terrain type name (key of TERRAINS).
+        x: Centre x.
+        y: Centre y.
+        half_x: Half extent along x.
+        half_y: Half extent along y.
+        seed: Seed of its bump height field.
+    """
+
+    terrain: str
+    x: float
+    y: float
+    half_x: float
+    half_y: float
+    seed: int
+
+    def contains(self, x: float, y: float) -> bool:
+        """Whether (x, y) lies on the patch."""
+        return abs(x - self.x) <= self.half_x and abs(y - self.y) <= self.half_y
+
+
+@dataclass(frozen=True)
+class World:
+    """A generated world: arena, obstacles, terrain patches and the robot's start pose.
+
+    Attributes:
+        seed: The seed it was generated from.
+        arena_half_m: Half side of the square arena (walls' inner faces at +-arena_half_m).
+        wall_height_m: Wall height.
+        obstacles: Obstacles.
+        patches: Terrain patches (non-overlapping); elsewhere the floor is 'smooth'.
+        start: Robot start pose (x, y, yaw).
+    """
+
+    seed: int
+    arena_half_m: float
+    wall_height_m: float
+    obstacles: tuple[Obstacle, ...]
+    patches: tuple[TerrainPatch, ...]
+    start: tuple[float, float, float]
+
+    def obstacle_distance(self, x: float, y: float, heading: float) -> float:
+        """Distance along a horizontal ray from (x, y) to the nearest obstacle or wall.
+
+        Args:
+            x: Ray origin x (world frame, m).
+            y: Ray origin y.
+            heading: Ray direction (rad, 0 = +x).
+
+        Returns:
+            Distance in metres, or inf when nothing lies within MAX_RAY_M.
+        """
+        dx, dy = math.cos(heading), math.sin(heading)
+        best = _ray_box(x, y, dx, dy, self.arena_half_m, self.arena_half_m, inside=True)
+        for obstacle in self.obstacles:
+            best = min(best, obstacle.ray_distance(x, y, dx, dy))
+        return best if best <= MAX_RAY_M else math.inf
+
+    def terrain_at(self, x: float, y: float) -> str:
+        """Terrain type name under (x, y)."""
+        for patch in self.patches:
+            if patch.contains(x, y):
+                return patch.terrain
+        return 'smooth'
+
+    def clearance(self, x: float, y: float) -> float:
+        """Conservative free distance from (x, y) to any obstacle or wall."""
+        wall = self.arena_half_m - max(abs(x), abs(y))
+        return min([wall] + [o.clearance(x, y) for o in self.obstacles])
+
+    def to_json(self) -> str:
+        """The world as JSON (what `/sim/world` carries)."""
+        return json.dumps({'format': 'ssl_robot.sim.world/1', **asdict(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> World:
+        """Rebuild a world from `to_json` output.
+
+        Raises:
+            SimError: When the text is not a world description.
+        """
+        try:
+            data = json.loads(text)
+            if data.pop('format', None) != 'ssl_robot.sim.world/1':
+                raise ValueError('not an ssl_robot world (format key missing)')
+            return cls(
+                seed=int(data['seed']), arena_half_m=float(data['arena_half_m']),
+                wall_height_m=float(data['wall_height_m']),
+                obstacles=tuple(Obstacle(**{**o, 'size': tuple(o['size']),
+                                            'rgb': tuple(o['rgb'])})
+                                for o in data['obstacles']),
+                patches=tuple(TerrainPatch(**p) for p in data['patches']),
+                start=tuple(data['start']))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SimError(f'invalid world JSON: {exc}') from exc
+
+
+def generate_world(seed: int, *, arena_size_m: float = 4.0, n_obstacles: int = 10,
+                   n_patches: int = 6, wall_height_m: float = 0.3) -> World:
+    """Generate a world deterministically from `seed`.
+
+    Args:
+        seed: World seed (same seed, same world).
+        arena_size_m: Side of the square arena.
+        n_obstacles: Number of obstacles (fewer when they do not fit).
+        n_patches: Number of terrain patches (fewer when they do not fit).
+        wall_height_m: Height of the arena walls.
+
+    Returns:
+        The world.
+
+    Raises:
+        SimError: For an arena too small or negative counts.
+    """
+    if arena_size_m < 1.0 or n_obstacles < 0 or n_patches < 0:
+        raise SimError(f'bad world parameters: arena {arena_size_m} m, '
+                       f'{n_obstacles} obstacles, {n_patches} patches')
+    rng = np.random.default_rng([int(seed), 0x51A])
+    half = arena_size_m / 2.0
+    patches: list[TerrainPatch] = []
+    rough = [t for t in TERRAINS if t != 'smooth']
+    for i in range(n_patches * 30):  # bounded rejection sampling
+        if len(patches) == n_patches:
+            break
+        hx, hy = rng.uniform(0.3, 0.75, size=2)
+        px, py = rng.uniform(-half + hx, half - hx), rng.uniform(-half + hy, half - hy)
+        if any(abs(px - p.x) < hx + p.half_x + 0.1 and abs(py - p.y) < hy + p.half_y + 0.1
+               for p in patches):
+            continue
+        patches.append(TerrainPatch(rough[len(patches) % len(rough)], round(px, 4),
+                                    round(py, 4), round(hx, 4), round(hy, 4),
+                                    int(rng.integers(2**31))))
+    obstacles: list[Obstacle] = []
+    for _ in range(n_obstacles * 50):
+        if len(obstacles) == n_obstacles:
+            break
+        shape = 'box' if rng.random() < 0.55 else 'cylinder'
+        if shape == 'box':
+            size = tuple(round(float(v), 4) for v in rng.uniform(0.04, 0.18, size=2))
+        else:
+            r = round(float(rng.uniform(0.03, 0.14)), 4)
+            size = (r, r)
+        ox, oy = rng.uniform(-half + 0.3, half - 0.3, size=2)
+        reach = math.hypot(*size)
+        # Leave room to drive between obstacles and around the start.
+        if math.hypot(ox, oy) < reach + 0.45:
+            continue
+        if any(o.clearance(ox, oy) < reach + 0.35 for o in obstacles):
+            continue
+        obstacles.append(Obstacle(
+            shape, round(float(ox), 4), round(float(oy), 4),
+            round(float(rng.uniform(-math.pi, math.pi)), 4), size,
+            round(float(rng.uniform(0.08, 0.3)), 4),
+            tuple(round(float(v), 3) for v in _saturated_colour(rng))))
+    start = (0.0, 0.0, round(float(rng.uniform(-math.pi, math.pi)), 4))
+    return World(int(seed), half, wall_height_m, tuple(obstacles), tuple(patches), start)
+
+
+def _saturated_colour(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A distinct, saturated colour (obstacles stand out from the duller ground)."""
+    hue = rng.uniform(0, 6)
+    i, f = int(hue), hue - int(hue)
+    v, s = rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.9)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i % 6]
+
+
+def _ray_circle(x: float, y: float, dx: float, dy: float, r: float) -> float:
+    """Ray from (x, y) (circle at origin) to the circle of radius r; inf on a miss."""
+    b = x * dx + y * dy
+    c = x * x + y * y - r * r
+    if c <= 0.0:
+        return 0.0
+    disc = b * b - c
+    if disc < 0.0 or b > 0.0:
+        return math.inf
+    return -b - math.sqrt(disc)
+
+
+def _ray_box(x: float, y: float, dx: float, dy: float, hx: float, hy: float, *,
+             inside: bool = False) -> float:
+    """Ray (box-local frame) to an axis-aligned box of half sizes (hx, hy).
+
+    With `inside`, the ray starts inside and the distance to the exit face is returned
+    (the arena walls); otherwise the distance to the entry face (0 when inside).
+    """
+    t_near, t_far = -math.inf, math.inf
+    for p, d, h in ((x, dx, hx), (y, dy, hy)):
+        if abs(d) < 1e-12:
+            if abs(p) > h:
+                return math.inf
+            continue
+        t1, t2 = (-h - p) / d, (h - p) / d
+        t_near, t_far = max(t_near, min(t1, t2)), min(t_far, max(t1, t2))
+    if t_near > t_far or t_far < 0.0:
+        return math.inf
+    if inside:
+        return t_far
+    return max(t_near, 0.0)

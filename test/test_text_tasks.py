@@ -1,0 +1,152 @@
+"""Text pretext tasks: masking statistics, causal mask, RTD labels, training, export."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from ssl_robot.export import read_metadata
+from ssl_robot.text.data import split_documents
+from ssl_robot.text.model import (CausalLMModel, export_text_encoder, TextModelConfig,
+                                  TextTransformer)
+from ssl_robot.text.tasks import (ARTask, build_pair_input, corrupt_with_samples, mask_tokens,
+                                  MLMTask, NSPTask, pack_blocks, RTDTask, TextCorpus)
+from ssl_robot.text.tokenizer import train_tokenizer
+from ssl_robot.train import Trainer, TrainConfig
+
+from text_fixtures import synthetic_docs  # noqa: I100
+
+
+def _within(count: int, n: int, p: float, sds: float = 5.0) -> bool:
+    return abs(count - n * p) < sds * (n * p * (1 - p)) ** 0.5
+
+
+def test_masking_statistics_on_a_large_sample():
+    gen = torch.Generator().manual_seed(0)
+    vocab, mask_id, low = 1000, 4, 5
+    ids = torch.randint(low, vocab, (400, 512), generator=gen)
+    ids[:, 0] = 2  # [CLS]: never selected
+    maskable = ids >= low
+    inputs, labels, selected = mask_tokens(ids, maskable=maskable, mask_id=mask_id,
+                                           random_low=low, random_high=vocab, prob=0.15,
+                                           generator=gen)
+    n_maskable, n_sel = int(maskable.sum()), int(selected.sum())
+    assert _within(n_sel, n_maskable, 0.15)
+    assert not selected[:, 0].any()
+    assert torch.equal(labels[selected], ids[selected]) and (labels[~selected] == -100).all()
+    assert torch.equal(inputs[~selected], ids[~selected])  # only selected tokens change
+    sel_in, sel_orig = inputs[selected], ids[selected]
+    n_mask = int((sel_in == mask_id).sum())
+    n_same = int((sel_in == sel_orig).sum())
+    n_random = n_sel - n_mask - n_same
+    # A random replacement equals the original with probability 1/995.
+    p_same = 0.1 + 0.1 / (vocab - low)
+    assert _within(n_mask, n_sel, 0.8)
+    assert _within(n_same, n_sel, p_same)
+    assert _within(n_random, n_sel, 0.1 - 0.1 / (vocab - low))
+    assert ((sel_in >= low) | (sel_in == mask_id)).all()  # random ids are regular tokens
+
+
+def test_rtd_labels_are_exactly_the_replaced_positions():
+    original = torch.tensor([[2, 10, 11, 12, 13, 3], [2, 20, 21, 22, 23, 3]])
+    selected = torch.tensor([[0, 1, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0]], dtype=torch.bool)
+    # Samples: 99 replaces 10, 12 equals the original (not replaced), 50 replaces 13.
+    samples = torch.tensor([99, 12, 50, 21])
+    corrupted, replaced = corrupt_with_samples(original, selected, samples)
+    assert corrupted.tolist() == [[2, 99, 11, 12, 50, 3], [2, 20, 21, 22, 23, 3]]
+    assert replaced.tolist() == [[False, True, False, False, True, False],
+                                 [False] * 6]
+
+
+def test_causal_mask_prevents_looking_ahead():
+    torch.manual_seed(0)
+    model = CausalLMModel(TextModelConfig(vocab_size=50, max_len=16, dim=32, depth=2,
+                                          heads=4)).eval()
+    ids = torch.randint(5, 50, (2, 12))
+    changed = ids.clone()
+    changed[:, 7] = (changed[:, 7] + 1 - 5) % 45 + 5
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    assert torch.allclose(a[:, :7], b[:, :7], atol=1e-6)
+    assert not torch.allclose(a[:, 7:], b[:, 7:], atol=1e-3)
+
+
+def test_padding_does_not_change_real_tokens():
+    torch.manual_seed(0)
+    enc = TextTransformer(TextModelConfig(vocab_size=50, max_len=16, dim=32, depth=2,
+                                          heads=4)).eval()
+    ids = torch.randint(5, 50, (1, 6))
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], 1)
+    mask = torch.cat([torch.ones(1, 6), torch.zeros(1, 4)], 1).long()
+    with torch.no_grad():
+        assert torch.allclose(enc(ids), enc(padded, mask)[:, :6], atol=1e-5)
+
+
+def test_pack_blocks_and_pair_input():
+    blocks = pack_blocks([[[5, 6], [7]], [[8, 9, 10]]], 3, sep_id=3)
+    assert blocks.tolist() == [[5, 6, 7], [3, 8, 9]]  # the trailing '10 [SEP]' is dropped
+    ids, types = build_pair_input([5, 6, 7, 8, 9], [10, 11], max_len=8, cls_id=2, sep_id=3)
+    assert ids == [2, 5, 6, 7, 3, 10, 11, 3] and types == [0] * 5 + [1] * 3
+
+
+@pytest.fixture(scope='module')
+def corpus() -> TextCorpus:
+    docs = synthetic_docs()
+    tok = train_tokenizer([' '.join(d) for d in docs], vocab_size=400)
+    train_idx, val_idx = split_documents(len(docs), val_fraction=0.25, seed=0)
+    return TextCorpus.from_sentences(docs, tok, train_idx=train_idx, val_idx=val_idx)
+
+
+def _cfg(corpus: TextCorpus) -> TextModelConfig:
+    return TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=32, dim=32,
+                           depth=1, heads=2, dropout=0.0)
+
+
+@pytest.mark.parametrize('task_cls, metric', [
+    (MLMTask, 'val_loss'), (NSPTask, 'val_loss'), (ARTask, 'perplexity'),
+    (RTDTask, 'disc_loss')])
+def test_short_run_decreases_the_loss(tmp_path, corpus, task_cls, metric):
+    task = task_cls(corpus, _cfg(corpus))
+    torch.manual_seed(0)
+    _, val = task.datasets()
+    loader = [task.collate([val[i] for i in range(j, min(j + 16, len(val)))])
+              for j in range(0, len(val), 16)]
+    before = task.evaluate(task.build_model().eval(), loader)[metric]
+    config = TrainConfig(out_dir=str(tmp_path), epochs=60, max_steps=120, batch_size=16,
+                         lr=3e-3, warmup_steps=5, progress=False, device='cpu')
+    result = Trainer(task, config).fit()
+    after = result.metrics[metric]
+    assert after < 0.8 * before, (before, after)
+
+
+def test_ar_generate_and_mlm_accuracy_metrics(tmp_path, corpus):
+    task = ARTask(corpus, _cfg(corpus))
+    Trainer(task, TrainConfig(out_dir=str(tmp_path), epochs=30, max_steps=60, batch_size=16,
+                              lr=3e-3, progress=False, device='cpu')).fit()
+    text = task.generate('The robot', 12, temperature=0.8, top_k=10, seed=0)
+    assert text.startswith('The robot') and len(text) > len('The robot')
+    assert task.generate('The robot', 12, temperature=0.8, top_k=10, seed=0) == text
+    greedy = task.generate('The', 8, temperature=0.0)
+    assert greedy == task.generate('The', 8, temperature=0.0)
+
+
+def test_encoder_onnx_export_parity(tmp_path):
+    torch.manual_seed(0)
+    enc = TextTransformer(TextModelConfig(vocab_size=60, max_len=12, dim=32, depth=2,
+                                          heads=4))
+    report = export_text_encoder(enc, tmp_path / 'enc.onnx', task='mlm')
+    assert report.max_abs_diff < 1e-4
+    meta = read_metadata(report.path)
+    assert meta['kind'] == 'text_encoder' and meta['vocab_size'] == '60'
+    assert meta['max_len'] == '12'
+    session = ort.InferenceSession(str(report.path), providers=['CPUExecutionProvider'])
+    ids = np.random.default_rng(0).integers(5, 60, (4, 12)).astype(np.int64)
+    mask = np.ones((4, 12), dtype=np.int64)
+    mask[2, 6:] = 0
+    hidden, pooled = session.run(None, {'input_ids': ids, 'attention_mask': mask})
+    with torch.no_grad():
+        ref = enc.eval()(torch.from_numpy(ids), torch.from_numpy(mask))
+    assert hidden.shape == (4, 12, 32) and pooled.shape == (4, 32)
+    np.testing.assert_allclose(hidden, ref.numpy(), atol=1e-4)
+    np.testing.assert_allclose(pooled[2], ref[2, :6].mean(0).numpy(), atol=1e-4)

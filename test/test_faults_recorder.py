@@ -1,0 +1,87 @@
+"""Fault suite: the recorder node killed mid-recording with SIGINT, SIGTERM or SIGKILL.
+
+The bag must open afterwards; no message may be lost on SIGINT/SIGTERM, and on SIGKILL
+only messages of the last second before the kill. Messages are counted by header stamp
+per topic: what the test published vs what the bag holds.
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from ros_procs import copy_config, node_exists, Probe, start_node
+from test_faults_messages import _instant
+
+from ssl_robot.bagio import BagError, BagReader, stamp_to_ns
+
+DOMAIN_ID = 67
+RATE_HZ = 10.0
+SECONDS = 4.0
+S = 1_000_000_000
+
+
+def _recorded(output_root) -> tuple[dict[str, set[int]], list[str]]:
+    """Header stamps per topic in every bag file under `output_root`; unreadable files."""
+    stamps: dict[str, set[int]] = {}
+    unreadable = []
+    files = sorted(output_root.rglob('*.mcap')) + sorted(output_root.rglob('*.db3'))
+    for path in files:
+        try:
+            with BagReader(path) as bag:
+                for m in bag.messages():
+                    header = getattr(m.msg, 'header', None)
+                    if header is not None:
+                        stamps.setdefault(m.topic, set()).add(stamp_to_ns(header.stamp))
+        except BagError as exc:
+            unreadable.append(f'{path.name}: {exc}')
+    return stamps, unreadable
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=['SIGINT', 'SIGTERM', 'SIGKILL'])
+def test_recorder_killed_mid_recording_keeps_the_bag(sig, tmp_path, fault_case):
+    if not node_exists('recorder'):
+        pytest.skip('recorder is not written yet')
+    out = tmp_path / 'rec' / 'recording'
+    config = copy_config(tmp_path, recorder={'output': str(out)})
+    published: dict[str, list[int]] = {}
+    with start_node('recorder', domain_id=DOMAIN_ID, log_dir=tmp_path,
+                    params_file=config) as recorder, Probe(DOMAIN_ID) as probe:
+        publishers = {}
+        for topic, msg in _instant(0):
+            publishers[topic] = probe.publisher(topic, type(msg), reliable=True)
+        assert probe.spin_until(lambda: all(probe.node.count_subscribers(t) > 0
+                                            for t in publishers), 60), recorder.output()[-2000:]
+        probe.spin(1.0)  # discovery settles both ways before the first message
+        t0 = 1000 * S
+        n = int(SECONDS * RATE_HZ)
+        sent_at: dict[int, float] = {}
+        for i in range(n):
+            t = t0 + int(i * S / RATE_HZ)
+            for topic, msg in _instant(t, x=0.02 * i):
+                publishers[topic].publish(msg)
+                published.setdefault(topic, []).append(t)
+            sent_at[t] = time.monotonic()
+            probe.spin(1.0 / RATE_HZ)
+        if sig != signal.SIGKILL:
+            probe.spin(1.0)  # SIGINT/SIGTERM: everything sent before must be in the bag
+        kill_time = time.monotonic()
+        recorder.signal(sig)
+        code = recorder.wait(30)
+        assert code is not None, 'recorder did not exit'
+        log = recorder.output()
+    stamps, unreadable = _recorded(tmp_path / 'rec')
+    assert stamps, f'no readable bag under {tmp_path / "rec"}: {unreadable}\n{log[-2000:]}'
+    lost = {topic: sorted(set(ts) - stamps.get(topic, set())) for topic, ts in published.items()}
+    fault_case.lost = sum(len(v) for v in lost.values())
+    if sig == signal.SIGKILL:
+        fault_case.notes.append('SIGKILL may lose the last second')
+        too_old = {topic: [t for t in ts if kill_time - sent_at[t] > 1.0]
+                   for topic, ts in lost.items()}
+        assert not any(too_old.values()), f'lost more than the last second: {too_old}'
+    else:
+        assert code in (0, 130, -sig), log[-2000:]
+        assert not unreadable, unreadable
+        assert not any(lost.values()), f'lost on {sig.name}: {lost}'
+        assert 'Traceback' not in log

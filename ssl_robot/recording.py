@@ -1,0 +1,483 @@
+"""Crash-safe recording: split rosbag2 bags, kept-current metadata, and reindex/recovery.
+
+`rosbags`' Writer writes the mcap footer/index and ``metadata.yaml`` only on close, so a
+recorder killed with SIGKILL would leave an unreadable bag. The design here follows
+``ros2 bag record`` and ``ros2 bag reindex``:
+
+* A bag is a directory ``NAME/`` of split files ``NAME_0.mcap``, ``NAME_1.mcap``, ...
+  (or ``.db3``). A split closes after ``max_duration_s`` of bag time or ``max_size_bytes``.
+* The split being written lives in a sub-directory ``NAME/NAME_<i>/NAME_<i>.mcap`` (that
+  is where rosbags' Writer puts it); when it closes it is moved up to ``NAME/`` and
+  ``NAME/metadata.yaml`` is rewritten atomically to list every closed split. The
+  metadata is written at start too, so the directory is a valid (empty) bag at all times.
+* Every ``flush_period_s`` the open split is made durable: its pending mcap chunk is
+  closed and flushed to the OS (sqlite3: the transaction is committed). A SIGKILL thus
+  loses at most the last flush period, plus the process' unflushed buffers.
+* `reindex` (``ssl-robot bag reindex NAME``) salvages a cut split (the complete mcap
+  records before the cut; the committed sqlite3 rows) into a finished, indexed file and
+  rebuilds ``metadata.yaml`` from the files present. `ssl_robot.bagio.BagReader` does
+  the same transparently in a temporary directory when it meets an unfinished bag, and
+  logs that it did.
+
+Imports no rclpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import logging
+import os
+from pathlib import Path
+import re
+import shutil
+import sqlite3
+import tempfile
+from typing import TYPE_CHECKING
+
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.metadata import dump_qos_v9
+from rosbags.rosbag2.storage_mcap import McapReader
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
+import yaml
+
+from ssl_robot.bagio import BagError, typestore
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
+
+_LOG = logging.getLogger(__name__)
+
+#: File suffix of each storage plugin.
+SUFFIXES = {'mcap': '.mcap', 'sqlite3': '.db3'}
+_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
+
+
+def split_name(bag: Path, index: int) -> str:
+    """Name (without suffix) of split `index` of bag directory `bag`, as ros2 bag names it."""
+    return f'{bag.name}_{index}'
+
+
+def _split_index(bag: Path, path: Path) -> int | None:
+    match = re.fullmatch(re.escape(bag.name) + r'_(\d+)', path.stem if path.is_file()
+                         else path.name)
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class FileInfo:
+    """What `metadata.yaml` says about one storage file."""
+
+    path: Path
+    start_ns: int
+    end_ns: int
+    count: int
+    #: (topic, msgtype) -> {'count', 'digest', 'serialization_format', 'qos'}
+    topics: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+
+def scan_file(path: Path) -> FileInfo:
+    """Read topics, counts and time range of a finished storage file.
+
+    Raises:
+        BagError: When the file is not a readable mcap/sqlite3 storage file.
+    """
+    reader_cls = {'.mcap': McapReader, '.db3': Sqlite3Reader}.get(path.suffix)
+    if reader_cls is None:
+        raise BagError(f'{path}: not a rosbag2 storage file (.mcap or .db3)')
+    reader = reader_cls(path)
+    try:
+        reader.open()
+    except Exception as exc:
+        raise BagError(f'{path}: cannot open storage file: {exc}') from exc
+    try:
+        topics: dict[tuple[str, str], dict] = {}
+        for conn in reader.connections:
+            digest = conn.digest
+            if not digest and conn.msgtype in typestore().types:
+                digest = typestore().hash_rihs01(conn.msgtype)
+            entry = topics.setdefault((conn.topic, conn.msgtype), {
+                'count': 0, 'digest': digest,
+                'serialization_format': conn.ext.serialization_format,
+                'qos': dump_qos_v9(list(conn.ext.offered_qos_profiles))})
+            entry['count'] += conn.msgcount
+        meta = reader.metadata
+        count = meta.message_count
+        return FileInfo(path, meta.start_time if count else 0,
+                        meta.end_time if count else 0, count, topics)
+    finally:
+        reader.close()
+
+
+def write_metadata(bag: Path, storage: str, files: list[FileInfo]) -> None:
+    """Write `bag/metadata.yaml` (rosbag2 version 9) for `files`, atomically."""
+    counted = [f for f in files if f.count]
+    start = min((f.start_ns for f in counted), default=0)
+    end = max((f.end_ns for f in counted), default=0)
+    topics: dict[tuple[str, str], dict] = {}
+    for info in files:
+        for key, entry in info.topics.items():
+            merged = topics.setdefault(key, {**entry, 'count': 0})
+            merged['count'] += entry['count']
+    count = sum(f.count for f in files)
+    metadata = {'rosbag2_bagfile_information': {
+        'version': 9,
+        'storage_identifier': storage,
+        'relative_file_paths': [f.path.name for f in files],
+        'duration': {'nanoseconds': max(0, end - start - 1) if count else 0},
+        'starting_time': {'nanoseconds_since_epoch': start},
+        'message_count': count,
+        'topics_with_message_count': [
+            {'topic_metadata': {'name': topic, 'type': msgtype,
+                                'serialization_format': e['serialization_format'],
+                                'offered_qos_profiles': e['qos'],
+                                'type_description_hash': e['digest']},
+             'message_count': e['count']}
+            for (topic, msgtype), e in topics.items()],
+        'compression_format': '',
+        'compression_mode': '',
+        'files': [{'path': f.path.name,
+                   'starting_time': {'nanoseconds_since_epoch': f.start_ns},
+                   'duration': {'nanoseconds': max(0, f.end_ns - f.start_ns - 1)},
+                   'message_count': f.count} for f in files],
+        'custom_data': None,
+        'ros_distro': 'rosbags',
+    }}
+    tmp = bag / 'metadata.yaml.tmp'
+    tmp.write_text(yaml.safe_dump(metadata, sort_keys=False))
+    os.replace(tmp, bag / 'metadata.yaml')
+
+
+class SplitBagWriter:
+    """Writes a rosbag2 bag as split files whose metadata stays current (see module doc).
+
+    Args:
+        path: Bag directory to create.
+        storage: 'mcap' or 'sqlite3'.
+        max_duration_s: Close a split after this much bag time (0: never).
+        max_size_bytes: Close a split after this many message bytes (0: never).
+        flush_period_s: Make the open split durable at least this often (bag time).
+
+    Raises:
+        BagError: When the output exists, the storage is unknown or writing fails.
+    """
+
+    def __init__(self, path: Path | str, *, storage: str = 'mcap', max_duration_s: float = 0.0,
+                 max_size_bytes: int = 0, flush_period_s: float = 1.0) -> None:
+        self.path = Path(path)
+        if storage not in _PLUGINS:
+            raise BagError(f'{self.path}: unknown storage {storage!r} (use mcap or sqlite3)')
+        if self.path.exists():
+            raise BagError(f'{self.path}: output bag already exists')
+        self.storage = storage
+        self.max_duration_ns = int(max_duration_s * 1e9)
+        self.max_size_bytes = int(max_size_bytes)
+        self.flush_period_ns = int(flush_period_s * 1e9)
+        self.files: list[FileInfo] = []
+        self.message_counts: dict[str, int] = {}
+        self.bytes_written = 0
+        self._types: dict[str, str] = {}
+        self._writer: Writer | None = None
+        self._connections: dict[str, Connection] = {}
+        self._split_start_ns: int | None = None
+        self._split_bytes = 0
+        self._last_flush_ns = 0
+
+    def __enter__(self) -> SplitBagWriter:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Create the bag directory and its (empty) metadata."""
+        try:
+            self.path.mkdir(parents=True)
+            write_metadata(self.path, self.storage, [])
+        except OSError as exc:
+            raise BagError(f'{self.path}: cannot create bag: {exc}') from exc
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Declare a topic (idempotent); its definition comes from the Kilted typestore.
+
+        Raises:
+            BagError: When the type is not in the typestore (its definition is unknown).
+        """
+        if topic in self._types:
+            return
+        if msgtype not in typestore().types:
+            raise BagError(f'{self.path}: no message definition for {msgtype} ({topic})')
+        self._types[topic] = msgtype
+        self.message_counts[topic] = 0
+        if self._writer is not None:
+            self._add_connection(topic, msgtype)
+
+    def _add_connection(self, topic: str, msgtype: str) -> None:
+        assert self._writer is not None
+        self._connections[topic] = self._writer.add_connection(
+            topic, msgtype, typestore=typestore())
+
+    def _open_split(self, time_ns: int) -> None:
+        name = split_name(self.path, len(self.files))
+        self._writer = Writer(self.path / name, version=9,
+                              storage_plugin=_PLUGINS[self.storage])
+        try:
+            self._writer.open()
+        except Exception as exc:
+            raise BagError(f'{self.path / name}: cannot create split: {exc}') from exc
+        self._connections = {}
+        for topic, msgtype in self._types.items():
+            self._add_connection(topic, msgtype)
+        self._split_start_ns = time_ns
+        self._split_bytes = 0
+        self._last_flush_ns = time_ns
+
+    def write_raw(self, topic: str, msgtype: str, data: bytes | memoryview,
+                  time_ns: int) -> None:
+        """Write a CDR-serialised message at bag time `time_ns` (splits when due)."""
+        self.add_topic(topic, msgtype)
+        if self._writer is not None and self._split_due(time_ns):
+            self.split()
+        if self._writer is None:
+            self._open_split(time_ns)
+        self._writer.write(self._connections[topic], int(time_ns), data)
+        self.message_counts[topic] += 1
+        self._split_bytes += len(data)
+        self.bytes_written += len(data)
+        if self.flush_period_ns and time_ns - self._last_flush_ns >= self.flush_period_ns:
+            self.flush()
+            self._last_flush_ns = time_ns
+
+    def _split_due(self, time_ns: int) -> bool:
+        return bool((self.max_duration_ns
+                     and time_ns - self._split_start_ns >= self.max_duration_ns)
+                    or (self.max_size_bytes and self._split_bytes >= self.max_size_bytes))
+
+    def flush(self) -> None:
+        """Make everything written so far survive a SIGKILL of this process."""
+        storage = self._writer.storage if self._writer is not None else None
+        if storage is None:
+            return
+        # rosbags' McapWriter keeps up to 1 MiB in a pending chunk and sqlite3 one open
+        # transaction until close; close the chunk / commit so the bytes reach the file.
+        if hasattr(storage, 'close_chunk'):
+            if any(storage.chunk.msgs.values()):
+                storage.close_chunk()
+            storage.bio.flush()
+        elif hasattr(storage, 'conn'):
+            storage.conn.commit()
+
+    def split(self) -> None:
+        """Close the current split file (if any); the next message opens a new one."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+        except Exception as exc:
+            raise BagError(f'{writer.path}: cannot finalise split: {exc}') from exc
+        final = _finish_split_dir(self.path, writer.path)
+        self.files.append(scan_file(final))
+        write_metadata(self.path, self.storage, self.files)
+
+    def close(self) -> None:
+        """Close the last split and write the final metadata."""
+        self.split()
+
+
+def _finish_split_dir(bag: Path, split_dir: Path) -> Path:
+    """Move the storage file of a finished split up into the bag directory."""
+    files = [p for p in split_dir.iterdir() if p.suffix in ('.mcap', '.db3')]
+    if len(files) != 1:
+        raise BagError(f'{split_dir}: expected one storage file, found {len(files)}')
+    final = bag / files[0].name
+    os.replace(files[0], final)
+    shutil.rmtree(split_dir)
+    return final
+
+
+# -- recovery ---------------------------------------------------------------------------
+
+def unfinished_splits(bag: Path) -> list[Path]:
+    """Split sub-directories a recorder left behind (it was killed while writing them)."""
+    if not bag.is_dir():
+        return []
+    return sorted((p for p in bag.iterdir() if p.is_dir() and _split_index(bag, p) is not None
+                   and any(q.suffix in ('.mcap', '.db3') for q in p.iterdir())),
+                  key=lambda p: _split_index(bag, p))
+
+
+def storage_files(bag: Path) -> list[Path]:
+    """Storage files directly in a bag directory, in split order."""
+    files = [p for p in bag.iterdir() if p.is_file() and p.suffix in ('.mcap', '.db3')]
+    return sorted(files, key=lambda p: (_split_index(bag, p) is None,
+                                        _split_index(bag, p) or 0, p.name))
+
+
+def needs_recovery(bag: Path) -> bool:
+    """Whether a bag directory was left unfinished (killed recorder, no metadata)."""
+    if not bag.is_dir():
+        return False
+    if unfinished_splits(bag):
+        return True
+    return not (bag / 'metadata.yaml').exists() and bool(storage_files(bag))
+
+
+def _mcap_complete_prefix(data: bytes) -> int:
+    """Length of the leading part of an mcap file that holds only complete records."""
+    if not data.startswith(_MCAP_MAGIC):
+        return 0
+    pos = len(_MCAP_MAGIC)
+    while pos + 9 <= len(data):
+        size = int.from_bytes(data[pos + 1:pos + 9], 'little')
+        end = pos + 9 + size
+        if end > len(data):
+            break
+        if data[pos] in (0x0F, 0x02):  # data end / footer: the file was finished after all
+            return pos
+        pos = end
+    return pos
+
+
+def salvage_mcap(src: Path, dst: Path) -> int:
+    """Write to `dst` an indexed mcap with the complete records of a cut mcap `src`.
+
+    Returns:
+        Number of messages salvaged.
+
+    Raises:
+        BagError: When `src` is not an mcap file or holds no complete record.
+    """
+    data = src.read_bytes()
+    prefix = _mcap_complete_prefix(data)
+    if prefix <= len(_MCAP_MAGIC):
+        raise BagError(f'{src}: not an mcap file or nothing complete in it')
+    with tempfile.TemporaryDirectory(prefix='ssl_robot_salvage_') as tmp:
+        fixed = Path(tmp) / 'fixed.mcap'
+        # A data-end record and a footer without summary: rosbags then scans the records.
+        footer = (b'\x0f' + (4).to_bytes(8, 'little') + (0).to_bytes(4, 'little')
+                  + b'\x02' + (20).to_bytes(8, 'little') + bytes(20) + _MCAP_MAGIC)
+        fixed.write_bytes(data[:prefix] + footer)
+        reader = McapReader(fixed)
+        try:
+            reader.open()
+        except Exception as exc:
+            raise BagError(f'{src}: cannot salvage: {exc}') from exc
+        try:
+            return _rewrite(reader, dst, 'mcap')
+        finally:
+            reader.close()
+
+
+def salvage_sqlite3(src: Path, dst: Path) -> int:
+    """Write to `dst` the committed rows of a cut sqlite3 split `src`; the message count."""
+    with tempfile.TemporaryDirectory(prefix='ssl_robot_salvage_') as tmp:
+        copy = Path(tmp) / src.name
+        shutil.copy2(src, copy)
+        for extra in ('-journal', '-wal'):
+            if Path(f'{src}{extra}').exists():
+                shutil.copy2(f'{src}{extra}', f'{copy}{extra}')
+        try:
+            # A normal (not immutable) open rolls a hot journal back: committed rows only.
+            with sqlite3.connect(copy) as conn:
+                conn.execute('SELECT COUNT(*) FROM messages').fetchone()
+            conn.close()
+        except sqlite3.Error as exc:
+            raise BagError(f'{src}: cannot salvage sqlite3 split: {exc}') from exc
+        reader = Sqlite3Reader(copy)
+        try:
+            reader.open()
+        except Exception as exc:
+            raise BagError(f'{src}: cannot salvage: {exc}') from exc
+        try:
+            return _rewrite(reader, dst, 'sqlite3')
+        finally:
+            reader.close()
+
+
+def _rewrite(reader: McapReader | Sqlite3Reader, dst: Path, storage: str) -> int:
+    """Copy every message of an open storage reader into a finished file `dst`."""
+    # Not dst.parent / dst.stem: that may be the unfinished split directory itself.
+    work = dst.parent / f'.{dst.stem}.reindex'
+    if work.exists():
+        shutil.rmtree(work)
+    writer = Writer(work, version=9, storage_plugin=_PLUGINS[storage])
+    writer.open()
+    conns = {}
+    for conn in reader.connections:
+        if conn.msgdef.data and conn.digest:
+            conns[conn.id] = writer.add_connection(
+                conn.topic, conn.msgtype, msgdef=conn.msgdef.data, rihs01=conn.digest,
+                offered_qos_profiles=conn.ext.offered_qos_profiles)
+        else:
+            conns[conn.id] = writer.add_connection(conn.topic, conn.msgtype,
+                                                   typestore=typestore())
+    count = 0
+    for conn, time_ns, data in reader.messages(reader.connections):
+        writer.write(conns[conn.id], time_ns, data)
+        count += 1
+    writer.close()
+    produced = work / f'{work.name}{dst.suffix}'
+    os.replace(produced, dst)
+    shutil.rmtree(work)
+    return count
+
+
+@dataclass
+class ReindexReport:
+    """What `reindex` did."""
+
+    bag: Path
+    files: list[Path]
+    salvaged: dict[str, int]
+    message_count: int
+
+
+def _storage_of(files: list[Path]) -> str:
+    suffixes = {p.suffix for p in files}
+    if len(suffixes) != 1:
+        raise BagError(f'{files[0].parent}: mixed storage files {sorted(suffixes)}')
+    return 'mcap' if suffixes == {'.mcap'} else 'sqlite3'
+
+
+def reindex(bag: Path | str, *, out: Path | str | None = None) -> ReindexReport:
+    """Finish an unfinished bag: salvage cut splits, rebuild `metadata.yaml`.
+
+    Args:
+        bag: Bag directory (a recorder's output, possibly killed).
+        out: Where to build the recovered bag; in place when None. Finished split files
+            are linked (symlinks) into `out`, salvaged ones written there.
+
+    Returns:
+        A report of the files and salvaged message counts.
+
+    Raises:
+        BagError: When `bag` is not a bag directory or nothing can be recovered.
+    """
+    bag = Path(bag)
+    if not bag.is_dir():
+        raise BagError(f'{bag}: not a bag directory')
+    target = Path(out) if out is not None else bag
+    if target != bag:
+        target.mkdir(parents=True, exist_ok=True)
+        for path in storage_files(bag):
+            (target / path.name).symlink_to(path.resolve())
+    salvaged: dict[str, int] = {}
+    for split_dir in unfinished_splits(bag):
+        src = next(p for p in split_dir.iterdir() if p.suffix in ('.mcap', '.db3'))
+        dst = target / src.name
+        try:
+            salvage = salvage_mcap if src.suffix == '.mcap' else salvage_sqlite3
+            salvaged[src.name] = salvage(src, dst)
+        except BagError as exc:
+            # A split killed before its first chunk reached the disk holds nothing.
+            _LOG.warning('%s', exc)
+            salvaged[src.name] = 0
+        if target == bag:
+            shutil.rmtree(split_dir)
+    files = storage_files(target)
+    if not files:
+        raise BagError(f'{bag}: no storage files (.mcap/.db3) to reindex')
+    infos = [scan_file(p) for p in files]
+    write_metadata(target, _storage_of(files), infos)
+    return ReindexReport(target, files, salvaged, sum(i.count for i in infos))

@@ -5,6 +5,7 @@ from ssl_robot.bagio import BagError
 from ssl_robot.dataset import DatasetError
 from ssl_robot.export import ExportError
 from ssl_robot.msgconv import MessageError
+from ssl_robot.sim.world import SimError
 from ssl_robot.train.trainer import TrainError
 
 
@@ -16,5 +17,5 @@ class ConfigError(ValueError):
 #: so that `ssl-robot` reports it as one clear line.
 USER_ERRORS: tuple[type[Exception], ...] = (BagError, MessageError, TrainError, ConfigError,
                                             ExportError, DatasetError,
-                                            FileNotFoundError)
+                                            SimError, FileNotFoundError)
 

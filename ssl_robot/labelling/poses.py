@@ -123,15 +123,21 @@ def build_trajectory(stamps_ns: np.ndarray, poses: np.ndarray, *, max_gap_s: flo
     if len(stamps) == 0:
         return Trajectory(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(1, np.int64),
                           np.zeros(0), int(max_gap_s * 1e9), counts)
-    running_max = np.maximum.accumulate(stamps)
     backstep = np.zeros(len(stamps), bool)
-    backstep[1:] = stamps[1:] < running_max[:-1] - int(max_backstep_s * 1e9)
-    # A backstep restarts the running maximum: recompute it per restart group.
+    limit = int(max_backstep_s * 1e9)
+    start = 0
+    while True:  # one pass per restart (there are few): the running max restarts with it
+        running = np.maximum.accumulate(stamps[start:])
+        back = np.flatnonzero(stamps[start + 1:] < running[:-1] - limit)
+        if len(back) == 0:
+            break
+        start += int(back[0]) + 1
+        backstep[start] = True
     group = np.cumsum(backstep)
-    if backstep.any():
-        for g in range(1, group[-1] + 1):
-            sel = group == g
-            running_max[sel] = np.maximum.accumulate(stamps[sel])
+    running_max = np.zeros(len(stamps), np.int64)
+    for g in range(group[-1] + 1):
+        sel = group == g
+        running_max[sel] = np.maximum.accumulate(stamps[sel])
     counts['backstep'] = int(backstep.sum())
     late = np.zeros(len(stamps), bool)
     late[1:] = (stamps[1:] < running_max[:-1]) & ~backstep[1:]

@@ -3,22 +3,35 @@
 Pure core (no rclpy): worlds (`generate_world`, `World`), the robot's geometry
 (`ROBOT`), the physics and sensors (`Simulator`), a driver (`DrivingPolicy`), message
 builders (`ssl_robot.sim.messages`), the run loop shared by bags and the node
-(`SimSession`) and `write_sim_bag`. Importing this package sets MUJOCO_GL=egl unless it
-is set already (headless rendering).
+(`SimSession`) and `write_sim_bag`.
+
+The world module is imported eagerly (it is plain data); the MuJoCo parts load on first
+use, so importing `ssl_robot.sim.SimError` does not load MuJoCo. Loading the simulator
+sets MUJOCO_GL=egl unless it is set already (headless rendering).
 """
 from __future__ import annotations
 
-from ssl_robot.sim.bag import SimBagSummary, write_sim_bag
-from ssl_robot.sim.policy import DrivingPolicy, PolicyParams
-from ssl_robot.sim.session import SIM_EPOCH_NS, SimOptions, SimSession, STREAMS
-from ssl_robot.sim.simulator import (GroundTruth, ImuNoise, Odometry2D, OdometryNoise,
-                                     Simulator)
+import importlib
+from typing import Any
+
 from ssl_robot.sim.world import (generate_world, MAX_RAY_M, Obstacle, ROBOT, RobotGeometry,
                                  SimError, TERRAINS, TerrainPatch, TerrainType, World)
 
-__all__ = [
-    'DrivingPolicy', 'generate_world', 'GroundTruth', 'ImuNoise', 'MAX_RAY_M', 'Obstacle',
-    'Odometry2D', 'OdometryNoise', 'PolicyParams', 'ROBOT', 'RobotGeometry', 'SIM_EPOCH_NS',
-    'SimBagSummary', 'SimError', 'SimOptions', 'SimSession', 'Simulator', 'STREAMS',
-    'TERRAINS', 'TerrainPatch', 'TerrainType', 'World', 'write_sim_bag',
-]
+#: Names loaded on first access, and their modules.
+_LAZY = {
+    'SimBagSummary': 'bag', 'write_sim_bag': 'bag',
+    'DrivingPolicy': 'policy', 'PolicyParams': 'policy',
+    'SIM_EPOCH_NS': 'session', 'SimOptions': 'session', 'SimSession': 'session',
+    'STREAMS': 'session',
+    'GroundTruth': 'simulator', 'ImuNoise': 'simulator', 'Odometry2D': 'simulator',
+    'OdometryNoise': 'simulator', 'Simulator': 'simulator',
+}
+
+__all__ = ['generate_world', 'MAX_RAY_M', 'Obstacle', 'ROBOT', 'RobotGeometry', 'SimError',
+           'TERRAINS', 'TerrainPatch', 'TerrainType', 'World', *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f'ssl_robot.sim.{_LAZY[name]}'), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -115,7 +115,7 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
     x0, y0, yaw0 = world.start
     return f"""<mujoco model="ssl_robot_world_{world.seed}">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{TIMESTEP_S}" integrator="implicitfast" cone="elliptic"/>
+  <option timestep="{TIMESTEP_S}" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual>
     <global offwidth="{max(width, 64)}" offheight="{max(height, 64)}"/>
     <quality shadowsize="0"/>
@@ -177,10 +177,10 @@ def _robot_body(robot: RobotGeometry, x: float, y: float, yaw: float) -> str:
             size="0.006 0.006 {max((cz - r - 2 * hz) / 2, 0.005):.6g}" rgba="0.2 0.2 0.2 1"
             mass="0.005" contype="0" conaffinity="0" group="1"/>
       <geom name="caster" type="sphere" pos="-0.05 0 {caster_r:.6g}" size="{caster_r}"
-            condim="1" mass="0.005" group="{HIDDEN_GROUP}"/>
+            condim="1" priority="2" mass="0.005" group="{HIDDEN_GROUP}"/>
       <!-- A frictionless skid under the nose, 3 mm up: stops the robot tipping forward. -->
       <geom name="skid" type="sphere" pos="0.04 0 {caster_r + 0.003:.6g}" size="{caster_r}"
-            condim="1" mass="0.001" group="{HIDDEN_GROUP}"/>
+            condim="1" priority="2" mass="0.001" group="{HIDDEN_GROUP}"/>
       <site name="imu" pos="{_f(robot.imu_xyz_m)}" size="0.005" group="{HIDDEN_GROUP}"/>
       <camera name="camera" pos="{cx:.6g} {cy:.6g} {cz:.6g}" xyaxes="{cam_axes}"
               fovy="{robot.camera_fovy_deg:.6g}"/>

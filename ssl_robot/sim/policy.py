@@ -34,7 +34,7 @@ class PolicyParams:
     cruise_mps: float = 0.15
     turn_rps: float = 1.2
     stop_range_m: float = 0.07
-    obstacle_goal_fraction: float = 0.6
+    obstacle_goal_fraction: float = 0.7
     goal_timeout_s: float = 25.0
     wander_rps: float = 0.25
 

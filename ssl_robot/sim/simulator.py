@@ -46,8 +46,8 @@ class OdometryNoise:
         speed_noise_mps: Std of white noise on each wheel speed sample.
     """
 
-    wheel_scale_sigma: float = 0.015
-    wheel_base_sigma: float = 0.03
+    wheel_scale_sigma: float = 0.005
+    wheel_base_sigma: float = 0.02
     speed_noise_mps: float = 0.004
 
 

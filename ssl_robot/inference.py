@@ -1,0 +1,229 @@
+"""Inference core (no rclpy): an exported ONNX robot model with its metadata checked.
+
+The inference node and the benchmark share it: `OnnxRobotModel` loads a file written by
+`ssl-robot export`, checks that its metadata describes a robot model this code can
+feed (kind, input size, RGB order, normalisation, outputs, label shapes), and turns an
+RGB frame into predictions. `obstacle_grid` lays obstacle probabilities out as the cells
+of a `nav_msgs/OccupancyGrid` in base_link.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+from pathlib import Path
+from typing import Any, TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: Metadata every robot model carries, and what each kind adds.
+REQUIRED_KEYS = ('kind', 'input_hw', 'channel_order', 'mean', 'std', 'output_names')
+KIND_KEYS = {'obstacle': ('distances_m', 'sensors'), 'terrain': ('grid',),
+             'tcn': ('embed_dim',)}
+
+
+class InferenceError(RuntimeError):
+    """The model cannot be loaded or used (missing, corrupt, metadata mismatch)."""
+
+
+def parse_metadata(raw: dict[str, str]) -> dict[str, Any]:
+    """Decode and check a robot model's ONNX metadata (values stored as JSON strings).
+
+    Raises:
+        InferenceError: When a key is missing or a value is out of range.
+    """
+    meta: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            meta[key] = value
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise InferenceError(f'metadata lacks {", ".join(missing)} (not exported by '
+                             f'ssl-robot export?)')
+    kind = meta['kind']
+    if kind not in KIND_KEYS:
+        raise InferenceError(f'model kind {kind!r} is not a robot model '
+                             f'({", ".join(KIND_KEYS)})')
+    missing = [k for k in KIND_KEYS[kind] if k not in meta]
+    if missing:
+        raise InferenceError(f'{kind} model metadata lacks {", ".join(missing)}')
+    hw = meta['input_hw']
+    if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0
+                                                          for v in hw)):
+        raise InferenceError(f'input_hw {hw!r} is not [H, W]')
+    if meta['channel_order'] != 'RGB':
+        raise InferenceError(f'channel_order {meta["channel_order"]!r}: only RGB is supported')
+    for key in ('mean', 'std'):
+        if not (isinstance(meta[key], list) and len(meta[key]) == 3):
+            raise InferenceError(f'{key} {meta[key]!r} is not three numbers')
+    if min(meta['std']) <= 0:
+        raise InferenceError(f'std {meta["std"]} must be positive')
+    if kind == 'obstacle' and (not meta['distances_m'] or not meta['sensors']):
+        raise InferenceError('obstacle model without distances or sensors')
+    return meta
+
+
+@dataclass
+class Prediction:
+    """Output of one frame: `kind` and the model's first output without the batch axis."""
+
+    kind: str
+    values: np.ndarray
+
+
+class OnnxRobotModel:
+    """An exported robot model in an onnxruntime session.
+
+    Args:
+        path: The .onnx file.
+        providers: onnxruntime execution providers in order of preference; unavailable
+            ones are skipped (CPU is always the last resort).
+        expected_kind: Reject models of another kind ('' accepts any).
+        intra_op_threads: onnxruntime intra-op threads (0: its default).
+
+    Raises:
+        InferenceError: When the file is missing or corrupt, or its metadata does not
+            describe a usable robot model (of `expected_kind`).
+    """
+
+    def __init__(self, path: Path | str, *, providers: Sequence[str] = ('CPUExecutionProvider',),
+                 expected_kind: str = '', intra_op_threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        from ssl_robot.export import ExportError, read_metadata
+        self.path = Path(path)
+        if not str(path):
+            raise InferenceError('no model_path given')
+        try:
+            self.meta = parse_metadata(read_metadata(self.path))
+        except ExportError as exc:
+            raise InferenceError(str(exc)) from exc
+        if expected_kind and self.meta['kind'] != expected_kind:
+            raise InferenceError(f'{self.path}: a {self.meta["kind"]} model, expected '
+                                 f'{expected_kind}')
+        available = ort.get_available_providers()
+        chosen = [p for p in providers if p in available] or ['CPUExecutionProvider']
+        options = ort.SessionOptions()
+        if intra_op_threads:
+            options.intra_op_num_threads = int(intra_op_threads)
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise InferenceError(f'{self.path}: onnxruntime cannot load it: {exc}') from exc
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, *self.meta['input_hw']]:
+            raise InferenceError(
+                f'{self.path}: graph input {[i.shape for i in inputs]} does not match '
+                f'metadata input_hw {self.meta["input_hw"]}')
+        outputs = [o.name for o in self.session.get_outputs()]
+        if outputs != list(self.meta['output_names']):
+            raise InferenceError(f'{self.path}: graph outputs {outputs} != metadata '
+                                 f'output_names {self.meta["output_names"]}')
+        self.input_name = inputs[0].name
+        self._mean = np.asarray(self.meta['mean'], np.float32).reshape(1, 3, 1, 1)
+        self._std = np.asarray(self.meta['std'], np.float32).reshape(1, 3, 1, 1)
+
+    @property
+    def kind(self) -> str:
+        return self.meta['kind']
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return int(self.meta['input_hw'][0]), int(self.meta['input_hw'][1])
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the session actually uses."""
+        return list(self.session.get_providers())
+
+    def preprocess(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB frames [N, H, W, 3] (or one [H, W, 3]) -> normalised [N, 3, h, w].
+
+        Area-average resize (OpenCV INTER_AREA), the same pixels as training's
+        `transforms.resize` for integer factors.
+        """
+        if frames.ndim == 3:
+            frames = frames[None]
+        h, w = self.input_hw
+        x = frames.astype(np.float32) * np.float32(1.0 / 255.0)
+        if frames.shape[1:3] != (h, w):
+            # Resize floats, not uint8: no rounding, so the pixels equal training's.
+            x = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in x])
+        return (x.transpose(0, 3, 1, 2) - self._mean) / self._std
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The model's first output for a preprocessed batch."""
+        return self.session.run(None, {self.input_name: x})[0]
+
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """Predict for one uint8 RGB frame [H, W, 3]."""
+        return Prediction(self.kind, self.run(self.preprocess(rgb))[0])
+
+    def aspect_mismatch(self, height: int, width: int, *, tolerance: float = 0.1) -> bool:
+        """Whether a camera frame's aspect ratio differs from the model's by > tolerance."""
+        h, w = self.input_hw
+        return abs((width / height) / (w / h) - 1.0) > tolerance
+
+
+@dataclass
+class GridLayout:
+    """Cells of an OccupancyGrid holding obstacle probabilities per distance x sensor.
+
+    Attributes:
+        resolution: Cell size (m).
+        width: Cells along x (forward).
+        height: Cells along y (left).
+        origin_xy: Position of the grid's corner cell (m, base_link).
+        cells: [D, S] flat index of the cell of each distance and sensor.
+    """
+
+    resolution: float
+    width: int
+    height: int
+    origin_xy: tuple[float, float]
+    cells: np.ndarray
+
+
+def obstacle_grid_layout(distances_m: Sequence[float], lateral_offsets_m: Sequence[float], *,
+                         x_offset_m: float = 0.0) -> GridLayout:
+    """Lay out distances (x, ahead) and sensors (y, lateral offset) on a square grid.
+
+    The resolution is the smallest spacing between distances or between sensor offsets,
+    so no two (distance, sensor) pairs share a cell.
+
+    Args:
+        distances_m: Labelled distances ahead (m).
+        lateral_offsets_m: Lateral offset (y, left positive) of each sensor (m).
+        x_offset_m: Forward offset of the sensors from base_link (m).
+    """
+    xs = np.asarray(distances_m, np.float64) + x_offset_m
+    ys = np.asarray(lateral_offsets_m, np.float64)
+    gaps = [g for arr in (np.sort(xs), np.sort(ys)) for g in np.diff(arr) if g > 1e-6]
+    res = float(min(gaps)) if gaps else 0.05
+    cols = np.round((xs - xs.min()) / res).astype(int)
+    rows = np.round((ys - ys.min()) / res).astype(int)
+    width, height = int(cols.max()) + 1, int(rows.max()) + 1
+    cells = rows[None, :] * width + cols[:, None]
+    return GridLayout(res, width, height,
+                      (float(xs.min() - res / 2), float(ys.min() - res / 2)), cells)
+
+
+def obstacle_grid_data(probs: np.ndarray, layout: GridLayout) -> np.ndarray:
+    """OccupancyGrid data (int8, 0-100, -1 unknown) from probabilities [D, S]."""
+    data = np.full(layout.width * layout.height, -1, np.int8)
+    values = np.clip(np.round(np.nan_to_num(probs, nan=-0.01) * 100), -1, 100)
+    data[layout.cells.ravel()] = values.ravel().astype(np.int8)
+    return data
+
+
+def default_lateral_offsets(n_sensors: int, span_m: float = 0.07) -> list[float]:
+    """Evenly spread sensor offsets from left (+y) to right (-y)."""
+    if n_sensors == 1:
+        return [0.0]
+    return list(np.linspace(span_m / 2, -span_m / 2, n_sensors))

@@ -1,0 +1,257 @@
+"""Lifecycle node `inference`: camera frames -> predictions of an exported ONNX model.
+
+configure loads and checks the model (ERROR/FAILURE with a logged reason when it is
+missing, corrupt or of the wrong kind; the node stays up), activate subscribes to the
+camera with depth 1 (the newest frame wins when the model is slower than the camera),
+deactivate unsubscribes. Every output carries the header of the frame it came from:
+
+- obstacle: `obstacle/grid` (nav_msgs/OccupancyGrid in base_link, one cell per labelled
+  distance x sensor, 0-100, -1 unknown; stamp of the frame) and `obstacle/probabilities`
+  (sensor_msgs/Image 32FC1, D rows x S columns, the frame's header);
+- terrain: `terrain/cost` (32FC1 image of the camera's size, the grid upsampled);
+- tcn: `embedding` (32FC1 image 1 x E).
+
+Setting the `model_path` parameter while configured hot-swaps the model (rejected, and
+the old model kept, when the new one does not load).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import cv2
+from geometry_msgs.msg import Pose
+from nav_msgs.msg import OccupancyGrid
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+import rclpy
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image
+
+from ssl_robot.inference import (
+    default_lateral_offsets, InferenceError, obstacle_grid_data, obstacle_grid_layout,
+    OnnxRobotModel)
+from ssl_robot.msgconv import image_to_rgb, MessageError
+
+#: Accepted camera encodings (converted explicitly by msgconv.image_to_rgb).
+ENCODINGS = ('rgb8', 'bgr8', 'mono8')
+
+
+class InferenceNode(LifecycleNode):
+    """Runs an ONNX robot model on camera frames (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('inference', **kwargs)
+        self._declare('model_path', '', 'exported .onnx model (ssl-robot export); setting it '
+                      'while configured hot-swaps the model')
+        self._declare('providers', ['CPUExecutionProvider'],
+                      'onnxruntime execution providers in order of preference')
+        self._declare('intra_op_threads', 1, 'onnxruntime intra-op threads (0: default)')
+        self._declare('expected_kind', '', "accept only this model kind ('' any): "
+                      'obstacle, terrain or tcn')
+        self._declare('image_topic', 'image_raw', 'camera topic (sensor_msgs/Image)')
+        self._declare('base_frame', 'base_link', 'frame of the obstacle OccupancyGrid')
+        self._declare('sensor_lateral_offsets_m', [0.035, 0.0, -0.035],
+                      'lateral offset (y, left +) of each proximity sensor, in the '
+                      "model's sensor order; other lengths: evenly spread")
+        self._declare('grid_x_offset_m', 0.06, 'forward offset of the proximity sensors '
+                      'from base_frame (x of the first grid column)')
+        self._declare('camera_hw', [0, 0], 'expected camera [H, W]; configure fails when its '
+                      "aspect ratio differs from the model's ([0, 0]: not checked)")
+        self.model: OnnxRobotModel | None = None
+        self._sub = None
+        self._pubs: dict[str, Any] = {}
+        self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _declare(self, name: str, default: Any, description: str) -> None:
+        self.declare_parameter(name, default, ParameterDescriptor(description=description))
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    # ---------------------------------------------------------------- model
+    def _load(self, path: str) -> OnnxRobotModel:
+        model = OnnxRobotModel(path, providers=list(self._param('providers')),
+                               expected_kind=self._param('expected_kind'),
+                               intra_op_threads=int(self._param('intra_op_threads')))
+        cam = list(self._param('camera_hw'))
+        if len(cam) == 2 and min(cam) > 0 and model.aspect_mismatch(cam[0], cam[1]):
+            raise InferenceError(f'{path}: model input {list(model.input_hw)} does not match '
+                                 f'the camera {cam} (aspect ratio)')
+        return model
+
+    def _use(self, model: OnnxRobotModel) -> None:
+        self.model = model
+        self._layout = None
+        if model.kind == 'obstacle':
+            offsets = list(self._param('sensor_lateral_offsets_m'))
+            if len(offsets) != len(model.meta['sensors']):
+                offsets = default_lateral_offsets(len(model.meta['sensors']))
+                self.get_logger().warning(
+                    f'sensor_lateral_offsets_m has {len(offsets)} values for '
+                    f'{len(model.meta["sensors"])} sensors; spreading them evenly')
+            self._layout = obstacle_grid_layout(model.meta['distances_m'], offsets,
+                                                x_offset_m=float(self._param('grid_x_offset_m')))
+        self.get_logger().info(
+            f'loaded {model.kind} model {model.path} (input {list(model.input_hw)}, outputs '
+            f'{model.meta["output_names"]}); onnxruntime providers in use: {model.providers}')
+
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        for p in params:
+            if p.name == 'model_path' and self.model is not None:
+                try:
+                    model = self._load(p.value)
+                except InferenceError as exc:
+                    self.get_logger().error(f'hot-swap rejected, keeping {self.model.path}: '
+                                            f'{exc}')
+                    return SetParametersResult(successful=False, reason=str(exc))
+                self._use(model)
+                self.get_logger().info(f'hot-swapped model to {p.value}')
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        path = self._param('model_path')
+        try:
+            model = self._load(path)
+        except InferenceError as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._use(model)
+        qos = QoSProfile(depth=10)
+        self._pubs = {
+            'grid': self.create_lifecycle_publisher(OccupancyGrid, 'obstacle/grid', qos),
+            'probs': self.create_lifecycle_publisher(Image, 'obstacle/probabilities', qos),
+            'terrain': self.create_lifecycle_publisher(Image, 'terrain/cost', qos),
+            'embedding': self.create_lifecycle_publisher(Image, 'embedding', qos),
+        }
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # Depth 1: when inference is slower than the camera, the newest frame wins.
+        qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                         durability=qos_profile_sensor_data.durability)
+        self._sub = self.create_subscription(
+            Image, self._param('image_topic'), self._on_image, qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
+        self.get_logger().info(f'active: {self._param("image_topic")} -> predictions')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        self._log_stats()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        self.model = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        self._log_stats()
+        return super().on_shutdown(state)
+
+    def _on_incompatible(self, event: Any) -> None:
+        self.get_logger().error(f'incompatible QoS on {self._param("image_topic")}: policy '
+                                f'{event.last_policy_kind}, {event.total_count} so far')
+
+    # ---------------------------------------------------------------- frames
+    def _drop(self, reason: str, detail: str) -> None:
+        dropped = self.stats['dropped']
+        dropped[reason] = dropped.get(reason, 0) + 1
+        self.get_logger().warning(f'dropped frame ({reason}, {dropped[reason]} so far): '
+                                  f'{detail}', throttle_duration_sec=5.0)
+
+    def _on_image(self, msg: Image) -> None:
+        self.stats['frames'] += 1
+        model = self.model
+        if model is None:
+            self._drop('no_model', 'no model loaded')
+            return
+        if msg.encoding not in ENCODINGS:
+            self._drop('encoding', f'encoding {msg.encoding!r} (accepted: {", ".join(ENCODINGS)})')
+            return
+        try:
+            rgb = image_to_rgb(msg)
+        except MessageError as exc:
+            self._drop('malformed', str(exc))
+            return
+        if model.aspect_mismatch(rgb.shape[0], rgb.shape[1]):
+            self._drop('aspect', f'frame {rgb.shape[1]}x{rgb.shape[0]} vs model input '
+                       f'{model.input_hw[1]}x{model.input_hw[0]}')
+            return
+        values = model.predict(rgb).values
+        self.stats['predicted'] += 1
+        if model.kind == 'obstacle':
+            self._publish_obstacle(msg.header, values)
+        elif model.kind == 'terrain':
+            cost = cv2.resize(values.astype(np.float32), (rgb.shape[1], rgb.shape[0]),
+                              interpolation=cv2.INTER_LINEAR)
+            self._pubs['terrain'].publish(float_image(msg.header, cost))
+        else:
+            self._pubs['embedding'].publish(float_image(msg.header, values.reshape(1, -1)))
+
+    def _publish_obstacle(self, header: Any, probs: np.ndarray) -> None:
+        layout = self._layout
+        grid = OccupancyGrid()
+        grid.header.stamp = header.stamp
+        grid.header.frame_id = self._param('base_frame')
+        grid.info.map_load_time = header.stamp
+        grid.info.resolution = float(layout.resolution)
+        grid.info.width, grid.info.height = layout.width, layout.height
+        origin = Pose()
+        origin.position.x, origin.position.y = layout.origin_xy
+        origin.orientation.w = 1.0
+        grid.info.origin = origin
+        grid.data = obstacle_grid_data(probs, layout).tolist()
+        self._pubs['grid'].publish(grid)
+        self._pubs['probs'].publish(float_image(header, probs))
+
+    def _log_stats(self) -> None:
+        s = self.stats
+        self.get_logger().info(f'frames {s["frames"]}, predicted {s["predicted"]}, '
+                               f'dropped {s["dropped"] or 0}')
+
+
+def float_image(header: Any, values: np.ndarray) -> Image:
+    """A 32FC1 sensor_msgs/Image of a 2-D float array, with `header`."""
+    values = np.ascontiguousarray(values, dtype='<f4')
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
+    msg.encoding = '32FC1'
+    msg.is_bigendian = 0
+    msg.step = 4 * msg.width
+    msg.data = values.tobytes()
+    return msg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the inference node until shut down (starts unconfigured)."""
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = InferenceNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node._log_stats()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

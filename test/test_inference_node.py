@@ -1,0 +1,177 @@
+"""The inference lifecycle node as a real process over DDS (domain 41)."""
+from __future__ import annotations
+
+from pathlib import Path
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ros_procs import copy_config, Probe, start_node  # noqa: E402
+
+DOMAIN = 41
+
+
+def _export(kind: str, path: Path, **spec: object) -> Path:
+    import torch
+
+    from ssl_robot.models import build_robot_model
+    from ssl_robot.models.nets import default_spec, export_robot_onnx
+    torch.manual_seed(0)
+    export_robot_onnx(build_robot_model(default_spec(kind, input_hw=[24, 32], width=4,
+                                                     **spec)), path)
+    return path
+
+
+def _image(stamp_s: int, encoding: str = 'rgb8', h: int = 48, w: int = 64) -> object:
+    from sensor_msgs.msg import Image
+    channels = 1 if encoding == 'mono8' else 3
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_s, 1234
+    msg.header.frame_id = 'camera_optical_frame'
+    msg.height, msg.width, msg.encoding = h, w, encoding
+    msg.step = w * channels
+    msg.data = np.random.default_rng(stamp_s).integers(
+        0, 255, h * w * channels, dtype=np.uint8).tobytes()
+    return msg
+
+
+def _set_param(probe: Probe, name: str, value: str) -> bool:
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    req = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
+        type=ParameterType.PARAMETER_STRING, string_value=value))])
+    resp = probe.call(SetParameters, '/inference/set_parameters', req)
+    assert resp is not None, 'inference did not answer set_parameters'
+    return bool(resp.results[0].successful)
+
+
+def test_lifecycle_bad_models_then_predictions_with_input_header(tmp_path: Path) -> None:
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import Image
+
+    obstacle = _export('obstacle', tmp_path / 'obstacle.onnx',
+                       distances_m=[0.0, 0.05, 0.1], sensors=['left', 'center', 'right'])
+    terrain = _export('terrain', tmp_path / 'terrain.onnx', grid=[3, 4])
+    tcn = _export('tcn', tmp_path / 'tcn.onnx', embed_dim=8)
+    corrupt = tmp_path / 'corrupt.onnx'
+    corrupt.write_bytes(b'not an onnx model at all')
+
+    # Node-specific entries of the params file win over -p, so override them there.
+    config = copy_config(tmp_path, inference={'model_path': str(tmp_path / 'missing.onnx'),
+                                              'expected_kind': 'obstacle'})
+    node = start_node('inference', domain_id=DOMAIN, log_dir=tmp_path, params_file=config)
+    try:
+        with Probe(DOMAIN) as probe:
+            assert probe.wait_for_node('inference', timeout=30), node.output()
+            # Missing, corrupt and wrong-kind models: configure fails, the node stays up.
+            for bad, why in [(None, 'no such ONNX model'), (corrupt, 'not a valid ONNX'),
+                             (tcn, 'expected obstacle')]:
+                if bad is not None:
+                    assert _set_param(probe, 'model_path', str(bad))
+                assert probe.change_state('inference', 'configure') is False
+                assert probe.lifecycle_state('inference') == 'unconfigured'
+                assert node.wait_for_output(why, timeout=10), node.output()
+            assert node.alive()
+
+            assert _set_param(probe, 'model_path', str(obstacle))
+            assert probe.change_state('inference', 'configure') is True
+            assert probe.change_state('inference', 'activate') is True
+            assert 'CPUExecutionProvider' in node.output()
+            grids = probe.subscribe('/obstacle/grid', OccupancyGrid)
+            probs = probe.subscribe('/obstacle/probabilities', Image)
+            pub = probe.publisher('/image_raw', Image)
+            assert probe.wait_for_subscribers('/image_raw', timeout=10)
+            sent = []
+            for i, enc in enumerate(['rgb8', 'bgr8', 'mono8', 'yuv422', 'rgb8']):
+                msg = _image(100 + i, enc)
+                sent.append((100 + i, enc))
+                pub.publish(msg)
+                probe.spin(0.3)
+            good = {s for s, enc in sent if enc != 'yuv422'}
+            assert probe.spin_until(lambda: {m.header.stamp.sec for m in probs} >= good and
+                                    {m.header.stamp.sec for m in grids} >= good, timeout=15)
+            assert 103 not in {m.header.stamp.sec for m in probs}  # unknown encoding dropped
+            p = probs[-1]
+            assert p.header.frame_id == 'camera_optical_frame'
+            assert p.header.stamp.nanosec == 1234
+            assert (p.height, p.width, p.encoding) == (3, 3, '32FC1')
+            values = np.frombuffer(bytes(p.data), '<f4')
+            assert np.all((values >= 0) & (values <= 1))
+            g = grids[-1]
+            assert g.header.frame_id == 'base_link' and g.header.stamp.nanosec == 1234
+            data = np.asarray(g.data)
+            assert (data >= 0).sum() == 9 and set(np.unique(data[data < 0])) <= {-1}
+            assert node.wait_for_output('yuv422', timeout=5)  # the drop is logged
+
+            # Hot swap: a bad path is rejected (old model kept), a good one reloads.
+            assert _set_param(probe, 'model_path', str(corrupt)) is False
+            assert _set_param(probe, 'expected_kind', '')
+            assert _set_param(probe, 'model_path', str(terrain))
+            costs = probe.subscribe('/terrain/cost', Image)
+            pub.publish(_image(200))
+            assert probe.spin_until(lambda: any(m.header.stamp.sec == 200 for m in costs),
+                                    timeout=10)
+            c = costs[-1]
+            assert (c.height, c.width, c.encoding) == (48, 64, '32FC1')
+            assert probe.change_state('inference', 'deactivate') is True
+            assert probe.lifecycle_state('inference') == 'inactive'
+    finally:
+        node.stop()
+    log = node.log_path.read_text()
+    assert 'Traceback' not in log, log
+
+
+@pytest.mark.parametrize('meta_change, reason', [
+    ({'kind': 'banana'}, 'not a robot model'),
+    ({'channel_order': 'BGR'}, 'only RGB'),
+    ({'mean': None}, 'lacks mean'),
+])
+def test_core_rejects_mismatched_metadata(tmp_path: Path, meta_change: dict,
+                                          reason: str) -> None:
+    import onnx
+
+    from ssl_robot.inference import InferenceError, OnnxRobotModel
+    path = _export('obstacle', tmp_path / 'm.onnx')
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    for key, value in meta_change.items():
+        if value is None:
+            props.pop(key)
+        else:
+            props[key] = value
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(path))
+    with pytest.raises(InferenceError, match=reason):
+        OnnxRobotModel(path)
+
+
+def test_obstacle_grid_layout_hand_computed() -> None:
+    from ssl_robot.inference import obstacle_grid_data, obstacle_grid_layout
+    layout = obstacle_grid_layout([0.0, 0.1, 0.2], [0.05, 0.0, -0.05], x_offset_m=0.1)
+    assert layout.resolution == pytest.approx(0.05)
+    assert (layout.width, layout.height) == (5, 3)
+    assert layout.origin_xy == pytest.approx((0.075, -0.075))
+    # left sensor (y=+0.05) is the top row (row 2); distance 0.1 is column 2.
+    assert layout.cells[1, 0] == 2 * 5 + 2
+    probs = np.array([[0.0, 0.5, 1.0], [0.2, 0.3, 0.4], [0.9, 0.8, 0.7]])
+    data = obstacle_grid_data(probs, layout)
+    assert data[2 * 5 + 0] == 0 and data[0 * 5 + 0] == 100 and data[1 * 5 + 4] == 80
+    assert (data == -1).sum() == 15 - 9
+
+
+def test_core_preprocess_matches_training_transform() -> None:
+    import torch
+
+    from ssl_robot.inference import OnnxRobotModel
+    from ssl_robot.models.transforms import frames_to_input
+    frames = np.random.default_rng(0).integers(0, 255, (2, 48, 64, 3), dtype=np.uint8)
+    model = OnnxRobotModel.__new__(OnnxRobotModel)
+    model.meta = {'input_hw': [24, 32]}
+    model._mean = np.full((1, 3, 1, 1), 0.5, np.float32)
+    model._std = np.full((1, 3, 1, 1), 0.25, np.float32)
+    ours = model.preprocess(frames)
+    ref = frames_to_input(torch.from_numpy(frames), [24, 32], [0.5] * 3, [0.25] * 3).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-4)

@@ -5,6 +5,7 @@ from ssl_robot.bagio import BagError
 from ssl_robot.dataset import DatasetError
 from ssl_robot.export import ExportError
 from ssl_robot.inference import InferenceError
+from ssl_robot.labelling import LabelError
 from ssl_robot.msgconv import MessageError
 from ssl_robot.sim.world import SimError
 from ssl_robot.text import TextError
@@ -18,6 +19,6 @@ class ConfigError(ValueError):
 #: Every error class the package raises for bad input; add a subpackage's error class here
 #: so that `ssl-robot` reports it as one clear line.
 USER_ERRORS: tuple[type[Exception], ...] = (BagError, MessageError, TrainError, ConfigError,
-                                            ExportError, DatasetError, InferenceError,
+                                            ExportError, DatasetError, InferenceError, LabelError,
                                             SimError, TextError, FileNotFoundError)
 

@@ -102,11 +102,13 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     world_json = None
     with BagReader(paths) as bag:
         topics = bag.topics
-        if odom_t not in topics:
-            raise LabelError(
-                f'{", ".join(map(str, paths))}: no odometry stream (topic {odom_t}); the bag '
-                f'has {", ".join(sorted(topics)) or "no topics"}')
         has_camera = image_t in topics
+        if odom_t not in topics:
+            camera = '' if has_camera else f' and no camera stream (topic {image_t})'
+            raise LabelError(
+                f'{", ".join(map(str, paths))}: no odometry stream (topic {odom_t}){camera}; '
+                f'the bag has {", ".join(sorted(topics)) or "no topics"} (remap topics with '
+                f'--remap KEY:=TOPIC)')
         if not has_camera:
             notes.append(f'no camera stream (topic {image_t}): no frames to label; the '
                          f'terrain signal and poses are still computed')

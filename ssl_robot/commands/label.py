@@ -1,0 +1,166 @@
+"""`ssl-robot label BAG... --out DATASET`: self-label recorded bags into a dataset.
+
+Each BAG is one recording (a rosbag2 directory, an .mcap/.db3 file or a ROS 1 .bag).
+The command prints a summary (frames, known labels per distance and sensor, yield,
+what was dropped) and writes figures and summary.json into DATASET/report/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+from ssl_robot.config import load_node_parameters
+from ssl_robot.errors import ConfigError
+
+_LOG = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `ssl-robot label`."""
+    p = subparsers.add_parser(
+        'label', help='self-label bags into a dataset',
+        description='Label camera frames of recorded bags with what the robot later felt '
+                    '(proximity at distances ahead, terrain roughness) and write a dataset.')
+    p.add_argument('bags', nargs='+', type=Path, metavar='BAG', help='recordings to label')
+    p.add_argument('--out', type=Path, required=True, metavar='DATASET',
+                   help='dataset directory to write (report in DATASET/report)')
+    p.add_argument('--config', type=Path, default=None,
+                   help='parameter file (default: the package config/robot.yaml)')
+    p.add_argument('--append', action='store_true', help='add to an existing dataset')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
+    p.add_argument('--terrain-only', action='store_true',
+                   help='bags without camera: compute poses and the terrain signal, report '
+                        'them, write no dataset')
+    p.add_argument('--remap', action='append', default=[], metavar='KEY:=TOPIC',
+                   help='use TOPIC for a config topic key, e.g. odom:=/husky/odom '
+                        '(keys: image, camera_info, odom, imu, cmd_vel, range)')
+    p.add_argument('--no-figures', action='store_true', help='skip the figures')
+    p.set_defaults(func=run)
+
+
+_REMAP_KEYS = {'image': 'image_topic', 'camera_info': 'camera_info_topic',
+               'odom': 'odom_topic', 'imu': 'imu_topic', 'cmd_vel': 'cmd_vel_topic'}
+
+
+def apply_remaps(config: dict[str, Any], remaps: list[str]) -> dict[str, Any]:
+    """Config with topic keys replaced by `KEY:=TOPIC` remaps ('range' takes a list a,b,c).
+
+    Raises:
+        ConfigError: For a malformed remap or an unknown key.
+    """
+    config = dict(config)
+    for remap in remaps:
+        key, sep, topic = remap.partition(':=')
+        if not sep or not topic:
+            raise ConfigError(f'remap {remap!r}: expected KEY:=TOPIC')
+        if key == 'range':
+            config['range_topics'] = topic.split(',')
+        elif key in _REMAP_KEYS:
+            config[_REMAP_KEYS[key]] = topic
+        else:
+            raise ConfigError(f'remap {remap!r}: unknown key {key!r} '
+                              f'(use {", ".join([*_REMAP_KEYS, "range"])})')
+    return config
+
+
+class Progress:
+    """One progress line (bag seconds read, rate, ETA) on stderr, at most twice a second."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = time.monotonic()
+        self.last = self.start
+        self.printed = False
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done_s: float, total_s: float) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.5 if self.tty else 10.0):
+            return
+        self.last = now
+        self.printed = True
+        rate = done_s / max(now - self.start, 1e-9)
+        eta = (total_s - done_s) / max(rate, 1e-9)
+        line = (f'label {self.name}: {done_s:.0f}/{total_s:.0f} s of bag '
+                f'({done_s / max(total_s, 1e-9):.0%}), {rate:.0f}x real time, ETA {eta:.0f} s')
+        print(('\r' + line) if self.tty else line, end='' if self.tty else '\n',
+              file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty and self.printed:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Label the bags, write the dataset and its report; returns the exit status."""
+    from ssl_robot.dataset import DatasetWriter  # noqa: PLC0415 - lazy, fast --help
+    from ssl_robot.labelling import labelling_params  # noqa: PLC0415
+    from ssl_robot.labelling.bag import label_bag  # noqa: PLC0415
+    from ssl_robot.labelling.report import (format_summary, summarise,  # noqa: PLC0415
+                                            write_figures)
+    config = apply_remaps(load_node_parameters('labeller', args.config), args.remap)
+    params = labelling_params(config)
+    labelled = []
+    for bag in args.bags:
+        progress = Progress(bag.name)
+        t0 = time.monotonic()
+        lb = label_bag(bag, params, progress=progress)
+        progress.done()
+        _LOG.info('%s: %d frames labelled in %.1f s', bag, len(lb.rows['stamps_ns']),
+                  time.monotonic() - t0)
+        labelled.append(lb)
+    summary = summarise(labelled)
+    summary['terrain_signal'] = [_signal_stats(lb) for lb in labelled]
+    with_frames = [lb for lb in labelled if len(lb.rows['stamps_ns'])]
+    print(format_summary(summary))
+    for lb, stats in zip(labelled, summary['terrain_signal']):
+        print(f'{", ".join(lb.paths)}: terrain signal in {stats["windows"]} windows '
+              f'(IMU {stats["imu_rate_hz"]:.0f} Hz, band {stats["band_hz"][0]:.0f}-'
+              f'{stats["band_hz"][1]:.0f} Hz), 5/50/95% = '
+              f'{", ".join(f"{v:.3f}" for v in stats["percentiles_5_50_95"]) or "-"} m/s², '
+              f'odometry {stats["odometry_segments"]} segment(s), '
+              f'{stats["path_length_m"]:.1f} m driven')
+    if not with_frames:
+        for lb in labelled:
+            for note in lb.bag.notes:
+                print(f'{", ".join(lb.paths)}: {note}', file=sys.stderr)
+        if not args.terrain_only:
+            print('ssl-robot label: error: no frames to label (no camera stream); use '
+                  '--terrain-only to report poses and the terrain signal alone', file=sys.stderr)
+            return 1
+        report_dir = args.out / 'report'
+    else:
+        image_hw = with_frames[0].rows['frames'].shape[1:3]
+        with DatasetWriter(args.out, distances_m=params.proximity.distances_m,
+                           sensors=params.sensors, terrain_grid=params.terrain.grid,
+                           image_hw=image_hw, params=params.as_dict(), append=args.append,
+                           overwrite=args.overwrite) as writer:
+            for lb in with_frames:
+                writer.add_bag(', '.join(lb.paths), lb.rows, params=params.as_dict(),
+                               counts=lb.provenance['counts'], notes=lb.bag.notes)
+        print(f'dataset: {args.out} ({writer.n_frames} frames in all)')
+        report_dir = args.out / 'report'
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / 'summary.json').write_text(json.dumps(summary, indent=1))
+    if not args.no_figures:
+        for path in write_figures(labelled, report_dir):
+            print(f'figure: {path}')
+    return 0
+
+
+def _signal_stats(lb: Any) -> dict[str, Any]:
+    import numpy as np  # noqa: PLC0415
+    rough, traj = lb.result.roughness, lb.result.trajectory
+    sig = rough.signal[np.isfinite(rough.signal)]
+    return {'windows': int(len(rough.signal)), 'imu_rate_hz': rough.sample_rate_hz,
+            'band_hz': list(rough.band_hz),
+            'percentiles_5_50_95': np.percentile(sig, [5, 50, 95]).tolist() if sig.size else [],
+            'odometry_segments': traj.n_segments,
+            'path_length_m': float(sum(traj.path_length[traj.segment(k)][-1]
+                                       for k in range(traj.n_segments) if len(
+                                           traj.path_length[traj.segment(k)])))}

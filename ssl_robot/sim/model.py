@@ -101,7 +101,7 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
             (0, half + wall_t, half, wall_t), (0, -half - wall_t, half, wall_t))):
         geoms.append(
             f'<geom name="wall{j}" type="box" pos="{x:.6g} {y:.6g} {world.wall_height_m / 2:.6g}" '
-            f'size="{sx:.6g} {sy:.6g} {world.wall_height_m / 2:.6g}" rgba="0.85 0.85 0.9 1" '
+            f'size="{sx:.6g} {sy:.6g} {world.wall_height_m / 2:.6g}" rgba="0.55 0.65 0.85 1" '
             f'group="{OBSTACLE_GROUP}"/>')
     for k, obs in enumerate(world.obstacles):
         if obs.shape == 'box':
@@ -178,22 +178,21 @@ def _robot_body(robot: RobotGeometry, x: float, y: float, yaw: float) -> str:
             mass="0.005" contype="0" conaffinity="0" group="1"/>
       <geom name="caster" type="sphere" pos="-0.05 0 {caster_r:.6g}" size="{caster_r}"
             condim="1" priority="2" mass="0.005" group="{HIDDEN_GROUP}"/>
-      <!-- A frictionless skid under the nose, 3 mm up: stops the robot tipping forward. -->
-      <geom name="skid" type="sphere" pos="0.04 0 {caster_r + 0.003:.6g}" size="{caster_r}"
-            condim="1" priority="2" mass="0.001" group="{HIDDEN_GROUP}"/>
       <site name="imu" pos="{_f(robot.imu_xyz_m)}" size="0.005" group="{HIDDEN_GROUP}"/>
       <camera name="camera" pos="{cx:.6g} {cy:.6g} {cz:.6g}" xyaxes="{cam_axes}"
               fovy="{robot.camera_fovy_deg:.6g}"/>
       {''.join(sites)}
+      <!-- Wheel joints carry the gearbox's reflected inertia (armature): a bare 15 g wheel
+           under a velocity servo spins up wildly whenever it loses ground contact. -->
       <body name="left_wheel" pos="0 {wy:.6g} {r:.6g}">
-        <joint name="left_wheel" type="hinge" axis="0 1 0" damping="0.0001"/>
+        <joint name="left_wheel" type="hinge" axis="0 1 0" damping="0.0001" armature="0.0001"/>
         <geom type="sphere" size="{r:.6g}" mass="0.015" friction="0.1 0.005 0.0001" condim="3"
               group="{HIDDEN_GROUP}"/>
         <geom type="cylinder" size="{r:.6g} 0.006" euler="1.5708 0 0" rgba="0.1 0.1 0.1 1"
               contype="0" conaffinity="0" mass="0.001" group="1"/>
       </body>
       <body name="right_wheel" pos="0 {-wy:.6g} {r:.6g}">
-        <joint name="right_wheel" type="hinge" axis="0 1 0" damping="0.0001"/>
+        <joint name="right_wheel" type="hinge" axis="0 1 0" damping="0.0001" armature="0.0001"/>
         <geom type="sphere" size="{r:.6g}" mass="0.015" friction="0.1 0.005 0.0001" condim="3"
               group="{HIDDEN_GROUP}"/>
         <geom type="cylinder" size="{r:.6g} 0.006" euler="1.5708 0 0" rgba="0.1 0.1 0.1 1"

@@ -172,6 +172,11 @@ class Simulator:
                          mujoco.mjtRndFlag.mjRND_SKYBOX):
                 flags[flag] = 0  # software GL: shadows etc. cost 30x the frame itself
             self._far_m = 0.99 * m.vis.map.zfar * m.stat.extent
+            # MuJoCo hides geom groups 3-5 by default: show obstacles and walls, keep the
+            # collision-only robot geoms hidden.
+            self._scene_option = mujoco.MjvOption()
+            self._scene_option.geomgroup[:] = 0
+            self._scene_option.geomgroup[:OBSTACLE_GROUP + 1] = 1
         mujoco.mj_forward(m, self.data)
         self._settle()
 
@@ -282,11 +287,11 @@ class Simulator:
         if self._renderer is None:
             raise SimError('this Simulator was created with render=False')
         renderer = self._renderer
-        renderer.update_scene(self.data, camera='camera')
+        renderer.update_scene(self.data, camera='camera', scene_option=self._scene_option)
         rgb = renderer.render().copy()
         renderer.enable_depth_rendering()
         try:
-            renderer.update_scene(self.data, camera='camera')
+            renderer.update_scene(self.data, camera='camera', scene_option=self._scene_option)
             depth = renderer.render().astype(np.float32)
         finally:
             renderer.disable_depth_rendering()

@@ -49,7 +49,7 @@ class TerrainType:
 #: Terrain types; 'smooth' is the arena floor outside every patch.
 TERRAINS: dict[str, TerrainType] = {t.name: t for t in (
     TerrainType('smooth', (0.62, 0.62, 0.60), (0.55, 0.55, 0.53), 0.05, 0.0, 0.1, 1.0, 0.0),
-    TerrainType('gravel', (0.45, 0.42, 0.38), (0.85, 0.82, 0.78), 0.45, 0.008, 0.03, 0.9, 1.0),
+    TerrainType('gravel', (0.45, 0.42, 0.38), (0.85, 0.82, 0.78), 0.45, 0.007, 0.04, 0.9, 1.0),
     TerrainType('grass', (0.20, 0.50, 0.15), (0.35, 0.70, 0.20), 0.35, 0.005, 0.06, 0.8, 0.5),
     TerrainType('sand', (0.85, 0.75, 0.50), (0.75, 0.62, 0.38), 0.25, 0.003, 0.12, 0.5, 0.3),
 )}

@@ -25,6 +25,8 @@ def stamp_ns(header: object) -> int:
 def _pixel_buffer(msg: object, bytes_per_pixel: int) -> np.ndarray:
     data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray)
                          else msg.data.tobytes(), dtype=np.uint8)
+    if int(msg.width) <= 0 or int(msg.height) <= 0:  # nothing a model or label can use
+        raise MessageError(f'empty image ({msg.width}x{msg.height} {msg.encoding})')
     row = int(msg.width) * bytes_per_pixel
     step = int(msg.step) or row
     if step < row or data.size < step * int(msg.height):

@@ -144,6 +144,18 @@ def _batches() -> dict[str, list[tuple[str, object]]]:
 BATCHES = _batches()
 
 
+def _obstacle_model(path):
+    """A small untrained obstacle model, exported as `ssl-robot export` does."""
+    import torch
+
+    from ssl_robot.models import build_robot_model
+    from ssl_robot.models.nets import default_spec, export_robot_onnx
+    torch.manual_seed(0)
+    export_robot_onnx(build_robot_model(default_spec('obstacle', input_hw=[24, 32], width=4)),
+                      path)
+    return path
+
+
 @pytest.fixture(scope='module')
 def nodes(tmp_path_factory):
     """Every written subscriber node, started once, with outputs in a temporary dir."""
@@ -151,9 +163,13 @@ def nodes(tmp_path_factory):
     present = [n for n in SUBSCRIBERS if node_exists(n)]
     if not present:
         pytest.skip(f'no sensor-subscribing node written yet ({", ".join(SUBSCRIBERS)})')
+    inference = {}
+    if 'inference' in present:  # an active model, so bad frames reach its image path
+        inference['model_path'] = str(_obstacle_model(tmp / 'obstacle.onnx'))
     config = copy_config(tmp, recorder={'output': str(tmp / 'recording')},
                          labeller={'dataset': str(tmp / 'dataset')},
-                         trainer={'dataset': str(tmp / 'dataset'), 'run_dir': str(tmp / 'run')})
+                         trainer={'dataset': str(tmp / 'dataset'), 'run_dir': str(tmp / 'run')},
+                         inference=inference)
     procs = {n: start_node(n, domain_id=DOMAIN_ID, log_dir=tmp / 'logs', params_file=config)
              for n in present}
     try:
@@ -167,6 +183,11 @@ def nodes(tmp_path_factory):
                     publishers[topic] = probe.publisher(topic, type(msg))
             probe.spin_until(lambda: all(probe.node.count_subscribers(t) > 0
                                          for t in ('/image_raw', '/odom')), 20)
+            if 'inference' in present:
+                probe.change_state('inference', 'configure')
+                probe.change_state('inference', 'activate')
+                assert probe.lifecycle_state('inference') == 'active', \
+                    procs['inference'].output()[-2000:]
             probe.spin(1.0)  # let every subscription match before the first batch
             yield probe, publishers, procs
     finally:

@@ -399,6 +399,7 @@ class DatasetWriter:
             total = base_n + self._new_rows
             for name, (dtype, _) in ARRAYS.items():
                 self._write_npy(name, dtype, total)
+            self._carry_other_files()
             (self._tmp / 'meta.json').write_text(json.dumps(self.meta, indent=1))
             with open(self._tmp / 'meta.json', 'rb+') as f:
                 os.fsync(f.fileno())
@@ -433,6 +434,19 @@ class DatasetWriter:
             f.flush()
             os.fsync(f.fileno())
         part.unlink()
+
+    def _carry_other_files(self) -> None:
+        """Keep what else lives in an appended dataset (its report, notes) across the swap."""
+        if self._base is None:
+            return
+        ours = {'meta.json', *(f'{name}.npy' for name in ARRAYS)}
+        for entry in self._base.path.iterdir():
+            if entry.name in ours:
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, self._tmp / entry.name, symlinks=True)
+            else:
+                shutil.copy2(entry, self._tmp / entry.name, follow_symlinks=False)
 
     def _swap(self) -> None:
         if self.path.exists():

@@ -55,6 +55,8 @@ def test_chunked_rows_and_append_from_many_bags(tmp_path):
         bag = writer.begin_bag('a.mcap')
         writer.add_rows(bag, {k: v[:2] for k, v in a.items()})
         writer.add_rows(bag, {k: v[2:] for k, v in a.items()})
+    (tmp_path / 'ds' / 'report').mkdir()
+    (tmp_path / 'ds' / 'report' / 'summary.json').write_text('{}')
     with DatasetWriter(tmp_path / 'ds', append=True) as writer:
         writer.add_bag('b.mcap', b)
         writer.add_bag('c.mcap', c)
@@ -65,6 +67,7 @@ def test_chunked_rows_and_append_from_many_bags(tmp_path):
         np.testing.assert_array_equal(getattr(ds, name),
                                       np.concatenate([a[name], b[name], c[name]]))
     assert [bag['n_frames'] for bag in ds.meta['bags']] == [5, 3, 4]
+    assert (tmp_path / 'ds' / 'report' / 'summary.json').read_text() == '{}'
 
 
 def test_append_with_other_label_shape_is_refused(tmp_path):

@@ -140,7 +140,8 @@ def _example_frames(lb: LabelledBag, path: Path, count: int, plt: Any) -> Path:
                 color = cmap(min(1.0, rows['terrain'][i, r, q] / max(vmax, 1e-9)))
                 ax.add_patch(plt.Rectangle((q * w / gw, r * h / gh), w / gw, h / gh,
                                            color=color, alpha=0.45, lw=0))
-        ax.set_title(f't = {(rows["stamps_ns"][i] - rows["stamps_ns"][0]) / 1e9:.1f} s', fontsize=8)
+        t_rel = (rows['stamps_ns'][i] - rows['stamps_ns'][0]) / 1e9
+        ax.set_title(f't = {t_rel:.1f} s', fontsize=8)
         ax.axis('off')
         bars = axes[1, c]
         img = np.full((len(dists), pm.shape[2], 3), 0.8)

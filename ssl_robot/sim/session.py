@@ -101,7 +101,7 @@ class SimSession:
         self.policy = DrivingPolicy(self.world, seed=self.world.seed)
         self.frames = m.Frames()
         self._periods = self.options.periods_ns()
-        self._due = dict.fromkeys(self._periods, 0)
+        self._due = dict(self._periods)  # samples at k * period, k = 1, 2, ...
         self._cmd = (0.0, 0.0)
         self._ranges = {name: float('inf') for name in ROBOT.proximity_poses}
         self._imu_var = m.imu_variances(self.sim)
@@ -129,10 +129,11 @@ class SimSession:
         """
         out: list[tuple[str, Any, int]] = []
         step_ns = int(round(self.sim.timestep_s * 1e9))
-        # Bounded: exactly the steps needed to reach until_ns.
+        # Bounded: exactly the steps needed to reach until_ns. Readings follow a step, so
+        # none shares time zero with the world message.
         for _ in range(max(0, -(-(int(until_ns) - self.sim.time_ns) // step_ns))):
-            self._emit_due(out)
             self.sim.step()
+            self._emit_due(out)
         return out
 
     def _emit_due(self, out: list[tuple[str, Any, int]]) -> None:

@@ -1,0 +1,102 @@
+"""Robot tasks on the shared trainer: resume equivalence, DDP under torchrun, learning."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from robot_data import write_synthetic_dataset  # noqa: E402
+
+from ssl_robot.tasks import build_task  # noqa: E402
+from ssl_robot.train import TrainConfig, Trainer  # noqa: E402
+
+TINY = {'width': 4, 'input_hw': [24, 32]}
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp('data') / 'ds', n_bags=4,
+                                   frames_per_bag=60)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _config(out: Path, task_name: str, task: object, **kw: object) -> TrainConfig:
+    return TrainConfig(out_dir=str(out), epochs=2, batch_size=32, lr=3e-3, progress=False,
+                       task=task_name, task_params=task.params, **kw)
+
+
+@pytest.mark.parametrize('task_name', ['obstacle', 'tcn'])
+def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, dataset: Path,
+                                                        task_name: str) -> None:
+    params = {'dataset': str(dataset), **TINY}
+    full_task = build_task(task_name, params)
+    full = Trainer(full_task, _config(tmp_path / 'full', task_name, full_task)).fit()
+
+    # The same run, killed at the first step of epoch 2 (after last.pt of epoch 1) ...
+    task = build_task(task_name, params)
+    steps_per_epoch = full.history[0]['step']
+
+    def crash(model: torch.nn.Module, step: int) -> None:
+        if step == steps_per_epoch:
+            raise _Interrupt
+
+    task.after_step = crash
+    with pytest.raises(_Interrupt):
+        Trainer(task, _config(tmp_path / 'resumed', task_name, task)).fit()
+    # ... then resumed by a fresh process-like task and trainer.
+    task = build_task(task_name, params)
+    resumed = Trainer(task, _config(tmp_path / 'resumed', task_name, task)).fit(resume=True)
+
+    a = torch.load(tmp_path / 'full' / 'last.pt', weights_only=False)['model']
+    b = torch.load(tmp_path / 'resumed' / 'last.pt', weights_only=False)['model']
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [h['step'] for h in full.history] == [h['step'] for h in resumed.history]
+
+
+def test_obstacle_training_beats_random_init_and_eval_reports_baselines(
+        tmp_path: Path, dataset: Path) -> None:
+    from ssl_robot.evaluation import evaluate_run
+    task = build_task('obstacle', {'dataset': str(dataset), 'width': 8, 'input_hw': [24, 32]})
+    config = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=8, batch_size=32, lr=3e-3,
+                         progress=False, task='obstacle', task_params=task.params)
+    Trainer(task, config).fit()
+    report = evaluate_run(tmp_path / 'run', n_boot=50)
+    trained = report['models']['trained']['overall']['auc']
+    untrained = report['models']['random_init']['overall']['auc']
+    assert trained > 0.75 and trained > untrained + 0.1, (trained, untrained)
+    assert len(report['models']['trained']['per_distance']) == 4
+    assert (tmp_path / 'run' / 'eval' / 'eval.png').stat().st_size > 1000
+    saved = json.loads((tmp_path / 'run' / 'eval' / 'eval.json').read_text())
+    assert saved['chance_auc'] == 0.5
+
+
+def test_ddp_two_cpu_processes_with_torchrun(tmp_path: Path, dataset: Path) -> None:
+    out = tmp_path / 'ddp'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+           '--nproc_per_node', '2', '-m', 'ssl_robot.cli', 'train', '--task', 'obstacle',
+           '--dataset', str(dataset), '--out', str(out), '--epochs', '2',
+           '--batch-size', '16', '--no-progress', '--param', 'width=4',
+           '--param', 'input_hw=[24,32]']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = torch.load(out / 'last.pt', weights_only=False)
+    # Two processes share the epoch: half the steps of one process with this batch size.
+    n_train = len(build_task('obstacle', {'dataset': str(dataset)}).split()[0])
+    assert state['step'] == 2 * -(-n_train // (16 * 2))
+    assert state['epoch'] == 1
+    metrics = (out / 'metrics.csv').read_text().splitlines()
+    assert len(metrics) == 3 and 'val_auc' in metrics[0]
+    assert all(torch.isfinite(v).all() for v in state['model'].values()
+               if v.dtype.is_floating_point)

@@ -187,14 +187,19 @@ class BagReader:
         return [c for c in self._reader.connections if c.topic in wanted]
 
     def raw_messages(
-        self, topics: Iterable[str] | None = None,
+        self, topics: Iterable[str] | None = None, *, start_ns: int | None = None,
     ) -> Iterator[tuple[Connection, int, bytes]]:
-        """Yield (connection, log_time_ns, serialized bytes) in bag-time order."""
+        """Yield (connection, log_time_ns, serialized bytes) in bag-time order.
+
+        Args:
+            topics: Topics to read (all when None).
+            start_ns: Skip messages logged before this bag time.
+        """
         connections = self._connections(topics)
         if not connections:
             return
         try:
-            yield from self._reader.messages(connections=connections)
+            yield from self._reader.messages(connections=connections, start=start_ns)
         except Exception as exc:
             raise BagError(f'{_diagnose(self.paths)}: bag is corrupt or truncated: {exc}') from exc
 
@@ -396,5 +401,5 @@ def kilted_cdr(reader: BagReader, conn: Connection, raw: bytes) -> bytes:
     if reader.is_ros2:
         return raw
     msg = reader.deserialize(raw, conn.msgtype)
-    return typestore().serialize_cdr(to_kilted(msg, conn.msgtype), conn.msgtype)
+    return bytes(typestore().serialize_cdr(to_kilted(msg, conn.msgtype), conn.msgtype))
 

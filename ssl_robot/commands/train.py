@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
                    help='task parameter (JSON value), e.g. input_hw=[72,96], flip_p=0')
     p.add_argument('--resume', action='store_true',
                    help='continue RUN/last.pt with its saved config')
+    p.add_argument('--export', default=None, metavar='ONNX',
+                   help='after training, export the best model to this .onnx file')
     p.add_argument('--no-progress', action='store_true', help='no progress output')
     p.set_defaults(func=run)
 
@@ -90,4 +93,9 @@ def run(args: argparse.Namespace) -> int:
         print('final validation metrics: ' + ', '.join(
             f'{k} {v:.4f}' for k, v in result.metrics.items()))
     print(f'run: {result.out_dir} (best checkpoint {result.best_checkpoint})')
+    if args.export and (int(os.environ.get('RANK', '0')) == 0):
+        from ssl_robot.commands.export import export_run
+        report = export_run(out, args.export)
+        print(f'wrote {report.path}; onnxruntime vs torch max abs diff: '
+              f'{report.max_abs_diff:.3g}')
     return 0

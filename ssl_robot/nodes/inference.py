@@ -192,7 +192,11 @@ class InferenceNode(LifecycleNode):
             self._drop('aspect', f'frame {rgb.shape[1]}x{rgb.shape[0]} vs model input '
                        f'{model.input_hw[1]}x{model.input_hw[0]}')
             return
-        values = model.predict(rgb).values
+        try:
+            values = model.predict(rgb).values
+        except Exception as exc:  # onnxruntime's own error types; never crash the node
+            self._drop('inference_error', f'{type(exc).__name__}: {exc}')
+            return
         self.stats['predicted'] += 1
         if model.kind == 'obstacle':
             self._publish_obstacle(msg.header, values)

@@ -284,7 +284,9 @@ class Labeller(Node):
         newest = [self.newest_odom_ns]
         newest += [max(r[0] for r in rs) for rs in self.ranges if rs]
         newest += [max(i[0] for i in self.imu)] if self.imu else []
-        cutoff = min(newest) - self.wait_ns
+        # A stream silent for half the buffer is dead, and must not hold labelling up.
+        alive = [t for t in newest if t >= self.newest_odom_ns - self.buffer_ns // 2]
+        cutoff = min(alive) - self.wait_ns
         ready = [f for f in self.frames if everything or f[0] <= cutoff]
         if not ready:
             self._prune()

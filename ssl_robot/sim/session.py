@@ -8,6 +8,7 @@ to a time and gets the readings that came due, already as ROS messages of its ki
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
 from ssl_robot.sim import messages as m
@@ -86,6 +87,7 @@ class SimSession:
         autopilot: Drive with the built-in policy (else follow `set_cmd_vel`).
         epoch_ns: Header stamp of simulated time zero.
         kit: Message classes to produce.
+        frames: Frame ids of the messages.
     """
 
     world: World
@@ -93,13 +95,13 @@ class SimSession:
     autopilot: bool = True
     epoch_ns: int = SIM_EPOCH_NS
     kit: m.MessageKit = m.ROSBAGS_KIT
+    frames: m.Frames = field(default_factory=m.Frames)
 
     def __post_init__(self) -> None:
         opts = self.options
         self.sim = Simulator(self.world, width=opts.width, height=opts.height,
                              render=opts.render)
         self.policy = DrivingPolicy(self.world, seed=self.world.seed)
-        self.frames = m.Frames()
         self._periods = self.options.periods_ns()
         self._due = dict(self._periods)  # samples at k * period, k = 1, 2, ...
         self._cmd = (0.0, 0.0)
@@ -116,7 +118,13 @@ class SimSession:
         return 'sim/world', m.string_msg(self.kit, self.world.to_json()), self.epoch_ns
 
     def set_cmd_vel(self, v: float, w: float) -> None:
-        """Velocity command from outside (used when autopilot is off)."""
+        """Velocity command from outside (used when autopilot is off).
+
+        Raises:
+            SimError: For a non-finite command (the robot keeps its previous one).
+        """
+        if not (math.isfinite(v) and math.isfinite(w)):
+            raise SimError(f'non-finite velocity command v={v} w={w}')
         self._cmd = (float(v), float(w))
         if not self.autopilot:
             self.sim.set_cmd_vel(v, w)

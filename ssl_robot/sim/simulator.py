@@ -193,7 +193,13 @@ class Simulator:
         return self._steps * int(round(TIMESTEP_S * 1e9))
 
     def set_cmd_vel(self, v: float, w: float) -> None:
-        """Command a forward speed v (m/s) and turn rate w (rad/s), clipped to the limits."""
+        """Command a forward speed v (m/s) and turn rate w (rad/s), clipped to the limits.
+
+        Raises:
+            SimError: For a non-finite command (the previous one stays).
+        """
+        if not (math.isfinite(v) and math.isfinite(w)):
+            raise SimError(f'non-finite velocity command v={v} w={w}')
         v = float(np.clip(v, -self.robot.max_speed_mps, self.robot.max_speed_mps))
         w = float(np.clip(w, -self.robot.max_turn_rate_rps, self.robot.max_turn_rate_rps))
         half = self.robot.wheel_base_m / 2.0

@@ -1,0 +1,82 @@
+"""The `sim_robot` node as a real process over DDS (loopback, domains 10-19)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+import signal
+
+import pytest
+from ros_procs import copy_config, node_exists, Probe, start_node
+
+pytestmark = pytest.mark.skipif(not node_exists('sim_robot'), reason='no sim_robot node')
+
+
+def test_sim_robot_publishes_sensors_clock_and_world(tmp_path: Path) -> None:
+    from nav_msgs.msg import Odometry
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image, Imu, Range
+    from std_msgs.msg import String
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    # Node-specific entries of a parameter file beat -p overrides: override in a copy.
+    config = copy_config(tmp_path, sim_robot={'seed': 2, 'rate_hz': 10.0})
+    with start_node('sim_robot', domain_id=13, log_dir=tmp_path,
+                    params_file=config) as node, Probe(13) as probe:
+        images = probe.subscribe('/image_raw', Image)
+        odom = probe.subscribe('/odom', Odometry)
+        ranges = probe.subscribe('/range/center', Range)
+        imu = probe.subscribe('/imu', Imu)
+        clock = probe.subscribe('/clock', Clock, reliable=True)
+        world: list[String] = []
+        probe.node.create_subscription(String, '/sim/world', world.append, QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        assert probe.spin_until(lambda: images and odom and ranges and imu and clock,
+                                60), node.output()[-2000:]
+        probe.spin(1.0)
+        assert images[-1].encoding == 'rgb8' and (images[-1].width, images[-1].height) == (
+            128, 96)
+        assert images[-1].header.frame_id == 'camera_optical_frame'
+        assert odom[-1].header.frame_id == 'odom' and odom[-1].child_frame_id == 'base_link'
+        assert ranges[-1].header.frame_id == 'range_center_link'
+        assert ranges[-1].max_range == pytest.approx(0.30)
+        assert math.isinf(ranges[-1].range) or 0.01 <= ranges[-1].range <= 0.30
+        stamps = [c.clock.sec * 10**9 + c.clock.nanosec for c in clock]
+        assert stamps == sorted(stamps) and stamps[-1] > stamps[0]
+        # Sensor stamps are simulated time, on /clock's time line.
+        image_ns = images[-1].header.stamp.sec * 10**9 + images[-1].header.stamp.nanosec
+        assert abs(image_ns - stamps[-1]) < 2e9
+        # The world description is latched (transient local): a late subscriber gets it.
+        assert probe.spin_until(lambda: world, 10)
+        assert json.loads(world[0].data)['seed'] == 2
+        node.signal(signal.SIGINT)
+        assert node.wait(20) == 0, node.output()[-2000:]
+    assert 'Traceback' not in node.log_path.read_text()
+
+
+def test_sim_robot_follows_cmd_vel_and_stops_after_duration(tmp_path: Path) -> None:
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    config = copy_config(tmp_path, sim_robot={
+        'seed': 1, 'autopilot': False, 'rate_hz': 5.0, 'duration': 8.0,
+        'real_time_factor': 1.0})
+    with start_node('sim_robot', domain_id=14, log_dir=tmp_path,
+                    params_file=config) as node, Probe(14) as probe:
+        truth = probe.subscribe('/ground_truth/odom', Odometry)
+        cmd = probe.publisher('/cmd_vel', Twist, reliable=True)
+        assert probe.spin_until(lambda: truth, 60), node.output()[-2000:]
+        start = truth[-1].pose.pose.position
+        bad = Twist()
+        bad.linear.x = math.nan
+        cmd.publish(bad)  # dropped and counted, never applied
+        go = Twist()
+        go.linear.x = 0.1
+        for _ in range(10):
+            cmd.publish(go)
+            probe.spin(0.1)
+        probe.spin(1.0)
+        end = truth[-1].pose.pose.position
+        assert math.hypot(end.x - start.x, end.y - start.y) > 0.05
+        assert node.wait(30) == 0, node.output()[-2000:]  # exits by itself after 8 s
+        out = node.output()
+    assert 'dropped command #1' in out
+    assert 'done' in out and 'Traceback' not in out

@@ -237,6 +237,8 @@ class TerrainLabels:
 def footprint_offsets(params: TerrainParams) -> np.ndarray:
     """[P, 2] points covering the robot's footprint, in its own base_link."""
     k = max(1, params.footprint_points)
+    if k == 1:
+        return np.zeros((1, 2))
     xs = np.linspace(-params.footprint_length_m / 2, params.footprint_length_m / 2, k)
     ys = np.linspace(-params.footprint_width_m / 2, params.footprint_width_m / 2, k)
     gx, gy = np.meshgrid(xs, ys, indexing='ij')

@@ -1,0 +1,188 @@
+"""Labelling whole bags: a simulator bag against its ground truth, the real Husky bag
+(no camera), malformed streams, and `ssl-robot label` end to end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ssl_robot.bagio import BagWriter
+from ssl_robot.cli import main as cli_main
+from ssl_robot.config import load_node_parameters
+from ssl_robot.dataset import LabelledDataset
+from ssl_robot.labelling import (build_trajectory, interpolate_poses, LabelError,
+                                 labelling_params)
+from ssl_robot.labelling.bag import label_bag
+from ssl_robot.labelling.borealtc import auc
+from ssl_robot.labelling.sim_truth import precision_recall, proximity_truth
+
+REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real'
+HUSKY = REAL / 'bags' / 'husky_outdoor_imu_odom.bag'
+HUSKY_REMAP = ['--remap', 'odom:=/husky_velocity_controller/odom', '--remap',
+               'imu:=/imu/data']
+PARAMS = labelling_params(load_node_parameters('labeller'))
+
+
+@pytest.fixture(scope='module')
+def sim_bag(tmp_path_factory):
+    from ssl_robot.sim import write_sim_bag
+    out = tmp_path_factory.mktemp('sim') / 'seed3'
+    # 40 s of a crowded world with gravel patches, small images: about 10 s to simulate.
+    write_sim_bag(3, 40.0, out, width=32, height=24, camera_rate_hz=10.0,
+                  world_params={'n_obstacles': 20})
+    return out
+
+
+@pytest.fixture(scope='module')
+def sim_labelled(sim_bag):
+    return label_bag(sim_bag, PARAMS)
+
+
+def test_sim_labels_agree_with_ground_truth_geometry(sim_labelled):
+    from ssl_robot.sim import ROBOT, World
+    lb = sim_labelled
+    world = World.from_json(lb.bag.world_json)
+    gt_stamps, gt_poses = lb.bag.ground_truth
+    sensors = [ROBOT.proximity_poses[s] for s in PARAMS.sensors]
+    truth, known = proximity_truth(world, gt_stamps, gt_poses, lb.rows['stamps_ns'],
+                                   PARAMS.proximity.distances_m, sensors,
+                                   PARAMS.proximity.obstacle_range_m)
+    pr = precision_recall(lb.rows['proximity'], lb.rows['proximity_mask'], truth, known)
+    base_rate = pr['positives_true'] / pr['known']
+    assert pr['known'] > 1500 and pr['positives_true'] > 50
+    assert base_rate < 0.1
+    assert pr['precision'] > 0.75 and pr['recall'] > 0.75, pr
+    # Baseline: today's reading copied to every distance ahead. The future reading is
+    # what makes labels at d > 0 right.
+    now = np.broadcast_to(lb.rows['proximity'][:, :1], lb.rows['proximity'].shape)
+    now_mask = np.broadcast_to(lb.rows['proximity_mask'][:, :1], now.shape)
+    far = np.zeros(truth.shape, bool)
+    far[:, 3:] = True
+    ours = precision_recall(lb.rows['proximity'], lb.rows['proximity_mask'] & far, truth, known)
+    copied = precision_recall(now, now_mask & lb.rows['proximity_mask'] & far, truth, known)
+    assert ours['recall'] > copied['recall'] + 0.3, (ours, copied)
+
+
+def test_sim_terrain_signal_is_higher_on_rough_ground(sim_labelled):
+    from ssl_robot.sim import World
+    lb = sim_labelled
+    world = World.from_json(lb.bag.world_json)
+    rough = lb.result.roughness
+    ok = np.isfinite(rough.signal)
+    truth = interpolate_poses(build_trajectory(*lb.bag.ground_truth, max_jump_m=10.0),
+                              rough.stamps_ns[ok])
+    terrain = np.array([world.terrain_at(x, y) if k else '' for (x, y, _), k in
+                        zip(truth.poses, truth.known)])
+    signal = rough.signal[ok]
+    smooth, other = signal[terrain == 'smooth'], signal[(terrain != 'smooth') & (terrain != '')]
+    assert len(smooth) > 50 and len(other) > 50
+    assert auc(other, smooth) > 0.75
+    # Terrain patches landed in the image, in its lower part (the ground ahead).
+    mask = lb.rows['terrain_mask']
+    assert mask.any()
+    assert mask[:, :1].sum() < mask[:, -2:].sum()
+
+
+def test_label_command_writes_dataset_report_and_appends(sim_bag, tmp_path, capsys):
+    out = tmp_path / 'ds'
+    assert cli_main(['label', str(sim_bag), '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert 'frames labelled: ' in printed and 'yield' in printed
+    ds = LabelledDataset.open(out)
+    assert len(ds) == int(printed.split('frames labelled: ')[1].split()[0])
+    assert ds.frames.shape[1:] == (24, 32, 3)
+    assert ds.meta['params']['frame_rate_hz'] == PARAMS.frame_rate_hz
+    for name in ('label_yield.png', 'example_frames.png', 'trajectory_terrain.png',
+                 'summary.json'):
+        assert (out / 'report' / name).stat().st_size > 0
+    summary = json.loads((out / 'report' / 'summary.json').read_text())
+    assert np.array(summary['known_labels']).shape == (len(PARAMS.proximity.distances_m), 3)
+    assert cli_main(['label', str(sim_bag), '--out', str(out)]) == 2   # exists
+    assert cli_main(['label', str(sim_bag), '--out', str(out), '--append',
+                     '--no-figures']) == 0
+    ds2 = LabelledDataset.open(out)
+    assert len(ds2) == 2 * len(ds) and len(ds2.meta['bags']) == 2
+    train, val = ds2.split(0.5, by='bag')
+    assert set(ds2.bag_ids[train]).isdisjoint(ds2.bag_ids[val])
+
+
+@pytest.mark.skipif(not HUSKY.exists(), reason='real data not present')
+def test_real_husky_bag_without_camera(tmp_path, capsys):
+    params = labelling_params({**load_node_parameters('labeller'),
+                               'odom_topic': '/husky_velocity_controller/odom',
+                               'imu_topic': '/imu/data'})
+    lb = label_bag(HUSKY, params)
+    assert any('no camera stream (topic /image_raw)' in n for n in lb.bag.notes)
+    assert len(lb.rows['stamps_ns']) == 0
+    traj = lb.result.trajectory
+    assert len(traj.stamps_ns) > 3900 and traj.n_segments >= 1
+    assert traj.path_length[traj.segment(0)][-1] > 50.0
+    # Poses interpolate between the 10 Hz odometry samples, on the robot's path.
+    mid = (traj.stamps_ns[100:110] + traj.stamps_ns[101:111]) // 2
+    q = interpolate_poses(traj, mid)
+    assert q.known.all()
+    step = np.hypot(*(q.poses[:, :2] - traj.poses[100:110, :2]).T)
+    full = np.hypot(*(traj.poses[101:111, :2] - traj.poses[100:110, :2]).T)
+    np.testing.assert_allclose(step, full / 2, rtol=0.05, atol=1e-4)
+    rough = lb.result.roughness
+    assert 25 < rough.sample_rate_hz < 35 and rough.band_hz[1] <= rough.sample_rate_hz / 2
+    assert np.isfinite(rough.signal).sum() > 3000 and np.nanstd(rough.signal) > 0
+    # The command: a clear message, no dataset; --terrain-only reports the signal.
+    assert cli_main(['label', str(HUSKY), '--out', str(tmp_path / 'a')]) == 2
+    assert 'no camera stream (topic /image_raw)' in capsys.readouterr().err
+    assert cli_main(['label', str(HUSKY), '--out', str(tmp_path / 'b'), *HUSKY_REMAP]) == 1
+    assert 'no camera stream (topic /image_raw)' in capsys.readouterr().err
+    assert not (tmp_path / 'b' / 'meta.json').exists()
+    assert cli_main(['label', str(HUSKY), '--out', str(tmp_path / 'c'), *HUSKY_REMAP,
+                     '--terrain-only']) == 0
+    assert 'terrain signal in' in capsys.readouterr().out
+    assert (tmp_path / 'c' / 'report' / 'trajectory_terrain.png').exists()
+
+
+def _write_messy_bag(path):
+    """Odometry, ranges and images with duplicates, reordering and a bad encoding."""
+    from bag_factory import default_msg, header
+    s = 1_000_000_000
+    with BagWriter(path) as writer:
+        for k in range(100):                    # 2 s of odometry at 50 Hz, 0.1 m/s
+            t = 10 * s + k * 20_000_000
+            odom = default_msg('nav_msgs/msg/Odometry', header=header(t, 'odom'),
+                               child_frame_id='base_link')
+            odom.pose.pose.position.x = 0.1 * k * 0.02
+            odom.pose.pose.orientation.w = 1.0
+            writer.write('/odom', 'nav_msgs/msg/Odometry', odom, t)
+            rng = default_msg('sensor_msgs/msg/Range', header=header(t, 'r'), radiation_type=1,
+                              min_range=0.01, max_range=0.3,
+                              range=float('nan') if k == 7 else 0.2)
+            writer.write('/range/center', 'sensor_msgs/msg/Range', rng, t)
+        stamps = [0, 200, 100, 100, 400, 600, 800]            # reordered and a duplicate
+        for i, ms in enumerate(stamps):
+            t = 10 * s + ms * 1_000_000
+            img = default_msg('sensor_msgs/msg/Image', header=header(t, 'cam'), height=2,
+                              width=3, encoding='yuv422' if ms == 600 else 'rgb8', step=9,
+                              data=np.full(18, i, np.uint8))
+            writer.write('/image_raw', 'sensor_msgs/msg/Image', img, 10 * s + i * 1000)
+
+
+def test_messy_bag_is_sorted_deduplicated_and_counted(tmp_path):
+    _write_messy_bag(tmp_path / 'messy')
+    lb = label_bag(tmp_path / 'messy', PARAMS)
+    counts = lb.provenance['counts']
+    assert counts['frames_bad_encoding'] == 1
+    assert counts['frames_skipped_rate'] == 2            # 100 ms (twice) shares 0's slot
+    np.testing.assert_array_equal(lb.rows['stamps_ns'] - 10 * 10**9,
+                                  np.array([0, 200, 400, 800]) * 10**6)
+    assert counts['range_nan'] == 1
+    assert any('range/left' in n for n in lb.bag.notes)
+    assert not lb.rows['proximity_mask'][:, :, [0, 2]].any()   # sensors without a stream
+    assert any('camera intrinsics' in n for n in lb.bag.notes)
+    assert not lb.rows['terrain_mask'].any()
+
+
+def test_bag_without_odometry_is_a_clear_error(tmp_path):
+    with BagWriter(tmp_path / 'b') as writer:
+        writer.add_topic('/imu', 'sensor_msgs/msg/Imu')
+    with pytest.raises(LabelError, match=r'no odometry stream \(topic /odom\) and no camera'):
+        label_bag(tmp_path / 'b', PARAMS)

@@ -20,6 +20,8 @@ OBSTACLE_GROUP = 3
 HIDDEN_GROUP = 4
 #: Physics time step (s).
 TIMESTEP_S = 0.002
+#: Sample spacing of the height fields the camera sees (m).
+VISUAL_SPACING_M = 0.06
 #: Robot mass (kg), like a Thymio.
 ROBOT_MASS_KG = 0.27
 
@@ -83,17 +85,24 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
             f'texrepeat="8 8" specular="0.05" shininess="0.1"/>')
     for i, patch in enumerate(world.patches):
         terrain = TERRAINS[patch.terrain]
-        heights, _ = patch_heights(patch)
-        rows, cols = heights.shape
-        assets.append(
-            f'<hfield name="hf{i}" nrow="{rows}" ncol="{cols}" '
-            f'size="{patch.half_x:.6g} {patch.half_y:.6g} '
-            f'{max(terrain.bump_height_m, 1e-4):.6g} 0.01" elevation="{_f(heights.ravel())}"/>')
+        heights, spacing = patch_heights(patch)
+        # Software GL pays per triangle: the camera sees a coarser copy of the bumps
+        # (samples >= VISUAL_SPACING_M apart); the wheels roll on the full-resolution one.
+        step = max(1, int(math.ceil(VISUAL_SPACING_M / spacing)))
+        for name, grid in ((f'hf{i}', heights), (f'hfv{i}', heights[::step, ::step])):
+            rows, cols = grid.shape
+            assets.append(
+                f'<hfield name="{name}" nrow="{rows}" ncol="{cols}" '
+                f'size="{patch.half_x:.6g} {patch.half_y:.6g} '
+                f'{max(terrain.bump_height_m, 1e-4):.6g} 0.01" elevation="{_f(grid.ravel())}"/>')
         # Just above the floor, so the patch, not the floor, carries the wheels.
         geoms.append(
             f'<geom name="patch{i}" type="hfield" hfield="hf{i}" '
+            f'pos="{patch.x:.6g} {patch.y:.6g} 0.0005" '
+            f'friction="{terrain.friction} 0.005 0.0001" priority="1" group="{HIDDEN_GROUP}"/>'
+            f'<geom name="patch{i}_look" type="hfield" hfield="hfv{i}" '
             f'pos="{patch.x:.6g} {patch.y:.6g} 0.0005" material="mat_{patch.terrain}" '
-            f'friction="{terrain.friction} 0.005 0.0001" priority="1" group="0"/>')
+            f'contype="0" conaffinity="0" group="0"/>')
     wall_t = 0.05
     for j, (x, y, sx, sy) in enumerate((
             (half + wall_t, 0, wall_t, half + 2 * wall_t),

@@ -164,19 +164,7 @@ class Simulator:
         self._odom_vw = (0.0, 0.0)
         self._imu_sum = np.zeros(6)
         self._imu_n = 0
-        self._renderer: mujoco.Renderer | None = None
-        if render:
-            self._renderer = mujoco.Renderer(m, height, width)
-            flags = self._renderer.scene.flags
-            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                         mujoco.mjtRndFlag.mjRND_SKYBOX):
-                flags[flag] = 0  # software GL: shadows etc. cost 30x the frame itself
-            self._far_m = 0.99 * m.vis.map.zfar * m.stat.extent
-            # MuJoCo hides geom groups 3-5 by default: show obstacles and walls, keep the
-            # collision-only robot geoms hidden.
-            self._scene_option = mujoco.MjvOption()
-            self._scene_option.geomgroup[:] = 0
-            self._scene_option.geomgroup[:OBSTACLE_GROUP + 1] = 1
+        self._camera: _Camera | None = _Camera(m, width, height) if render else None
         mujoco.mj_forward(m, self.data)
         self._settle()
 
@@ -290,19 +278,9 @@ class Simulator:
         Raises:
             SimError: When the simulator was made with render=False.
         """
-        if self._renderer is None:
+        if self._camera is None:
             raise SimError('this Simulator was created with render=False')
-        renderer = self._renderer
-        renderer.update_scene(self.data, camera='camera', scene_option=self._scene_option)
-        rgb = renderer.render().copy()
-        renderer.enable_depth_rendering()
-        try:
-            renderer.update_scene(self.data, camera='camera', scene_option=self._scene_option)
-            depth = renderer.render().astype(np.float32)
-        finally:
-            renderer.disable_depth_rendering()
-        depth[depth >= self._far_m] = np.inf
-        return rgb, depth
+        return self._camera.render(self.data)
 
     def imu(self) -> tuple[np.ndarray, np.ndarray]:
         """(linear acceleration m/s^2, angular velocity rad/s) in imu_link, averaged since
@@ -339,12 +317,69 @@ class Simulator:
 
     def close(self) -> None:
         """Free the renderer (its GL context)."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
 
     def __enter__(self) -> Simulator:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Camera:
+    """Offscreen renderer of the robot's camera: RGB and depth from one render pass.
+
+    `mujoco.Renderer` renders depth in a second, segmentation pass; reading the colour
+    and depth buffers of a single pass halves the cost on software GL.
+    """
+
+    def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
+        self.model, self.width, self.height = model, width, height
+        self._gl = mujoco.GLContext(width, height)
+        self._gl.make_current()
+        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        # Reversed Z (far = 0) keeps depth precise far from the camera, as mujoco.Renderer.
+        self._context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
+        self._scene = mujoco.MjvScene(model, maxgeom=2000)
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+            self._scene.flags[flag] = 0  # software GL: shadows etc. cost 30x the frame itself
+        # MuJoCo hides geom groups 3-5 by default: show obstacles and walls, keep the
+        # collision-only robot geoms hidden.
+        self._option = mujoco.MjvOption()
+        self._option.geomgroup[:] = 0
+        self._option.geomgroup[:OBSTACLE_GROUP + 1] = 1
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self._camera.fixedcamid = model.camera('camera').id
+        self._rect = mujoco.MjrRect(0, 0, width, height)
+        self._rgb = np.empty((height, width, 3), np.uint8)
+        self._depth = np.empty((height, width), np.float32)
+        extent = model.stat.extent
+        self._near = float(np.float32(model.vis.map.znear * extent))
+        self._far = float(np.float32(model.vis.map.zfar * extent))
+
+    def render(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb uint8 [H, W, 3], depth float32 [H, W] metres, +inf beyond the far plane)."""
+        self._gl.make_current()
+        mujoco.mjv_updateScene(self.model, data, self._option, None, self._camera,
+                               mujoco.mjtCatBit.mjCAT_ALL, self._scene)
+        mujoco.mjr_render(self._rect, self._scene, self._context)
+        mujoco.mjr_readPixels(self._rgb, self._depth, self._rect, self._context)
+        # OpenGL rows run bottom-up. The depth buffer is reversed-Z NDC: metric depth is
+        # d / (buffer + c), as in mujoco.Renderer.
+        near, far = self._near, self._far
+        c = -0.5 * (-(far + near) / (far - near)) - 0.5
+        d = -0.5 * (-(2.0 * far * near) / (far - near))
+        raw = np.flipud(self._depth).astype(np.float64)
+        depth = (d / (raw + c)).astype(np.float32)
+        depth[depth >= 0.99 * far] = np.inf
+        return np.flipud(self._rgb).copy(), depth
+
+    def close(self) -> None:
+        """Free the GL context."""
+        self._context.free()
+        self._gl.free()

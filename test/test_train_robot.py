@@ -100,3 +100,27 @@ def test_ddp_two_cpu_processes_with_torchrun(tmp_path: Path, dataset: Path) -> N
     assert len(metrics) == 3 and 'val_auc' in metrics[0]
     assert all(torch.isfinite(v).all() for v in state['model'].values()
                if v.dtype.is_floating_point)
+
+
+def test_pretrained_encoder_eval_adds_scratch_baseline(tmp_path: Path, dataset: Path) -> None:
+    from ssl_robot.evaluation import evaluate_run
+    params = {'dataset': str(dataset), **TINY}
+    tcn = build_task('tcn', params)
+    Trainer(tcn, TrainConfig(out_dir=str(tmp_path / 'tcn'), epochs=1, batch_size=32,
+                             progress=False, task='tcn', task_params=tcn.params)).fit()
+    pretrained = torch.load(tmp_path / 'tcn' / 'best.pt', weights_only=False)['model']
+    task = build_task('obstacle', {**params, 'init_from': str(tmp_path / 'tcn' / 'best.pt')})
+    model = task.build_model()
+    assert torch.equal(model.encoder.features[0][0].weight,
+                       pretrained['encoder.features.0.0.weight'])
+    Trainer(task, TrainConfig(out_dir=str(tmp_path / 'ob'), epochs=1, batch_size=32,
+                              progress=False, task='obstacle',
+                              task_params=task.params)).fit()
+    report = evaluate_run(tmp_path / 'ob', n_boot=20)
+    assert set(report['models']) == {'trained', 'random_init', 'scratch'}
+    assert (tmp_path / 'ob' / 'eval' / 'scratch_run' / 'best.pt').exists()
+    # The TCN's own evaluation: retrieval and a probe, for trained and random init.
+    tcn_report = evaluate_run(tmp_path / 'tcn', n_boot=20)
+    for name in ('trained', 'random_init'):
+        assert 0.0 <= tcn_report['models'][name]['retrieval_accuracy'] <= 1.0
+        assert 'overall' in tcn_report['models'][name]['probe']

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     for bag in args.bags:
         progress = Progress(bag.name)
         t0 = time.monotonic()
-        lb = label_bag(bag, params, progress=progress)
+        lb = label_bag(bag, params, progress=progress, read_ground_truth=False)
         progress.done()
         _LOG.info('%s: %d frames labelled in %.1f s', bag, len(lb.rows['stamps_ns']),
                   time.monotonic() - t0)

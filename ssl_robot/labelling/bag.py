@@ -208,7 +208,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
 
 
 def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams, *,
-              progress: Callable[[float, float], None] | None = None) -> LabelledBag:
+              progress: Callable[[float, float], None] | None = None,
+              read_ground_truth: bool = True) -> LabelledBag:
     """Read one recording and label its frames.
 
     Args:
@@ -216,6 +217,8 @@ def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams,
             several files of one recording.
         params: Labelling parameters (`labelling_params(load_node_parameters('labeller'))`).
         progress: Called with (seconds of bag read, bag duration).
+        read_ground_truth: Also read simulator truth (/ground_truth/odom, /sim/world)
+            when the bag has it, for evaluation.
 
     Returns:
         The labelled bag; without a camera stream it has no rows but still its
@@ -227,6 +230,7 @@ def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams,
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    bag = read_bag_streams(paths, params, progress=progress)
+    bag = read_bag_streams(paths, params, progress=progress,
+                           read_ground_truth=read_ground_truth)
     result = label_streams(bag.streams, params)
     return LabelledBag([str(p) for p in paths], result, bag, params)

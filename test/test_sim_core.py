@@ -210,3 +210,15 @@ def test_imu_vibrates_more_on_bumpy_terrain() -> None:
     assert gravel > 3 * smooth
     assert grass > 1.5 * smooth
     assert gravel > grass
+
+
+def test_robot_geometry_matches_the_parameter_file() -> None:
+    from ssl_robot.config import load_node_parameters
+    from ssl_robot.sim import STREAMS
+    params = load_node_parameters('sim_robot')
+    assert tuple(params['camera_xyz']) == pytest.approx(ROBOT.camera_xyz_m)
+    assert params['camera_pitch'] == pytest.approx(ROBOT.camera_pitch_rad)
+    assert list(params['range_topics']) == [f'range/{n}' for n in ROBOT.proximity_poses]
+    for key in ('image_topic', 'camera_info_topic', 'depth_topic', 'odom_topic', 'imu_topic',
+                'cmd_vel_topic'):
+        assert params[key] in STREAMS, key

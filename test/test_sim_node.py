@@ -80,3 +80,33 @@ def test_sim_robot_follows_cmd_vel_and_stops_after_duration(tmp_path: Path) -> N
         out = node.output()
     assert 'dropped command #1' in out
     assert 'done' in out and 'Traceback' not in out
+
+
+def test_node_defaults_match_the_parameter_file() -> None:
+    """Every sim_robot (and shared '/**') key in config/robot.yaml is declared by the node
+    with the same default, so the node behaves the same with or without the file."""
+    import rclpy
+    from rclpy.context import Context
+    from ros_procs import CONFIG
+    from ssl_robot.config import load_node_parameters
+    from ssl_robot.nodes.sim_robot import SimRobot
+    import yaml
+    context = Context()
+    rclpy.init(context=context, domain_id=15)
+    try:
+        node = SimRobot(context=context)
+        try:
+            names = node.list_parameters([], 0).names
+            declared = {name: node.get_parameter(name).value
+                        for name in names if name != 'use_sim_time'}
+        finally:
+            node.close()
+            node.destroy_node()
+    finally:
+        context.try_shutdown()
+    config = load_node_parameters('sim_robot')
+    for name, value in config.items():
+        if name in declared:
+            assert declared[name] == value, name
+    own = yaml.safe_load(CONFIG.read_text())['sim_robot']['ros__parameters']
+    assert set(own) <= set(declared)

@@ -61,8 +61,8 @@ RCLPY_KIT = MessageKit(resolve=_rclpy_class, pack_bytes=lambda a: a.tobytes())
 class SimRobot(Node):
     """Steps the simulated robot in real time (scaled) and publishes its streams."""
 
-    def __init__(self) -> None:
-        super().__init__('sim_robot')
+    def __init__(self, **node_kwargs: object) -> None:
+        super().__init__('sim_robot', **node_kwargs)
         p = self.declare_parameter
         p('seed', 0, _describe('world seed (same seed, same world, noise and driver)'))
         p('rate_hz', 30.0, _describe('camera rate (image_raw, camera_info, depth/image), Hz'))

@@ -150,3 +150,30 @@ def test_encoder_onnx_export_parity(tmp_path):
     assert hidden.shape == (4, 12, 32) and pooled.shape == (4, 32)
     np.testing.assert_allclose(hidden, ref.numpy(), atol=1e-4)
     np.testing.assert_allclose(pooled[2], ref[2, :6].mean(0).numpy(), atol=1e-4)
+
+
+def test_text_pretrain_command_trains_samples_and_exports(tmp_path, capsys):
+    from ssl_robot.cli import main
+    from text_fixtures import synthetic_docs
+    corpus = tmp_path / 'corpus'
+    corpus.mkdir()
+    for i, doc in enumerate(synthetic_docs(n_docs=6, n_sentences=12)):
+        (corpus / f'doc{i}.txt').write_text(' '.join(doc) + '\n')
+    out = tmp_path / 'run'
+    assert main(['text-pretrain', '--task', 'ar', '--corpus', str(corpus), '--out', str(out),
+                 '--vocab-size', '300', '--max-len', '16', '--dim', '16', '--depth', '1',
+                 '--heads', '2', '--steps', '3', '--batch-size', '4', '--device', 'cpu',
+                 '--onnx', '--prompt', 'The']) == 0
+    printed = capsys.readouterr().out
+    assert 'perplexity' in printed and "sample: 'The" in printed
+    assert read_metadata(out / 'encoder.onnx')['causal'] == 'true'
+    assert (out / 'tokenizer.json').exists() and (out / 'best.pt').exists()
+
+
+def test_text_commands_report_missing_data_clearly(tmp_path, capsys):
+    from ssl_robot.cli import main
+    assert main(['text-pretrain', '--task', 'mlm', '--corpus', str(tmp_path / 'none'),
+                 '--out', str(tmp_path / 'run')]) == 2
+    assert 'corpus folder not found' in capsys.readouterr().err
+    assert main(['text-eval', '--wordnet', str(tmp_path), '--out', str(tmp_path / 'e')]) == 2
+    assert 'wordnet-base' in capsys.readouterr().err

@@ -91,7 +91,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         batch, length, dim = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(dim, dim=2)
+        q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=2)
         q, k, v = (t.reshape(batch, length, self.heads, dim // self.heads).transpose(1, 2)
                    for t in (q, k, v))
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)

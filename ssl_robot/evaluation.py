@@ -42,11 +42,20 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def bootstrap_ci(metric: Any, *arrays: np.ndarray, n_boot: int = 500, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float]:
+                 seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float]:
     """Percentile bootstrap CI of `metric(*arrays)`, resampling rows with replacement.
 
-    Rows are frames (or labels) and are resampled independently, which ignores the
-    correlation of neighbouring frames: the CI is on the optimistic side.
+    Neighbouring camera frames are strongly correlated, so resampling single frames
+    gives too narrow an interval; with `groups` (e.g. a time block of a bag per frame)
+    whole groups are resampled instead (block bootstrap).
+
+    Args:
+        metric: Function of the (resampled) arrays returning a float.
+        arrays: Arrays sharing their first axis (the rows).
+        n_boot: Resamples.
+        alpha: 1 - confidence level.
+        seed: Seed of the resampling.
+        groups: Group id per row, or None to resample rows independently.
 
     Returns:
         (low, high); NaN when the metric is undefined on most resamples.
@@ -55,9 +64,16 @@ def bootstrap_ci(metric: Any, *arrays: np.ndarray, n_boot: int = 500, alpha: flo
     if n == 0:
         return float('nan'), float('nan')
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
     values = []
     for _ in range(n_boot):
-        pick = rng.integers(0, n, n)
+        if groups is None:
+            pick = rng.integers(0, n, n)
+        else:
+            pick = np.concatenate([members[g] for g in rng.integers(0, len(members),
+                                                                   len(members))])
         v = metric(*(a[pick] for a in arrays))
         if np.isfinite(v):
             values.append(v)
@@ -147,23 +163,30 @@ def ridge_probe(train_x: np.ndarray, train_y: np.ndarray, train_mask: np.ndarray
 
 def auc_table(probs: np.ndarray, labels: np.ndarray, masks: np.ndarray, *,
               distances: list[float], sensors: list[str], n_boot: int = 500,
-              seed: int = 0) -> dict[str, Any]:
+              seed: int = 0, groups: np.ndarray | None = None) -> dict[str, Any]:
     """AUC with bootstrap CI overall, per distance (all sensors) and per sensor.
 
     Args:
-        probs, labels, masks: [N, D, S].
+        probs, labels, masks: [N, D, S] per frame.
+        distances, sensors: Names of the D and S axes.
+        n_boot: Bootstrap resamples.
+        seed: Seed of the bootstrap.
+        groups: Group id per frame for a block bootstrap (see `bootstrap_ci`).
 
     Returns:
-        {'overall': {...}, 'per_distance': [{distance, auc, ci, n}], 'per_sensor': [...]}
-        where each entry has auc, ci_low, ci_high, n_known, n_pos.
+        {'overall': {...}, 'per_distance': [...], 'per_sensor': [...]}, each entry with
+        auc, ci_low, ci_high, n_known, n_pos.
     """
     known = masks.astype(bool)
 
+    def masked_auc(p: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
+        return roc_auc(p[m], y[m])
+
     def entry(sel: np.ndarray) -> dict[str, float]:
-        s, y = probs[sel], labels[sel]
-        low, high = bootstrap_ci(roc_auc, s, y, n_boot=n_boot, seed=seed)
-        return {'auc': roc_auc(s, y), 'ci_low': low, 'ci_high': high,
-                'n_known': int(sel.sum()), 'n_pos': int((y > 0.5).sum())}
+        low, high = bootstrap_ci(masked_auc, probs, labels, sel, n_boot=n_boot, seed=seed,
+                                 groups=groups)
+        return {'auc': masked_auc(probs, labels, sel), 'ci_low': low, 'ci_high': high,
+                'n_known': int(sel.sum()), 'n_pos': int((labels[sel] > 0.5).sum())}
 
     out: dict[str, Any] = {'overall': entry(known), 'per_distance': [], 'per_sensor': []}
     for d, dist in enumerate(distances):
@@ -175,6 +198,13 @@ def auc_table(probs: np.ndarray, labels: np.ndarray, masks: np.ndarray, *,
         sel[:, :, s] = known[:, :, s]
         out['per_sensor'].append({'sensor': name, **entry(sel)})
     return out
+
+
+def time_blocks(bag_ids: np.ndarray, stamps_ns: np.ndarray, block_s: float = 5.0
+                ) -> np.ndarray:
+    """Group id per frame: its bag and its `block_s` time block (for block bootstrap)."""
+    block = (np.asarray(stamps_ns, np.int64) // int(block_s * 1e9)).astype(np.int64)
+    return np.asarray(bag_ids, np.int64) * (1 << 40) + (block - block.min())
 
 
 # ---------------------------------------------------------------------------- runs
@@ -240,23 +270,34 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
                               'n_val_frames': int(len(val)),
                               'n_train_frames': int(len(task.split()[0])),
                               'split_by': params.get('split_by'), 'chance_auc': 0.5}
+    data = task.data
+    # Block bootstrap over 5 s blocks of each bag: neighbouring frames are not independent.
+    groups = time_blocks(np.asarray(data.bag_ids)[val], np.asarray(data.stamps_ns)[val])
+    report['bootstrap'] = {'resamples': n_boot, 'unit': '5 s time blocks per bag',
+                           'blocks': int(len(np.unique(groups)))}
     if config['task'] == 'obstacle':
         report['models'] = {}
         for name, model in models.items():
             probs, labels, masks = task.predict(model, _val_loader(task))
             report['models'][name] = auc_table(
                 probs, labels, masks, distances=list(spec['distances_m']),
-                sensors=list(spec['sensors']), n_boot=n_boot, seed=seed)
+                sensors=list(spec['sensors']), n_boot=n_boot, seed=seed, groups=groups)
     elif config['task'] == 'terrain':
         report['models'] = {}
         for name, model in models.items():
             pred, target, mask = task.predict(model, _val_loader(task))
-            p, y = pred[mask], target[mask]
-            low, high = bootstrap_ci(spearman, p, y, n_boot=min(n_boot, 200), seed=seed)
-            report['models'][name] = {'spearman': spearman(p, y), 'ci_low': low,
-                                      'ci_high': high, 'n_known': int(mask.sum())}
+
+            def masked_rho(p: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
+                return spearman(p[m], y[m])
+
+            low, high = bootstrap_ci(masked_rho, pred, target, mask, n_boot=min(n_boot, 200),
+                                     seed=seed, groups=groups)
+            report['models'][name] = {'spearman': masked_rho(pred, target, mask),
+                                      'ci_low': low, 'ci_high': high,
+                                      'n_known': int(mask.sum())}
     elif config['task'] == 'tcn':
-        report['models'] = _evaluate_tcn(task, models, n_boot=n_boot, seed=seed)
+        report['models'] = _evaluate_tcn(task, models, n_boot=n_boot, seed=seed,
+                                         groups=groups)
     (out_dir / 'eval.json').write_text(json.dumps(report, indent=2, default=float))
     print(format_report(report))
     try:
@@ -285,8 +326,8 @@ def _train_scratch(config: dict[str, Any], params: dict[str, Any], out: Path) ->
     return Trainer(task, TrainConfig.from_dict(cfg)).fit().model
 
 
-def _evaluate_tcn(task: Any, models: dict[str, Any], *, n_boot: int,
-                  seed: int) -> dict[str, Any]:
+def _evaluate_tcn(task: Any, models: dict[str, Any], *, n_boot: int, seed: int,
+                  groups: np.ndarray) -> dict[str, Any]:
     from ssl_robot.tasks.robot import embed_frames
     train, val = task.split()
     data = task.data
@@ -308,7 +349,7 @@ def _evaluate_tcn(task: Any, models: dict[str, Any], *, n_boot: int,
         probe = auc_table(scores, np.asarray(data.proximity[val]),
                           np.asarray(data.proximity_mask[val]),
                           distances=task.params['distances_m'], sensors=task.params['sensors'],
-                          n_boot=n_boot, seed=seed)
+                          n_boot=n_boot, seed=seed, groups=groups)
         out[name] = {'retrieval_accuracy': acc, 'probe': probe}
     return out
 
@@ -323,7 +364,9 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as a plain-text table (models side by side)."""
     names = list(report['models'])
     lines = [f'{report["task"]} on {report["dataset"]}: {report["n_val_frames"]} held-out '
-             f'frames (split by {report["split_by"]}), {report["n_train_frames"]} train']
+             f'frames (split by {report["split_by"]}), {report["n_train_frames"]} train; '
+             f'95% CI: block bootstrap over {report["bootstrap"]["blocks"]} '
+             f'{report["bootstrap"]["unit"]}']
     if report['task'] in ('obstacle', 'tcn'):
         tables = {n: (report['models'][n] if report['task'] == 'obstacle'
                       else report['models'][n]['probe']) for n in names}

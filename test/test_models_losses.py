@@ -184,3 +184,16 @@ def test_obstacle_flip_mirrors_image_and_sensor_order(tmp_path: Path) -> None:
     ref = masked_bce_with_logits(logits, mirrored, batch['proximity_mask'])
     assert float(loss_f) == pytest.approx(float(ref))
     assert float(loss_p) != pytest.approx(float(loss_f))
+
+
+def test_block_bootstrap_widens_ci_for_correlated_frames() -> None:
+    # 12 blocks of 40 identical frames each: really 12 samples, not 480.
+    rng = np.random.default_rng(1)
+    y_blocks = np.array([0, 1] * 6)
+    s_blocks = y_blocks * 0.5 + rng.normal(0, 0.6, 12)
+    y, s = np.repeat(y_blocks, 40), np.repeat(s_blocks, 40)
+    groups = np.repeat(np.arange(12), 40)
+    low_r, high_r = bootstrap_ci(roc_auc, s, y, n_boot=300)
+    low_g, high_g = bootstrap_ci(roc_auc, s, y, n_boot=300, groups=groups)
+    assert high_g - low_g > 2 * (high_r - low_r)
+    assert low_g <= roc_auc(s, y) <= high_g

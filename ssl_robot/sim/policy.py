@@ -17,6 +17,10 @@ import numpy as np
 
 from ssl_robot.sim.world import ROBOT, World
 
+#: Distance from base_link to an obstacle beside the robot that makes it veer away (m):
+#: the wheels reach 0.07 m to the side.
+FLANK_CLEARANCE_M = 0.11
+
 
 @dataclass(frozen=True)
 class PolicyParams:
@@ -153,4 +157,17 @@ class DrivingPolicy:
         weave = 0.0 if self._goal_obstacle >= 0 else p.wander_rps * math.sin(
             0.7 * t + self._wander_phase)
         w = float(np.clip(2.0 * error + weave, -ROBOT.max_turn_rate_rps, ROBOT.max_turn_rate_rps))
+        # The forward proximity sensors cannot see an obstacle beside the robot; scraping
+        # along one would twist the robot under its wheels. Veer away from a close flank.
+        flank = self._flank_clearance(x, y, yaw)
+        if flank is not None:
+            w = -math.copysign(p.turn_rps, flank)
         return p.cruise_mps, w
+
+    def _flank_clearance(self, x: float, y: float, yaw: float) -> float | None:
+        """+1/-1 when an obstacle is close on the left/right side, else None."""
+        for side in (1.0, -1.0):
+            for angle in (0.8, 1.2, 1.57):
+                if self.world.obstacle_distance(x, y, yaw + side * angle) < FLANK_CLEARANCE_M:
+                    return side
+        return None

@@ -46,8 +46,8 @@ class OdometryNoise:
         speed_noise_mps: Std of white noise on each wheel speed sample.
     """
 
-    wheel_scale_sigma: float = 0.005
-    wheel_base_sigma: float = 0.02
+    wheel_scale_sigma: float = 0.002
+    wheel_base_sigma: float = 0.01
     speed_noise_mps: float = 0.004
 
 
@@ -141,7 +141,11 @@ class Simulator:
         self.model = mujoco.MjModel.from_xml_string(
             build_mjcf(world, robot=robot, width=width, height=height))
         self.data = mujoco.MjData(self.model)
-        self._rng = np.random.default_rng([world.seed if seed is None else seed, 0x0D0])
+        # One noise stream per sensor: reading one sensor more often (a test, the node)
+        # never changes another sensor's noise.
+        base = world.seed if seed is None else seed
+        self._rng, self._imu_rng, self._range_rng = (
+            np.random.default_rng([base, 0x0D0, k]) for k in range(3))
         self.odometry_noise, self.imu_noise = odometry_noise, imu_noise
         self._wheel_scale = 1.0 + self._rng.normal(0.0, odometry_noise.wheel_scale_sigma, 2)
         self._wheel_base_est = robot.wheel_base_m * (
@@ -261,7 +265,7 @@ class Simulator:
             if dist < 0.0 or dist > self.robot.range_max_m:
                 out[name] = math.inf
                 continue
-            dist += self._rng.normal(0.0, RANGE_NOISE_M)
+            dist += self._range_rng.normal(0.0, RANGE_NOISE_M)
             if dist > self.robot.range_max_m:
                 out[name] = math.inf
             elif dist < self.robot.range_min_m:
@@ -293,8 +297,8 @@ class Simulator:
         self._imu_sum[:] = 0.0
         self._imu_n = 0
         noise = self.imu_noise
-        acc = mean[:3] + self._accel_bias + self._rng.normal(0.0, noise.accel_sigma, 3)
-        gyro = mean[3:] + self._gyro_bias + self._rng.normal(0.0, noise.gyro_sigma, 3)
+        acc = mean[:3] + self._accel_bias + self._imu_rng.normal(0.0, noise.accel_sigma, 3)
+        gyro = mean[3:] + self._gyro_bias + self._imu_rng.normal(0.0, noise.gyro_sigma, 3)
         return acc, gyro
 
     def odometry(self) -> Odometry2D:

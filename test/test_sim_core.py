@@ -222,3 +222,31 @@ def test_robot_geometry_matches_the_parameter_file() -> None:
     for key in ('image_topic', 'camera_info_topic', 'depth_topic', 'odom_topic', 'imu_topic',
                 'cmd_vel_topic'):
         assert params[key] in STREAMS, key
+
+
+# -- driver --------------------------------------------------------------------------------
+
+def test_driver_approaches_obstacles_straight_and_crosses_terrain() -> None:
+    session = SimSession(generate_world(1), SimOptions(render=False))
+    poses, terrains, stops = [], set(), []
+    mode = session.policy.mode
+    try:
+        for k in range(600):  # 60 s
+            session.advance((k + 1) * 100_000_000)
+            truth = session.sim.ground_truth()
+            poses.append((float(truth.position[0]), float(truth.position[1]), truth.yaw))
+            terrains.add(session.world.terrain_at(*poses[-1][:2]))
+            if session.policy.mode == 'stop' and mode != 'stop':
+                stops.append(k)
+            mode = session.policy.mode
+    finally:
+        session.close()
+    assert len(stops) >= 3
+    assert len(terrains) >= 3
+    for k in stops:
+        if k < 20:
+            continue
+        (x0, y0, yaw0), (x1, y1, yaw1) = poses[k - 20], poses[k]
+        # The 2 s before a stop: driving nearly straight at the obstacle, from >= 0.2 m away.
+        assert math.hypot(x1 - x0, y1 - y0) > 0.2
+        assert abs(math.atan2(math.sin(yaw1 - yaw0), math.cos(yaw1 - yaw0))) < 0.5

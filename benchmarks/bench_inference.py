@@ -153,8 +153,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_model_'))
     if args.onnx:
         from ssl_robot.tasks.robot import model_from_checkpoint
-        meta_ckpt = json.loads(OnnxRobotModel(args.onnx).meta.get('checkpoint', '""'))
-        model, _ = model_from_checkpoint(meta_ckpt)
+        # The torch side is the checkpoint the ONNX file was exported from.
+        model, _ = model_from_checkpoint(OnnxRobotModel(args.onnx).meta['checkpoint'])
         onnx_path = Path(args.onnx)
     else:
         torch.manual_seed(0)

@@ -15,6 +15,7 @@ from ssl_robot.dataset import LabelledDataset
 from ssl_robot.labelling import (build_trajectory, interpolate_poses, LabelError,
                                  labelling_params)
 from ssl_robot.labelling.bag import label_bag
+from ssl_robot.msgconv import MessageError
 from ssl_robot.labelling.borealtc import auc
 from ssl_robot.labelling.sim_truth import precision_recall, proximity_truth
 
@@ -186,3 +187,27 @@ def test_bag_without_odometry_is_a_clear_error(tmp_path):
         writer.add_topic('/imu', 'sensor_msgs/msg/Imu')
     with pytest.raises(LabelError, match=r'no odometry stream \(topic /odom\) and no camera'):
         label_bag(tmp_path / 'b', PARAMS)
+
+
+def test_fast_field_reading_equals_full_deserialisation(sim_bag, tmp_path):
+    from ssl_robot.bagio import BagReader
+    from ssl_robot.labelling.fastcdr import _same, FieldReader, READERS
+    _write_messy_bag(tmp_path / 'messy')                  # NaN ranges, other frame ids
+    checked = 0
+    for bag in (sim_bag, tmp_path / 'messy'):
+        with BagReader(bag) as reader:
+            for conn, _, raw in reader.raw_messages(['/odom', '/imu', '/range/left',
+                                                     '/range/center', '/ground_truth/odom']):
+                fast, full = READERS[conn.msgtype]
+                assert _same(fast(raw), full(reader._reader.deserialize(raw, conn.msgtype)))
+                checked += 1
+    assert checked > 5000
+    # Bytes that are not what the fast path expects: it notices and falls back.
+    with BagReader(sim_bag) as reader:
+        conn, _, raw = next(iter(reader.raw_messages(['/imu'])))
+        fields = FieldReader('sensor_msgs/msg/Imu', reader._reader.deserialize, cdr=True)
+        broken = bytearray(raw)
+        broken[12:16] = (2**31).to_bytes(4, 'little')     # absurd frame_id length
+        with pytest.raises(MessageError):
+            fields(bytes(broken))                          # a clear, counted error
+        assert not fields.use_fast

@@ -18,10 +18,10 @@ import numpy as np
 
 from ssl_robot.bagio import BagReader
 from ssl_robot.labelling import LabelError
+from ssl_robot.labelling.fastcdr import FieldReader, READERS
 from ssl_robot.labelling.params import absolute, LabellingParams
 from ssl_robot.labelling.streams import label_streams, LabelResult, SensorStreams
-from ssl_robot.msgconv import (image_to_rgb, imu_to_arrays, MessageError, odometry_to_pose2d,
-                               range_reading, stamp_ns)
+from ssl_robot.msgconv import image_to_rgb, MessageError, odometry_to_pose2d, stamp_ns
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -125,10 +125,14 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         start, duration = bag.start_time_ns, max(bag.duration_s, 1e-9)
         reader = bag._reader  # AnyReader: deserialises ROS 1 and ROS 2 alike
         cdr = reader.is2
-        for conn, log_time, raw in bag.raw_messages(wanted):
+        fields = {t: FieldReader(topics[t], reader.deserialize, cdr=cdr)
+                  for t in (odom_t, imu_t, *range_ts) if topics.get(t) in READERS}
+        for count, (conn, log_time, raw) in enumerate(bag.raw_messages(wanted)):
             topic = conn.topic
-            if progress is not None:
+            if progress is not None and count % 1024 == 0:
                 progress((log_time - start) / 1e9, duration)
+            if topic == info_t and k_matrix is not None:
+                continue  # the intrinsics are known: the rest are not even decoded
             try:
                 if topic == image_t:
                     counts['frames_read'] += 1
@@ -157,20 +161,30 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                     frames.append(rgb)
                     frame_stamps.append(stamp)
                     continue
+                # High-rate streams: only the fields used, read straight from the bytes
+                # (checked against full deserialisation; see fastcdr).
+                if topic == odom_t and topic in fields:
+                    stamp, pose, speed = fields[topic](raw)
+                    odom_s.append(stamp)
+                    odom_p.append(pose)
+                    odom_v.append(speed)
+                    continue
+                if topic == imu_t and topic in fields:
+                    stamp, accel, gyro = fields[topic](raw)
+                    imu_s.append(stamp)
+                    imu_a.append(accel)
+                    imu_g.append(gyro)
+                    continue
+                if topic in rng and topic in fields:
+                    stamp, value = fields[topic](raw)
+                    rng[topic][0].append(stamp)
+                    rng[topic][1].append(value)
+                    continue
                 msg = reader.deserialize(raw, conn.msgtype)
-                if topic == odom_t:
-                    odom_s.append(stamp_ns(msg.header))
-                    odom_p.append(odometry_to_pose2d(msg))
-                    odom_v.append(float(msg.twist.twist.linear.x))
-                elif topic == imu_t:
-                    a, g = imu_to_arrays(msg)
-                    imu_s.append(stamp_ns(msg.header))
-                    imu_a.append(a)
-                    imu_g.append(g)
-                elif topic in rng:
-                    rng[topic][0].append(stamp_ns(msg.header))
-                    rng[topic][1].append(range_reading(msg))
-                elif topic == cmd_t:
+                if topic in (odom_t, imu_t) or topic in rng:
+                    raise MessageError(f'{topic} carries {conn.msgtype}, not the type the '
+                                       f'labeller reads')
+                if topic == cmd_t:
                     # geometry_msgs/Twist has no header: bag time is its only time.
                     twist = getattr(msg, 'twist', msg)
                     cmd_s.append(stamp_ns(msg.header) if hasattr(msg, 'header') else log_time)
@@ -200,8 +214,9 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         ranges=[np.asarray(rng[t][1], np.float64) for t in range_ts],
         odom_stamps=np.asarray(odom_s, np.int64), odom_poses=np.asarray(odom_p).reshape(-1, 3),
         odom_speed=np.asarray(odom_v, np.float64),
-        imu_stamps=np.asarray(imu_s, np.int64), imu_accel=np.asarray(imu_a).reshape(-1, 3),
-        imu_gyro=np.asarray(imu_g).reshape(-1, 3),
+        imu_stamps=np.asarray(imu_s, np.int64),
+        imu_accel=np.asarray(imu_a, np.float64).reshape(-1, 3),
+        imu_gyro=np.asarray(imu_g, np.float64).reshape(-1, 3),
         cmd_stamps=np.asarray(cmd_s, np.int64), cmd_speed=np.asarray(cmd_v, np.float64))
     gt = (np.asarray(gt_s, np.int64), np.asarray(gt_p).reshape(-1, 3)) if gt_s else None
     return BagStreams(streams, counts, notes, has_camera, gt, world_json, duration)

@@ -20,11 +20,14 @@ def sort_dedup(stamps: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, lis
     """Sort by stamp and drop repeated stamps (first kept); counts of both fixes."""
     stamps = np.asarray(stamps, np.int64).reshape(-1)
     late = int((stamps[1:] < np.maximum.accumulate(stamps)[:-1]).sum()) if len(stamps) else 0
+    if len(stamps) < 2 or bool(np.all(stamps[1:] > stamps[:-1])):
+        # Already in order without repeats (the usual case): no copy of big arrays.
+        return stamps, [np.asarray(v) for v in values], {'out_of_order': 0, 'duplicate': 0}
     order = np.argsort(stamps, kind='stable')
     stamps = stamps[order]
     keep = np.ones(len(stamps), bool)
     keep[1:] = stamps[1:] != stamps[:-1]
-    out = [np.asarray(v)[order][keep] for v in values]
+    out = [np.asarray(v)[order[keep]] for v in values]
     return stamps[keep], out, {'out_of_order': late, 'duplicate': int((~keep).sum())}
 
 

@@ -219,6 +219,17 @@ def project_ground_points(points: np.ndarray, k_matrix: np.ndarray,
     return u, v, in_front
 
 
+def nearest_visible_ground_m(k_matrix: np.ndarray, height: int,
+                             params: TerrainParams) -> float:
+    """Distance ahead of base_link (m) where the ground enters the image's bottom row."""
+    k = np.asarray(k_matrix, np.float64).reshape(3, 3)
+    below_axis = np.arctan2(height - k[1, 2], k[1, 1])
+    angle = params.camera_pitch + below_axis        # of the bottom row, below horizontal
+    if angle >= np.pi / 2 - 1e-6:
+        return float(params.camera_xyz[0])
+    return float(params.camera_xyz[0] + params.camera_xyz[2] / np.tan(angle))
+
+
 @dataclass
 class TerrainLabels:
     """Terrain labels of N frames on a GH x GW patch grid.
@@ -284,6 +295,11 @@ def label_terrain(frame_stamps: np.ndarray, traj: Trajectory, roughness: Roughne
         same = sig_seg[si] == at.segment[fi]
         fi, si = fi[same], si[same]
         rel = relative_pose(at.poses[fi], sig_pose[si])
+        # Footprints nearer than the bottom image row (or behind the camera) are never
+        # seen: drop those pairs before projecting every footprint point.
+        reach = np.hypot(params.footprint_length_m, params.footprint_width_m) / 2
+        visible = rel[:, 0] + reach >= nearest_visible_ground_m(k_matrix, h, params)
+        fi, si, rel = fi[visible], si[visible], rel[visible]
         foot = footprint_offsets(params)
         c, s = np.cos(rel[:, 2])[:, None], np.sin(rel[:, 2])[:, None]
         px = rel[:, 0:1] + c * foot[None, :, 0] - s * foot[None, :, 1]

@@ -78,7 +78,9 @@ class ResolvedNode:
         for path in self.params_files:
             args += ['--params-file', str(path)]
         for key, value in self.parameters.items():
-            args += ['-p', f'{key}:={_param_text(value)}']
+            # Qualified by the node name: a plain `-p key:=value` applies to '/**', which
+            # the node's own section of the parameter file would override.
+            args += ['-p', f'{self.name}:{key}:={_param_text(value)}']
         for src, dst in self.remappings:
             args += ['-r', f'{src}:={dst}']
         return args

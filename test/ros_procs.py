@@ -70,7 +70,9 @@ def node_command(executable: str, *, name: str | None = None,
     if params_file:
         cmd += ['--params-file', str(params_file)]
     for key, value in (params or {}).items():
-        cmd += ['-p', f'{key}:={_param_value(value)}']
+        # Qualified by the node name: a plain `-p` applies to '/**', which the node's own
+        # section of the parameter file would override.
+        cmd += ['-p', f'{name or executable}:{key}:={_param_value(value)}']
     for src, dst in (remaps or {}).items():
         cmd += ['-r', f'{src}:={dst}']
     return cmd

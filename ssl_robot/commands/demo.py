@@ -24,9 +24,8 @@ import sys
 import time
 from typing import Any
 
-#: World seeds: training worlds first, the held-out world last.
-DEFAULT_TRAIN_SEEDS = (1, 2, 3, 4)
-DEFAULT_HELDOUT_SEED = 99
+#: World seeds; the first is recorded through DDS. The trainer holds out whole worlds.
+DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', type=Path, default=Path('runs/demo'),
                         help='run directory (replaced if it exists)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=list(DEFAULT_TRAIN_SEEDS),
-                        help='training world seeds (the first is recorded through DDS)')
-    parser.add_argument('--heldout-seed', type=int, default=DEFAULT_HELDOUT_SEED,
-                        help='seed of the held-out world (evaluation and replay)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=list(DEFAULT_SEEDS),
+                        help='world seeds (the first is recorded through the recorder node over DDS)')
     parser.add_argument('--duration', type=float, default=150.0,
                         help='simulated seconds per world written straight to a bag')
     parser.add_argument('--dds-duration', type=float, default=40.0,
@@ -83,7 +80,10 @@ def _node_cmd(executable: str, params: dict[str, Any]) -> list[str]:
     cmd = [sys.executable, '-m', f'ssl_robot.nodes.{executable}', '--ros-args',
            '--params-file', str(config_path())]
     for key, value in params.items():
-        cmd += ['-p', f'{key}:={json.dumps(value) if not isinstance(value, str) else value}']
+        # node:key form: a plain `-p` applies to '/**', which the node's own section of
+        # the parameter file overrides.
+        text = value if isinstance(value, str) else json.dumps(value)
+        cmd += ['-p', f'{executable}:{key}:={text}']
     return cmd
 
 
@@ -137,11 +137,12 @@ def run(args: argparse.Namespace) -> int:
         d.mkdir(parents=True)
     stages = _Stages()
     total = 7
-    results: dict[str, Any] = {'seeds': args.seeds, 'heldout_seed': args.heldout_seed}
+    results: dict[str, Any] = {'seeds': args.seeds}
+    tasks = ('obstacle', 'terrain', 'tcn')
 
-    stages.begin('simulate worlds', total, 1)
+    stages.begin('simulate worlds straight to bags', total, 1)
     dds_seed, direct_seeds = args.seeds[0], args.seeds[1:]
-    for seed in [*direct_seeds, args.heldout_seed]:
+    for seed in direct_seeds:
         _ssl_robot('sim', '--seed', seed, '--duration', args.duration,
                    '--out', bags / f'world_{seed}', '--camera-rate', 10)
     stages.end()
@@ -152,34 +153,35 @@ def run(args: argparse.Namespace) -> int:
     _ssl_robot('bag', 'info', bags / f'world_{dds_seed}')
     stages.end()
 
-    stages.begin('label', total, 3)
-    train_bags = [bags / f'world_{s}' for s in args.seeds]
-    _ssl_robot('label', *train_bags, '--out', data / 'train')
-    _ssl_robot('label', bags / f'world_{args.heldout_seed}', '--out', data / 'heldout')
+    stages.begin('label every world', total, 3)
+    dataset = data / 'worlds'
+    _ssl_robot('label', *[bags / f'world_{s}' for s in args.seeds], '--out', dataset)
+    results['labels'] = label_summary(dataset)
     stages.end()
 
     stages.begin('train obstacle, terrain and TCN models', total, 4)
-    for task in ('obstacle', 'terrain', 'tcn'):
-        _ssl_robot('train', '--task', task, '--dataset', data / 'train',
-                   '--out', models / task, '--epochs', args.epochs)
+    for task in tasks:
+        _ssl_robot('train', '--task', task, '--dataset', dataset, '--out', models / task,
+                   '--epochs', args.epochs)
     stages.end()
 
-    stages.begin('evaluate on the held-out world', total, 5)
-    for task in ('obstacle', 'terrain', 'tcn'):
-        _ssl_robot('eval', models / task, '--dataset', data / 'heldout',
-                   '--out', models / task / 'eval')
-        results[task] = json.loads((models / task / 'eval' / 'metrics.json').read_text())
+    # The held-out worlds are the bags of the trainer's own validation split (by bag).
+    stages.begin('evaluate on the held-out worlds', total, 5)
+    for task in tasks:
+        _ssl_robot('eval', models / task, '--out', models / task / 'eval')
+        results[task] = json.loads((models / task / 'eval' / 'eval.json').read_text())
+    heldout = heldout_bags(models / 'obstacle')
+    results['heldout_bags'] = [str(b) for b in heldout]
     stages.end()
 
     stages.begin('export ONNX', total, 6)
-    for task in ('obstacle', 'terrain', 'tcn'):
+    for task in tasks:
         _ssl_robot('export', models / task, '--out', models / f'{task}.onnx')
     stages.end()
 
-    stages.begin('replay the held-out world through the inference node', total, 7)
+    stages.begin('replay a held-out world through the inference node', total, 7)
     results['inference'] = replay_through_inference(
-        bags / f'world_{args.heldout_seed}', models / 'obstacle.onnx', args.replay_seconds,
-        args.domain_id)
+        heldout[0], models / 'obstacle.onnx', args.replay_seconds, args.domain_id)
     stages.end()
 
     results['stage_seconds'] = stages.times
@@ -190,21 +192,99 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def label_summary(dataset: Path) -> dict[str, Any]:
+    """Frames, known proximity labels (and positives) and terrain yield of a dataset."""
+    import numpy as np
+
+    from ssl_robot.dataset import LabelledDataset
+    data = LabelledDataset.open(dataset)
+    mask = np.asarray(data.proximity_mask)
+    labels = np.asarray(data.proximity)
+    return {'frames': len(data), 'bags': len(data.meta['bags']),
+            'known_proximity_labels': int(mask.sum()),
+            'obstacle_labels': int((labels[mask] > 0.5).sum()),
+            'proximity_yield': float(mask.mean()),
+            'terrain_patch_yield': float(np.asarray(data.terrain_mask).mean())}
+
+
+def heldout_bags(run: Path) -> list[Path]:
+    """Bags of the validation split of a training run (the worlds it never trained on)."""
+    import numpy as np
+
+    from ssl_robot.dataset import LabelledDataset
+    params = json.loads((run / 'config.json').read_text())['task_params']
+    data = LabelledDataset.open(params['dataset'])
+    _, val = data.split(float(params['val_fraction']), by=params['split_by'],
+                        seed=int(params['split_seed']))
+    ids = sorted(set(np.asarray(data.bag_ids)[val].tolist()))
+    paths = {int(b['id']): Path(b['path']) for b in data.meta['bags']}
+    return [paths[i] for i in ids]
+
+
 def replay_through_inference(bag: Path, model: Path, seconds: float,
                              domain_id: int) -> dict[str, float]:
     """Replay a bag with /clock into the inference node and measure prediction latency."""
     from ssl_robot.demo_probe import measure_inference_over_dds
-    return measure_inference_over_dds(bag, model, seconds, _dds_env(domain_id), _node_cmd,
-                                      _stop)
+    return measure_inference_over_dds(bag, model, seconds, _dds_env(domain_id),
+                                      model.parent.parent)
+
+
+def _auc(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get('auc') is None:
+        return 'n/a'
+    return f"{entry['auc']:.3f} [{entry['ci_low']:.2f},{entry['ci_high']:.2f}]"
+
+
+def final_table(results: dict[str, Any]) -> str:
+    """The demo's final table, as text."""
+    lines = ['=' * 78, 'ssl_robot demo: results on held-out worlds '
+             f"({', '.join(Path(b).name for b in results.get('heldout_bags', []))})", '=' * 78]
+    lab = results.get('labels', {})
+    lines.append(f"labels made: {lab.get('frames', 0)} frames from {lab.get('bags', 0)} bags, "
+                 f"{lab.get('known_proximity_labels', 0)} known proximity labels "
+                 f"({100 * lab.get('proximity_yield', 0):.0f}% yield, "
+                 f"{lab.get('obstacle_labels', 0)} 'obstacle'), terrain patch yield "
+                 f"{100 * lab.get('terrain_patch_yield', 0):.0f}%")
+    obstacle = results.get('obstacle', {}).get('models', {})
+    if obstacle:
+        lines.append(f"\nobstacle AUC (95% CI)  {'trained':>22} {'random init':>22} "
+                     f"{'chance':>7}")
+        trained, rnd = obstacle.get('trained', {}), obstacle.get('random_init', {})
+        lines.append(f"{'overall':>22} {_auc(trained.get('overall')):>22} "
+                     f"{_auc(rnd.get('overall')):>22} {0.5:>7.3f}")
+        for t, r in zip(trained.get('per_distance', []), rnd.get('per_distance', [])):
+            lines.append(f"{'d = %.2f m' % t['distance_m']:>22} {_auc(t):>22} {_auc(r):>22} "
+                         f"{0.5:>7.3f}")
+    terrain = results.get('terrain', {}).get('models', {})
+    if terrain:
+        lines.append('\nterrain: Spearman rank correlation of predicted vs felt roughness')
+        for name, m in terrain.items():
+            lines.append(f"{name:>22} {m['spearman']:.3f} [{m['ci_low']:.2f},{m['ci_high']:.2f}]"
+                         f" (n={m['n_known']})")
+    tcn = results.get('tcn', {}).get('models', {})
+    if tcn:
+        lines.append('\nTCN: temporal-neighbour retrieval, and linear probe AUC of obstacle '
+                     'labels on frozen embeddings')
+        for name, m in tcn.items():
+            probe = m.get('probe', {}).get('overall')
+            lines.append(f"{name:>22} retrieval {m.get('retrieval_accuracy', float('nan')):.3f}"
+                         f"   probe AUC {_auc(probe)}")
+    inf = results.get('inference')
+    if inf:
+        lines.append(f"\ninference node (ONNX, replayed bag over DDS): {inf['predictions']} "
+                     f"predictions for {inf['frames']} frames, publish->prediction latency "
+                     f"median {inf['latency_median_ms']:.1f} ms, p99 {inf['latency_p99_ms']:.1f}"
+                     f" ms (first/last third {inf['latency_first_third_ms']:.1f}/"
+                     f"{inf['latency_last_third_ms']:.1f} ms)")
+    stages = results.get('stage_seconds', {})
+    if stages:
+        lines.append('\nstage times: ' + ', '.join(f'{k} {v:.0f}s' for k, v in stages.items()))
+    return '\n'.join(lines)
 
 
 def print_table(results: dict[str, Any]) -> None:
     """Print the demo's final table."""
-    print('\n' + '=' * 72)
-    print('ssl_robot demo: results on the held-out world')
-    print('=' * 72)
-    for key in ('obstacle', 'terrain', 'tcn', 'inference'):
-        print(f'{key}: {json.dumps(results.get(key), default=str)[:400]}')
+    print('\n' + final_table(results), flush=True)
 
 
 def write_report(out: Path, results: dict[str, Any]) -> None:
@@ -214,6 +294,7 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
                    f'style="max-width:900px">' for p in figures)
     (out / 'report.html').write_text(
         '<html><head><title>ssl_robot demo</title></head><body>'
-        '<h1>ssl_robot demo</h1><pre>'
-        + html.escape(json.dumps(results, indent=2, default=str)) + '</pre>' + body
+        '<h1>ssl_robot demo</h1><pre>' + html.escape(final_table(results)) + '</pre>'
+        + body + '<h2>all results</h2><pre>'
+        + html.escape(json.dumps(results, indent=2, default=str)) + '</pre>'
         + '</body></html>')

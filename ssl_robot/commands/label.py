@@ -98,25 +98,46 @@ class Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Label the bags, write the dataset and its report; returns the exit status."""
-    from ssl_robot.dataset import DatasetWriter  # noqa: PLC0415 - lazy, fast --help
+    from ssl_robot.dataset import DatasetError, DatasetWriter  # noqa: PLC0415 - fast --help
     from ssl_robot.labelling import labelling_params  # noqa: PLC0415
     from ssl_robot.labelling.bag import label_bag  # noqa: PLC0415
     from ssl_robot.labelling.report import (format_summary, summarise,  # noqa: PLC0415
                                             write_figures)
     config = apply_remaps(load_node_parameters('labeller', args.config), args.remap)
     params = labelling_params(config)
+    if args.out.exists() and not (args.append or args.overwrite or args.terrain_only):
+        # Said before hours of labelling, not after.
+        raise DatasetError(f'{args.out}: already exists (use --append or --overwrite)')
     labelled = []
-    for bag in args.bags:
-        progress = Progress(bag.name)
-        t0 = time.monotonic()
-        lb = label_bag(bag, params, progress=progress, read_ground_truth=False)
-        progress.done()
-        _LOG.info('%s: %d frames labelled in %.1f s', bag, len(lb.rows['stamps_ns']),
-                  time.monotonic() - t0)
-        labelled.append(lb)
+    writer = None
+    try:
+        for bag in args.bags:
+            progress = Progress(bag.name)
+            t0 = time.monotonic()
+            lb = label_bag(bag, params, progress=progress, read_ground_truth=False)
+            progress.done()
+            _LOG.info('%s: %d frames labelled in %.1f s', bag, len(lb.rows['stamps_ns']),
+                      time.monotonic() - t0)
+            if len(lb.rows['stamps_ns']):
+                if writer is None:
+                    writer = DatasetWriter(
+                        args.out, distances_m=params.proximity.distances_m,
+                        sensors=params.sensors, terrain_grid=params.terrain.grid,
+                        image_hw=lb.rows['frames'].shape[1:3], params=params.as_dict(),
+                        append=args.append, overwrite=args.overwrite)
+                writer.add_bag(', '.join(lb.paths), lb.rows, params=params.as_dict(),
+                               counts=lb.provenance['counts'], notes=lb.bag.notes)
+                if any(len(other.rows['stamps_ns']) for other in labelled):
+                    # Written: only the first bag's frames stay in memory (for figures).
+                    lb.rows['frames'] = lb.rows['frames'][:0]
+            labelled.append(lb)
+        if writer is not None:
+            writer.commit()
+    finally:
+        if writer is not None:
+            writer.abort()  # no-op after a commit; removes the temporary files otherwise
     summary = summarise(labelled)
     summary['terrain_signal'] = [_signal_stats(lb) for lb in labelled]
-    with_frames = [lb for lb in labelled if len(lb.rows['stamps_ns'])]
     print(format_summary(summary))
     for lb, stats in zip(labelled, summary['terrain_signal']):
         print(f'{", ".join(lb.paths)}: terrain signal in {stats["windows"]} windows '
@@ -125,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
               f'{", ".join(f"{v:.3f}" for v in stats["percentiles_5_50_95"]) or "-"} m/s², '
               f'odometry {stats["odometry_segments"]} segment(s), '
               f'{stats["path_length_m"]:.1f} m driven')
-    if not with_frames:
+    if writer is None:
         for lb in labelled:
             for note in lb.bag.notes:
                 print(f'{", ".join(lb.paths)}: {note}', file=sys.stderr)
@@ -133,18 +154,9 @@ def run(args: argparse.Namespace) -> int:
             print('ssl-robot label: error: no frames to label (no camera stream); use '
                   '--terrain-only to report poses and the terrain signal alone', file=sys.stderr)
             return 1
-        report_dir = args.out / 'report'
     else:
-        image_hw = with_frames[0].rows['frames'].shape[1:3]
-        with DatasetWriter(args.out, distances_m=params.proximity.distances_m,
-                           sensors=params.sensors, terrain_grid=params.terrain.grid,
-                           image_hw=image_hw, params=params.as_dict(), append=args.append,
-                           overwrite=args.overwrite) as writer:
-            for lb in with_frames:
-                writer.add_bag(', '.join(lb.paths), lb.rows, params=params.as_dict(),
-                               counts=lb.provenance['counts'], notes=lb.bag.notes)
         print(f'dataset: {args.out} ({writer.n_frames} frames in all)')
-        report_dir = args.out / 'report'
+    report_dir = args.out / 'report'
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / 'summary.json').write_text(json.dumps(summary, indent=1))
     if not args.no_figures:

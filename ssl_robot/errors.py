@@ -10,6 +10,7 @@ from ssl_robot.msgconv import MessageError
 from ssl_robot.sim.world import SimError
 from ssl_robot.text import TextError
 from ssl_robot.train.trainer import TrainError
+from ssl_robot.vision import VisionError
 
 
 class ConfigError(ValueError):
@@ -20,5 +21,6 @@ class ConfigError(ValueError):
 #: so that `ssl-robot` reports it as one clear line.
 USER_ERRORS: tuple[type[Exception], ...] = (BagError, MessageError, TrainError, ConfigError,
                                             ExportError, DatasetError, InferenceError, LabelError,
-                                            SimError, TextError, FileNotFoundError)
+                                            SimError, TextError, VisionError,
+                                            FileNotFoundError)
 

@@ -1,0 +1,113 @@
+"""`ssl-robot pretext` (train one vision pretext) and `ssl-robot pretext-eval` (train and
+evaluate them all against random init and supervised training, one table and one figure)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+#: Names listed in --help without importing torch.
+PRETEXT_NAMES = ('rotation', 'jigsaw', 'inpainting', 'relative-position', 'simclr', 'moco',
+                 'denoising')
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `ssl-robot pretext` and `ssl-robot pretext-eval`."""
+    p = subparsers.add_parser(
+        'pretext', help='train a self-supervised vision pretext on unlabelled images',
+        description='Train one vision pretext with the shared trainer on an unlabelled '
+                    'image pool and export its encoder to ONNX (RUN/encoder.onnx).')
+    p.add_argument('--task', required=True, choices=PRETEXT_NAMES, help='the pretext')
+    p.add_argument('--data', default='fashion-mnist',
+                   help='fashion-mnist (train images, labels unused), a labelled dataset '
+                        'directory, an image folder, or a uint8 .npy array [N,H,W(,C)]')
+    p.add_argument('--out', required=True, help='run directory')
+    p.add_argument('--image-size', type=int, default=None,
+                   help='square side the images are cropped/resized to (28 for '
+                        'fashion-mnist, else 64)')
+    p.add_argument('--channels', type=int, choices=(1, 3), default=None,
+                   help='1 (grey) or 3 (RGB); default 1 for fashion-mnist, else 3')
+    p.add_argument('--max-images', type=int, default=None,
+                   help='use at most this many images (fixed-seed subset)')
+    p.add_argument('--epochs', type=int, default=5, help='passes over the pool (5)')
+    p.add_argument('--batch-size', type=int, default=128, help='batch size (128)')
+    p.add_argument('--lr', type=float, default=2e-3, help='peak learning rate (2e-3)')
+    p.add_argument('--seed', type=int, default=0, help='seed (0)')
+    p.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
+                   help='pretext parameter (JSON value), e.g. widths=[32,64,128], '
+                        'temperature=0.2')
+    p.add_argument('--no-export', action='store_true', help='skip the ONNX export')
+    p.add_argument('--no-progress', action='store_true', help='no progress output')
+    p.set_defaults(func=run_pretext)
+
+    e = subparsers.add_parser(
+        'pretext-eval', help='evaluate the vision pretexts on Fashion-MNIST',
+        description='Train (or reuse) each pretext on Fashion-MNIST train images without '
+                    'labels, then a linear probe and k-NN on frozen features with 1/10/100 %% '
+                    'of the labels, next to the same encoder at random init and trained '
+                    'supervised. Prints one table; writes results.json, table.txt and '
+                    'results.png into --out.')
+    e.add_argument('--tasks', nargs='+', choices=PRETEXT_NAMES, default=list(PRETEXT_NAMES),
+                   help='pretexts to evaluate (all)')
+    e.add_argument('--budget', choices=('small', 'full'), default='small',
+                   help='small: ~10 min on 2 CPU cores; full: the whole train set, longer')
+    e.add_argument('--out', default='runs/pretext-eval', help='output directory')
+    e.add_argument('--seed', type=int, default=0, help='seed (0)')
+    e.add_argument('--retrain', action='store_true',
+                   help='train again even where OUT/<task>/best.pt matches the settings')
+    e.add_argument('--no-export', action='store_true', help='skip the ONNX exports')
+    e.add_argument('--no-progress', action='store_true', help='no progress output')
+    e.set_defaults(func=run_pretext_eval)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    from ssl_robot.vision import VisionError
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise VisionError(f'--param {item!r}: use KEY=VALUE')
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def run_pretext(args: argparse.Namespace) -> int:
+    """Train one pretext and export its encoder. Returns the exit status."""
+    from ssl_robot.vision.data import load_pool
+    from ssl_robot.vision.pretext import build_pretext
+    from ssl_robot.vision.training import export_encoder, train_task
+
+    images = load_pool(args.data, image_size=args.image_size, channels=args.channels,
+                       limit=args.max_images, seed=args.seed)
+    task = build_pretext(args.task, images, _parse_params(args.param))
+    print(f'{args.task}: {len(images)} images {tuple(images.shape[1:])} from {args.data}')
+    model = train_task(task, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                       lr=args.lr, seed=args.seed, progress=not args.no_progress)
+    metrics = json.loads((Path(args.out) / 'final_metrics.json').read_text())
+    if metrics:
+        print('final validation metrics: ' + ', '.join(f'{k} {v:.4f}'
+                                                       for k, v in metrics.items()))
+    if not args.no_export:
+        report = export_encoder(model.encoder, task.encoder_spec(),
+                                Path(args.out) / 'encoder.onnx',
+                                extra_metadata={'data': str(args.data), 'seed': args.seed})
+        print(f'encoder: {report.path} (onnxruntime vs torch max abs diff '
+              f'{report.max_abs_diff:.2e})')
+    print(f'run: {args.out}')
+    return 0
+
+
+def run_pretext_eval(args: argparse.Namespace) -> int:
+    """Run the evaluation and print its table. Returns the exit status."""
+    from ssl_robot.vision.evaluate import format_table, run_pretext_eval as run_eval
+    results = run_eval(args.out, tasks=list(args.tasks), budget=args.budget, seed=args.seed,
+                       retrain=args.retrain, progress=not args.no_progress,
+                       export=not args.no_export)
+    print(format_table(results))
+    print(f'results: {Path(args.out) / "results.json"}, figure: '
+          f'{Path(args.out) / "results.png"} ({results["seconds"]:.0f} s)')
+    return 0

@@ -1,0 +1,142 @@
+"""The one augmentation module of the vision pretexts, in torch (no torchvision).
+
+Every function takes a float batch [N, C, H, W] with pixels on [0, 1] (before
+normalisation) and draws one set of random parameters per image from torch's global
+generator, which the trainer seeds per epoch (or from `generator` where given), so runs
+repeat exactly. Everything is batched: no Python loop over images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device='cpu').to(x.device, x.dtype)
+
+
+def random_resized_crop(x: torch.Tensor, *, scale: tuple[float, float] = (0.3, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Crop a random box (area fraction in `scale`, aspect in `ratio`) and resize it back.
+
+    Boxes are sampled in normalised coordinates and resampled bilinearly with one
+    `grid_sample` call for the whole batch; the output has the input's size.
+    """
+    n = x.shape[0]
+    area = scale[0] + (scale[1] - scale[0]) * _rand(n, x, generator)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(n, x, generator)
+    aspect = torch.exp(log_r)
+    # Half-sizes in normalised [-1, 1] units; clipped so the box stays inside the image.
+    sw = torch.sqrt(area * aspect).clamp(max=1.0)
+    sh = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (2 * _rand(n, x, generator) - 1) * (1 - sw)
+    cy = (2 * _rand(n, x, generator) - 1) * (1 - sh)
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 2] = sw, cx
+    theta[:, 1, 1], theta[:, 1, 2] = sh, cy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+
+
+def random_hflip(x: torch.Tensor, *, p: float = 0.5,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror each image left-right with probability `p`."""
+    flip = (_rand(x.shape[0], x, generator) < p).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(-1), x)
+
+
+def brightness_contrast(x: torch.Tensor, *, brightness: float = 0.4, contrast: float = 0.4,
+                        saturation: float = 0.0,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scale brightness, contrast (and saturation, RGB only) by factors in [1-s, 1+s].
+
+    The result is clamped to [0, 1].
+    """
+    n = x.shape[0]
+
+    def factor(strength: float) -> torch.Tensor:
+        return (1.0 + (2.0 * _rand(n, x, generator) - 1.0) * strength).view(-1, 1, 1, 1)
+
+    if brightness:
+        x = x * factor(brightness)
+    if contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * factor(contrast) + mean
+    if saturation and x.shape[1] == 3:
+        grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        x = (x - grey) * factor(saturation) + grey
+    return x.clamp(0.0, 1.0)
+
+
+def gaussian_noise(x: torch.Tensor, *, std: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add N(0, std^2) noise per pixel (not clamped: the denoiser sees the raw corruption)."""
+    if not std:
+        return x
+    noise = torch.randn(x.shape, generator=generator, device='cpu').to(x.device, x.dtype)
+    return x + std * noise
+
+
+def rotate90(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Rotate image i by k[i] * 90 degrees counter-clockwise (square images).
+
+    Args:
+        x: [N, C, S, S].
+        k: Integer tensor [N] of quarter turns (taken modulo 4).
+
+    Returns:
+        The rotated batch, same shape.
+    """
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f'rotate90 needs square images, got {tuple(x.shape[-2:])}')
+    k = k.to(x.device).long() % 4
+    out = x.clone()
+    for quarter in range(1, 4):
+        sel = k == quarter
+        if bool(sel.any()):
+            out[sel] = torch.rot90(x[sel], quarter, dims=(2, 3))
+    return out
+
+
+@dataclass
+class ViewAugment:
+    """One random view of an image batch: crop, flip, jitter, noise (SimCLR-style).
+
+    Attributes:
+        crop_scale: Area fraction range of the random resized crop ((1, 1): no crop).
+        flip_p: Probability of a left-right mirror.
+        brightness: Brightness jitter strength.
+        contrast: Contrast jitter strength.
+        saturation: Saturation jitter strength (RGB only).
+        noise_std: Std of additive Gaussian noise (on [0, 1] pixels).
+    """
+
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    flip_p: float = 0.5
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    noise_std: float = 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(self.crop_scale) != (1.0, 1.0):
+            x = random_resized_crop(x, scale=tuple(self.crop_scale))
+        if self.flip_p:
+            x = random_hflip(x, p=self.flip_p)
+        if self.brightness or self.contrast or self.saturation:
+            x = brightness_contrast(x, brightness=self.brightness, contrast=self.contrast,
+                                    saturation=self.saturation)
+        if self.noise_std:
+            x = gaussian_noise(x, std=self.noise_std)
+        return x
+
+
+#: Mild augmentation for the pretexts whose own corruption is the task (flip only).
+MILD = ViewAugment(crop_scale=(1.0, 1.0), flip_p=0.5, brightness=0.0, contrast=0.0,
+                   saturation=0.0)
+#: Strong views for the contrastive pretexts.
+STRONG = ViewAugment()

@@ -1,0 +1,118 @@
+"""Relative patch position (Doersch et al. 2015): where is the second patch, 8-way?
+
+A 3x3 layout of `patch`-pixel cells with `gap` pixels between cells is placed at a
+random spot of the image; the centre cell and one of its 8 neighbours are cut out, each
+shifted independently by up to `jitter` pixels, so that the position cannot be read off
+continuing edges or lines. The network sees both patches and predicts the neighbour's
+label (row-major order, centre skipped: 0 = up-left ... 7 = down-right).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ssl_robot.vision.augment import MILD
+from ssl_robot.vision.heads import mlp
+from ssl_robot.vision.pretext.base import accuracy, PretextTask
+from ssl_robot.vision.pretext.jigsaw import crop_patches
+
+#: (row, column) offset in cells of the neighbour with each label.
+NEIGHBOUR_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def layout_extent(patch: int, gap: int, jitter: int) -> int:
+    """Side in pixels that the 3x3 layout needs, jitter included."""
+    return 3 * patch + 2 * gap + 2 * jitter
+
+
+def patch_origins(layout_yx: torch.Tensor, labels: torch.Tensor, *, patch: int, gap: int,
+                  jitter: int, centre_shift: torch.Tensor | None = None,
+                  neighbour_shift: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left pixel (y, x) of the centre and neighbour patches.
+
+    Args:
+        layout_yx: [N, 2] top-left of the layout (its jitter margin included).
+        labels: [N] neighbour labels (index into NEIGHBOUR_OFFSETS).
+        patch: Patch side.
+        gap: Pixels between neighbouring cells.
+        jitter: Max shift of each patch in each axis.
+        centre_shift: [N, 2] shifts in [-jitter, jitter] of the centre patch (0 if None).
+        neighbour_shift: Same for the neighbour patch.
+
+    Returns:
+        (centre [N, 2], neighbour [N, 2]) top-left corners (y, x).
+    """
+    stride = patch + gap
+    offsets = torch.tensor(NEIGHBOUR_OFFSETS, device=layout_yx.device)[labels]
+    centre = layout_yx + jitter + stride
+    neighbour = centre + offsets * stride
+    if centre_shift is not None:
+        centre = centre + centre_shift
+    if neighbour_shift is not None:
+        neighbour = neighbour + neighbour_shift
+    return centre, neighbour
+
+
+def sample_patch_pairs(x: torch.Tensor, *, patch: int, gap: int, jitter: int,
+                       generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random (centre, neighbour, label) triples, one per image.
+
+    Returns:
+        (centre [N, C, p, p], neighbour [N, C, p, p], labels [N]).
+    """
+    n, _, s, _ = x.shape
+    extent = layout_extent(patch, gap, jitter)
+    if extent > s:
+        raise ValueError(f'patch {patch}, gap {gap}, jitter {jitter} need {extent} px, '
+                         f'image has {s}')
+
+    def randint(low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=generator).to(x.device)
+
+    layout = randint(0, s - extent + 1, (n, 2))
+    labels = randint(0, len(NEIGHBOUR_OFFSETS), (n,))
+    centre, neighbour = patch_origins(
+        layout, labels, patch=patch, gap=gap, jitter=jitter,
+        centre_shift=randint(-jitter, jitter + 1, (n, 2)),
+        neighbour_shift=randint(-jitter, jitter + 1, (n, 2)))
+    both_y = torch.stack([centre[:, 0], neighbour[:, 0]], dim=1)
+    both_x = torch.stack([centre[:, 1], neighbour[:, 1]], dim=1)
+    patches = crop_patches(x, both_y, both_x, patch)
+    return patches[:, 0], patches[:, 1], labels
+
+
+class PairNet(nn.Module):
+    """Shared encoder on both patches -> concatenated features -> MLP -> 8 logits."""
+
+    def __init__(self, encoder: nn.Module, n_classes: int = 8, hidden: int = 256) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = mlp(2 * encoder.out_dim, hidden, n_classes)
+
+    def forward(self, centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+        feats = self.encoder.embed(torch.cat([centre, neighbour]))
+        a, b = feats.chunk(2)
+        return self.head(torch.cat([a, b], dim=1))
+
+
+class RelativePositionTask(PretextTask):
+    """Relative patch position, 8-way, with gaps and jitter."""
+
+    name = 'relative-position'
+    defaults: dict[str, Any] = {'patch': 7, 'gap': 2, 'jitter': 1, 'hidden': 256}
+
+    def build_model(self) -> nn.Module:
+        return PairNet(self.build_encoder(), len(NEIGHBOUR_OFFSETS), int(self.params['hidden']))
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        x = self.normalize(MILD(self.pixels(batch)))
+        centre, neighbour, labels = sample_patch_pairs(
+            x, patch=int(self.params['patch']), gap=int(self.params['gap']),
+            jitter=int(self.params['jitter']))
+        logits = model(centre, neighbour)
+        return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}

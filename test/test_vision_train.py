@@ -83,9 +83,13 @@ def test_moco_queue_and_key_encoder_move_during_training(tmp_path: Path) -> None
     assert int(model.queue_ptr) == 16 and not torch.equal(model.queue[:16], queue_before[:16])
     assert torch.equal(model.queue[16:], queue_before[16:])
     loss.backward()
+    torch.optim.SGD(task.optimizer_groups(model), lr=0.5).step()  # only the query side
     task.after_step(model, 0)
-    moved = [not torch.equal(a, b) for a, b in zip(key_before, model.key_encoder.parameters())]
-    assert any(moved)
+    for old, key, query in zip(key_before, model.key_encoder.parameters(),
+                               model.encoder.parameters()):
+        assert torch.allclose(key, 0.5 * old + 0.5 * query)
+    assert any(not torch.equal(a, b) for a, b in zip(key_before,
+                                                      model.key_encoder.parameters()))
     assert all(not p.requires_grad for p in model.key_encoder.parameters())
     model.eval()
     task.loss(model, batch)  # validation batches never enter the queue

@@ -1,6 +1,6 @@
 """The one evaluation protocol of the vision pretexts, and `ssl-robot pretext-eval`'s run.
 
-Protocol: an encoder's frozen, globally pooled features of Fashion-MNIST images ->
+Protocol: an encoder's frozen (eval-mode), globally pooled features of Fashion-MNIST images ->
 (1) a multinomial logistic-regression probe (L-BFGS, L2 strength chosen on a validation
 split of the train set) and (2) a cosine-similarity weighted k-NN (k chosen on the same
 validation split), each with 1 %, 10 % and 100 % of the labelled pool (fixed-seed,
@@ -40,7 +40,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         'pool': 8000, 'n_val': 2000, 'widths': [16, 32, 64], 'batch_size': 128, 'lr': 2e-3,
         'epochs': {'rotation': 3, 'jigsaw': 8, 'inpainting': 4, 'relative-position': 12,
                    'simclr': 5, 'moco': 5, 'denoising': 4},
-        'supervised_steps': 400,
+        'supervised_steps': 250,
     },
     'full': {
         'pool': 58000, 'n_val': 2000, 'widths': [32, 64, 128], 'batch_size': 256, 'lr': 2e-3,

@@ -59,7 +59,8 @@ class PretextTask(Task):
                     or images.shape[2] != images.shape[3]):
                 raise VisionError(f'{self.name}: want a uint8 pool [N, 1|3, S, S], got '
                                   f'{images.dtype} {tuple(images.shape)}')
-            merged['in_channels'], merged['image_size'] = int(images.shape[1]), int(images.shape[-1])
+            merged['in_channels'] = int(images.shape[1])
+            merged['image_size'] = int(images.shape[-1])
             if 'mean' not in params or 'std' not in params:
                 merged['mean'], merged['std'] = pixel_stats(images)
         self.params = merged

@@ -1,0 +1,51 @@
+"""The evaluation protocol's pure parts: label subsets, k-NN, linear probe, table."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ssl_robot.vision.evaluate import (format_table, knn_predict, linear_probe,
+                                       stratified_subset)
+
+
+def test_stratified_subset_takes_each_class_and_is_fixed() -> None:
+    labels = np.repeat(np.arange(4), 50)
+    idx = stratified_subset(labels, 10, seed=3)
+    assert np.bincount(labels[idx]).tolist() == [5, 5, 5, 5]
+    assert np.array_equal(idx, stratified_subset(labels, 10, seed=3))
+    assert np.bincount(labels[stratified_subset(labels, 0.1)]).tolist() == [1, 1, 1, 1]
+    assert len(stratified_subset(labels, 100)) == 200
+
+
+def test_knn_by_hand() -> None:
+    train = torch.tensor([[1., 0.], [0.9, 0.1], [0., 1.]])
+    labels = torch.tensor([0, 0, 1])
+    query = torch.tensor([[1., 0.05], [0.1, 1.]])
+    assert knn_predict(train, labels, query, k=1, n_classes=2).tolist() == [0, 1]
+    # k=3: for the second query the single close class-1 neighbour outweighs two far ones.
+    assert knn_predict(train, labels, query, k=3, n_classes=2).tolist() == [0, 1]
+
+
+def test_linear_probe_separates_separable_features() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[3., 0.], [-3., 0.], [0., 3.]])
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 3
+        return centres[y] + 0.5 * torch.randn(n, 2, generator=g), y
+
+    result = linear_probe(draw(60), draw(60), draw(300), n_classes=3)
+    assert result['test_acc'] > 0.97 and result['l2'] in (1e-4, 1e-3, 1e-2)
+
+
+def test_table_marks_wins_over_random_init() -> None:
+    def res(acc: float) -> dict:
+        return {kind: {p: {'test_acc': acc} for p in ('1', '10', '100')}
+                for kind in ('linear', 'knn')}
+    results = {'fractions': [1, 10, 100], 'budget': 'small', 'seed': 0,
+               'sizes': {'test': 10, 'labels': {'1': 1, '10': 10, '100': 100}},
+               'methods': {'random-init': res(0.5), 'rotation': res(0.6), 'jigsaw': res(0.4)}}
+    table = format_table(results)
+    assert 'rotation' in table and '6/6 better' in table and '0/6 better' in table
+    assert '60.0' in table

@@ -125,7 +125,8 @@ class JigsawTask(PretextTask):
     """Jigsaw puzzle: predict the permutation index of shuffled tiles."""
 
     name = 'jigsaw'
-    defaults: dict[str, Any] = {'grid': 3, 'tile': 7, 'n_perms': 64, 'perm_seed': 0,
+    #: tile 0: 7/9 of the cell side (7 px tiles in 9 px cells at 28 px).
+    defaults: dict[str, Any] = {'grid': 3, 'tile': 0, 'n_perms': 64, 'perm_seed': 0,
                                 'hidden': 256}
 
     def __init__(self, images: torch.Tensor | None = None, *,
@@ -142,7 +143,9 @@ class JigsawTask(PretextTask):
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         x = self.normalize(MILD(self.pixels(batch)))
-        tiles = cut_tiles(x, grid=int(self.params['grid']), tile=int(self.params['tile']))
+        grid = int(self.params['grid'])
+        tile = int(self.params['tile']) or max(1, (x.shape[-1] // grid) * 7 // 9)
+        tiles = cut_tiles(x, grid=grid, tile=tile)
         labels = torch.randint(0, len(self.perms), (x.shape[0],)).to(x.device)
         logits = model(shuffle_tiles(tiles, self.perms, labels))
         return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}

@@ -104,15 +104,16 @@ class RelativePositionTask(PretextTask):
     """Relative patch position, 8-way, with gaps and jitter."""
 
     name = 'relative-position'
-    defaults: dict[str, Any] = {'patch': 7, 'gap': 2, 'jitter': 1, 'hidden': 256}
+    #: patch 0: the largest patch whose layout fits the image (7 px at 28 px).
+    defaults: dict[str, Any] = {'patch': 0, 'gap': 2, 'jitter': 1, 'hidden': 256}
 
     def build_model(self) -> nn.Module:
         return PairNet(self.build_encoder(), len(NEIGHBOUR_OFFSETS), int(self.params['hidden']))
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         x = self.normalize(MILD(self.pixels(batch)))
-        centre, neighbour, labels = sample_patch_pairs(
-            x, patch=int(self.params['patch']), gap=int(self.params['gap']),
-            jitter=int(self.params['jitter']))
+        gap, jitter = int(self.params['gap']), int(self.params['jitter'])
+        patch = int(self.params['patch']) or (x.shape[-1] - 2 * gap - 2 * jitter) // 3
+        centre, neighbour, labels = sample_patch_pairs(x, patch=patch, gap=gap, jitter=jitter)
         logits = model(centre, neighbour)
         return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}

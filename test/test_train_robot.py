@@ -68,10 +68,10 @@ def test_obstacle_training_beats_random_init_and_eval_reports_baselines(
         tmp_path: Path, dataset: Path) -> None:
     from ssl_robot.evaluation import evaluate_run
     task = build_task('obstacle', {'dataset': str(dataset), 'width': 8, 'input_hw': [24, 32]})
-    config = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=8, batch_size=32, lr=3e-3,
+    config = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=7, batch_size=32, lr=3e-3,
                          progress=False, task='obstacle', task_params=task.params)
     Trainer(task, config).fit()
-    report = evaluate_run(tmp_path / 'run', n_boot=50)
+    report = evaluate_run(tmp_path / 'run', n_boot=30)
     trained = report['models']['trained']['overall']['auc']
     untrained = report['models']['random_init']['overall']['auc']
     assert trained > 0.75 and trained > untrained + 0.1, (trained, untrained)
@@ -116,11 +116,11 @@ def test_pretrained_encoder_eval_adds_scratch_baseline(tmp_path: Path, dataset: 
     Trainer(task, TrainConfig(out_dir=str(tmp_path / 'ob'), epochs=1, batch_size=32,
                               progress=False, task='obstacle',
                               task_params=task.params)).fit()
-    report = evaluate_run(tmp_path / 'ob', n_boot=20)
+    report = evaluate_run(tmp_path / 'ob', n_boot=10)
     assert set(report['models']) == {'trained', 'random_init', 'scratch'}
     assert (tmp_path / 'ob' / 'eval' / 'scratch_run' / 'best.pt').exists()
     # The TCN's own evaluation: retrieval and a probe, for trained and random init.
-    tcn_report = evaluate_run(tmp_path / 'tcn', n_boot=20)
+    tcn_report = evaluate_run(tmp_path / 'tcn', n_boot=10)
     for name in ('trained', 'random_init'):
         assert 0.0 <= tcn_report['models'][name]['retrieval_accuracy'] <= 1.0
         assert 'overall' in tcn_report['models'][name]['probe']

@@ -9,7 +9,7 @@ deactivate unsubscribes. Every output carries the header of the frame it came fr
   distance x sensor, 0-100, -1 unknown; stamp of the frame) and `obstacle/probabilities`
   (sensor_msgs/Image 32FC1, D rows x S columns, the frame's header);
 - terrain: `terrain/cost` (32FC1 image of the camera's size, the grid upsampled);
-- tcn: `embedding` (32FC1 image 1 x E).
+- tcn (and vision 'encoder' models): `embedding` (32FC1 image 1 x E).
 
 Setting the `model_path` parameter while configured hot-swaps the model (rejected, and
 the old model kept, when the new one does not load).

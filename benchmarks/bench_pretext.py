@@ -7,7 +7,7 @@ pretext consumes an unlabelled pool. The plain loop runs the same task's `loss` 
 same batches with the same AdamW, schedule and clipping, so the ratio is the trainer's
 own cost (data loader, progress, validation hook, checkpoint at epoch end).
 
-Usage: python benchmarks/bench_pretext.py [--images 1024] [--batch-size 128] [--threads 2]
+Usage: python benchmarks/bench_pretext.py [--images 1024] [--batch-size 128] [--threads 1]
 Writes benchmarks/results/bench_pretext.json.
 """
 from __future__ import annotations
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--images', type=int, default=1024, help='pool size (1024)')
     parser.add_argument('--batch-size', type=int, default=128, help='batch size (128)')
     parser.add_argument('--epochs', type=int, default=1, help='epochs per pretext (1)')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads (2)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (1: on a shared 2-core machine a second thread '
+                             'mostly waits)')
     parser.add_argument('--out', default=str(REPO / 'benchmarks/results/bench_pretext.json'))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -56,6 +56,8 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument('--seed', type=int, default=0, help='seed (0)')
     e.add_argument('--retrain', action='store_true',
                    help='train again even where OUT/<task>/best.pt matches the settings')
+    e.add_argument('--threads', type=int, default=0,
+                   help='torch CPU threads (0: torch default; 1 is faster on a busy machine)')
     e.add_argument('--no-export', action='store_true', help='skip the ONNX exports')
     e.add_argument('--no-progress', action='store_true', help='no progress output')
     e.set_defaults(func=run_pretext_eval)
@@ -103,7 +105,11 @@ def run_pretext(args: argparse.Namespace) -> int:
 
 def run_pretext_eval(args: argparse.Namespace) -> int:
     """Run the evaluation and print its table. Returns the exit status."""
+    import torch
+
     from ssl_robot.vision.evaluate import format_table, run_pretext_eval as run_eval
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = run_eval(args.out, tasks=list(args.tasks), budget=args.budget, seed=args.seed,
                        retrain=args.retrain, progress=not args.no_progress,
                        export=not args.no_export)

@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='simulated seconds per world written straight to a bag')
     parser.add_argument('--dds-duration', type=float, default=40.0,
                         help='simulated seconds recorded through the recorder node')
-    parser.add_argument('--epochs', type=int, default=8, help='training epochs per model')
+    parser.add_argument('--epochs', type=int, default=5, help='training epochs per model')
     parser.add_argument('--replay-seconds', type=float, default=20.0,
                         help='bag seconds replayed through the inference node')
     parser.add_argument('--domain-id', type=int, default=int(os.environ.get(

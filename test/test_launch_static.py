@@ -115,7 +115,7 @@ def test_up_starts_what_the_launch_file_describes(graph, tmp_path):
         args = node.ros_args()
         assert args[:3] == ['--ros-args', '-r', f'__node:={node.name}']
         assert ['--params-file', str(config_path())] == args[3:5]
-        assert f'use_sim_time:={"false" if graph == "robot" else "true"}' in args
+        assert f'{node.name}:use_sim_time:={"false" if graph == "robot" else "true"}' in args
     if graph == 'replay':
         assert nodes[0].parameters['bag'] == str(bag)
     with_trainer = _up(*argv, '--online-training')

@@ -15,10 +15,8 @@ import json
 import sys
 import threading
 
-import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -27,6 +25,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_msgs.msg import String
 
 from ssl_robot.bagio import BagError, BagReader, kilted_cdr
+from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
 
 
@@ -123,7 +122,10 @@ class BagPlayer(Node):
         try:
             self._play()
         except Exception as exc:  # noqa: BLE001 - reported by main(), never a silent stop
-            self.error = str(exc)
+            # A publish that fails because SIGINT/SIGTERM already shut the context down
+            # is the requested stop, not a playback failure.
+            if self.context.ok() and not self.stop_event.is_set():
+                self.error = str(exc)
         finally:
             self.stop_event.set()
 
@@ -221,30 +223,14 @@ class BagPlayer(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Play the bag given by the `bag` parameter; exit when done (or on SIGINT/SIGTERM)."""
-    rclpy.init(args=args)
-    try:
-        node = BagPlayer()
-    except BagError as exc:
-        print(f'bag_player: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    code = 0
-    try:
-        while rclpy.ok() and not node.stop_event.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
+    def exit_code(node: BagPlayer) -> int:
         if node.error:
             node.get_logger().error(f'playback failed: {node.error}')
-            code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:  # SIGTERM may shut the context down under the executor's wait
-        if rclpy.ok():
-            raise
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+            return 1
+        return 0
+    return run_node('bag_player', BagPlayer, args=args, startup_errors=(BagError,),
+                    done=lambda node: node.stop_event.is_set(), finish=BagPlayer.stop,
+                    exit_code=exit_code)
 
 
 if __name__ == '__main__':

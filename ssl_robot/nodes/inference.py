@@ -24,7 +24,6 @@ from geometry_msgs.msg import Pose
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
@@ -35,6 +34,7 @@ from ssl_robot.inference import (
     default_lateral_offsets, InferenceError, obstacle_grid_data, obstacle_grid_layout,
     OnnxRobotModel)
 from ssl_robot.msgconv import image_to_rgb, MessageError
+from ssl_robot.nodes._run import run_node
 
 #: Accepted camera encodings (converted explicitly by msgconv.image_to_rgb).
 ENCODINGS = ('rgb8', 'bgr8', 'mono8')
@@ -244,17 +244,8 @@ def float_image(header: Any, values: np.ndarray) -> Image:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the inference node until shut down (starts unconfigured)."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = InferenceNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node._log_stats()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('inference', InferenceNode, args=argv,
+                    finish=InferenceNode._log_stats)
 
 
 if __name__ == '__main__':

@@ -26,9 +26,7 @@ from typing import Any
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 import numpy as np
-import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -42,6 +40,7 @@ from ssl_robot.labelling.params import DEFAULTS
 from ssl_robot.labelling.streams import label_streams, SensorStreams
 from ssl_robot.msgconv import (image_to_rgb, imu_to_arrays, MessageError, odometry_to_pose2d,
                                range_reading, stamp_ns)
+from ssl_robot.nodes._run import run_node
 
 _DESCRIPTIONS = {
     'image_topic': 'camera topic (sensor_msgs/Image)',
@@ -398,25 +397,8 @@ class Labeller(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the labeller until SIGINT/SIGTERM, then write what is labelled."""
-    rclpy.init(args=args)
-    try:
-        node = Labeller()
-    except (DatasetError, ValueError) as exc:
-        print(f'labeller: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:  # SIGTERM may shut the context down under the executor's wait
-        if rclpy.ok():
-            raise
-    finally:
-        node.finish()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('labeller', Labeller, args=args, startup_errors=(DatasetError, ValueError),
+                    finish=Labeller.finish)
 
 
 if __name__ == '__main__':

@@ -18,9 +18,7 @@ import queue
 import sys
 import threading
 
-import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -28,6 +26,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from std_msgs.msg import String
 
 from ssl_robot.bagio import BagError, typestore
+from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
 from ssl_robot.recording import SplitBagWriter
 
@@ -256,25 +255,8 @@ class Recorder(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the recorder until SIGINT/SIGTERM, then finalise the bag."""
-    rclpy.init(args=args)
-    try:
-        node = Recorder()
-    except BagError as exc:
-        print(f'recorder: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:  # SIGTERM may shut the context down under the executor's wait
-        if rclpy.ok():
-            raise
-    finally:
-        node.finish()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('recorder', Recorder, args=args, startup_errors=(BagError,),
+                    finish=Recorder.finish)
 
 
 if __name__ == '__main__':

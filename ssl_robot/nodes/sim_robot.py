@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import ParameterDescriptor
 
+from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
 from ssl_robot.sim import ROBOT, SIM_EPOCH_NS, SimError, STREAMS
 from ssl_robot.sim.messages import Frames, MessageKit
@@ -207,26 +206,8 @@ class SimRobot(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the simulated robot until `duration` has passed or SIGINT/SIGTERM."""
-    rclpy.init(args=args)
-    try:
-        node = SimRobot()
-    except SimError as exc:
-        print(f'sim_robot: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:  # SIGTERM may shut the context down under the executor's wait
-        if rclpy.ok():
-            raise
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('sim_robot', SimRobot, args=args, startup_errors=(SimError,),
+                    done=lambda node: node.done, finish=SimRobot.close)
 
 
 if __name__ == '__main__':

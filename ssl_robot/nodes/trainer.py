@@ -19,10 +19,11 @@ from typing import Any
 
 from rcl_interfaces.msg import Parameter, ParameterDescriptor, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
+
+from ssl_robot.nodes._run import run_node
 
 
 def dataset_frames(path: Path) -> int:
@@ -181,17 +182,7 @@ class TrainerNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the trainer node until shut down."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = TrainerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.stop_job()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('trainer', TrainerNode, args=argv, finish=TrainerNode.stop_job)
 
 
 if __name__ == '__main__':

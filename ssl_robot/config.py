@@ -5,6 +5,7 @@ topic names, frames and units have one source of truth.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,4 +40,23 @@ def load_node_parameters(node: str, path: Path | str | None = None) -> dict[str,
         if values and 'ros__parameters' not in values:
             raise ConfigError(f'{path}: section {section!r} has no ros__parameters')
         params.update((values or {}).get('ros__parameters', {}))
+    return params
+
+
+def parse_key_values(items: list[str], option: str = '--param') -> dict[str, Any]:
+    """`KEY=VALUE` command-line items as a dict; each value parsed as JSON when it is JSON
+    (numbers, booleans, lists), else kept as a string.
+
+    Raises:
+        ConfigError: For an item without '='.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'{option} {item!r}: use KEY=VALUE')
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
     return params

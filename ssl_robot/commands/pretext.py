@@ -63,29 +63,16 @@ def add_parser(subparsers: Any) -> None:
     e.set_defaults(func=run_pretext_eval)
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    from ssl_robot.vision import VisionError
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise VisionError(f'--param {item!r}: use KEY=VALUE')
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
-    return params
-
-
 def run_pretext(args: argparse.Namespace) -> int:
     """Train one pretext and export its encoder. Returns the exit status."""
+    from ssl_robot.config import parse_key_values
     from ssl_robot.vision.data import load_pool
     from ssl_robot.vision.pretext import build_pretext
     from ssl_robot.vision.training import export_encoder, train_task
 
     images = load_pool(args.data, image_size=args.image_size, channels=args.channels,
                        limit=args.max_images, seed=args.seed)
-    task = build_pretext(args.task, images, _parse_params(args.param))
+    task = build_pretext(args.task, images, parse_key_values(args.param))
     print(f'{args.task}: {len(images)} images {tuple(images.shape[1:])} from {args.data}')
     model = train_task(task, args.out, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, seed=args.seed, progress=not args.no_progress)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -40,22 +39,9 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    from ssl_robot.train import TrainError
-    params = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise TrainError(f'--param {item!r}: use KEY=VALUE')
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
-    return params
-
-
 def run(args: argparse.Namespace) -> int:
     """Train; prints the final validation metrics. Returns the exit status."""
+    from ssl_robot.config import parse_key_values
     from ssl_robot.tasks import build_task
     from ssl_robot.train import load_checkpoint, TrainConfig, Trainer, TrainError
 
@@ -79,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.task or not args.dataset:
             raise TrainError('--task and --dataset are required for a new run')
-        params = _parse_params(args.param)
+        params = parse_key_values(args.param)
         params['dataset'] = args.dataset
         if args.init_from:
             params['init_from'] = args.init_from

@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description='Pre-train MLM, NSP, AR and RTD; evaluate each vs random init and '
                     'baselines, and downstream on WordNet glosses.')
     ev.add_argument('--budget', choices=('small', 'full'), default='small',
-                    help='small: ~10 min on 2 CPU cores; full: bigger model, more steps')
+                    help='small: ~12 min on 2 CPU cores; full: bigger model, more steps')
     ev.add_argument('--out', type=Path, default=Path('runs/text_eval'))
     ev.add_argument('--corpus', type=Path, default=PYTHON_DOCS)
     ev.add_argument('--wordnet', type=Path, default=WORDNET_DIR)

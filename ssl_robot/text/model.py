@@ -116,7 +116,14 @@ class TextTransformer(nn.Module):
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, *,
                 causal: bool = False) -> torch.Tensor:
-        """Hidden states of `ids` [B, T] (T <= max_len)."""
+        """Final hidden states of `ids` [B, T] (T <= max_len)."""
+        return self.layer_states(ids, attention_mask, token_type_ids, causal=causal)[-1]
+
+    def layer_states(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                     token_type_ids: torch.Tensor | None = None, *,
+                     causal: bool = False) -> list[torch.Tensor]:
+        """Hidden states [B, T, D] after the embeddings and after each block (the last
+        one through the final LayerNorm): depth + 1 tensors."""
         length = ids.shape[1]
         positions = torch.arange(length, device=ids.device)
         x = self.tok_emb(ids) + self.pos_emb(positions)[None]
@@ -124,9 +131,12 @@ class TextTransformer(nn.Module):
             x = x + self.type_emb(token_type_ids)
         x = self.drop(x)
         bias = attention_bias(attention_mask, length, causal=causal, dtype=x.dtype)
+        states = [x]
         for block in self.blocks:
             x = block(x, bias)
-        return self.ln_f(x)
+            states.append(x)
+        states[-1] = self.ln_f(x)
+        return states
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -424,7 +424,6 @@ class ARTask(TextTask):
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         device = next(model.parameters()).device
         ids = [self.tok.sep_id] + self.tok.encode(prompt)
-        start = len(ids)
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -434,7 +433,7 @@ class ARTask(TextTask):
                 ids.append(int(sample_next_token(logits, temperature=temperature,
                                                  top_k=top_k, generator=generator)))
         model.train(was_training)
-        return prompt + self.tok.decode(ids[start:])
+        return self.tok.decode(ids[1:])  # prompt and continuation, spaces kept
 
 
 class RTDTask(MLMTask):

@@ -49,8 +49,9 @@ class TextTokenizer:
                                                            add_special_tokens=False)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of `ids`, special tokens dropped."""
-        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+        """Text of `ids`, special tokens dropped (without the prefix space encoding adds)."""
+        text = self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+        return text[1:] if text.startswith(' ') else text
 
     def save(self, path: Path | str) -> Path:
         """Write the tokenizer as one JSON file."""
@@ -98,7 +99,10 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 4000,
         raise TextError('cannot train a tokenizer on empty text')
     tok = Tokenizer(models.BPE(unk_token=UNK))
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Sentences are encoded one by one and packed back to back: a prefix space makes a
+    # sentence's first word the same token as mid-text ("Ġword"), and keeps the space
+    # between sentences when ids are decoded.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),

@@ -36,7 +36,7 @@ eval-data:
 test: install eval-data
 	$(PY) -m pytest -q test
 
-demo: install eval-data
+demo: install
 	$(PY) -m ssl_robot.cli demo --out runs/demo
 
 bench: install

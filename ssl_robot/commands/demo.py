@@ -37,11 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='run directory (replaced if it exists)')
     parser.add_argument('--seeds', type=int, nargs='+', default=list(DEFAULT_SEEDS),
                         help='world seeds (the first is recorded through the recorder node over DDS)')
-    parser.add_argument('--duration', type=float, default=150.0,
+    parser.add_argument('--duration', type=float, default=240.0,
                         help='simulated seconds per world written straight to a bag')
     parser.add_argument('--dds-duration', type=float, default=40.0,
                         help='simulated seconds recorded through the recorder node')
-    parser.add_argument('--epochs', type=int, default=5, help='training epochs per model')
+    parser.add_argument('--epochs', type=int, default=10, help='training epochs per model')
     parser.add_argument('--replay-seconds', type=float, default=20.0,
                         help='bag seconds replayed through the inference node')
     parser.add_argument('--domain-id', type=int, default=int(os.environ.get(

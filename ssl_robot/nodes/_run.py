@@ -1,17 +1,24 @@
 """The one `main()` body every ssl_robot node shares.
 
 Start rclpy, build the node (a configuration error exits with status 2 and one line on
-stderr, not a traceback), spin until shut down (SIGINT/SIGTERM, or until `done` says so),
-then let the node finish its work (close a bag, write a dataset) before it is destroyed.
+stderr, not a traceback), spin until SIGINT/SIGTERM or until `done` says so, then let the
+node finish its work (close a bag, write a dataset) before it is destroyed.
+
+rclpy's own signal handlers are replaced by ones that only ask the loop to stop: rclpy's
+would shut the context down at once, and the node's last log lines (the recorder's bag
+summary, the labeller's totals) would then fail to reach /rosout.
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Callable, TypeVar
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 N = TypeVar('N', bound=Node)
 
@@ -33,26 +40,38 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
             until shutdown).
         exit_code: The status to return after a normal stop.
     """
-    rclpy.init(args=args)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(name, make_node, args, startup_errors, finish, done, exit_code, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(name: str, make_node: Callable[[], N], args: list[str] | None,
+         startup_errors: tuple[type[BaseException], ...], finish: Callable[[N], None],
+         done: Callable[[N], bool] | None, exit_code: Callable[[N], int],
+         stop: threading.Event) -> int:
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = make_node()
     except startup_errors as exc:
         print(f'{name}: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        if done is None:
-            rclpy.spin(node)
-        else:
-            while rclpy.ok() and not done(node):
-                rclpy.spin_once(node, timeout_sec=0.1)
+        while (rclpy.ok() and not stop.is_set()
+               and not (done is not None and done(node))):
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:  # SIGTERM may shut the context down under the executor's wait
-        if rclpy.ok():
-            raise
     finally:
         finish(node)
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return exit_code(node)

@@ -18,6 +18,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('bench_sim.py', ()),
     ('bench_recorder.py', ('--duration', '20')),
     ('bench_labeller.py', ()),
+    ('bench_dataset.py', ()),
     ('bench_trainer.py', ()),
     ('bench_inference.py', ()),
     ('bench_pretext.py', ()),

@@ -17,13 +17,20 @@ A dataset is a directory::
 
 Training reads the arrays with ``mmap_mode='r'``: no bag decoding per epoch.
 
-Writing never leaves half a dataset: `DatasetWriter` streams chunks into a temporary
-directory beside the target, fsyncs it, and swaps it in with renames. Appending writes
-old + new rows into a new temporary directory and swaps that in, so a crash (or a full
-disk) at any point leaves the previous dataset untouched.
+Writing never leaves half a dataset. A new dataset is streamed into a temporary
+directory beside the target, fsynced, and swapped in with renames. Appending costs only
+the new rows: they are written past the end of each array file, fsynced, and then
+meta.json (which holds ``n_frames``, the number of committed rows) is replaced
+atomically; that replace is the commit point, after which the .npy headers are updated
+to the new length. Readers trust ``n_frames``, so rows of an append that crashed or ran
+out of disk are invisible (and cut off by the next writer), and a dataset opened for
+training while the live labeller appends keeps reading the rows it saw. One writer at a
+time: an append holds an exclusive lock on the dataset directory.
 """
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import logging
 import os
@@ -82,6 +89,55 @@ def _trailing_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return {name: tuple(shape(h, w, d, s, gh, gw)) for name, (_, shape) in ARRAYS.items()}
 
 
+class _NpyHeader:
+    """Where an .npy file's rows start, their dtype and the shape its header records."""
+
+    def __init__(self, offset: int, shape: tuple[int, ...], fortran_order: bool,
+                 dtype: np.dtype) -> None:
+        self.offset, self.shape, self.fortran_order, self.dtype = (
+            offset, shape, fortran_order, dtype)
+
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+
+def _read_npy_header(path: Path) -> _NpyHeader:
+    with open(path, 'rb') as f:
+        major, _ = np.lib.format.read_magic(f)
+        read = (np.lib.format.read_array_header_1_0 if major == 1
+                else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read(f)
+        return _NpyHeader(f.tell(), tuple(shape), fortran_order, dtype)
+
+
+def _map_rows(path: Path, header: _NpyHeader, n: int, *, mmap: bool) -> np.ndarray:
+    """The first `n` rows of an .npy file (read-only memory map, or loaded)."""
+    shape = (n, *header.shape[1:])
+    need = header.offset + n * header.row_bytes()
+    have = path.stat().st_size
+    if have < need:
+        raise DatasetError(f'{path}: truncated: {have} bytes, the dataset\'s {n} rows need '
+                           f'{need}')
+    if n == 0 or header.row_bytes() == 0:
+        empty = np.zeros(shape, header.dtype)
+        empty.flags.writeable = False
+        return empty
+    if mmap:
+        return np.memmap(path, dtype=header.dtype, mode='r', offset=header.offset, shape=shape)
+    with open(path, 'rb') as f:
+        f.seek(header.offset)
+        return np.fromfile(f, dtype=header.dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _npy_header_bytes(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 .npy header; numpy pads it so that axis 0 can grow in place."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {'descr': np.lib.format.dtype_to_descr(dtype), 'fortran_order': False,
+                 'shape': shape})
+    return buffer.getvalue()
+
+
 class LabelledDataset:
     """A dataset directory opened for reading; arrays are read-only memory maps.
 
@@ -124,20 +180,22 @@ class LabelledDataset:
             raise DatasetError(f'{path}: dataset format {meta.get("format_version")!r}, '
                                f'this code reads format {FORMAT_VERSION}')
         trailing = _trailing_shapes(meta)
+        n = meta.get('n_frames')  # absent in datasets written before in-place appends
         arrays: dict[str, np.ndarray] = {}
-        n = None
         for name, (dtype, _) in ARRAYS.items():
+            array_path = path / f'{name}.npy'
             try:
-                array = np.load(path / f'{name}.npy', mmap_mode='r' if mmap else None)
+                header = _read_npy_header(array_path)
             except (OSError, ValueError) as exc:
                 raise DatasetError(f'{path}: array {name}.npy missing or corrupt: {exc}') \
                     from exc
-            n = array.shape[0] if n is None else n
-            if array.dtype != dtype or array.shape != (n, *trailing[name]):
+            n = header.shape[0] if n is None and header.shape else n
+            if header.dtype != dtype or header.fortran_order \
+                    or tuple(header.shape[1:]) != trailing[name]:
                 raise DatasetError(
-                    f'{path}: {name}.npy is {array.dtype}{list(array.shape)}, expected '
+                    f'{path}: {name}.npy is {header.dtype}{list(header.shape)}, expected '
                     f'{dtype}{[n, *trailing[name]]}')
-            arrays[name] = array
+            arrays[name] = _map_rows(array_path, header, int(n), mmap=mmap)
         return cls(path, meta, arrays)
 
     def __len__(self) -> int:
@@ -263,10 +321,12 @@ class DatasetWriter:
                            image_hw=(96, 128), params={...}) as writer:
             writer.add_bag('run1.mcap', rows, params={...})   # rows: dict of arrays
         # on leaving the block without error the dataset is in place; on an error the
-        # target is untouched and the temporary directory removed.
+        # target is as it was before and nothing is left beside it.
 
     Rows of one bag may also be streamed in chunks: ``bag = writer.begin_bag(path)``,
-    ``writer.add_rows(bag, rows)`` any number of times.
+    ``writer.add_rows(bag, rows)`` any number of times. An append writes only the new
+    rows (see the module docstring), so appending every few seconds from a live robot
+    stays cheap however large the dataset grows.
 
     Args:
         path: Target directory.
@@ -289,14 +349,26 @@ class DatasetWriter:
                  append: bool = False, overwrite: bool = False) -> None:
         self.path = Path(path).absolute()
         _recover_interrupted_swap(self.path)
+        self._closed = True  # until the output files are open
+        self._lock_fd: int | None = None
         self._base: LabelledDataset | None = None
         if self.path.exists():
             if append:
+                self._lock()
                 self._base = LabelledDataset.open(self.path)
             elif not overwrite:
                 raise DatasetError(f'{self.path}: already exists (use append or overwrite)')
             elif not (self.path / 'meta.json').is_file():
                 raise DatasetError(f'{self.path}: exists and is not a dataset; not replacing it')
+        try:
+            self._open_output(distances_m, sensors, terrain_grid, image_hw, params)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open_output(self, distances_m: Sequence[float] | None, sensors: Sequence[str] | None,
+                     terrain_grid: Sequence[int] | None, image_hw: Sequence[int] | None,
+                     params: Mapping[str, Any] | None) -> None:
         parent = self.path.parent
         if not parent.is_dir():
             try:
@@ -304,8 +376,9 @@ class DatasetWriter:
             except OSError as exc:
                 raise DatasetError(f'{self.path}: cannot create parent directory: {exc}') \
                     from exc
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise DatasetError(f'{self.path}: directory {parent} is not writable')
+        writable = self.path if self._base is not None else parent
+        if not os.access(writable, os.W_OK | os.X_OK):
+            raise DatasetError(f'{self.path}: directory {writable} is not writable')
         given = {'distances_m': None if distances_m is None else [float(d) for d in distances_m],
                  'sensors': None if sensors is None else [str(s) for s in sensors],
                  'terrain_grid': None if terrain_grid is None else [int(g) for g in terrain_grid],
@@ -323,20 +396,75 @@ class DatasetWriter:
             raise DatasetError(f'{self.path}: a new dataset needs {", ".join(missing)}')
         self.meta: dict[str, Any] = {
             'format_version': FORMAT_VERSION, **given,
-            'bags': list(self._base.meta['bags']) if self._base else [],
+            'bags': [dict(bag) for bag in self._base.meta['bags']] if self._base else [],
             'params': dict(params if params is not None
                            else (self._base.meta.get('params', {}) if self._base else {})),
             'code_version': code_version(),
         }
         self._trailing = _trailing_shapes(self.meta)
-        try:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f'.{self.path.name}.tmp-', dir=parent))
-        except OSError as exc:
-            raise DatasetError(f'{self.path}: cannot write in {parent}: {exc}') from exc
-        self._parts = {name: open(self._tmp / f'{name}.part', 'wb')  # noqa: SIM115
-                       for name in ARRAYS}
         self._new_rows = 0
+        if self._base is None:
+            try:
+                self._tmp = Path(tempfile.mkdtemp(prefix=f'.{self.path.name}.tmp-', dir=parent))
+            except OSError as exc:
+                raise DatasetError(f'{self.path}: cannot write in {parent}: {exc}') from exc
+            self._parts = {name: open(self._tmp / f'{name}.part', 'wb')  # noqa: SIM115
+                           for name in ARRAYS}
+        else:
+            self._parts = self._open_for_append()
         self._closed = False
+
+    def _lock(self) -> None:
+        """Take the dataset directory's exclusive lock (waits for another writer)."""
+        try:
+            self._lock_fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise DatasetError(f'{self.path}: cannot open: {exc}') from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _LOG.info('%s: another writer is appending; waiting for it', self.path)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def _open_for_append(self) -> dict[str, Any]:
+        """Open every array file for writing past its committed rows.
+
+        Bytes beyond the committed rows (an append that crashed or hit a full disk) are
+        cut off first; `_end` remembers each file's committed size for `abort`.
+        """
+        assert self._base is not None
+        n = len(self._base)
+        self._end: dict[str, int] = {}
+        self._headers: dict[str, _NpyHeader] = {}
+        parts = {}
+        try:
+            for name, (dtype, _) in ARRAYS.items():
+                file = self.path / f'{name}.npy'
+                header = _read_npy_header(file)
+                grown = _npy_header_bytes(dtype, (10 ** 18, *self._trailing[name]))
+                if len(grown) != header.offset:
+                    raise DatasetError(f'{file}: its header leaves no room to grow; '
+                                       'cannot append in place (re-create the dataset)')
+                self._headers[name] = header
+                self._end[name] = header.offset + n * header.row_bytes()
+                part = open(file, 'r+b')  # noqa: SIM115
+                parts[name] = part
+                part.truncate(self._end[name])
+                part.seek(self._end[name])
+        except OSError as exc:
+            for part in parts.values():
+                part.close()
+            raise DatasetError(f'{self.path}: cannot append: {exc}') from exc
+        except DatasetError:
+            for part in parts.values():
+                part.close()
+            raise
+        return parts
 
     # ----------------------------------------------------------------- adding rows
     def begin_bag(self, bag_path: Path | str, *, params: Mapping[str, Any] | None = None,
@@ -386,25 +514,23 @@ class DatasetWriter:
 
     # ----------------------------------------------------------------- finishing
     def commit(self) -> LabelledDataset:
-        """Write the final arrays and meta.json, fsync, swap into place; returns the dataset.
+        """Make the rows durable and visible; returns the dataset.
 
         Raises:
-            DatasetError: When writing fails (the target is then untouched).
+            DatasetError: When writing fails (the target is then as it was).
         """
         self._check_open()
+        total = self.n_frames
+        self.meta['n_frames'] = total
         try:
-            for part in self._parts.values():
-                part.close()
-            base_n = len(self._base) if self._base is not None else 0
-            total = base_n + self._new_rows
-            for name, (dtype, _) in ARRAYS.items():
-                self._write_npy(name, dtype, total)
-            self._carry_other_files()
-            (self._tmp / 'meta.json').write_text(json.dumps(self.meta, indent=1))
-            with open(self._tmp / 'meta.json', 'rb+') as f:
-                os.fsync(f.fileno())
-            _fsync_dir(self._tmp)
-            self._swap()
+            for name in ARRAYS:
+                self._finish_array(name, total)
+            if self._base is None:
+                self._write_meta(self._tmp / 'meta.json')
+                _fsync_dir(self._tmp)
+                self._swap()
+            else:
+                self._write_meta(self.path / 'meta.json')  # the commit point
         except BaseException as exc:
             self.abort()
             if isinstance(exc, OSError):
@@ -412,41 +538,62 @@ class DatasetWriter:
                     from exc
             raise
         self._closed = True
+        if self._base is not None:
+            self._update_headers(total)
+            self._unlock()
         return LabelledDataset.open(self.path)
 
-    def _write_npy(self, name: str, dtype: np.dtype, total: int) -> None:
-        part = self._tmp / f'{name}.part'
-        out = self._tmp / f'{name}.npy'
-        header = {'descr': np.lib.format.dtype_to_descr(dtype), 'fortran_order': False,
-                  'shape': (total, *self._trailing[name])}
-        with open(out, 'wb') as f:
-            np.lib.format.write_array_header_1_0(f, header)
-            if self._base is not None and len(self._base):
-                base_file = self._base.path / f'{name}.npy'
-                with open(base_file, 'rb') as src:
-                    major, _ = np.lib.format.read_magic(src)
-                    read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                                   else np.lib.format.read_array_header_2_0)
-                    read_header(src)
-                    shutil.copyfileobj(src, f, 1 << 22)
-            with open(part, 'rb') as src:
+    def _finish_array(self, name: str, total: int) -> None:
+        """Make one array's rows durable (a new dataset: write its .npy from the part)."""
+        part = self._parts[name]
+        if self._base is not None:
+            part.flush()
+            os.fsync(part.fileno())
+            return
+        part.close()
+        part_path = self._tmp / f'{name}.part'
+        with open(self._tmp / f'{name}.npy', 'wb') as f:
+            f.write(_npy_header_bytes(ARRAYS[name][0], (total, *self._trailing[name])))
+            with open(part_path, 'rb') as src:
                 shutil.copyfileobj(src, f, 1 << 22)
             f.flush()
             os.fsync(f.fileno())
-        part.unlink()
+        part_path.unlink()
 
-    def _carry_other_files(self) -> None:
-        """Keep what else lives in an appended dataset (its report, notes) across the swap."""
-        if self._base is None:
-            return
-        ours = {'meta.json', *(f'{name}.npy' for name in ARRAYS)}
-        for entry in self._base.path.iterdir():
-            if entry.name in ours:
-                continue
-            if entry.is_dir():
-                shutil.copytree(entry, self._tmp / entry.name, symlinks=True)
-            else:
-                shutil.copy2(entry, self._tmp / entry.name, follow_symlinks=False)
+    def _write_meta(self, target: Path) -> None:
+        """Write meta.json through a temporary file and an atomic replace.
+
+        Raises only before the replace: once it is done the rows are committed.
+        """
+        tmp = target.with_name('.meta.json.tmp')
+        with open(tmp, 'w') as f:
+            f.write(json.dumps(self.meta, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        try:
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            _LOG.warning('%s: fsync of the directory failed after the commit: %s',
+                         target.parent, exc)
+
+    def _update_headers(self, total: int) -> None:
+        """After an append's commit: record the new length in each .npy header.
+
+        Readers go by meta.json's n_frames, so a failure here loses nothing; the headers
+        only keep the files loadable by plain `np.load`.
+        """
+        for name, part in self._parts.items():
+            try:
+                part.seek(0)
+                part.write(_npy_header_bytes(ARRAYS[name][0], (total, *self._trailing[name])))
+                part.flush()
+                os.fsync(part.fileno())
+            except OSError as exc:
+                _LOG.warning('%s: %s.npy header not updated (%s); meta.json has the rows',
+                             self.path, name, exc)
+            finally:
+                part.close()
 
     def _swap(self) -> None:
         if self.path.exists():
@@ -466,17 +613,31 @@ class DatasetWriter:
     def abort(self) -> None:
         """Discard everything written so far; the target stays as it was."""
         if self._closed:
+            self._unlock()
             return
         self._closed = True
-        for part in self._parts.values():
+        for name, part in self._parts.items():
+            if self._base is not None:
+                try:  # cut the appended bytes off again
+                    part.truncate(self._end[name])
+                except (OSError, ValueError):
+                    pass  # readers ignore them anyway; the next writer cuts them
             if not part.closed:
-                # Closing flushes the buffer, which fails again on a full disk; the
-                # temporary directory must go regardless.
+                # Closing flushes the buffer, which fails again on a full disk.
                 try:
                     part.close()
                 except OSError:
                     pass
-        shutil.rmtree(self._tmp, ignore_errors=True)
+                if self._base is not None:
+                    try:
+                        os.truncate(self.path / f'{name}.npy', self._end[name])
+                    except OSError:
+                        pass
+        if self._base is None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        else:
+            (self.path / '.meta.json.tmp').unlink(missing_ok=True)
+        self._unlock()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -502,4 +663,3 @@ class DatasetWriter:
             self.abort()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
-

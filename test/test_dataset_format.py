@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -94,15 +95,15 @@ def test_exception_mid_write_leaves_target_untouched(tmp_path, monkeypatch):
     before = {p.name: p.read_bytes() for p in (tmp_path / 'ds').iterdir()}
 
     calls = {'n': 0}
-    real = DatasetWriter._write_npy
+    real = DatasetWriter._finish_array
 
-    def failing(self, name, dtype, total):
+    def failing(self, name, total):
         calls['n'] += 1
-        if calls['n'] == 3:  # after two arrays are already complete
+        if calls['n'] == 3:  # after two arrays are already durable
             raise OSError(28, 'No space left on device')
-        return real(self, name, dtype, total)
+        return real(self, name, total)
 
-    monkeypatch.setattr(DatasetWriter, '_write_npy', failing)
+    monkeypatch.setattr(DatasetWriter, '_finish_array', failing)
     with pytest.raises(DatasetError, match='No space left'):
         with DatasetWriter(tmp_path / 'ds', append=True) as writer:
             writer.add_bag('b', make_rows(3))
@@ -110,6 +111,93 @@ def test_exception_mid_write_leaves_target_untouched(tmp_path, monkeypatch):
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ds']
     assert len(LabelledDataset.open(tmp_path / 'ds')) == 4
+
+
+def test_append_writes_only_the_new_rows_in_place(tmp_path):
+    a, b = make_rows(6, seed=1), make_rows(4, seed=2)
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', a)
+    frames = tmp_path / 'ds' / 'frames.npy'
+    inode, head = frames.stat().st_ino, frames.read_bytes()[:frames.stat().st_size]
+    reader = LabelledDataset.open(tmp_path / 'ds')  # e.g. a trainer, open during the append
+    with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+        writer.add_bag('b', b)
+    assert frames.stat().st_ino == inode  # the same file, grown: no copy of the old rows
+    grown = frames.read_bytes()
+    header_len = len(grown) - 10 * 4 * 5 * 3
+    assert grown[header_len:len(head)] == head[header_len:]
+    np.testing.assert_array_equal(reader.frames, a['frames'])  # still its 6 rows
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert len(ds) == 10 and ds.meta['n_frames'] == 10
+    np.testing.assert_array_equal(ds.frames, np.concatenate([a['frames'], b['frames']]))
+    for name in ARRAYS:  # plain np.load sees the new length too
+        assert np.load(tmp_path / 'ds' / f'{name}.npy').shape[0] == 10
+    assert sorted(p.name for p in (tmp_path / 'ds').iterdir()) == sorted(
+        ['meta.json', *(f'{name}.npy' for name in ARRAYS)])
+
+
+def test_rows_of_a_crashed_append_are_invisible_and_cut_off(tmp_path):
+    a, b = make_rows(5, seed=1), make_rows(3, seed=2)
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', a)
+    # A crash after writing rows but before meta.json was replaced: garbage at the ends.
+    for name in ARRAYS:
+        with open(tmp_path / 'ds' / f'{name}.npy', 'ab') as f:
+            f.write(b'\xff' * 37)
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert len(ds) == 5
+    np.testing.assert_array_equal(ds.proximity, a['proximity'])
+    with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+        writer.add_bag('b', b)
+    ds = LabelledDataset.open(tmp_path / 'ds', mmap=False)
+    for name in a:
+        np.testing.assert_array_equal(getattr(ds, name), np.concatenate([a[name], b[name]]))
+
+
+def test_commit_without_header_update_still_reads_every_row(tmp_path):
+    """A crash between meta.json's replace and the .npy header update loses nothing."""
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(5, seed=1))
+    old_headers = {name: (tmp_path / 'ds' / f'{name}.npy').read_bytes()[:128]
+                   for name in ARRAYS}
+    with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+        writer.add_bag('b', make_rows(3, seed=2))
+    for name, header in old_headers.items():  # put the 5-row headers back
+        with open(tmp_path / 'ds' / f'{name}.npy', 'r+b') as f:
+            f.write(header)
+    assert len(LabelledDataset.open(tmp_path / 'ds')) == 8
+
+
+def test_a_truncated_array_is_a_clear_error(tmp_path):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(5))
+    path = tmp_path / 'ds' / 'terrain.npy'
+    os.truncate(path, path.stat().st_size - 10)
+    with pytest.raises(DatasetError, match='terrain.npy: truncated'):
+        LabelledDataset.open(tmp_path / 'ds')
+
+
+def test_appending_writers_take_turns(tmp_path):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(2, seed=1))
+    first = DatasetWriter(tmp_path / 'ds', append=True)
+    first.add_bag('b', make_rows(3, seed=2))
+    second_done = threading.Event()
+
+    def second() -> None:
+        with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+            writer.add_bag('c', make_rows(4, seed=3))
+        second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not second_done.wait(0.5)  # waits for the first writer's lock
+    first.commit()
+    thread.join(10)
+    assert second_done.is_set()
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert [bag['path'] for bag in ds.meta['bags']] == ['a', 'b', 'c']
+    np.testing.assert_array_equal(ds.bag_ids, [0] * 2 + [1] * 3 + [2] * 4)
 
 
 def test_interrupted_swap_is_recovered(tmp_path):

@@ -96,7 +96,7 @@ def test_append_on_a_full_disk_keeps_the_existing_dataset(tiny_disk, fault_case)
     before = {p.name: p.read_bytes() for p in (tiny_disk / 'ds').iterdir()}
     with pytest.raises(DatasetError, match='No space left on device'):
         with DatasetWriter(tiny_disk / 'ds', append=True) as writer:
-            writer.add_bag('second', _rows(60, 1))
+            writer.add_bag('second', _rows(150, 1))  # 390 KB: more than the disk
     after = {p.name: p.read_bytes() for p in (tiny_disk / 'ds').iterdir()}
     assert after == before
     assert _leftovers(tiny_disk) == ['ds']

@@ -94,6 +94,26 @@ def test_same_seed_same_bag_different_seed_different(bags: dict[str, Path]) -> N
     assert a['/image_raw'] != c['/image_raw']
 
 
+def test_extra_camera_topics_share_the_main_camera_stamps(tmp_path: Path) -> None:
+    out = tmp_path / 'two_cameras'
+    summary = write_sim_bag(5, 1.0, out, camera_rate_hz=10.0, width=64, height=48,
+                            extra_cameras=1)
+    assert summary.message_counts['/camera2/image_raw'] == 10
+    assert summary.message_counts['/camera2/camera_info'] == 10
+    assert '/camera3/image_raw' not in summary.message_counts
+    with BagReader(out) as bag:
+        assert bag.topics['/camera2/image_raw'] == 'sensor_msgs/msg/Image'
+        main = [m.msg for m in bag.messages(['/image_raw'])]
+        extra = [m.msg for m in bag.messages(['/camera2/image_raw'])]
+        info = next(bag.messages(['/camera2/camera_info'])).msg
+    assert [stamp_ns(m.header) for m in extra] == [stamp_ns(m.header) for m in main]
+    assert {m.header.frame_id for m in extra} == {'camera2_optical_frame'}
+    assert info.header.frame_id == 'camera2_optical_frame' and info.width == 64
+    assert extra[0].encoding == 'rgb8'
+    assert image_to_rgb(extra[0]).shape == (48, 64, 3)
+    assert not np.array_equal(image_to_rgb(extra[0]), image_to_rgb(main[0]))
+
+
 def test_cli_writes_a_bag_and_reports_bad_input(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / 'cli_bag'

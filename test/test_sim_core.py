@@ -141,6 +141,35 @@ def test_depth_is_inf_for_open_sky() -> None:
     assert depth[-1].mean() == pytest.approx(expected, abs=0.003)
 
 
+def test_extra_camera_sees_the_same_scene_from_its_own_pose() -> None:
+    """camera2 sits at the front right corner, higher, yawed left: its optical axis meets
+    the wall where the mount's geometry says, and its image differs from the main one's."""
+    world = _world([Obstacle('box', 1.5, 0.0, 0.0, (0.5, 0.6), 0.4, RED)])
+    mount = ROBOT.extra_cameras[0]
+    with Simulator(world, width=64, height=48, extra_cameras=1) as sim:
+        assert sim.camera_names == ['camera', 'camera2']
+        sim.place_robot(0.7, 0.0, 0.0)
+        truth = sim.ground_truth()
+        main_rgb, main_depth = sim.render()
+        rgb, depth = sim.render('camera2')
+        with pytest.raises(SimError, match='camera3'):
+            sim.render('camera3')
+    # The optical axis (cos p cos y, cos p sin y, -sin p) meets the face x = 1.0.
+    along = (1.0 - truth.position[0] - mount.xyz_m[0]) / (
+        math.cos(mount.pitch_rad) * math.cos(mount.yaw_rad))
+    hit_z = truth.position[2] + mount.xyz_m[2] - along * math.sin(mount.pitch_rad)
+    hit_y = mount.xyz_m[1] + along * math.cos(mount.pitch_rad) * math.sin(mount.yaw_rad)
+    assert 0.0 < hit_z < 0.4 and abs(hit_y) < 0.6  # on the box's face
+    assert depth[23:25, 31:33].mean() == pytest.approx(along, abs=0.01)
+    assert rgb[24, 32, 0] > 150 > rgb[24, 32, 1]  # the red box
+    # Same scene, other viewpoint: the main camera, lower and further forward, is closer.
+    assert main_depth[23:25, 31:33].mean() < along
+    assert rgb.shape == main_rgb.shape
+    assert np.abs(rgb.astype(int) - main_rgb).mean() > 5.0
+    with pytest.raises(SimError, match='extra cameras'):
+        Simulator(world, width=64, height=48, extra_cameras=len(ROBOT.extra_cameras) + 1)
+
+
 def test_rangefinder_agrees_with_obstacle_distance_while_driving() -> None:
     session = SimSession(generate_world(4), SimOptions(render=False))
     checked = 0

@@ -19,10 +19,11 @@ def test_sim_robot_publishes_sensors_clock_and_world(tmp_path: Path) -> None:
     from std_msgs.msg import String
     from rclpy.qos import DurabilityPolicy, QoSProfile
     # Node-specific entries of a parameter file beat -p overrides: override in a copy.
-    config = copy_config(tmp_path, sim_robot={'seed': 2, 'rate_hz': 10.0})
+    config = copy_config(tmp_path, sim_robot={'seed': 2, 'rate_hz': 10.0, 'extra_cameras': 1})
     with start_node('sim_robot', domain_id=13, log_dir=tmp_path,
                     params_file=config) as node, Probe(13) as probe:
         images = probe.subscribe('/image_raw', Image)
+        images2 = probe.subscribe('/camera2/image_raw', Image)
         odom = probe.subscribe('/odom', Odometry)
         ranges = probe.subscribe('/range/center', Range)
         imu = probe.subscribe('/imu', Imu)
@@ -30,12 +31,17 @@ def test_sim_robot_publishes_sensors_clock_and_world(tmp_path: Path) -> None:
         world: list[String] = []
         probe.node.create_subscription(String, '/sim/world', world.append, QoSProfile(
             depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        assert probe.spin_until(lambda: images and odom and ranges and imu and clock,
-                                60), node.output()[-2000:]
+        assert probe.spin_until(lambda: images and images2 and odom and ranges and imu
+                                and clock, 60), node.output()[-2000:]
         probe.spin(1.0)
         assert images[-1].encoding == 'rgb8' and (images[-1].width, images[-1].height) == (
             128, 96)
         assert images[-1].header.frame_id == 'camera_optical_frame'
+        # The extra camera: its own frame, the main camera's stamps.
+        assert images2[-1].header.frame_id == 'camera2_optical_frame'
+        assert images2[-1].encoding == 'rgb8' and images2[-1].width == 128
+        main_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in images}
+        assert main_stamps & {(m.header.stamp.sec, m.header.stamp.nanosec) for m in images2}
         assert odom[-1].header.frame_id == 'odom' and odom[-1].child_frame_id == 'base_link'
         assert ranges[-1].header.frame_id == 'range_center_link'
         assert ranges[-1].max_range == pytest.approx(0.30)

@@ -6,7 +6,10 @@ Runs the same world, physics, sensors and driver as `ssl-robot sim`
 (`ssl_robot.sim.SimSession`), paced by a steady wall-clock timer at `real_time_factor`
 simulated seconds per wall second, and publishes on the generic topic names (image_raw,
 camera_info, depth/image, range/left|center|right, odom, imu, ground_truth/odom,
-sim/world, cmd_vel) plus /clock when `publish_clock` is true.
+sim/world, cmd_vel) plus /clock when `publish_clock` is true. With `extra_cameras` > 0
+it also publishes camera2/image_raw and camera2/camera_info (camera3/... for a second
+one): rgb8 images of the same scene from another pose on the robot, with the main
+camera's stamps and their own frame ids (camera2_optical_frame).
 
 Stamps: with `publish_clock` the header stamps are simulated time from a fixed epoch
 (the same as in sim bags) and /clock carries it, so every other node runs with
@@ -78,6 +81,8 @@ class SimRobot(Node):
                                        'false: follow cmd_vel'))
         p('n_obstacles', 10, _describe('obstacles in the generated world'))
         p('n_patches', 6, _describe('terrain patches in the generated world'))
+        p('extra_cameras', 0, _describe('extra cameras at other poses on the robot (0-2), '
+                                        'on <name>/image_raw and <name>/camera_info'))
         for name, default, text in (
                 ('image_topic', 'image_raw', 'camera image topic'),
                 ('camera_info_topic', 'camera_info', 'camera info topic'),
@@ -102,7 +107,8 @@ class SimRobot(Node):
             width=int(value('image_width')), height=int(value('image_height')),
             camera_rate_hz=float(value('rate_hz')), range_rate_hz=float(value('range_rate_hz')),
             odom_rate_hz=float(value('odom_rate_hz')), imu_rate_hz=float(value('imu_rate_hz')),
-            clock_rate_hz=float(value('clock_rate_hz')))
+            clock_rate_hz=float(value('clock_rate_hz')),
+            extra_cameras=int(value('extra_cameras')))
         self.publish_clock = bool(value('publish_clock'))
         epoch = SIM_EPOCH_NS if self.publish_clock else self.get_clock().now().nanoseconds
         frames = Frames(odom=value('odom_frame'), base=value('base_frame'),
@@ -113,7 +119,7 @@ class SimRobot(Node):
         self.session = SimSession(world, options, autopilot=self.autopilot, epoch_ns=epoch,
                                   kit=RCLPY_KIT, frames=frames)
         self.topics = self._topic_names()
-        self.pubs = {key: self._make_publisher(key) for key in STREAMS
+        self.pubs = {key: self._make_publisher(key) for key in self.session.streams
                      if key not in ('sim/world', 'clock')}
         if self.publish_clock:
             self.pubs['clock'] = self.create_publisher(
@@ -135,7 +141,9 @@ class SimRobot(Node):
         self.get_logger().info(
             f'world seed {world.seed}: {len(world.obstacles)} obstacles, '
             f'{len(world.patches)} terrain patches; camera {options.width}x{options.height} '
-            f'at {options.camera_rate_hz} Hz; {self.rtf}x real time; '
+            f'at {options.camera_rate_hz} Hz'
+            f'{f" (+{options.extra_cameras} extra)" if options.extra_cameras else ""}; '
+            f'{self.rtf}x real time; '
             f'{"autopilot" if self.autopilot else "following " + self.topics["cmd_vel"]}')
 
     def _value(self, name: str):  # noqa: ANN202 - a parameter's Python value
@@ -154,6 +162,8 @@ class SimRobot(Node):
                   'cmd_vel': self._value('cmd_vel_topic'),
                   'ground_truth/odom': self._value('ground_truth_topic')}
         topics.update({f'range/{n}': t for n, t in zip(names, ranges)})
+        # Extra cameras keep their generic names (remap them in launch).
+        topics.update({key: key for key in self.session.streams if key not in topics})
         return topics
 
     def _make_publisher(self, key: str):  # noqa: ANN202 - an rclpy Publisher
@@ -163,7 +173,8 @@ class SimRobot(Node):
                 f'(policy {event.last_policy_kind}); it gets nothing')))
         qos = QoSProfile(depth=10) if key == 'cmd_vel' else qos_profile_sensor_data
         return self.create_publisher(
-            _rclpy_class(STREAMS[key]), self.topics[key], qos, event_callbacks=callbacks,
+            _rclpy_class(self.session.streams[key]), self.topics[key], qos,
+            event_callbacks=callbacks,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def _on_cmd_vel(self, msg: object) -> None:

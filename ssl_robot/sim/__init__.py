@@ -14,20 +14,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ssl_robot.sim.world import (generate_world, MAX_RAY_M, Obstacle, ROBOT, RobotGeometry,
-                                 SimError, TERRAINS, TerrainPatch, TerrainType, World)
+from ssl_robot.sim.world import (CameraMount, generate_world, MAX_RAY_M, Obstacle, ROBOT,
+                                 RobotGeometry, SimError, TERRAINS, TerrainPatch, TerrainType,
+                                 World)
 
 #: Names loaded on first access, and their modules.
 _LAZY = {
     'SimBagSummary': 'bag', 'write_sim_bag': 'bag',
     'DrivingPolicy': 'policy', 'PolicyParams': 'policy',
     'SIM_EPOCH_NS': 'session', 'SimOptions': 'session', 'SimSession': 'session',
-    'STREAMS': 'session',
+    'STREAMS': 'session', 'sim_streams': 'session',
     'GroundTruth': 'simulator', 'ImuNoise': 'simulator', 'Odometry2D': 'simulator',
     'OdometryNoise': 'simulator', 'Simulator': 'simulator',
 }
 
-__all__ = ['generate_world', 'MAX_RAY_M', 'Obstacle', 'ROBOT', 'RobotGeometry', 'SimError',
+__all__ = ['CameraMount', 'generate_world', 'MAX_RAY_M', 'Obstacle', 'ROBOT', 'RobotGeometry', 'SimError',
            'TERRAINS', 'TerrainPatch', 'TerrainType', 'World', *_LAZY]
 
 

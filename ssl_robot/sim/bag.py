@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ssl_robot.bagio import BagWriter
-from ssl_robot.sim.session import SimOptions, SimSession, STREAMS
+from ssl_robot.sim.session import SimOptions, SimSession
 from ssl_robot.sim.world import generate_world, SimError
 
 _LOG = logging.getLogger(__name__)
@@ -46,11 +46,13 @@ def write_sim_bag(seed: int, duration_s: float, out: Path | str, *, width: int =
                   range_rate_hz: float = 30.0, odom_rate_hz: float = 50.0,
                   imu_rate_hz: float = 100.0, clock_rate_hz: float = 100.0,
                   storage: str = 'mcap', world_params: dict[str, Any] | None = None,
-                  progress_every_s: float = 10.0) -> SimBagSummary:
+                  progress_every_s: float = 10.0, extra_cameras: int = 0) -> SimBagSummary:
     """Simulate world `seed` for `duration_s` and write every stream to the bag `out`.
 
     Topics are the generic names with a leading '/' (/image_raw, /odom, ...; see
-    `ssl_robot.sim.session.STREAMS`).
+    `ssl_robot.sim.session.STREAMS`); each extra camera adds /<name>/image_raw and
+    /<name>/camera_info (rgb8, stamped like the main camera; see
+    `ssl_robot.sim.session.sim_streams`).
 
     Args:
         seed: World (and noise, and driver) seed.
@@ -66,19 +68,21 @@ def write_sim_bag(seed: int, duration_s: float, out: Path | str, *, width: int =
         storage: 'mcap' or 'sqlite3'.
         world_params: Extra keyword arguments of `generate_world`.
         progress_every_s: Wall seconds between progress log lines.
+        extra_cameras: Extra cameras (0 to the robot's mounts; 1 adds camera2).
 
     Returns:
         A summary (counts, speed).
 
     Raises:
-        SimError: For a bad duration, size or rate.
+        SimError: For a bad duration, size, rate or extra camera count.
         BagError: When the bag cannot be written.
     """
     if not 0.0 < duration_s <= 24 * 3600:
         raise SimError(f'duration {duration_s} s out of range (0, 86400]')
     options = SimOptions(width=width, height=height, camera_rate_hz=camera_rate_hz,
                          range_rate_hz=range_rate_hz, odom_rate_hz=odom_rate_hz,
-                         imu_rate_hz=imu_rate_hz, clock_rate_hz=clock_rate_hz)
+                         imu_rate_hz=imu_rate_hz, clock_rate_hz=clock_rate_hz,
+                         extra_cameras=extra_cameras)
     world = generate_world(seed, **(world_params or {}))
     session = SimSession(world, options)
     out = Path(out)
@@ -87,14 +91,15 @@ def write_sim_bag(seed: int, duration_s: float, out: Path | str, *, width: int =
     wall0 = last_log = time.monotonic()
     try:
         with BagWriter(out, storage=storage) as writer:
-            for topic, msgtype in STREAMS.items():
+            streams = session.streams
+            for topic, msgtype in streams.items():
                 writer.add_topic('/' + topic, msgtype)
             topic, msg, stamp = session.world_message()
-            writer.write('/' + topic, STREAMS[topic], msg, stamp)
+            writer.write('/' + topic, streams[topic], msg, stamp)
             while session.time_ns < end_ns:
                 for topic, msg, stamp in session.advance(min(end_ns,
                                                              session.time_ns + chunk_ns)):
-                    writer.write('/' + topic, STREAMS[topic], msg, stamp)
+                    writer.write('/' + topic, streams[topic], msg, stamp)
                 now = time.monotonic()
                 if now - last_log >= progress_every_s:
                     last_log = now

@@ -159,16 +159,29 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
 </mujoco>"""
 
 
+def camera_xyaxes(pitch: float, yaw: float) -> str:
+    """MJCF `xyaxes` of a camera in base_link pitched down by `pitch`, yawed left by `yaw`.
+
+    MuJoCo cameras look along their -z with +y up: unyawed, image right is -y of
+    base_link and image up is the forward axis tilted up by the pitch; the yaw turns both
+    about z.
+    """
+    c, s = math.cos(yaw), math.sin(yaw)
+    right = (s, -c, 0.0)  # Rz(yaw) (0, -1, 0)
+    up = (math.sin(pitch) * c, math.sin(pitch) * s, math.cos(pitch))
+    return _f((*right, *up))
+
+
 def _robot_body(robot: RobotGeometry, x: float, y: float, yaw: float) -> str:
     """The robot: chassis with a free joint, two driven wheels, a rear caster, sensors."""
     r = robot.wheel_radius_m
     hx, hy, hz = robot.body_half_size_m
     wy = robot.wheel_base_m / 2.0
     cx, cy, cz = robot.camera_xyz_m
-    p = robot.camera_pitch_rad
-    # MuJoCo cameras look along their -z with +y up: image right is -y of base_link,
-    # image up is the forward axis tilted up by the pitch.
-    cam_axes = f'0 -1 0 {math.sin(p):.6g} 0 {math.cos(p):.6g}'
+    cameras = ''.join(
+        f'<camera name="{mount.name}" pos="{_f(mount.xyz_m)}" '
+        f'xyaxes="{camera_xyaxes(mount.pitch_rad, mount.yaw_rad)}" '
+        f'fovy="{robot.camera_fovy_deg:.6g}"/>' for mount in robot.extra_cameras)
     sites = []
     for name, (sx, sy, syaw) in robot.proximity_poses.items():
         # A site's +z is the ray direction: rotate z onto the sensor's forward axis.
@@ -188,8 +201,10 @@ def _robot_body(robot: RobotGeometry, x: float, y: float, yaw: float) -> str:
       <geom name="caster" type="sphere" pos="-0.05 0 {caster_r:.6g}" size="{caster_r}"
             condim="1" priority="2" mass="0.005" group="{HIDDEN_GROUP}"/>
       <site name="imu" pos="{_f(robot.imu_xyz_m)}" size="0.005" group="{HIDDEN_GROUP}"/>
-      <camera name="camera" pos="{cx:.6g} {cy:.6g} {cz:.6g}" xyaxes="{cam_axes}"
+      <camera name="camera" pos="{cx:.6g} {cy:.6g} {cz:.6g}"
+              xyaxes="{camera_xyaxes(robot.camera_pitch_rad, 0.0)}"
               fovy="{robot.camera_fovy_deg:.6g}"/>
+      {cameras}
       {''.join(sites)}
       <!-- Wheel joints carry the gearbox's reflected inertia (armature): a bare 15 g wheel
            under a velocity servo spins up wildly whenever it loses ground contact. -->

@@ -34,6 +34,19 @@ STREAMS: dict[str, str] = {
 }
 
 
+def sim_streams(extra_cameras: int = 0) -> dict[str, str]:
+    """STREAMS plus `<name>/image_raw` and `<name>/camera_info` of each extra camera.
+
+    Raises:
+        SimError: For more extra cameras than the robot has mounts.
+    """
+    streams = dict(STREAMS)
+    for mount in ROBOT.extra_camera_mounts(extra_cameras):
+        streams[f'{mount.name}/image_raw'] = 'sensor_msgs/msg/Image'
+        streams[f'{mount.name}/camera_info'] = 'sensor_msgs/msg/CameraInfo'
+    return streams
+
+
 @dataclass(frozen=True)
 class SimOptions:
     """Image size and sensor rates of a run.
@@ -48,6 +61,8 @@ class SimOptions:
         clock_rate_hz: /clock rate.
         policy_rate_hz: Driver (and /cmd_vel) rate.
         render: Render the camera (False: no image topics, physics only).
+        extra_cameras: Extra cameras (the first k of `ROBOT.extra_cameras`), each
+            publishing rgb8 images and camera info with the main camera's stamps.
     """
 
     width: int = 128
@@ -59,6 +74,7 @@ class SimOptions:
     clock_rate_hz: float = 100.0
     policy_rate_hz: float = 20.0
     render: bool = True
+    extra_cameras: int = 0
 
     def periods_ns(self) -> dict[str, int]:
         """Sampling period (ns) of every periodic reading.
@@ -81,6 +97,9 @@ class SimOptions:
 class SimSession:
     """A world, its simulator and driver, and the sensor schedule.
 
+    `streams` holds the generic topic -> message type of everything the session
+    produces (STREAMS, plus the extra cameras' topics when enabled).
+
     Args:
         world: The world.
         options: Image size and rates.
@@ -100,7 +119,9 @@ class SimSession:
     def __post_init__(self) -> None:
         opts = self.options
         self.sim = Simulator(self.world, width=opts.width, height=opts.height,
-                             render=opts.render)
+                             render=opts.render,
+                             extra_cameras=opts.extra_cameras if opts.render else 0)
+        self.streams = sim_streams(len(self.sim.extra_cameras))
         self.policy = DrivingPolicy(self.world, seed=self.world.seed)
         self._periods = self.options.periods_ns()
         self._due = dict(self._periods)  # samples at k * period, k = 1, 2, ...
@@ -187,6 +208,13 @@ class SimSession:
                                                          opts.width, opts.height, ROBOT),
                         stamp))
             out.append(('depth/image', m.depth_msg(kit, stamp, frames.camera, depth), stamp))
+            for mount in sim.extra_cameras:
+                rgb, _ = sim.render(mount.name)
+                out.append((f'{mount.name}/image_raw',
+                            m.image_msg(kit, stamp, mount.frame_id, rgb), stamp))
+                out.append((f'{mount.name}/camera_info',
+                            m.camera_info_msg(kit, stamp, mount.frame_id, opts.width,
+                                              opts.height, ROBOT), stamp))
 
     def close(self) -> None:
         """Free the simulator's renderer."""

@@ -1,8 +1,9 @@
 """The physics of the simulated robot (MuJoCo) and its sensors, as numpy/plain data.
 
 `Simulator` steps MuJoCo and reads the sensors a Thymio-like robot has: a pitched-down
-camera (RGB + metric depth), three forward infrared proximity sensors, wheel-encoder
-odometry and an IMU. Nothing here knows about ROS messages (see `ssl_robot.sim.messages`).
+camera (RGB + metric depth; optionally extra cameras elsewhere on the robot), three
+forward infrared proximity sensors, wheel-encoder odometry and an IMU. Nothing here
+knows about ROS messages (see `ssl_robot.sim.messages`).
 
 Odometry is what a real robot's wheel encoders give, not ground truth: every physics step
 the wheels' measured angular speeds are turned into wheel ground speeds with a per-wheel
@@ -126,18 +127,21 @@ class Simulator:
         robot: Robot geometry.
         odometry_noise: Odometry error model.
         imu_noise: IMU error model.
+        extra_cameras: How many of `robot.extra_cameras` can be rendered besides the
+            main camera (same size and field of view, another pose).
 
     Raises:
-        SimError: For an image size out of range.
+        SimError: For an image size or extra camera count out of range.
     """
 
     def __init__(self, world: World, *, width: int = 128, height: int = 96,
                  render: bool = True, seed: int | None = None, robot: RobotGeometry = ROBOT,
                  odometry_noise: OdometryNoise = OdometryNoise(),
-                 imu_noise: ImuNoise = ImuNoise()) -> None:
+                 imu_noise: ImuNoise = ImuNoise(), extra_cameras: int = 0) -> None:
         if not (8 <= width <= MAX_IMAGE_WH[0] and 8 <= height <= MAX_IMAGE_WH[1]):
             raise SimError(f'camera size {width}x{height} out of range (8x8 to 640x480)')
         self.world, self.robot, self.width, self.height = world, robot, width, height
+        self.extra_cameras = robot.extra_camera_mounts(extra_cameras)
         self.model = mujoco.MjModel.from_xml_string(
             build_mjcf(world, robot=robot, width=width, height=height))
         self.data = mujoco.MjData(self.model)
@@ -274,17 +278,29 @@ class Simulator:
                 out[name] = float(dist)
         return out
 
-    def render(self) -> tuple[np.ndarray, np.ndarray]:
-        """Render the camera: (rgb uint8 [H, W, 3], depth float32 [H, W] metres).
+    @property
+    def camera_names(self) -> list[str]:
+        """Cameras `render` takes: 'camera' (the main one), then the extra ones enabled."""
+        return ['camera', *(mount.name for mount in self.extra_cameras)]
+
+    def render(self, camera: str = 'camera') -> tuple[np.ndarray, np.ndarray]:
+        """Render a camera: (rgb uint8 [H, W, 3], depth float32 [H, W] metres).
 
         Depth is the distance along the optical axis (REP-118), +inf beyond the far plane.
 
+        Args:
+            camera: One of `camera_names`.
+
         Raises:
-            SimError: When the simulator was made with render=False.
+            SimError: When the simulator was made with render=False, or for a camera
+                not enabled.
         """
         if self._camera is None:
             raise SimError('this Simulator was created with render=False')
-        return self._camera.render(self.data)
+        if camera not in self.camera_names:
+            raise SimError(f'camera {camera!r} is not enabled (cameras: '
+                           f'{", ".join(self.camera_names)})')
+        return self._camera.render(self.data, self.model.camera(camera).id)
 
     def imu(self) -> tuple[np.ndarray, np.ndarray]:
         """(linear acceleration m/s^2, angular velocity rad/s) in imu_link, averaged since
@@ -333,7 +349,7 @@ class Simulator:
 
 
 class _Camera:
-    """Offscreen renderer of the robot's camera: RGB and depth from one render pass.
+    """Offscreen renderer of the robot's cameras: RGB and depth from one render pass.
 
     `mujoco.Renderer` renders depth in a second, segmentation pass; reading the colour
     and depth buffers of a single pass halves the cost on software GL.
@@ -358,7 +374,6 @@ class _Camera:
         self._option.geomgroup[:OBSTACLE_GROUP + 1] = 1
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
-        self._camera.fixedcamid = model.camera('camera').id
         self._rect = mujoco.MjrRect(0, 0, width, height)
         self._rgb = np.empty((height, width, 3), np.uint8)
         self._depth = np.empty((height, width), np.float32)
@@ -366,9 +381,11 @@ class _Camera:
         self._near = float(np.float32(model.vis.map.znear * extent))
         self._far = float(np.float32(model.vis.map.zfar * extent))
 
-    def render(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
-        """(rgb uint8 [H, W, 3], depth float32 [H, W] metres, +inf beyond the far plane)."""
+    def render(self, data: mujoco.MjData, camera_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb uint8 [H, W, 3], depth float32 [H, W] metres, +inf beyond the far plane)
+        of the model's camera `camera_id` (every camera shares one GL context)."""
         self._gl.make_current()
+        self._camera.fixedcamid = camera_id
         mujoco.mjv_updateScene(self.model, data, self._option, None, self._camera,
                                mujoco.mjtCatBit.mjCAT_ALL, self._scene)
         mujoco.mjr_render(self._rect, self._scene, self._context)

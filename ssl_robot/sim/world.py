@@ -56,6 +56,32 @@ TERRAINS: dict[str, TerrainType] = {t.name: t for t in (
 
 
 @dataclass(frozen=True)
+class CameraMount:
+    """Where an extra camera sits on the robot, in base_link (REP-103).
+
+    Extra cameras share the main camera's image size and field of view; only the pose
+    differs, so the same scene is seen from another viewpoint (multi-view TCN).
+
+    Attributes:
+        name: Camera name; its topics are `<name>/image_raw` and `<name>/camera_info`,
+            its frame `<name>_optical_frame`.
+        xyz_m: Position in base_link.
+        pitch_rad: Pitch, positive = looking down.
+        yaw_rad: Yaw, positive = looking to the left.
+    """
+
+    name: str
+    xyz_m: tuple[float, float, float]
+    pitch_rad: float
+    yaw_rad: float
+
+    @property
+    def frame_id(self) -> str:
+        """Optical frame of the camera's messages."""
+        return f'{self.name}_optical_frame'
+
+
+@dataclass(frozen=True)
 class RobotGeometry:
     """Geometry of the simulated Thymio-like robot, in base_link (REP-103).
 
@@ -72,6 +98,8 @@ class RobotGeometry:
         camera_xyz_m: Camera position in base_link.
         camera_pitch_rad: Camera pitch, positive = looking down.
         camera_fovy_deg: Vertical field of view (pinhole).
+        extra_cameras: Mounts of the extra cameras a run may enable (in order; a run with
+            k extra cameras renders the first k).
         imu_xyz_m: IMU position in base_link.
         max_speed_mps: Top forward speed.
         max_turn_rate_rps: Top turn rate.
@@ -89,6 +117,11 @@ class RobotGeometry:
     camera_xyz_m: tuple[float, float, float] = (0.10, 0.0, 0.12)
     camera_pitch_rad: float = 0.35
     camera_fovy_deg: float = 60.0
+    # Higher than the main camera, at a front corner, yawed ~23 degrees towards the
+    # middle: the two optical axes meet the ground about 10 cm apart, 35-45 cm ahead.
+    extra_cameras: tuple[CameraMount, ...] = (
+        CameraMount('camera2', (0.02, -0.045, 0.17), 0.45, 0.40),
+        CameraMount('camera3', (0.02, 0.045, 0.17), 0.45, -0.40))
     imu_xyz_m: tuple[float, float, float] = (0.0, 0.0, 0.03)
     max_speed_mps: float = 0.2
     max_turn_rate_rps: float = 2.0
@@ -101,6 +134,17 @@ class RobotGeometry:
         """
         f = 0.5 * height / math.tan(math.radians(self.camera_fovy_deg) / 2.0)
         return f, f, (width - 1) / 2.0, (height - 1) / 2.0
+
+    def extra_camera_mounts(self, count: int) -> tuple[CameraMount, ...]:
+        """The first `count` extra camera mounts.
+
+        Raises:
+            SimError: For a count below 0 or above the mounts the robot has.
+        """
+        if not 0 <= count <= len(self.extra_cameras):
+            raise SimError(f'extra cameras {count} out of range (0 to '
+                           f'{len(self.extra_cameras)})')
+        return self.extra_cameras[:count]
 
 
 #: The robot every simulator builds; its values match config/robot.yaml camera_* keys.

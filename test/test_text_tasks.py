@@ -120,6 +120,20 @@ def test_short_run_decreases_the_loss(tmp_path, corpus, task_cls, metric):
     assert after < 0.8 * before, (before, after)
 
 
+def test_rtd_detector_beats_the_prior_on_learnable_text(tmp_path, corpus):
+    """The threshold-free RTD metrics: ROC-AUC over chance, BCE under the prior's."""
+    task = RTDTask(corpus, _cfg(corpus))
+    torch.manual_seed(0)
+    result = Trainer(task, TrainConfig(out_dir=str(tmp_path), epochs=60, max_steps=120,
+                                       batch_size=16, lr=3e-3, warmup_steps=5,
+                                       progress=False, device='cpu')).fit()
+    m = result.metrics
+    p = m['replaced_fraction']
+    assert m['prior_disc_loss'] == pytest.approx(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+    assert m['disc_loss'] < m['prior_disc_loss']
+    assert m['rtd_auc'] > 0.6
+
+
 def test_ar_generate_and_mlm_accuracy_metrics(tmp_path, corpus):
     task = ARTask(corpus, _cfg(corpus))
     Trainer(task, TrainConfig(out_dir=str(tmp_path), epochs=30, max_steps=60, batch_size=16,

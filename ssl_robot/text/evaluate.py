@@ -344,6 +344,13 @@ def format_table(results: dict[str, Any]) -> str:
     rows.append(('rtd', 'replaced-token accuracy', f'{rtd["metrics"]["rtd_accuracy"]:.3f}',
                  f'{rtd["random_init"]["rtd_accuracy"]:.3f}',
                  f'all-original {rtd["metrics"]["all_original_accuracy"]:.3f}'))
+    if 'rtd_auc' in rtd['metrics']:
+        rows.append(('rtd', 'replaced-token ROC-AUC', f'{rtd["metrics"]["rtd_auc"]:.3f}',
+                     f'{rtd["random_init"]["rtd_auc"]:.3f}', 'chance 0.500'))
+        rows.append(('rtd', 'detector BCE (lower better)',
+                     f'{rtd["metrics"]["disc_loss"]:.4f}',
+                     f'{rtd["random_init"]["disc_loss"]:.4f}',
+                     f'prior {rtd["metrics"]["prior_disc_loss"]:.4f}'))
     random_acc = probe['accuracy']
     for i, frac in enumerate(probe['fractions']):
         label = f'gloss probe {frac:.0%} labels'

@@ -21,11 +21,13 @@ import math
 import random
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ssl_robot.evaluation import roc_auc
 from ssl_robot.text import TextError
 from ssl_robot.text.data import build_nsp_pairs
 from ssl_robot.text.model import (CausalLMModel, MaskedLMModel, NextSentenceModel,
@@ -479,6 +481,7 @@ class RTDTask(MLMTask):
         disc_loss = F.binary_cross_entropy_with_logits(out['disc_logits'][real], target)
         pred = out['disc_logits'][real] > 0
         stats = {'correct': int((pred == target.bool()).sum()), 'tokens': int(real.sum()),
+                 'scores': out['disc_logits'][real].detach(), 'targets': target.bool(),
                  'replaced': int(target.sum()),
                  'gen_correct': int((out['gen_logits'].argmax(-1)
                                      == ids[selected]).sum()),
@@ -494,6 +497,7 @@ class RTDTask(MLMTask):
         generator = torch.Generator().manual_seed(VAL_SEED)
         sums = {'loss': 0.0, 'disc_loss': 0.0, 'batches': 0}
         counts = {'correct': 0, 'tokens': 0, 'replaced': 0, 'gen_correct': 0, 'selected': 0}
+        scores, targets = [], []
         with torch.no_grad():
             for batch in loader:
                 loss, _, disc_loss, stats = self._rtd(model, batch, generator)
@@ -502,9 +506,20 @@ class RTDTask(MLMTask):
                 sums['batches'] += 1
                 for key in counts:
                     counts[key] += stats[key]
+                scores.append(stats['scores'].float().numpy())
+                targets.append(stats['targets'].numpy())
         tokens = max(counts['tokens'], 1)
+        p = counts['replaced'] / tokens
+        prior_loss = (-(p * math.log(p) + (1 - p) * math.log(1 - p))
+                      if 0 < p < 1 else 0.0)
         return {'val_loss': sums['loss'] / max(sums['batches'], 1),
                 'disc_loss': sums['disc_loss'] / max(sums['batches'], 1),
+                # The loss of always answering the replaced fraction: what a
+                # discriminator that learned nothing but the prior scores.
+                'prior_disc_loss': prior_loss,
+                # Threshold-free: does it rank replaced tokens above original ones?
+                'rtd_auc': roc_auc(np.concatenate(scores), np.concatenate(targets))
+                if scores else float('nan'),
                 'rtd_accuracy': counts['correct'] / tokens,
                 'all_original_accuracy': 1.0 - counts['replaced'] / tokens,
                 'replaced_fraction': counts['replaced'] / tokens,

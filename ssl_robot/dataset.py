@@ -14,6 +14,14 @@ A dataset is a directory::
     terrain_mask.npy       bool    [N, GH, GW]
     prov_t_future_ns.npy   int64   [N, D]       t' that made the label, -1 unknown
     prov_pose_err.npy      float32 [N, D, 3]    (dx, dy, dyaw) of the pose at t' vs target
+    views.npy              uint8   [N, V, H, W, 3]  other cameras' frames (multi-view)
+    views_mask.npy         bool    [N, V]       True where view v has a frame for row n
+
+Extra cameras (meta.json ``views``: their image topics, V = len(views)) are matched to
+each main-camera frame by header stamp (`ssl_robot.labelling.streams.match_views`); a
+view without a frame close enough in time is masked, its pixels zero. The two view
+arrays exist only when V > 0: a single-camera dataset, and any dataset written before
+views existed (no ``views`` key), reads as V = 0 with empty [N, 0, ...] arrays.
 
 Training reads the arrays with ``mmap_mode='r'``: no bag decoding per epoch.
 
@@ -60,8 +68,18 @@ ARRAYS: dict[str, tuple[np.dtype, Any]] = {
     'prov_pose_err': (np.dtype(np.float32), lambda h, w, d, s, gh, gw: (d, 3)),
 }
 
-#: Arrays a bag's rows must provide (bag_ids is filled in by the writer).
+#: Arrays of the extra camera views: name -> (dtype, trailing shape of (V, H, W)); on
+#: disk only when the dataset has views (V > 0).
+VIEW_ARRAYS: dict[str, tuple[np.dtype, Any]] = {
+    'views': (np.dtype(np.uint8), lambda v, h, w: (v, h, w, 3)),
+    'views_mask': (np.dtype(np.bool_), lambda v, h, w: (v,)),
+}
+
+#: Arrays a bag's rows must provide (bag_ids is filled in by the writer; views and
+#: views_mask too when the dataset has views).
 ROW_ARRAYS = tuple(name for name in ARRAYS if name != 'bag_ids')
+
+_DTYPES = {name: dtype for name, (dtype, _) in {**ARRAYS, **VIEW_ARRAYS}.items()}
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,7 +104,15 @@ def _trailing_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     h, w = (int(v) for v in meta['image_hw'])
     gh, gw = (int(v) for v in meta['terrain_grid'])
     d, s = len(meta['distances_m']), len(meta['sensors'])
-    return {name: tuple(shape(h, w, d, s, gh, gw)) for name, (_, shape) in ARRAYS.items()}
+    v = len(meta.get('views', []))
+    shapes = {name: tuple(shape(h, w, d, s, gh, gw)) for name, (_, shape) in ARRAYS.items()}
+    shapes.update({name: tuple(shape(v, h, w)) for name, (_, shape) in VIEW_ARRAYS.items()})
+    return shapes
+
+
+def _stored_arrays(meta: Mapping[str, Any]) -> list[str]:
+    """Names of the array files a dataset of this meta has (view arrays only with views)."""
+    return [*ARRAYS, *(VIEW_ARRAYS if meta.get('views') else ())]
 
 
 class _NpyHeader:
@@ -145,7 +171,8 @@ class LabelledDataset:
         path: The directory.
         meta: The parsed meta.json.
         frames, stamps_ns, bag_ids, proximity, proximity_mask, terrain, terrain_mask,
-        prov_t_future_ns, prov_pose_err: The arrays (see the module docstring).
+        prov_t_future_ns, prov_pose_err, views, views_mask: The arrays (see the module
+        docstring; views [N, 0, H, W, 3] and views_mask [N, 0] without views).
     """
 
     def __init__(self, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -182,7 +209,8 @@ class LabelledDataset:
         trailing = _trailing_shapes(meta)
         n = meta.get('n_frames')  # absent in datasets written before in-place appends
         arrays: dict[str, np.ndarray] = {}
-        for name, (dtype, _) in ARRAYS.items():
+        for name in _stored_arrays(meta):
+            dtype = _DTYPES[name]
             array_path = path / f'{name}.npy'
             try:
                 header = _read_npy_header(array_path)
@@ -196,6 +224,11 @@ class LabelledDataset:
                     f'{path}: {name}.npy is {header.dtype}{list(header.shape)}, expected '
                     f'{dtype}{[n, *trailing[name]]}')
             arrays[name] = _map_rows(array_path, header, int(n), mmap=mmap)
+        if not meta.get('views'):
+            for name in VIEW_ARRAYS:
+                empty = np.zeros((int(n or 0), *trailing[name]), _DTYPES[name])
+                empty.flags.writeable = False
+                arrays[name] = empty
         return cls(path, meta, arrays)
 
     def __len__(self) -> int:
@@ -212,6 +245,11 @@ class LabelledDataset:
     @property
     def sensors(self) -> list[str]:
         return list(self.meta['sensors'])
+
+    @property
+    def view_names(self) -> list[str]:
+        """Image topics of the extra camera views (empty for a single-camera dataset)."""
+        return [str(v) for v in self.meta.get('views', [])]
 
     def split(self, val_fraction: float = 0.25, *, by: str = 'bag', seed: int = 0,
               block_s: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
@@ -332,6 +370,8 @@ class DatasetWriter:
         path: Target directory.
         distances_m, sensors, terrain_grid, image_hw: Shape of the labels; when
             appending they must equal the existing dataset's (None: take them from it).
+        views: Names (image topics) of the extra camera views, [] for one camera;
+            when appending they must equal the dataset's (None: take them from it).
         params: Parameters that made the labels (stored in meta.json).
         append: Add to an existing dataset at `path` (created when absent).
         overwrite: Replace an existing dataset (without `append`).
@@ -346,7 +386,8 @@ class DatasetWriter:
                  terrain_grid: Sequence[int] | None = None,
                  image_hw: Sequence[int] | None = None,
                  params: Mapping[str, Any] | None = None,
-                 append: bool = False, overwrite: bool = False) -> None:
+                 append: bool = False, overwrite: bool = False,
+                 views: Sequence[str] | None = None) -> None:
         self.path = Path(path).absolute()
         _recover_interrupted_swap(self.path)
         self._closed = True  # until the output files are open
@@ -361,14 +402,14 @@ class DatasetWriter:
             elif not (self.path / 'meta.json').is_file():
                 raise DatasetError(f'{self.path}: exists and is not a dataset; not replacing it')
         try:
-            self._open_output(distances_m, sensors, terrain_grid, image_hw, params)
+            self._open_output(distances_m, sensors, terrain_grid, image_hw, params, views)
         except BaseException:
             self._unlock()
             raise
 
     def _open_output(self, distances_m: Sequence[float] | None, sensors: Sequence[str] | None,
                      terrain_grid: Sequence[int] | None, image_hw: Sequence[int] | None,
-                     params: Mapping[str, Any] | None) -> None:
+                     params: Mapping[str, Any] | None, views: Sequence[str] | None) -> None:
         parent = self.path.parent
         if not parent.is_dir():
             try:
@@ -382,15 +423,18 @@ class DatasetWriter:
         given = {'distances_m': None if distances_m is None else [float(d) for d in distances_m],
                  'sensors': None if sensors is None else [str(s) for s in sensors],
                  'terrain_grid': None if terrain_grid is None else [int(g) for g in terrain_grid],
-                 'image_hw': None if image_hw is None else [int(v) for v in image_hw]}
+                 'image_hw': None if image_hw is None else [int(v) for v in image_hw],
+                 'views': None if views is None else [str(v) for v in views]}
         if self._base is not None:
             for key, value in given.items():
-                have = self._base.meta[key]
+                have = self._base.meta.get(key, []) if key == 'views' else self._base.meta[key]
                 if value is not None and (
                         not np.allclose(value, have) if key == 'distances_m' else value != have):
                     raise DatasetError(f'{self.path}: cannot append, {key} is {value} here '
                                        f'but {have} in the dataset')
                 given[key] = have
+        if given['views'] is None:
+            given['views'] = []
         missing = [k for k, v in given.items() if v is None]
         if missing:
             raise DatasetError(f'{self.path}: a new dataset needs {", ".join(missing)}')
@@ -402,6 +446,7 @@ class DatasetWriter:
             'code_version': code_version(),
         }
         self._trailing = _trailing_shapes(self.meta)
+        self._names = _stored_arrays(self.meta)
         self._new_rows = 0
         if self._base is None:
             try:
@@ -409,7 +454,7 @@ class DatasetWriter:
             except OSError as exc:
                 raise DatasetError(f'{self.path}: cannot write in {parent}: {exc}') from exc
             self._parts = {name: open(self._tmp / f'{name}.part', 'wb')  # noqa: SIM115
-                           for name in ARRAYS}
+                           for name in self._names}
         else:
             self._parts = self._open_for_append()
         self._closed = False
@@ -443,10 +488,10 @@ class DatasetWriter:
         self._headers: dict[str, _NpyHeader] = {}
         parts = {}
         try:
-            for name, (dtype, _) in ARRAYS.items():
+            for name in self._names:
                 file = self.path / f'{name}.npy'
                 header = _read_npy_header(file)
-                grown = _npy_header_bytes(dtype, (10 ** 18, *self._trailing[name]))
+                grown = _npy_header_bytes(_DTYPES[name], (10 ** 18, *self._trailing[name]))
                 if len(grown) != header.offset:
                     raise DatasetError(f'{file}: its header leaves no room to grow; '
                                        'cannot append in place (re-create the dataset)')
@@ -478,6 +523,8 @@ class DatasetWriter:
     def add_rows(self, bag_id: int, rows: Mapping[str, np.ndarray]) -> None:
         """Append rows of one bag (every array of ROW_ARRAYS, same leading length).
 
+        With views, rows also need views and views_mask (ignored without views).
+
         Raises:
             DatasetError: For a missing array or a wrong dtype/shape.
         """
@@ -486,11 +533,12 @@ class DatasetWriter:
         if n is None:
             raise DatasetError('rows need stamps_ns')
         converted = {}
-        for name in ROW_ARRAYS:
+        for name in self._names:
+            if name == 'bag_ids':
+                continue
             if name not in rows:
                 raise DatasetError(f'rows lack {name}')
-            dtype, _ = ARRAYS[name]
-            array = np.ascontiguousarray(rows[name], dtype=dtype)
+            array = np.ascontiguousarray(rows[name], dtype=_DTYPES[name])
             if array.shape != (n, *self._trailing[name]):
                 raise DatasetError(f'rows {name} has shape {list(array.shape)}, expected '
                                    f'{[n, *self._trailing[name]]}')
@@ -523,7 +571,7 @@ class DatasetWriter:
         total = self.n_frames
         self.meta['n_frames'] = total
         try:
-            for name in ARRAYS:
+            for name in self._names:
                 self._finish_array(name, total)
             if self._base is None:
                 self._write_meta(self._tmp / 'meta.json')
@@ -553,7 +601,7 @@ class DatasetWriter:
         part.close()
         part_path = self._tmp / f'{name}.part'
         with open(self._tmp / f'{name}.npy', 'wb') as f:
-            f.write(_npy_header_bytes(ARRAYS[name][0], (total, *self._trailing[name])))
+            f.write(_npy_header_bytes(_DTYPES[name], (total, *self._trailing[name])))
             with open(part_path, 'rb') as src:
                 shutil.copyfileobj(src, f, 1 << 22)
             f.flush()
@@ -586,7 +634,7 @@ class DatasetWriter:
         for name, part in self._parts.items():
             try:
                 part.seek(0)
-                part.write(_npy_header_bytes(ARRAYS[name][0], (total, *self._trailing[name])))
+                part.write(_npy_header_bytes(_DTYPES[name], (total, *self._trailing[name])))
                 part.flush()
                 os.fsync(part.fileno())
             except OSError as exc:

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from ssl_robot.dataset import ARRAYS, DatasetError, DatasetWriter, LabelledDataset
+from ssl_robot.dataset import ARRAYS, DatasetError, DatasetWriter, LabelledDataset, VIEW_ARRAYS
 
 SHAPE = {'distances_m': [0.0, 0.1, 0.2], 'sensors': ['left', 'center'],
          'terrain_grid': [2, 3], 'image_hw': [4, 5]}
@@ -134,6 +134,54 @@ def test_append_writes_only_the_new_rows_in_place(tmp_path):
         assert np.load(tmp_path / 'ds' / f'{name}.npy').shape[0] == 10
     assert sorted(p.name for p in (tmp_path / 'ds').iterdir()) == sorted(
         ['meta.json', *(f'{name}.npy' for name in ARRAYS)])
+
+
+def with_views(rows, v: int, *, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = len(rows['stamps_ns'])
+    return {**rows, 'views': rng.integers(0, 255, (n, v, 4, 5, 3), dtype=np.uint8),
+            'views_mask': rng.random((n, v)) > 0.3}
+
+
+def test_views_round_trip_and_append_in_place(tmp_path):
+    a, b = with_views(make_rows(6, seed=1), 2, seed=1), with_views(make_rows(4, seed=2), 2)
+    topics = ['/camera2/image_raw', '/camera3/image_raw']
+    with DatasetWriter(tmp_path / 'ds', **SHAPE, views=topics) as writer:
+        writer.add_bag('a', a)
+    with DatasetWriter(tmp_path / 'ds', append=True) as writer:  # views taken from the meta
+        writer.add_bag('b', b)
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert ds.view_names == topics and ds.meta['n_frames'] == 10
+    assert isinstance(ds.views, np.memmap) and ds.views.shape == (10, 2, 4, 5, 3)
+    for name in VIEW_ARRAYS:
+        np.testing.assert_array_equal(getattr(ds, name), np.concatenate([a[name], b[name]]))
+        assert np.load(tmp_path / 'ds' / f'{name}.npy').shape[0] == 10
+    assert ds[7]['views_mask'].tolist() == b['views_mask'][1].tolist()
+    with pytest.raises(DatasetError, match='views'):
+        DatasetWriter(tmp_path / 'ds', append=True, views=topics[:1])
+    with pytest.raises(DatasetError, match='rows lack views_mask'):
+        with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+            writer.add_bag('c', {k: v for k, v in a.items() if k != 'views_mask'})
+    assert len(LabelledDataset.open(tmp_path / 'ds')) == 10
+
+
+def test_single_camera_and_older_datasets_read_as_no_views(tmp_path):
+    with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
+        writer.add_bag('a', make_rows(3))  # rows without views: fine with V = 0
+    assert not (tmp_path / 'ds' / 'views.npy').exists()
+    # A dataset written before views existed has no 'views' key in its meta.
+    meta_path = tmp_path / 'ds' / 'meta.json'
+    meta = json.loads(meta_path.read_text())
+    meta.pop('views')
+    meta_path.write_text(json.dumps(meta))
+    ds = LabelledDataset.open(tmp_path / 'ds')
+    assert ds.view_names == [] and ds.views.shape == (3, 0, 4, 5, 3)
+    assert ds.views_mask.shape == (3, 0) and ds[1]['views_mask'].shape == (0,)
+    with DatasetWriter(tmp_path / 'ds', append=True) as writer:
+        writer.add_bag('b', with_views(make_rows(2), 0))
+    assert len(LabelledDataset.open(tmp_path / 'ds')) == 5
+    with pytest.raises(DatasetError, match='views'):
+        DatasetWriter(tmp_path / 'ds', append=True, views=['/camera2/image_raw'])
 
 
 def test_rows_of_a_crashed_append_are_invisible_and_cut_off(tmp_path):

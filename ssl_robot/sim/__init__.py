@@ -28,8 +28,8 @@ _LAZY = {
     'OdometryNoise': 'simulator', 'Simulator': 'simulator',
 }
 
-__all__ = ['CameraMount', 'generate_world', 'MAX_RAY_M', 'Obstacle', 'ROBOT', 'RobotGeometry', 'SimError',
-           'TERRAINS', 'TerrainPatch', 'TerrainType', 'World', *_LAZY]
+__all__ = ['CameraMount', 'generate_world', 'MAX_RAY_M', 'Obstacle', 'ROBOT', 'RobotGeometry',
+           'SimError', 'TERRAINS', 'TerrainPatch', 'TerrainType', 'World', *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -191,35 +191,51 @@ class GridLayout:
 
 
 def obstacle_grid_layout(distances_m: Sequence[float], lateral_offsets_m: Sequence[float], *,
-                         x_offset_m: float = 0.0) -> GridLayout:
-    """Lay out distances (x, ahead) and sensors (y, lateral offset) on a square grid.
+                         x_offset_m: float = 0.0, yaws_rad: Sequence[float] | None = None,
+                         beam_range_m: float = 0.0) -> GridLayout:
+    """Place each (distance, sensor) prediction on a square grid in base_link.
 
-    The resolution is the smallest spacing between distances or between sensor offsets,
-    so no two (distance, sensor) pairs share a cell.
+    The label "obstacle at distance d for sensor s" means: once the robot has driven d
+    straight ahead, sensor s sees something within its trigger range. Its cell is that
+    sensor's beam at `beam_range_m` after the drive:
+    (x_offset + d + r cos(yaw_s), y_s + r sin(yaw_s)). The resolution is the smallest
+    spacing between distances or between sensor beams; pairs that still share a cell
+    are merged by `obstacle_grid_data` (the higher probability wins).
 
     Args:
         distances_m: Labelled distances ahead (m).
         lateral_offsets_m: Lateral offset (y, left positive) of each sensor (m).
         x_offset_m: Forward offset of the sensors from base_link (m).
+        yaws_rad: Heading of each sensor's beam (left positive; None: all straight ahead).
+        beam_range_m: How far along its beam a sensor's cell lies (e.g. half the range
+            that makes a label 'obstacle'; 0: at the sensor).
     """
-    xs = np.asarray(distances_m, np.float64) + x_offset_m
-    ys = np.asarray(lateral_offsets_m, np.float64)
-    gaps = [g for arr in (np.sort(xs), np.sort(ys)) for g in np.diff(arr) if g > 1e-6]
+    ys0 = np.asarray(lateral_offsets_m, np.float64)
+    yaws = np.zeros_like(ys0) if yaws_rad is None else np.asarray(yaws_rad, np.float64)
+    if yaws.shape != ys0.shape:
+        raise ValueError(f'{len(yaws)} sensor yaws for {len(ys0)} sensors')
+    d = np.asarray(distances_m, np.float64)
+    xs = x_offset_m + d[:, None] + beam_range_m * np.cos(yaws)[None, :]   # [D, S]
+    ys = np.broadcast_to(ys0 + beam_range_m * np.sin(yaws), xs.shape)    # [D, S]
+    gaps = [g for arr in (np.sort(d), np.sort(ys[0])) for g in np.diff(arr) if g > 1e-6]
     res = float(min(gaps)) if gaps else 0.05
     cols = np.round((xs - xs.min()) / res).astype(int)
     rows = np.round((ys - ys.min()) / res).astype(int)
     width, height = int(cols.max()) + 1, int(rows.max()) + 1
-    cells = rows[None, :] * width + cols[:, None]
     return GridLayout(res, width, height,
-                      (float(xs.min() - res / 2), float(ys.min() - res / 2)), cells)
+                      (float(xs.min() - res / 2), float(ys.min() - res / 2)),
+                      rows * width + cols)
 
 
 def obstacle_grid_data(probs: np.ndarray, layout: GridLayout) -> np.ndarray:
-    """OccupancyGrid data (int8, 0-100, -1 unknown) from probabilities [D, S]."""
-    data = np.full(layout.width * layout.height, -1, np.int8)
+    """OccupancyGrid data (int8, 0-100, -1 unknown) from probabilities [D, S].
+
+    Where several (distance, sensor) pairs share a cell the highest value is kept.
+    """
+    data = np.full(layout.width * layout.height, -1, np.int16)
     values = np.clip(np.round(np.nan_to_num(probs, nan=-0.01) * 100), -1, 100)
-    data[layout.cells.ravel()] = values.ravel().astype(np.int8)
-    return data
+    np.maximum.at(data, layout.cells.ravel(), values.ravel().astype(np.int16))
+    return data.astype(np.int8)
 
 
 def default_lateral_offsets(n_sensors: int, span_m: float = 0.07) -> list[float]:

@@ -162,6 +162,25 @@ def test_obstacle_grid_layout_hand_computed() -> None:
     assert (data == -1).sum() == 15 - 9
 
 
+def test_obstacle_grid_layout_follows_the_sensor_beams() -> None:
+    from ssl_robot.inference import obstacle_grid_data, obstacle_grid_layout
+    # Beams yawed +-90 deg with cells 0.1 m along them: the side sensors' cells move out
+    # sideways to y = +-0.2 at x = d; the centre's moves ahead to x = d + 0.1, y = 0.
+    layout = obstacle_grid_layout([0.0, 0.1], [0.1, 0.0, -0.1], x_offset_m=0.0,
+                                  yaws_rad=[np.pi / 2, 0.0, -np.pi / 2], beam_range_m=0.1)
+    assert layout.resolution == pytest.approx(0.1)
+    assert layout.origin_xy == pytest.approx((-0.05, -0.25))
+    assert (layout.width, layout.height) == (3, 5)
+    np.testing.assert_array_equal(layout.cells, [[4 * 3 + 0, 2 * 3 + 1, 0 * 3 + 0],
+                                                 [4 * 3 + 1, 2 * 3 + 2, 0 * 3 + 1]])
+    # Two pairs in one cell: the higher probability is kept, whichever comes last.
+    shared = obstacle_grid_layout([0.0, 0.01], [0.0], x_offset_m=0.0)
+    shared.cells[:] = 0
+    assert obstacle_grid_data(np.array([[0.9], [0.2]]), shared)[0] == 90
+    with pytest.raises(ValueError, match='yaws'):
+        obstacle_grid_layout([0.0], [0.0, 0.1], yaws_rad=[0.0])
+
+
 def test_core_preprocess_matches_training_transform() -> None:
     import torch
 

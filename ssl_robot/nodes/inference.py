@@ -57,8 +57,13 @@ class InferenceNode(LifecycleNode):
         self._declare('sensor_lateral_offsets_m', [0.035, 0.0, -0.035],
                       'lateral offset (y, left +) of each proximity sensor, in the '
                       "model's sensor order; other lengths: evenly spread")
+        self._declare('sensor_yaws_rad', [0.35, 0.0, -0.35],
+                      "heading of each proximity sensor's beam (left +), in the model's "
+                      'sensor order; other lengths: all straight ahead')
         self._declare('grid_x_offset_m', 0.06, 'forward offset of the proximity sensors '
-                      'from base_frame (x of the first grid column)')
+                      'from base_frame')
+        self._declare('grid_beam_range_m', 0.06, 'where along its beam a sensor\'s grid '
+                      "cell lies (about half the labeller's obstacle_range_threshold)")
         self._declare('camera_hw', [0, 0], 'expected camera [H, W]; configure fails when its '
                       "aspect ratio differs from the model's ([0, 0]: not checked)")
         self.model: OnnxRobotModel | None = None
@@ -94,8 +99,16 @@ class InferenceNode(LifecycleNode):
                 self.get_logger().warning(
                     f'sensor_lateral_offsets_m has {len(offsets)} values for '
                     f'{len(model.meta["sensors"])} sensors; spreading them evenly')
-            self._layout = obstacle_grid_layout(model.meta['distances_m'], offsets,
-                                                x_offset_m=float(self._param('grid_x_offset_m')))
+            yaws = list(self._param('sensor_yaws_rad'))
+            if len(yaws) != len(offsets):
+                self.get_logger().warning(
+                    f'sensor_yaws_rad has {len(yaws)} values for {len(offsets)} sensors; '
+                    'taking every beam as straight ahead')
+                yaws = [0.0] * len(offsets)
+            self._layout = obstacle_grid_layout(
+                model.meta['distances_m'], offsets, yaws_rad=yaws,
+                x_offset_m=float(self._param('grid_x_offset_m')),
+                beam_range_m=float(self._param('grid_beam_range_m')))
         self.get_logger().info(
             f'loaded {model.kind} model {model.path} (input {list(model.input_hw)}, outputs '
             f'{model.meta["output_names"]}); onnxruntime providers in use: {model.providers}')

@@ -15,6 +15,7 @@ from ssl_robot.dataset import LabelledDataset
 from ssl_robot.labelling import (build_trajectory, interpolate_poses, LabelError,
                                  labelling_params)
 from ssl_robot.labelling.bag import label_bag
+from ssl_robot.labelling.streams import match_views
 from ssl_robot.msgconv import MessageError
 from ssl_robot.labelling.borealtc import auc
 from ssl_robot.labelling.sim_truth import precision_recall, proximity_truth
@@ -180,6 +181,72 @@ def test_messy_bag_is_sorted_deduplicated_and_counted(tmp_path):
     assert not lb.rows['proximity_mask'][:, :, [0, 2]].any()   # sensors without a stream
     assert any('camera intrinsics' in n for n in lb.bag.notes)
     assert not lb.rows['terrain_mask'].any()
+
+
+@pytest.mark.parametrize('frames, views, tolerance, expected', [
+    ([100, 200, 300], [102, 195, 260], 5, [0, 1, -1]),      # 300: nearest 260 is 40 away
+    ([100, 200], [96, 104, 198], 5, [0, 2]),                 # tie at 100: the earlier one
+    ([300, 100], [310, 90], 10, [0, 1]),                     # any order, inclusive bound
+    ([100, 200], [], 50, [-1, -1]),
+])
+def test_match_views_hand_computed(frames, views, tolerance, expected):
+    assert match_views(np.array(frames), np.array(views), tolerance).tolist() == expected
+
+
+def _write_two_camera_bag(path, *, view_hw=(2, 3)):
+    """Odometry, /image_raw at 5 Hz and /camera2/image_raw 5 ms later, except at 400 ms
+    (60 ms later, beyond the 15 ms tolerance); camera2 pixel values are 10 + frame index."""
+    from bag_factory import default_msg, header
+    s = 1_000_000_000
+    with BagWriter(path) as writer:
+        for k in range(100):
+            t = 10 * s + k * 20_000_000
+            odom = default_msg('nav_msgs/msg/Odometry', header=header(t, 'odom'),
+                               child_frame_id='base_link')
+            odom.pose.pose.orientation.w = 1.0
+            writer.write('/odom', 'nav_msgs/msg/Odometry', odom, t)
+        for i, ms in enumerate([0, 200, 400, 600, 800]):
+            t = 10 * s + ms * 1_000_000
+            img = default_msg('sensor_msgs/msg/Image', header=header(t, 'cam'), height=2,
+                              width=3, encoding='rgb8', step=9, data=np.full(18, i, np.uint8))
+            writer.write('/image_raw', 'sensor_msgs/msg/Image', img, t)
+            # At 400 ms only a frame 60 ms late; elsewhere 5 ms late, and a decoy 9 ms late.
+            for dt_ms, value in ([(60, 10 + i)] if ms == 400 else [(5, 10 + i), (9, 99)]):
+                h, w = view_hw
+                view = default_msg('sensor_msgs/msg/Image', header=header(
+                    t + dt_ms * 1_000_000, 'camera2_optical_frame'), height=h, width=w,
+                    encoding='rgb8', step=3 * w, data=np.full(h * w * 3, value, np.uint8))
+                writer.write('/camera2/image_raw', 'sensor_msgs/msg/Image', view,
+                             t + dt_ms * 1_000_000)
+
+
+def test_extra_cameras_are_matched_by_stamp_and_masked_when_missing(tmp_path, capsys):
+    _write_two_camera_bag(tmp_path / 'two')
+    params = labelling_params({**load_node_parameters('labeller'),
+                               'extra_image_topics': ['camera2/image_raw',
+                                                      '/camera3/image_raw']})
+    lb = label_bag(tmp_path / 'two', params)
+    views, mask = lb.rows['views'], lb.rows['views_mask']
+    assert views.shape == (5, 2, 2, 3, 3) and mask.shape == (5, 2)
+    assert mask[:, 0].tolist() == [True, True, False, True, True]
+    assert views[:, 0, 0, 0, 0].tolist() == [10, 11, 0, 13, 14]   # the nearest, never filled
+    assert not mask[:, 1].any() and not views[:, 1].any()       # no /camera3 stream at all
+    assert any('/camera3/image_raw' in note for note in lb.bag.notes)
+    counts = lb.provenance['counts']
+    assert (counts['views_matched_0'], counts['views_missing_0']) == (4, 1)
+    # The command: views named in the dataset, masked views reported in the summary.
+    out = tmp_path / 'ds'
+    assert cli_main(['label', str(tmp_path / 'two'), '--out', str(out), '--no-figures',
+                     '--remap', 'views:=camera2/image_raw']) == 0
+    assert 'view /camera2/image_raw: matched in 4 frames, masked' in capsys.readouterr().out
+    ds = LabelledDataset.open(out)
+    assert ds.view_names == ['/camera2/image_raw'] and ds.views_mask[:, 0].sum() == 4
+    summary = json.loads((out / 'report' / 'summary.json').read_text())
+    assert summary['views'] == [{'topic': '/camera2/image_raw', 'matched': 4, 'masked': 1}]
+    # Another image size is refused, not resized.
+    _write_two_camera_bag(tmp_path / 'other_size', view_hw=(4, 6))
+    with pytest.raises(LabelError, match='camera2/image_raw has 6x4 images.*3x2'):
+        label_bag(tmp_path / 'other_size', params)
 
 
 def test_bag_without_odometry_is_a_clear_error(tmp_path):

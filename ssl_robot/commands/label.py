@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         'them, write no dataset')
     p.add_argument('--remap', action='append', default=[], metavar='KEY:=TOPIC',
                    help='use TOPIC for a config topic key, e.g. odom:=/husky/odom '
-                        '(keys: image, camera_info, odom, imu, cmd_vel, range)')
+                        '(keys: image, camera_info, odom, imu, cmd_vel, range; views takes '
+                        'the extra cameras\' image topics, e.g. views:=/camera2/image_raw)')
     p.add_argument('--no-figures', action='store_true', help='skip the figures')
     p.set_defaults(func=run)
 
@@ -48,7 +49,8 @@ _REMAP_KEYS = {'image': 'image_topic', 'camera_info': 'camera_info_topic',
 
 
 def apply_remaps(config: dict[str, Any], remaps: list[str]) -> dict[str, Any]:
-    """Config with topic keys replaced by `KEY:=TOPIC` remaps ('range' takes a list a,b,c).
+    """Config with topic keys replaced by `KEY:=TOPIC` remaps ('range' and 'views' take a
+    list a,b,c; 'views' sets the extra cameras of a multi-view dataset).
 
     Raises:
         ConfigError: For a malformed remap or an unknown key.
@@ -60,11 +62,13 @@ def apply_remaps(config: dict[str, Any], remaps: list[str]) -> dict[str, Any]:
             raise ConfigError(f'remap {remap!r}: expected KEY:=TOPIC')
         if key == 'range':
             config['range_topics'] = topic.split(',')
+        elif key == 'views':
+            config['extra_image_topics'] = [t for t in topic.split(',') if t]
         elif key in _REMAP_KEYS:
             config[_REMAP_KEYS[key]] = topic
         else:
             raise ConfigError(f'remap {remap!r}: unknown key {key!r} '
-                              f'(use {", ".join([*_REMAP_KEYS, "range"])})')
+                              f'(use {", ".join([*_REMAP_KEYS, "range", "views"])})')
     return config
 
 
@@ -101,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl_robot.dataset import DatasetError, DatasetWriter  # noqa: PLC0415 - fast --help
     from ssl_robot.labelling import labelling_params  # noqa: PLC0415
     from ssl_robot.labelling.bag import label_bag  # noqa: PLC0415
+    from ssl_robot.labelling.params import absolute  # noqa: PLC0415
     from ssl_robot.labelling.report import (format_summary, summarise,  # noqa: PLC0415
                                             write_figures)
     config = apply_remaps(load_node_parameters('labeller', args.config), args.remap)
@@ -124,12 +129,14 @@ def run(args: argparse.Namespace) -> int:
                         args.out, distances_m=params.proximity.distances_m,
                         sensors=params.sensors, terrain_grid=params.terrain.grid,
                         image_hw=lb.rows['frames'].shape[1:3], params=params.as_dict(),
-                        append=args.append, overwrite=args.overwrite)
+                        append=args.append, overwrite=args.overwrite,
+                        views=[absolute(t) for t in params.view_topics])
                 writer.add_bag(', '.join(lb.paths), lb.rows, params=params.as_dict(),
                                counts=lb.provenance['counts'], notes=lb.bag.notes)
                 if any(len(other.rows['stamps_ns']) for other in labelled):
                     # Written: only the first bag's frames stay in memory (for figures).
                     lb.rows['frames'] = lb.rows['frames'][:0]
+                    lb.rows['views'] = lb.rows['views'][:0]
             labelled.append(lb)
         if writer is not None:
             writer.commit()

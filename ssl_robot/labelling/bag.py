@@ -5,6 +5,14 @@ first of its 1/rate time slot (by header stamp, so the choice does not depend on
 order the messages arrive in), and only kept frames are decoded. In rosbag2 (CDR) bags
 the header stamp of an image is read straight from the serialised bytes, so skipped
 images are never deserialised.
+
+Extra cameras (`LabellingParams.view_topics`) are read after the main pass: their stamps
+first, then only the frames that match a kept main-camera frame (nearest header stamp
+within `view_match_tolerance_s`, `match_views`) are decoded. A view without a match is
+masked for that frame and counted (`views_missing_<k>`), never filled in. An extra
+camera whose images have another size than the main camera's is an error (LabelError):
+views are stored at the main camera's size and are not resized, since stretching another
+aspect ratio or field of view would change what the TCN learns to match.
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ from ssl_robot.bagio import BagReader
 from ssl_robot.labelling import LabelError
 from ssl_robot.labelling.fastcdr import FieldReader, READERS
 from ssl_robot.labelling.params import absolute, LabellingParams
-from ssl_robot.labelling.streams import label_streams, LabelResult, SensorStreams
+from ssl_robot.labelling.streams import label_streams, LabelResult, match_views, SensorStreams
 from ssl_robot.msgconv import image_to_rgb, MessageError, odometry_to_pose2d, stamp_ns
 
 if TYPE_CHECKING:
@@ -78,7 +86,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     """Read everything the labeller needs from one recording (one or more bag files).
 
     Raises:
-        LabelError: Without an odometry stream.
+        LabelError: Without an odometry stream, or for an extra camera whose images have
+            another size than the main camera's.
         BagError: When the bag cannot be read.
     """
     image_t, info_t = absolute(params.image_topic), absolute(params.camera_info_topic)
@@ -200,6 +209,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
             except (MessageError, AttributeError, ValueError, struct.error) as exc:
                 counts['messages_bad'] += 1
                 _LOG.debug('message on %s dropped: %s', topic, exc)
+        views, views_mask = _read_views(bag, params, np.asarray(frame_stamps, np.int64),
+                                        image_hw, counts, notes)
     if has_camera and not frames:
         notes.append(f'camera stream {image_t} has no usable frame')
     if k_matrix is not None and image_hw is not None and k_matrix[0, 0] <= 0:
@@ -217,9 +228,78 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         imu_stamps=np.asarray(imu_s, np.int64),
         imu_accel=np.asarray(imu_a, np.float64).reshape(-1, 3),
         imu_gyro=np.asarray(imu_g, np.float64).reshape(-1, 3),
-        cmd_stamps=np.asarray(cmd_s, np.int64), cmd_speed=np.asarray(cmd_v, np.float64))
+        cmd_stamps=np.asarray(cmd_s, np.int64), cmd_speed=np.asarray(cmd_v, np.float64),
+        views=views, views_mask=views_mask)
     gt = (np.asarray(gt_s, np.int64), np.asarray(gt_p).reshape(-1, 3)) if gt_s else None
     return BagStreams(streams, counts, notes, has_camera, gt, world_json, duration)
+
+
+def _read_views(bag: BagReader, params: LabellingParams, frame_stamps: np.ndarray,
+                image_hw: tuple[int, int] | None, counts: dict[str, int], notes: list[str]
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The extra cameras' frames matched to the kept frames: (views, views_mask) or Nones.
+
+    Two passes over the extra image topics: header stamps only, then decoding just the
+    matched messages (the k-th message of a topic is the same in both passes).
+
+    Raises:
+        LabelError: For an extra camera whose images have another size than the main one's.
+    """
+    if not params.view_topics:
+        return None, None
+    h, w = image_hw or (0, 0)
+    n, v_count = len(frame_stamps), len(params.view_topics)
+    views = np.zeros((n, v_count, h, w, 3), np.uint8)
+    mask = np.zeros((n, v_count), bool)
+    tolerance_ns = int(round(params.view_match_tolerance_s * 1e9))
+    reader = bag._reader
+    topics = [absolute(t) for t in params.view_topics]
+    present = [t for t in topics if t in bag.topics]
+    for t in topics:
+        if t not in bag.topics:
+            notes.append(f'no extra camera stream (topic {t}): that view is masked in every '
+                         f'frame')
+    stamps: dict[str, list[int]] = {t: [] for t in present}
+    if n and present:
+        for conn, _, raw in bag.raw_messages(present):
+            try:
+                stamp = cdr_header_stamp_ns(raw) if reader.is2 else stamp_ns(
+                    reader.deserialize(raw, conn.msgtype).header)
+            except (AttributeError, ValueError, struct.error):
+                stamp = -(1 << 62)  # unreadable: never matches
+            stamps[conn.topic].append(stamp)
+    # (topic, k-th message of the topic) -> frames it is the view of.
+    wanted: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for v, t in enumerate(topics):
+        if t in stamps:
+            for row, k in enumerate(match_views(frame_stamps, stamps[t], tolerance_ns)):
+                if k >= 0:
+                    wanted.setdefault((t, int(k)), []).append((row, v))
+    if wanted:
+        seen = dict.fromkeys(present, -1)
+        for conn, _, raw in bag.raw_messages(present):
+            seen[conn.topic] += 1
+            rows = wanted.get((conn.topic, seen[conn.topic]))
+            if rows is None:
+                continue
+            try:
+                rgb = image_to_rgb(reader.deserialize(raw, conn.msgtype))
+            except (MessageError, AttributeError, ValueError) as exc:
+                counts['views_bad_encoding'] = counts.get('views_bad_encoding', 0) + len(rows)
+                _LOG.debug('view frame on %s dropped: %s', conn.topic, exc)
+                continue
+            if rgb.shape[:2] != (h, w):
+                raise LabelError(
+                    f'extra camera {conn.topic} has {rgb.shape[1]}x{rgb.shape[0]} images, the '
+                    f'main camera {absolute(params.image_topic)} {w}x{h}: views must have the '
+                    f'main camera\'s size (they are not resized)')
+            for row, v in rows:
+                views[row, v] = rgb
+                mask[row, v] = True
+    for v in range(v_count):
+        counts[f'views_matched_{v}'] = int(mask[:, v].sum())
+        counts[f'views_missing_{v}'] = int(n - mask[:, v].sum())
+    return views, mask
 
 
 def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams, *,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ssl_robot.labelling import LabelError
 from ssl_robot.labelling.proximity import ProximityParams
 from ssl_robot.labelling.terrain import TerrainParams
 
@@ -27,12 +28,24 @@ DEFAULTS: dict[str, Any] = {
     'terrain_grid': [6, 8], 'terrain_window_s': 0.5, 'terrain_hop_s': 0.1,
     'terrain_band_hz': [5.0, 30.0], 'terrain_gyro_weight': 1.0, 'terrain_slip_weight': 1.0,
     'terrain_horizon_s': 5.0, 'footprint_length_m': 0.10, 'footprint_width_m': 0.09,
+    'view_match_tolerance_s': 0.015,
 }
+
+#: Keys read by `ssl-robot label` only: the live labeller labels the main camera alone
+#: and does not declare them. `extra_image_topics` lists the image topics of extra
+#: cameras (multi-view datasets); set it in a parameter file or with
+#: `--remap views:=/camera2/image_raw`.
+OFFLINE_DEFAULTS: dict[str, Any] = {'extra_image_topics': []}
 
 
 @dataclass(frozen=True)
 class LabellingParams:
-    """Everything that decides the labels; `as_dict()` is the provenance stored."""
+    """Everything that decides the labels; `as_dict()` is the provenance stored.
+
+    `view_topics` are the extra cameras' image topics; each kept main-camera frame gets
+    the frame of each of them nearest in header stamp, if within `view_match_tolerance_s`
+    (about half a frame period), else that view is masked for the frame.
+    """
 
     image_topic: str
     camera_info_topic: str
@@ -45,6 +58,8 @@ class LabellingParams:
     odom_max_jump_m: float
     odom_max_jump_rad: float
     odom_max_backstep_s: float
+    view_topics: tuple[str, ...] = ()
+    view_match_tolerance_s: float = 0.015
     proximity: ProximityParams = field(default_factory=ProximityParams)
     terrain: TerrainParams = field(default_factory=TerrainParams)
 
@@ -68,8 +83,15 @@ def absolute(topic: str) -> str:
 
 
 def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
-    """Build LabellingParams from node parameters (missing keys take DEFAULTS)."""
-    c = {**DEFAULTS, **(config or {})}
+    """Build LabellingParams from node parameters (missing keys take DEFAULTS).
+
+    Raises:
+        LabelError: For a negative view match tolerance.
+    """
+    c = {**DEFAULTS, **OFFLINE_DEFAULTS, **(config or {})}
+    tolerance = float(c['view_match_tolerance_s'])
+    if not tolerance >= 0.0:
+        raise LabelError(f'view_match_tolerance_s must be >= 0, got {tolerance}')
     return LabellingParams(
         image_topic=str(c['image_topic']), camera_info_topic=str(c['camera_info_topic']),
         range_topics=tuple(str(t) for t in c['range_topics']), odom_topic=str(c['odom_topic']),
@@ -78,6 +100,8 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
         odom_max_gap_s=float(c['odom_max_gap_s']), odom_max_jump_m=float(c['odom_max_jump_m']),
         odom_max_jump_rad=float(c['odom_max_jump_rad']),
         odom_max_backstep_s=float(c['odom_max_backstep_s']),
+        view_topics=tuple(str(t) for t in c['extra_image_topics'] or ()),
+        view_match_tolerance_s=tolerance,
         proximity=ProximityParams(
             distances_m=tuple(float(d) for d in c['label_distances']),
             obstacle_range_m=float(c['obstacle_range_threshold']),

@@ -6,6 +6,7 @@ from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
+from ssl_robot.labelling.params import absolute
 from ssl_robot.labelling.poses import interpolate_poses
 
 if TYPE_CHECKING:
@@ -41,8 +42,22 @@ def summarise(labelled: list[LabelledBag]) -> dict[str, Any]:
         'yield': yield_table(mask).round(4).tolist(),
         'proximity_yield_overall': float(mask.mean()) if n else 0.0,
         'terrain_patch_yield': float(tmask.mean()) if n else 0.0,
+        'views': _view_counts(labelled),
         'counts': counts,
     }
+
+
+def _view_counts(labelled: list[LabelledBag]) -> list[dict[str, Any]]:
+    """Per extra camera: frames with a matched view, and frames where it is masked."""
+    topics = labelled[0].params.view_topics
+    out = []
+    for v, topic in enumerate(topics):
+        matched = sum(int(lb.provenance['counts'].get(f'views_matched_{v}', 0))
+                      for lb in labelled)
+        missing = sum(int(lb.provenance['counts'].get(f'views_missing_{v}', 0))
+                      for lb in labelled)
+        out.append({'topic': absolute(topic), 'matched': matched, 'masked': missing})
+    return out
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -63,6 +78,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f'  {d:5.2f}  {cells}')
         lines.append(f'proximity yield overall: {summary["proximity_yield_overall"]:.1%}, '
                      f'terrain patch yield: {summary["terrain_patch_yield"]:.1%}')
+        for view in summary.get('views', []):
+            lines.append(f'view {view["topic"]}: matched in {view["matched"]} frames, masked '
+                         f'(no frame within the tolerance) in {view["masked"]}')
     dropped = {k: v for k, v in summary['counts'].items() if v and any(
         w in k for w in ('bad', 'duplicate', 'out_of_order', 'jump', 'backstep', 'gap',
                          'invalid', 'nan', 'ambiguous', 'without_pose'))}

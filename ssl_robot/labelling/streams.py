@@ -31,6 +31,34 @@ def sort_dedup(stamps: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, lis
     return stamps[keep], out, {'out_of_order': late, 'duplicate': int((~keep).sum())}
 
 
+def match_views(frame_stamps: np.ndarray, view_stamps: np.ndarray, tolerance_ns: int
+                ) -> np.ndarray:
+    """For each frame, the index of the view frame nearest in stamp, -1 if none is close.
+
+    Args:
+        frame_stamps: [N] main-camera stamps (any order).
+        view_stamps: [M] stamps of one extra camera's frames (any order).
+        tolerance_ns: Largest |view stamp - frame stamp| that matches (inclusive).
+
+    Returns:
+        int64 [N]: an index into `view_stamps` (the earlier one on a tie), or -1.
+    """
+    frames = np.asarray(frame_stamps, np.int64).reshape(-1)
+    views = np.asarray(view_stamps, np.int64).reshape(-1)
+    out = np.full(len(frames), -1, np.int64)
+    if not len(views) or not len(frames):
+        return out
+    order = np.argsort(views, kind='stable')
+    ordered = views[order]
+    right = np.clip(np.searchsorted(ordered, frames, 'left'), 0, len(ordered) - 1)
+    left = np.clip(right - 1, 0, len(ordered) - 1)
+    use_left = np.abs(frames - ordered[left]) <= np.abs(ordered[right] - frames)
+    nearest = np.where(use_left, left, right)
+    close = np.abs(ordered[nearest] - frames) <= int(tolerance_ns)
+    out[close] = order[nearest[close]]
+    return out
+
+
 @dataclass
 class SensorStreams:
     """Everything the labeller needs, as arrays (stamps are header stamps, int64 ns).
@@ -42,6 +70,8 @@ class SensorStreams:
         odom_stamps: [M]; odom_poses: [M, 3]; odom_speed: [M] forward speed (m/s).
         imu_stamps: [I]; imu_accel, imu_gyro: [I, 3].
         cmd_stamps: [C]; cmd_speed: [C] commanded forward speed (m/s).
+        views: uint8 [N, V, H, W, 3] extra camera frames matched to the frames (None:
+            no extra cameras); views_mask: bool [N, V], False where a view had no match.
     """
 
     frame_stamps: np.ndarray
@@ -58,6 +88,8 @@ class SensorStreams:
     imu_gyro: np.ndarray
     cmd_stamps: np.ndarray
     cmd_speed: np.ndarray
+    views: np.ndarray | None = None
+    views_mask: np.ndarray | None = None
 
 
 @dataclass
@@ -80,7 +112,13 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
     in receive order, so resets are found before sorting.
     """
     counts: dict[str, int] = {}
-    fstamps, (frames,), c = sort_dedup(streams.frame_stamps, streams.frames)
+    views, views_mask = streams.views, streams.views_mask
+    if views is None or views_mask is None:
+        h, w = streams.frames.shape[1:3]
+        views = np.zeros((len(streams.frames), 0, h, w, 3), np.uint8)
+        views_mask = np.zeros((len(streams.frames), 0), bool)
+    fstamps, (frames, views, views_mask), c = sort_dedup(streams.frame_stamps, streams.frames,
+                                                         views, views_mask)
     counts.update({f'frames_{k}': v for k, v in c.items()})
     rstamps, rvalues = [], []
     for k, (st, rv) in enumerate(zip(streams.range_stamps, streams.ranges)):
@@ -115,5 +153,5 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
     rows = {'frames': frames, 'stamps_ns': fstamps, 'proximity': prox.labels,
             'proximity_mask': prox.mask, 'terrain': terrain.values,
             'terrain_mask': terrain.mask, 'prov_t_future_ns': prox.t_future_ns,
-            'prov_pose_err': prox.pose_err}
+            'prov_pose_err': prox.pose_err, 'views': views, 'views_mask': views_mask}
     return LabelResult(rows, traj, rough, prox, terrain, counts)

@@ -9,6 +9,10 @@ past them, or half the buffer when that is shorter) with the same core as
 worker thread appends the labelled frames to the dataset (atomically, `DatasetWriter`).
 Counts and yield go out as JSON on ``labeller/status``.
 
+Single-view: the node labels the main camera only and writes datasets without extra
+camera views (V = 0; appending to a multi-view dataset is refused with a clear error).
+Multi-view datasets come from recorded bags with `ssl-robot label` (`extra_image_topics`).
+
 Bad input is counted and logged, never fatal: unknown image encodings, images of another
 size, NaN/inf ranges (REP-117), out-of-order and repeated stamps, odometry resets/jumps
 (never bridged), stamps going back (a restart: what is pending is labelled, the buffer
@@ -72,6 +76,8 @@ _DESCRIPTIONS = {
     'terrain_horizon_s': 'how far ahead (s) footprints are projected into a frame',
     'footprint_length_m': 'robot footprint length (m)',
     'footprint_width_m': 'robot footprint width (m)',
+    'view_match_tolerance_s': 'largest |extra camera stamp - frame stamp| matched (s); used '
+                              'by ssl-robot label only, this node is single-view',
 }
 
 
@@ -350,7 +356,7 @@ class Labeller(Node):
             with DatasetWriter(self.dataset, distances_m=p.proximity.distances_m,
                                sensors=p.sensors, terrain_grid=p.terrain.grid,
                                image_hw=rows['frames'].shape[1:3], params=p.as_dict(),
-                               append=True) as writer:
+                               append=True, views=[]) as writer:
                 if self.session_bag is None or self.session_bag >= len(writer.meta['bags']):
                     self.session_bag = writer.begin_bag(
                         f'live:{self.get_fully_qualified_name()}@{int(rows["stamps_ns"][0])}',

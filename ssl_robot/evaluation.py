@@ -1,7 +1,8 @@
 """Evaluation of robot models on a held-out split, next to baselines from the same run.
 
 Metrics (pure numpy, tested against hand-computed cases): ROC-AUC with bootstrap CI,
-Spearman rank correlation, temporal-neighbour retrieval, a ridge-regression linear probe.
+Spearman rank correlation, temporal-neighbour and cross-view retrieval, a
+ridge-regression linear probe.
 `evaluate_run` loads a run's best checkpoint and compares it with chance, with the same
 model at random init, and (for a model initialised from a self-supervised encoder) with
 the same model trained from random init on the same labels; it prints a table and
@@ -125,6 +126,49 @@ def temporal_retrieval_accuracy(embeddings: np.ndarray, bag_ids: np.ndarray,
         has = near.any(1)
         nn = d.argmin(1)
         hits += int(near[np.arange(len(nn)), nn][has].sum())
+        queries += int(has.sum())
+    return hits / queries if queries else float('nan')
+
+
+def cross_view_retrieval_accuracy(embeddings: np.ndarray, view_embeddings: np.ndarray,
+                                  views_mask: np.ndarray, bag_ids: np.ndarray,
+                                  stamps_ns: np.ndarray, *, radius_s: float) -> float:
+    """Share of main-camera frames whose nearest other-camera embedding is a temporal match.
+
+    The gallery is every present view (`views_mask`) of every frame; a query (a frame's
+    main-camera embedding) is a hit when its nearest gallery entry belongs to a frame of
+    the same bag within `radius_s` (its own other views are at dt = 0). Queries with no
+    such gallery entry are skipped.
+
+    Args:
+        embeddings: [N, E] main-camera embeddings.
+        view_embeddings: [N, V, E] embeddings of the other cameras' views.
+        views_mask: [N, V] True where a view is present.
+        bag_ids: [N].
+        stamps_ns: [N].
+        radius_s: Temporal match radius (the TCN positive radius).
+
+    Returns:
+        Accuracy in [0, 1]; NaN when no query has a match in the gallery.
+    """
+    emb = np.asarray(embeddings, np.float64).reshape(len(embeddings), -1)
+    mask = np.asarray(views_mask, bool).reshape(len(emb), -1)
+    rows, _ = np.nonzero(mask)
+    if not len(rows):
+        return float('nan')
+    gallery = np.asarray(view_embeddings, np.float64)[mask].reshape(len(rows), -1)
+    bags, t = np.asarray(bag_ids), np.asarray(stamps_ns, np.int64)
+    radius = int(radius_s * 1e9)
+    sq_g = (gallery ** 2).sum(1)
+    hits, queries = 0, 0
+    for start in range(0, len(emb), 512):
+        q = slice(start, min(start + 512, len(emb)))
+        d = (emb[q] ** 2).sum(1)[:, None] + sq_g[None, :] - 2 * emb[q] @ gallery.T
+        match = (bags[q, None] == bags[rows][None, :]) & (
+            np.abs(t[q, None] - t[rows][None, :]) <= radius)
+        has = match.any(1)
+        nn = d.argmin(1)
+        hits += int(match[np.arange(len(nn)), nn][has].sum())
         queries += int(has.sum())
     return hits / queries if queries else float('nan')
 
@@ -328,7 +372,7 @@ def _train_scratch(config: dict[str, Any], params: dict[str, Any], out: Path) ->
 
 def _evaluate_tcn(task: Any, models: dict[str, Any], *, n_boot: int, seed: int,
                   groups: np.ndarray) -> dict[str, Any]:
-    from ssl_robot.tasks.robot import embed_frames
+    from ssl_robot.tasks.robot import embed_frames, embed_views
     train, val = task.split()
     data = task.data
     rng = np.random.default_rng(seed)
@@ -351,6 +395,11 @@ def _evaluate_tcn(task: Any, models: dict[str, Any], *, n_boot: int, seed: int,
                           distances=task.params['distances_m'], sensors=task.params['sensors'],
                           n_boot=n_boot, seed=seed, groups=groups)
         out[name] = {'retrieval_accuracy': acc, 'probe': probe}
+        if data.view_names:
+            out[name]['cross_view_retrieval'] = cross_view_retrieval_accuracy(
+                emb, embed_views(model, task, val), np.asarray(data.views_mask)[val],
+                np.asarray(data.bag_ids)[val], np.asarray(data.stamps_ns)[val],
+                radius_s=float(task.params['pos_radius_s']))
     return out
 
 
@@ -373,6 +422,9 @@ def format_report(report: dict[str, Any]) -> str:
         if report['task'] == 'tcn':
             lines.append('temporal-neighbour retrieval: ' + ', '.join(
                 f'{n} {report["models"][n]["retrieval_accuracy"]:.3f}' for n in names))
+            if 'cross_view_retrieval' in report['models'][names[0]]:
+                lines.append('cross-view retrieval (main camera -> other cameras): ' + ', '.join(
+                    f'{n} {report["models"][n]["cross_view_retrieval"]:.3f}' for n in names))
             lines.append('linear probe (ridge) of obstacle labels on frozen features, AUC:')
         header = f'{"":>14} ' + ' '.join(f'{n:>22}' for n in names) + '   chance'
         lines.append(header)

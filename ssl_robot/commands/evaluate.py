@@ -10,7 +10,8 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         'eval', help='evaluate a trained model against baselines',
         description='Per-distance/per-sensor AUC with bootstrap CI (obstacle), Spearman '
-                    '(terrain), retrieval and linear probe (TCN), next to chance, the same '
+                    '(terrain), retrieval (and cross-view retrieval on a dataset with extra '
+                    'camera views) and linear probe (TCN), next to chance, the same '
                     'model at random init and, for pretrained encoders, the model trained '
                     'from scratch. Prints a table, writes eval.json and eval.png.')
     p.add_argument('run', help='run directory')

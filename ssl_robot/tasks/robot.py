@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ssl_robot.evaluation import roc_auc, spearman, temporal_retrieval_accuracy
+from ssl_robot.evaluation import (cross_view_retrieval_accuracy, roc_auc, spearman,
+                                  temporal_retrieval_accuracy)
 from ssl_robot.models import build_robot_model, RobotNet
 from ssl_robot.models.losses import (
     masked_bce_with_logits, masked_smooth_l1, npairs_loss, triplet_loss)
@@ -295,8 +296,48 @@ class TerrainTask(RobotTask):
         return {'val_spearman': 0.0 if np.isnan(rho) else rho, 'val_loss': loss}
 
 
-class TCNItems(Dataset):
-    """(anchor, positive, negative) frame triples from the same bag (Sermanet et al.).
+class _BagTimeline(Dataset):
+    """Frames of the given indices in (bag, time) order, with each frame's negatives:
+    the frames of its bag at least `neg_radius_s` away (Sermanet et al.)."""
+
+    def __init__(self, data: Any, indices: np.ndarray, neg_radius_s: float) -> None:
+        self.data = data
+        idx = np.asarray(indices, np.int64)
+        bags = np.asarray(data.bag_ids)[idx]
+        stamps = np.asarray(data.stamps_ns)[idx]
+        order = np.lexsort((stamps, bags))
+        self.idx, self.bags, self.stamps = idx[order], bags[order], stamps[order]
+        neg_ns = int(neg_radius_s * 1e9)
+        n = len(self.idx)
+        # Per position in the (bag, time)-sorted order: bag segment and radius window.
+        self.seg_start = np.searchsorted(self.bags, self.bags, side='left')
+        self.seg_end = np.searchsorted(self.bags, self.bags, side='right')
+        self.neg_lo = np.empty(n, np.int64)  # negatives: [seg_start, neg_lo) U [neg_hi, end)
+        self.neg_hi = np.empty(n, np.int64)
+        for b in np.unique(self.bags):
+            s, e = np.searchsorted(self.bags, b, 'left'), np.searchsorted(self.bags, b, 'right')
+            t = self.stamps[s:e]
+            self.neg_lo[s:e] = s + np.searchsorted(t, t - neg_ns, 'right')
+            self.neg_hi[s:e] = s + np.searchsorted(t, t + neg_ns, 'left')
+        self.n_neg = (self.neg_lo - self.seg_start) + (self.seg_end - self.neg_hi)
+        self.anchors = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def _frame(self, k: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.data.frames[int(self.idx[k])]))
+
+    def _negative(self, k: int) -> int:
+        """A random negative of position k (torch's global generator)."""
+        left = int(self.neg_lo[k] - self.seg_start[k])
+        right = int(self.seg_end[k] - self.neg_hi[k])
+        r = int(torch.randint(left + right, ()))
+        return int(self.seg_start[k]) + r if r < left else int(self.neg_hi[k]) + r - left
+
+
+class TCNItems(_BagTimeline):
+    """Single-view (anchor, positive, negative) frame triples from the same bag.
 
     The positive lies within `pos_radius_s` of the anchor, the negative at least
     `neg_radius_s` away; both are drawn from torch's global generator at each access.
@@ -305,62 +346,70 @@ class TCNItems(Dataset):
 
     def __init__(self, data: Any, indices: np.ndarray, pos_radius_s: float,
                  neg_radius_s: float) -> None:
-        self.data = data
-        idx = np.asarray(indices, np.int64)
-        bags = np.asarray(data.bag_ids)[idx]
-        stamps = np.asarray(data.stamps_ns)[idx]
-        order = np.lexsort((stamps, bags))
-        self.idx, self.bags, self.stamps = idx[order], bags[order], stamps[order]
-        pos_ns, neg_ns = int(pos_radius_s * 1e9), int(neg_radius_s * 1e9)
+        super().__init__(data, indices, neg_radius_s)
+        pos_ns = int(pos_radius_s * 1e9)
         n = len(self.idx)
-        # Per position in the (bag, time)-sorted order: bag segment and radius windows.
-        seg_start = np.searchsorted(self.bags, self.bags, side='left')
-        seg_end = np.searchsorted(self.bags, self.bags, side='right')
         self.pos_lo = np.empty(n, np.int64)
         self.pos_hi = np.empty(n, np.int64)
-        self.neg_lo = np.empty(n, np.int64)  # negatives: [seg_start, neg_lo) U [neg_hi, end)
-        self.neg_hi = np.empty(n, np.int64)
         for b in np.unique(self.bags):
             s, e = np.searchsorted(self.bags, b, 'left'), np.searchsorted(self.bags, b, 'right')
             t = self.stamps[s:e]
             self.pos_lo[s:e] = s + np.searchsorted(t, t - pos_ns, 'left')
             self.pos_hi[s:e] = s + np.searchsorted(t, t + pos_ns, 'right')
-            self.neg_lo[s:e] = s + np.searchsorted(t, t - neg_ns, 'right')
-            self.neg_hi[s:e] = s + np.searchsorted(t, t + neg_ns, 'left')
-        self.seg_start, self.seg_end = seg_start, seg_end
         n_pos = self.pos_hi - self.pos_lo - 1
-        n_neg = (self.neg_lo - seg_start) + (seg_end - self.neg_hi)
-        self.anchors = np.flatnonzero((n_pos > 0) & (n_neg > 0))
-
-    def __len__(self) -> int:
-        return len(self.anchors)
-
-    def _frame(self, k: int) -> torch.Tensor:
-        return torch.from_numpy(np.array(self.data.frames[int(self.idx[k])]))
+        self.anchors = np.flatnonzero((n_pos > 0) & (self.n_neg > 0))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         k = int(self.anchors[i])
         lo, hi = int(self.pos_lo[k]), int(self.pos_hi[k])
         p = lo + int(torch.randint(hi - lo - 1, ()))
         p += p >= k  # skip the anchor itself
-        left = int(self.neg_lo[k] - self.seg_start[k])
-        right = int(self.seg_end[k] - self.neg_hi[k])
-        r = int(torch.randint(left + right, ()))
-        q = int(self.seg_start[k]) + r if r < left else int(self.neg_hi[k]) + r - left
+        q = self._negative(k)
         return {'anchor': self._frame(k), 'positive': self._frame(p), 'negative': self._frame(q),
                 'bag': torch.tensor(int(self.bags[k])),
                 'stamp_ns': torch.tensor(int(self.stamps[k])),
                 'pos_stamp_ns': torch.tensor(int(self.stamps[p]))}
 
 
-class TCNTask(RobotTask):
-    """Single-view time-contrastive network: L2-normalised embeddings of frames.
+class MultiViewTCNItems(_BagTimeline):
+    """Multi-view triples (Sermanet et al. 2018): the main camera at t as anchor, another
+    camera at the same t as positive, the main camera at |dt| >= `neg_radius_s` in the
+    same bag as negative.
 
+    The positive's view is drawn among the views present at t (masked views are never
+    used); anchors without any view or without a negative are left out.
+    """
+
+    def __init__(self, data: Any, indices: np.ndarray, neg_radius_s: float) -> None:
+        super().__init__(data, indices, neg_radius_s)
+        self.views_mask = np.asarray(data.views_mask, bool)[self.idx]
+        self.anchors = np.flatnonzero(self.views_mask.any(1) & (self.n_neg > 0))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        k = int(self.anchors[i])
+        present = np.flatnonzero(self.views_mask[k])
+        v = int(present[int(torch.randint(len(present), ()))])
+        q = self._negative(k)
+        positive = torch.from_numpy(np.array(self.data.views[int(self.idx[k]), v]))
+        return {'anchor': self._frame(k), 'positive': positive, 'negative': self._frame(q),
+                'bag': torch.tensor(int(self.bags[k])),
+                'stamp_ns': torch.tensor(int(self.stamps[k])),
+                'pos_stamp_ns': torch.tensor(int(self.stamps[k])),
+                'view': torch.tensor(v)}
+
+
+class TCNTask(RobotTask):
+    """Time-contrastive network: L2-normalised embeddings of frames (Sermanet et al.).
+
+    On a dataset with extra camera views (`views`, V >= 1) and `multi_view` true (the
+    default) it is multi-view: anchor the main camera at t, positive another camera at t,
+    negative the main camera at least `neg_radius_s` away (`MultiViewTCNItems`). Without
+    views, or with `multi_view` false, it is single-view: the positive is a main-camera
+    frame within `pos_radius_s` (`TCNItems`). The model takes one camera image either way.
     Loss 'triplet' (margin) or 'npairs' (in-batch softmax; positives of other anchors in
     the same bag closer than `neg_radius_s` are masked out of the negatives).
-    Multi-view TCN needs two or more synchronised cameras; the dataset format holds one
-    camera, so only the single-view variant exists.
-    Primary metric: temporal-neighbour retrieval accuracy on validation frames.
+    Primary metric: temporal-neighbour retrieval accuracy on validation frames; with views
+    also `val_cross_view` (`cross_view_retrieval_accuracy`).
     """
 
     name = 'tcn'
@@ -368,7 +417,7 @@ class TCNTask(RobotTask):
     primary_metric = 'val_retrieval'
     higher_is_better = True
     defaults = {'embed_dim': 32, 'pos_radius_s': 0.2, 'neg_radius_s': 1.0,
-                'loss': 'triplet', 'margin': 0.2, 'temperature': 0.1}
+                'loss': 'triplet', 'margin': 0.2, 'temperature': 0.1, 'multi_view': True}
 
     def _prepare(self) -> None:
         super()._prepare()
@@ -376,10 +425,21 @@ class TCNTask(RobotTask):
             raise TrainError(f'tcn loss {self.params["loss"]!r}: use triplet or npairs')
         if not 0 < float(self.params['pos_radius_s']) < float(self.params['neg_radius_s']):
             raise TrainError('tcn: need 0 < pos_radius_s < neg_radius_s')
+        views = self.data.view_names
+        log.info('tcn: %s', f'multi-view, main camera vs {", ".join(views)}' if self.multi_view
+                 else 'single-view' + (' (multi_view false)' if views else ''))
+
+    @property
+    def multi_view(self) -> bool:
+        """Whether triples pair cameras (the dataset has views and `multi_view` is on)."""
+        return bool(self.params['multi_view']) and bool(self.data.view_names)
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         train, val = self.split()
         pos, neg = float(self.params['pos_radius_s']), float(self.params['neg_radius_s'])
+        if self.multi_view:
+            return (MultiViewTCNItems(self.data, train, neg),
+                    MultiViewTCNItems(self.data, val, neg))
         return TCNItems(self.data, train, pos, neg), TCNItems(self.data, val, pos, neg)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
@@ -411,14 +471,21 @@ class TCNTask(RobotTask):
                 count += 1
         _, val = self.split()
         emb = embed_frames(model, self, val)
-        acc = temporal_retrieval_accuracy(
-            emb, np.asarray(self.data.bag_ids)[val], np.asarray(self.data.stamps_ns)[val],
-            radius_s=float(self.params['pos_radius_s']))
-        return {'val_retrieval': acc, 'val_loss': total / max(count, 1)}
+        bags, stamps = np.asarray(self.data.bag_ids)[val], np.asarray(self.data.stamps_ns)[val]
+        radius = float(self.params['pos_radius_s'])
+        metrics = {'val_retrieval': temporal_retrieval_accuracy(emb, bags, stamps,
+                                                                radius_s=radius),
+                   'val_loss': total / max(count, 1)}
+        if self.data.view_names:
+            metrics['val_cross_view'] = cross_view_retrieval_accuracy(
+                emb, embed_views(model, self, val), np.asarray(self.data.views_mask)[val],
+                bags, stamps, radius_s=radius)
+        return metrics
 
 
 def embed_frames(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *,
-                 pooled: bool = False, batch_size: int = 128) -> np.ndarray:
+                 pooled: bool = False, batch_size: int = 128,
+                 view: int | None = None) -> np.ndarray:
     """Model outputs (or pooled encoder features) for dataset frames, as numpy [N, ...].
 
     Args:
@@ -427,6 +494,7 @@ def embed_frames(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *
         indices: Dataset frame indices.
         pooled: Return globally pooled encoder features instead of the head's output.
         batch_size: Frames per forward pass.
+        view: Embed extra camera view `view` of the frames (None: the main camera).
     """
     net = model.module if hasattr(model, 'module') else model
     was_training = net.training
@@ -436,7 +504,8 @@ def embed_frames(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *
     with torch.no_grad():
         for start in range(0, len(indices), batch_size):
             chunk = np.asarray(indices[start:start + batch_size], np.int64)
-            frames = torch.from_numpy(np.asarray(task.data.frames[chunk])).to(device)
+            images = task.data.frames[chunk] if view is None else task.data.views[chunk, view]
+            frames = torch.from_numpy(np.asarray(images)).to(device)
             x = task.images(net, frames, None)
             out = net.embed(x) if pooled else net(x)
             outs.append(out.cpu().numpy())
@@ -444,6 +513,17 @@ def embed_frames(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *
     if not outs:
         return np.zeros((0, 1), np.float32)
     return np.concatenate(outs)
+
+
+def embed_views(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *,
+                batch_size: int = 128) -> np.ndarray:
+    """Model outputs for every extra camera view of dataset frames, [N, V, E] (masked
+    views are embedded too, as the zero images they are stored as)."""
+    views = [embed_frames(model, task, indices, batch_size=batch_size, view=v)
+             for v in range(len(task.data.view_names))]
+    if not views:
+        return np.zeros((len(indices), 0, 1), np.float32)
+    return np.stack(views, axis=1)
 
 
 def model_from_checkpoint(path: Any) -> tuple[RobotNet, dict[str, Any]]:

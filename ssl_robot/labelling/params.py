@@ -31,11 +31,12 @@ DEFAULTS: dict[str, Any] = {
     'view_match_tolerance_s': 0.015,
 }
 
-#: Keys read by `ssl-robot label` only: the live labeller labels the main camera alone
-#: and does not declare them. `extra_image_topics` lists the image topics of extra
-#: cameras (multi-view datasets); set it in a parameter file or with
-#: `--remap views:=/camera2/image_raw`.
-OFFLINE_DEFAULTS: dict[str, Any] = {'extra_image_topics': []}
+#: Labelling keys whose default is an empty list of strings. The node declares them as
+#: typed string arrays (an empty default given as a value would be typed BYTE_ARRAY and
+#: refuse strings). `extra_image_topics` lists the image topics of extra cameras
+#: (multi-view datasets): in a parameter file, `-p "extra_image_topics:=[camera2/image_raw]"`
+#: for the node, `--remap views:=/camera2/image_raw` for `ssl-robot label`.
+STRING_ARRAY_DEFAULTS: dict[str, list[str]] = {'extra_image_topics': []}
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
     Raises:
         LabelError: For a negative view match tolerance.
     """
-    c = {**DEFAULTS, **OFFLINE_DEFAULTS, **(config or {})}
+    c = {**DEFAULTS, **STRING_ARRAY_DEFAULTS, **(config or {})}
     tolerance = float(c['view_match_tolerance_s'])
     if not tolerance >= 0.0:
         raise LabelError(f'view_match_tolerance_s must be >= 0, got {tolerance}')

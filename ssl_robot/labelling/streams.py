@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from ssl_robot.labelling.poses import build_trajectory, Trajectory
 from ssl_robot.labelling.proximity import label_proximity_at_distances, ProximityLabels
 from ssl_robot.labelling.terrain import (imu_roughness, label_terrain, RoughnessSeries,
                                          TerrainLabels)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def sort_dedup(stamps: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list, dict]:
@@ -57,6 +61,37 @@ def match_views(frame_stamps: np.ndarray, view_stamps: np.ndarray, tolerance_ns:
     close = np.abs(ordered[nearest] - frames) <= int(tolerance_ns)
     out[close] = order[nearest[close]]
     return out
+
+
+def gather_views(frame_stamps: np.ndarray,
+                 view_frames: Sequence[Sequence[tuple[int, np.ndarray]]],
+                 tolerance_ns: int, image_hw: tuple[int, int]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's matching frame of every extra camera, from buffered (stamp, rgb) frames.
+
+    The live labeller's counterpart of reading views from a bag: frames are matched with
+    `match_views`; a view without a frame within `tolerance_ns` is masked, its pixels zero.
+
+    Args:
+        frame_stamps: [N] main-camera stamps.
+        view_frames: Per extra camera, its (stamp, uint8 [H, W, 3]) frames (any order).
+        tolerance_ns: Largest |view stamp - frame stamp| that matches (inclusive).
+        image_hw: (H, W) of the main camera; every buffered view frame has this size.
+
+    Returns:
+        views uint8 [N, V, H, W, 3] and views_mask bool [N, V].
+    """
+    frame_stamps = np.asarray(frame_stamps, np.int64).reshape(-1)
+    n, h, w = len(frame_stamps), *image_hw
+    views = np.zeros((n, len(view_frames), h, w, 3), np.uint8)
+    mask = np.zeros((n, len(view_frames)), bool)
+    for v, frames in enumerate(view_frames):
+        stamps = np.array([stamp for stamp, _ in frames], np.int64)
+        for row, k in enumerate(match_views(frame_stamps, stamps, tolerance_ns)):
+            if k >= 0:
+                views[row, v] = frames[k][1]
+                mask[row, v] = True
+    return views, mask
 
 
 @dataclass

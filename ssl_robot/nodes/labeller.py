@@ -9,12 +9,20 @@ past them, or half the buffer when that is shorter) with the same core as
 worker thread appends the labelled frames to the dataset (atomically, `DatasetWriter`).
 Counts and yield go out as JSON on ``labeller/status``.
 
-Single-view: the node labels the main camera only and writes datasets without extra
-camera views (V = 0; appending to a multi-view dataset is refused with a clear error).
-Multi-view datasets come from recorded bags with `ssl-robot label` (`extra_image_topics`).
+Multi-view like `ssl-robot label`: each topic of `extra_image_topics` (an extra camera)
+is subscribed too, and its frames are decoded and buffered only while a frame may still
+be matched to them (one waiting near it, or one still to come in a free frame slot
+nearby), so views cost about what frames cost. When a frame is labelled,
+seconds after it arrived, each extra camera's frame nearest in header stamp within
+`view_match_tolerance_s` becomes its view (`match_views`); a view without one is masked
+and counted (`views_missing_<k>`). Views are named in the dataset as the offline path
+names them (the topic as configured, made absolute: '/camera2/image_raw'), so datasets
+made live and offline from one config append to each other; appending to a dataset with
+other views is refused (logged, counted in `flush_errors`, the rows kept).
 
 Bad input is counted and logged, never fatal: unknown image encodings, images of another
-size, NaN/inf ranges (REP-117), out-of-order and repeated stamps, odometry resets/jumps
+size (extra cameras' too: views are not resized), NaN/inf ranges (REP-117), out-of-order
+and repeated stamps, odometry resets/jumps
 (never bridged), stamps going back (a restart: what is pending is labelled, the buffer
 starts over). Time is message stamps only (the node clock, sim time under
 ``use_sim_time``, stamps header-less /cmd_vel).
@@ -32,6 +40,7 @@ from nav_msgs.msg import Odometry
 import numpy as np
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import ParameterDescriptor
@@ -40,8 +49,8 @@ from std_msgs.msg import String
 
 from ssl_robot.dataset import DatasetError, DatasetWriter
 from ssl_robot.labelling import labelling_params, wrap_angle
-from ssl_robot.labelling.params import DEFAULTS
-from ssl_robot.labelling.streams import label_streams, SensorStreams
+from ssl_robot.labelling.params import absolute, DEFAULTS, STRING_ARRAY_DEFAULTS
+from ssl_robot.labelling.streams import gather_views, label_streams, match_views, SensorStreams
 from ssl_robot.msgconv import (image_to_rgb, imu_to_arrays, MessageError, odometry_to_pose2d,
                                range_reading, stamp_ns)
 from ssl_robot.nodes._run import run_node
@@ -76,8 +85,10 @@ _DESCRIPTIONS = {
     'terrain_horizon_s': 'how far ahead (s) footprints are projected into a frame',
     'footprint_length_m': 'robot footprint length (m)',
     'footprint_width_m': 'robot footprint width (m)',
-    'view_match_tolerance_s': 'largest |extra camera stamp - frame stamp| matched (s); used '
-                              'by ssl-robot label only, this node is single-view',
+    'view_match_tolerance_s': 'largest |extra camera stamp - frame stamp| matched (s); a '
+                              'view farther from its frame is masked',
+    'extra_image_topics': 'image topics of extra cameras (sensor_msgs/Image, the main '
+                          'camera\'s size): the views of a multi-view dataset',
 }
 
 
@@ -85,14 +96,29 @@ def _describe(text: str) -> ParameterDescriptor:
     return ParameterDescriptor(description=text)
 
 
+def _declare_string_array(node: Node, name: str, default: list[str]) -> None:
+    """Declare a string-array parameter whose default may be empty.
+
+    An empty list given as the default would be typed BYTE_ARRAY and refuse strings from a
+    parameter file or `-p`; declared by type it stays unset when nothing sets it (an empty
+    list in a parameter file sets nothing either), and is then set to `default`.
+    """
+    value = node.declare_parameter(name, Parameter.Type.STRING_ARRAY,
+                                   _describe(_DESCRIPTIONS[name]))
+    if value.type_ == Parameter.Type.NOT_SET:
+        node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, list(default))])
+
+
 class Labeller(Node):
     """Buffers sensor streams, labels frames whose future is known, appends to a dataset."""
 
-    def __init__(self) -> None:
-        super().__init__('labeller')
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__('labeller', **node_kwargs)
         p = self.declare_parameter
         for key, default in DEFAULTS.items():
             p(key, default, _describe(_DESCRIPTIONS[key]))
+        for key, default in STRING_ARRAY_DEFAULTS.items():
+            _declare_string_array(self, key, default)
         p('dataset', 'data/live_dataset', _describe('dataset directory labels are appended to'))
         p('buffer_seconds', 30.0, _describe('seconds of sensor data kept (bounded memory)'))
         p('flush_every_s', 30.0, _describe('seconds between appends to the dataset'))
@@ -100,7 +126,10 @@ class Labeller(Node):
         p('label_period_s', 1.0, _describe('seconds between labelling passes'))
         p('queue_depth', 50, _describe('DDS history depth of each subscription'))
         gp = self.get_parameter
-        self.params = labelling_params({k: gp(k).value for k in DEFAULTS})
+        self.params = labelling_params(
+            {k: gp(k).value for k in (*DEFAULTS, *STRING_ARRAY_DEFAULTS)})
+        self.view_names = [absolute(t) for t in self.params.view_topics]
+        self.view_tolerance_ns = int(round(self.params.view_match_tolerance_s * 1e9))
         self.dataset = Path(gp('dataset').value).expanduser()
         self.buffer_ns = int(float(gp('buffer_seconds').value) * 1e9)
         horizon = max(self.params.proximity.horizon_s,
@@ -112,7 +141,10 @@ class Labeller(Node):
             'frames_bad_size': 0, 'frames_labelled': 0, 'frames_written': 0,
             'messages_bad': 0, 'time_restarts': 0, 'incompatible_qos': 0, 'flush_errors': 0,
             'frames_dropped_buffer': 0, 'odom_out_of_order': 0, 'odom_duplicate': 0,
-            'odom_jumps': 0, 'range_nan': 0, 'range_too_close': 0, 'range_nothing': 0}
+            'odom_jumps': 0, 'range_nan': 0, 'range_too_close': 0, 'range_nothing': 0,
+            'views_bad_encoding': 0, 'views_bad_size': 0}
+        for v in range(len(self.view_names)):
+            self.counts.update({f'views_matched_{v}': 0, f'views_missing_{v}': 0})
         self.label_counts: dict[str, int] = {}
         self.received: dict[str, int] = {}
         self.known = np.zeros((len(self.params.proximity.distances_m),
@@ -136,18 +168,23 @@ class Labeller(Node):
         self._subscribe(Twist, self.params.cmd_vel_topic, self._on_cmd, depth)
         for k, topic in enumerate(self.params.range_topics):
             self._subscribe(Range, topic, lambda msg, k=k: self._on_range(k, msg), depth)
+        for v, topic in enumerate(self.params.view_topics):
+            self._subscribe(Image, topic, lambda msg, v=v: self._on_view(v, msg), depth)
         self.status_pub = self.create_publisher(String, 'labeller/status', 10)
         self.create_timer(float(gp('label_period_s').value), self._label_ready)
         self.create_timer(float(gp('flush_every_s').value), self._flush)
         self.create_timer(float(gp('status_period_s').value), self._publish_status)
         self.get_logger().info(
             f'labelling {self.params.image_topic} at {self.params.frame_rate_hz} Hz into '
-            f'{self.dataset}; frames wait {self.wait_ns / 1e9:.1f} s for their future')
+            f'{self.dataset}; frames wait {self.wait_ns / 1e9:.1f} s for their future'
+            + (f'; views {", ".join(self.view_names)}' if self.view_names else ''))
 
     # ------------------------------------------------------------------ input
     def _reset_buffers(self) -> None:
         self.frames: list[tuple[int, np.ndarray]] = []
         self.slots: set[int] = set()
+        self.newest_frame_ns: int | None = None
+        self.views: list[list[tuple[int, np.ndarray]]] = [[] for _ in self.params.view_topics]
         self.odom: list[tuple[int, tuple[float, float, float], float]] = []
         self.imu: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.ranges: list[list[tuple[int, float]]] = [[] for _ in self.params.range_topics]
@@ -184,6 +221,8 @@ class Labeller(Node):
     def _on_image(self, msg: Image) -> None:
         self.counts['frames_received'] += 1
         stamp = stamp_ns(msg.header)
+        self.newest_frame_ns = stamp if self.newest_frame_ns is None else max(
+            self.newest_frame_ns, stamp)
         slot = stamp // self.period_ns
         if slot in self.slots:
             self.counts['frames_skipped_rate'] += 1
@@ -196,6 +235,9 @@ class Labeller(Node):
             return
         if self.image_hw is None:
             self.image_hw = rgb.shape[:2]
+            # View frames that came before the first frame are checked now.
+            self.views = [[f for f in frames if self._view_fits(v, f[1])]
+                          for v, frames in enumerate(self.views)]
         if rgb.shape[:2] != self.image_hw:
             self.counts['frames_bad_size'] += 1
             self.get_logger().warning(f'frame of size {rgb.shape[:2]} dropped: the dataset '
@@ -203,6 +245,52 @@ class Labeller(Node):
             return
         self.slots.add(slot)
         self.frames.append((stamp, rgb))
+
+    def _on_view(self, v: int, msg: Image) -> None:
+        stamp = stamp_ns(msg.header)
+        if not self._views_wanted(np.array([stamp], np.int64))[0]:
+            return  # no frame will match it (frame_rate_hz): never decoded
+        try:
+            rgb = image_to_rgb(msg)
+        except MessageError as exc:
+            self.counts['views_bad_encoding'] += 1
+            self.get_logger().warning(f'{self.view_names[v]}: view frame dropped: {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        if self._view_fits(v, rgb):
+            self.views[v].append((stamp, rgb))
+
+    def _view_fits(self, v: int, rgb: np.ndarray) -> bool:
+        """Whether a view frame has the main camera's size (counted and logged if not)."""
+        if self.image_hw is None or rgb.shape[:2] == self.image_hw:
+            return True
+        self.counts['views_bad_size'] += 1
+        self.get_logger().warning(
+            f'{self.view_names[v]}: view frame of size {rgb.shape[:2]} dropped: views must '
+            f'have the main camera\'s size {self.image_hw} (they are not resized)',
+            throttle_duration_sec=5.0)
+        return False
+
+    def _views_wanted(self, stamps: np.ndarray) -> np.ndarray:
+        """Which view stamps a frame may still be matched to.
+
+        Those within the tolerance of a waiting frame, and those a frame on its way may
+        match: not older than the newest frame, with a frame slot within the tolerance
+        still free (a slot keeps only its first frame).
+        """
+        tol = self.view_tolerance_ns
+        waiting = np.array([f[0] for f in self.frames], np.int64)
+        near = match_views(stamps, waiting, tol) >= 0
+        newest = self.newest_frame_ns
+        to_come = np.array([(newest is None or s >= newest - tol) and self._free_slot_near(s)
+                            for s in stamps.tolist()], bool)
+        return near | to_come
+
+    def _free_slot_near(self, stamp: int) -> bool:
+        """Whether a frame within the view tolerance of `stamp` could still be kept."""
+        first = (stamp - self.view_tolerance_ns) // self.period_ns
+        last = (stamp + self.view_tolerance_ns) // self.period_ns
+        return any(slot not in self.slots for slot in range(first, last + 1))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         k = np.asarray(msg.k, np.float64).reshape(3, 3)
@@ -260,8 +348,12 @@ class Labeller(Node):
     # ------------------------------------------------------------------ labelling
     def _streams(self, frames: list[tuple[int, np.ndarray]]) -> SensorStreams:
         h, w = self.image_hw or (0, 0)
+        stamps = np.array([f[0] for f in frames], np.int64)
+        views, views_mask = None, None
+        if self.views:
+            views, views_mask = gather_views(stamps, self.views, self.view_tolerance_ns, (h, w))
         return SensorStreams(
-            frame_stamps=np.array([f[0] for f in frames], np.int64),
+            frame_stamps=stamps,
             frames=np.stack([f[1] for f in frames]) if frames else np.zeros((0, h, w, 3),
                                                                              np.uint8),
             k_matrix=self.k_matrix, image_hw=self.image_hw,
@@ -274,7 +366,8 @@ class Labeller(Node):
             imu_accel=np.array([i[1] for i in self.imu], np.float64).reshape(-1, 3),
             imu_gyro=np.array([i[2] for i in self.imu], np.float64).reshape(-1, 3),
             cmd_stamps=np.array([c[0] for c in self.cmd], np.int64),
-            cmd_speed=np.array([c[1] for c in self.cmd], np.float64))
+            cmd_speed=np.array([c[1] for c in self.cmd], np.float64),
+            views=views, views_mask=views_mask)
 
     def _label_ready(self) -> None:
         self._label(everything=False)
@@ -309,6 +402,9 @@ class Labeller(Node):
         self.terrain_cells += int(rows['terrain_mask'].size)
         n = len(rows['stamps_ns'])
         self.counts['frames_labelled'] += n
+        for v, matched in enumerate(rows['views_mask'].sum(axis=0).tolist()):
+            self.counts[f'views_matched_{v}'] += int(matched)
+            self.counts[f'views_missing_{v}'] += n - int(matched)
         if n:
             with self.lock:
                 self.pending_rows.append(rows)
@@ -332,6 +428,9 @@ class Labeller(Node):
         self.cmd = [c for c in self.cmd if c[0] >= keep_data]
         self.ranges = [[r for r in rs if r[0] >= keep_data] for rs in self.ranges]
         self.slots = {s for s in self.slots if s * self.period_ns >= keep_data}
+        for v, frames in enumerate(self.views):
+            wanted = self._views_wanted(np.array([f[0] for f in frames], np.int64))
+            self.views[v] = [f for f, keep in zip(frames, wanted) if keep and f[0] >= keep_from]
 
     # ------------------------------------------------------------------ output
     def _flush(self, *, wait: bool = False) -> None:
@@ -356,7 +455,7 @@ class Labeller(Node):
             with DatasetWriter(self.dataset, distances_m=p.proximity.distances_m,
                                sensors=p.sensors, terrain_grid=p.terrain.grid,
                                image_hw=rows['frames'].shape[1:3], params=p.as_dict(),
-                               append=True, views=[]) as writer:
+                               append=True, views=self.view_names) as writer:
                 if self.session_bag is None or self.session_bag >= len(writer.meta['bags']):
                     self.session_bag = writer.begin_bag(
                         f'live:{self.get_fully_qualified_name()}@{int(rows["stamps_ns"][0])}',
@@ -378,6 +477,8 @@ class Labeller(Node):
         return {
             'dataset': str(self.dataset), **self.counts,
             'frames_waiting': len(self.frames),
+            'views': list(self.view_names),
+            'view_frames_buffered': [len(frames) for frames in self.views],
             'received': dict(self.received),
             'distances_m': list(self.params.proximity.distances_m),
             'sensors': self.params.sensors,

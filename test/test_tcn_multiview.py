@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ssl_robot.evaluation import cross_view_retrieval_accuracy
-from ssl_robot.tasks.robot import MultiViewTCNItems
+from ssl_robot.tasks.robot import MultiViewTCNItems, TCNItems
 
 S = 1_000_000_000
 
@@ -60,6 +60,28 @@ def test_multi_view_triples_hand_computed() -> None:
             negatives.setdefault(j, set()).add(q)
     assert views_used[3] == {1} and views_used[0] == {0, 1}
     assert negatives[0] == {3, 4, 6, 7, 8, 9} and negatives[4] == {0, 1, 7, 8, 9}
+
+
+def test_single_view_triples_hand_computed() -> None:
+    data = _fake_data()
+    # Positives within 1 s (inclusive), negatives at >= 3 s, frame 5 held out.
+    items = TCNItems(data, np.array([0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]), 1.0, 3.0)
+    # Frame 9's only neighbour is 8 (5 is held out, so 4 and 6 each keep one); bag 1 has
+    # no negative.
+    assert sorted(int(items.idx[k]) for k in items.anchors) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    torch.manual_seed(0)
+    positives: dict[int, set[int]] = {}
+    negatives: dict[int, set[int]] = {}
+    for _ in range(30):
+        for i in range(len(items)):
+            item = items[i]
+            j, p, q = (int(item[k][0, 0, 0]) for k in ('anchor', 'positive', 'negative'))
+            assert int(item['pos_stamp_ns']) == p * S
+            positives.setdefault(j, set()).add(p)
+            negatives.setdefault(j, set()).add(q)
+    assert positives[0] == {1} and positives[2] == {1, 3} and positives[4] == {3}
+    assert positives[6] == {7} and positives[9] == {8}
+    assert negatives[3] == {0, 6, 7, 8, 9} and negatives[9] == {0, 1, 2, 3, 4, 6}
 
 
 def test_cross_view_retrieval_hand_computed() -> None:

@@ -308,19 +308,26 @@ class _BagTimeline(Dataset):
         order = np.lexsort((stamps, bags))
         self.idx, self.bags, self.stamps = idx[order], bags[order], stamps[order]
         neg_ns = int(neg_radius_s * 1e9)
-        n = len(self.idx)
         # Per position in the (bag, time)-sorted order: bag segment and radius window.
         self.seg_start = np.searchsorted(self.bags, self.bags, side='left')
         self.seg_end = np.searchsorted(self.bags, self.bags, side='right')
-        self.neg_lo = np.empty(n, np.int64)  # negatives: [seg_start, neg_lo) U [neg_hi, end)
-        self.neg_hi = np.empty(n, np.int64)
+        # Negatives: [seg_start, neg_lo) U [neg_hi, seg_end), i.e. |dt| >= neg_radius_s.
+        self.neg_lo, self.neg_hi = self._window(neg_ns, inclusive=False)
+        self.n_neg = (self.neg_lo - self.seg_start) + (self.seg_end - self.neg_hi)
+        self.anchors = np.zeros(0, np.int64)
+
+    def _window(self, radius_ns: int, *, inclusive: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per position, [lo, hi) of the same bag's positions within `radius_ns` in time
+        (|dt| <= radius when `inclusive`, else |dt| < radius)."""
+        lo = np.empty(len(self.idx), np.int64)
+        hi = np.empty(len(self.idx), np.int64)
+        left, right = ('left', 'right') if inclusive else ('right', 'left')
         for b in np.unique(self.bags):
             s, e = np.searchsorted(self.bags, b, 'left'), np.searchsorted(self.bags, b, 'right')
             t = self.stamps[s:e]
-            self.neg_lo[s:e] = s + np.searchsorted(t, t - neg_ns, 'right')
-            self.neg_hi[s:e] = s + np.searchsorted(t, t + neg_ns, 'left')
-        self.n_neg = (self.neg_lo - self.seg_start) + (self.seg_end - self.neg_hi)
-        self.anchors = np.zeros(0, np.int64)
+            lo[s:e] = s + np.searchsorted(t, t - radius_ns, left)
+            hi[s:e] = s + np.searchsorted(t, t + radius_ns, right)
+        return lo, hi
 
     def __len__(self) -> int:
         return len(self.anchors)
@@ -347,15 +354,7 @@ class TCNItems(_BagTimeline):
     def __init__(self, data: Any, indices: np.ndarray, pos_radius_s: float,
                  neg_radius_s: float) -> None:
         super().__init__(data, indices, neg_radius_s)
-        pos_ns = int(pos_radius_s * 1e9)
-        n = len(self.idx)
-        self.pos_lo = np.empty(n, np.int64)
-        self.pos_hi = np.empty(n, np.int64)
-        for b in np.unique(self.bags):
-            s, e = np.searchsorted(self.bags, b, 'left'), np.searchsorted(self.bags, b, 'right')
-            t = self.stamps[s:e]
-            self.pos_lo[s:e] = s + np.searchsorted(t, t - pos_ns, 'left')
-            self.pos_hi[s:e] = s + np.searchsorted(t, t + pos_ns, 'right')
+        self.pos_lo, self.pos_hi = self._window(int(pos_radius_s * 1e9), inclusive=True)
         n_pos = self.pos_hi - self.pos_lo - 1
         self.anchors = np.flatnonzero((n_pos > 0) & (self.n_neg > 0))
 

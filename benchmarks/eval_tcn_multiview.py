@@ -113,15 +113,17 @@ def main(argv: list[str] | None = None) -> int:
             summary[n][key] = float(np.mean(vals))
             cells.append(f'{np.mean(vals):>8.3f}±{np.std(vals):.3f}')
         lines.append(f'{label:<24}' + ''.join(f'{c:>14}' for c in cells))
-    lines.append(f'ratio multi/single cross-view retrieval: '
-                 f'{summary["multi-view"]["cross_view_retrieval"] / max(summary["single-view"]["cross_view_retrieval"], 1e-9):.2f}x; '
+    ratio = (summary['multi-view']['cross_view_retrieval']
+             / max(summary['single-view']['cross_view_retrieval'], 1e-9))
+    lines.append(f'ratio multi/single cross-view retrieval: {ratio:.2f}x; '
                  f'chance of retrieval 1/{n_val} = {1 / n_val:.4f}')
     table = '\n'.join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         'worlds': args.worlds, 'duration_s': args.duration, 'seeds': args.seeds,
-        'epochs': args.epochs, 'held_out_worlds': held_out, 'n_train_frames': n_train, 'n_val_frames': n_val,
+        'epochs': args.epochs, 'held_out_worlds': held_out, 'n_train_frames': n_train,
+        'n_val_frames': n_val,
         'chance_retrieval': 1.0 / n_val, 'mean': summary, 'runs': per_run,
         'wall_s': round(time.monotonic() - start, 1), 'table': table}, indent=2))
     print(f'wrote {args.out} ({time.monotonic() - start:.0f} s)')

@@ -8,8 +8,8 @@ import torch
 
 from ssl_robot.export import read_metadata
 from ssl_robot.text.data import split_documents
-from ssl_robot.text.model import (CausalLMModel, export_text_encoder, TextModelConfig,
-                                  TextTransformer)
+from ssl_robot.text.model import (CausalLMModel, export_text_encoder, ReplacedTokenModel,
+                                  TextModelConfig, TextTransformer)
 from ssl_robot.text.tasks import (ARTask, build_pair_input, corrupt_with_samples, mask_tokens,
                                   MLMTask, NSPTask, pack_blocks, RTDTask, TextCorpus)
 from ssl_robot.text.tokenizer import train_tokenizer
@@ -132,6 +132,27 @@ def test_rtd_detector_beats_the_prior_on_learnable_text(tmp_path, corpus):
     assert m['prior_disc_loss'] == pytest.approx(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
     assert m['disc_loss'] < m['prior_disc_loss']
     assert m['rtd_auc'] > 0.6
+
+
+def test_rtd_uniform_ablation_replaces_with_non_special_tokens():
+    """The ablation draws replacements uniformly from [uniform_from, vocab); labels stay
+    exactly the changed positions, and the untouched ones are the original ids."""
+    cfg = TextModelConfig(vocab_size=40, max_len=16, dim=16, depth=1, heads=2)
+    model = ReplacedTokenModel(cfg, cfg, uniform_from=5)
+    torch.manual_seed(0)
+    original = torch.randint(5, 40, (64, 16))
+    selected = torch.rand(64, 16) < 0.3
+    masked = torch.where(selected, torch.full_like(original, 4), original)
+    out = model(masked, torch.ones_like(original), original, selected,
+                sample_generator=torch.Generator().manual_seed(1))
+    corrupted, replaced = out['corrupted'], out['replaced']
+    assert torch.equal(corrupted[~selected], original[~selected])
+    assert int(corrupted[selected].min()) >= 5 and int(corrupted[selected].max()) < 40
+    assert torch.equal(replaced, corrupted != original)
+    # Uniform over 35 ids: about 1/35 of the draws equal the original.
+    assert 0.9 < float(replaced[selected].float().mean()) < 1.0
+    # Every non-special id is drawn.
+    assert set(corrupted[selected].tolist()) == set(range(5, 40))
 
 
 def test_ar_generate_and_mlm_accuracy_metrics(tmp_path, corpus):

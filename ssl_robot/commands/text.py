@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      'OUT/encoder.onnx')
     pre.add_argument('--prompt', action='append', default=None,
                      help='ar: prompt(s) to continue after training')
+    pre.add_argument('--rtd-replacement', choices=('generator', 'uniform'),
+                     default='generator', help="rtd: ELECTRA's generator samples, or (an "
+                     'ablation) tokens drawn uniformly from the vocabulary')
     pre.set_defaults(func=run_pretrain)
 
     ev = subparsers.add_parser(
@@ -74,7 +77,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     corpus.tokenizer.save(out / 'tokenizer.json')
     cfg = TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=args.max_len,
                           dim=args.dim, depth=args.depth, heads=args.heads)
-    task = TASKS[args.task](corpus, cfg)
+    extra = {'replacement': args.rtd_replacement} if args.task == 'rtd' else {}
+    task = TASKS[args.task](corpus, cfg, **extra)
     budget = Budget(max_chars=args.max_chars, vocab_size=args.vocab_size,
                     max_len=args.max_len, dim=args.dim, depth=args.depth, heads=args.heads,
                     steps=args.steps, batch_size=args.batch_size, lr=args.lr,

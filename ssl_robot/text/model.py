@@ -219,12 +219,22 @@ class ReplacedTokenModel(nn.Module):
 
     The forward pass samples the generator's tokens; no gradient flows from the
     discriminator into the generator through the sampling (as in ELECTRA).
+
+    Args:
+        cfg: Discriminator size.
+        generator_cfg: Generator size.
+        uniform_from: None (ELECTRA) or the lowest id of an ablation that replaces with
+            tokens drawn uniformly from [uniform_from, vocab) instead of the generator's
+            samples (the generator still trains), to tell a detector that cannot learn
+            from one given only hard replacements.
     """
 
     causal = False
 
-    def __init__(self, cfg: TextModelConfig, generator_cfg: TextModelConfig) -> None:
+    def __init__(self, cfg: TextModelConfig, generator_cfg: TextModelConfig, *,
+                 uniform_from: int | None = None) -> None:
         super().__init__()
+        self.uniform_from = uniform_from
         self.generator = MaskedLMModel(generator_cfg)
         self.encoder = TextTransformer(cfg)
         self.disc_head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(),
@@ -250,8 +260,13 @@ class ReplacedTokenModel(nn.Module):
         from ssl_robot.text.tasks import corrupt_with_samples
         gen_logits = self.generator(masked_ids, attention_mask, selected)
         with torch.no_grad():
-            probs = torch.softmax(gen_logits.float(), dim=-1)
-            samples = torch.multinomial(probs, 1, generator=sample_generator).squeeze(1)
+            if self.uniform_from is None:
+                probs = torch.softmax(gen_logits.float(), dim=-1)
+                samples = torch.multinomial(probs, 1, generator=sample_generator).squeeze(1)
+            else:
+                samples = torch.randint(self.uniform_from, gen_logits.shape[-1],
+                                        (gen_logits.shape[0],), generator=sample_generator,
+                                        device=gen_logits.device)
         corrupted, replaced = corrupt_with_samples(original_ids, selected, samples)
         disc_logits = self.disc_head(self.encoder(corrupted, attention_mask)).squeeze(-1)
         return {'gen_logits': gen_logits, 'disc_logits': disc_logits,

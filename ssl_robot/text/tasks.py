@@ -444,6 +444,9 @@ class RTDTask(MLMTask):
     Args:
         disc_weight: Weight of the discriminator's loss (ELECTRA uses 50).
         generator_scale: Generator hidden size as a fraction of the discriminator's.
+        replacement: 'generator' (ELECTRA) or 'uniform', an ablation: replacements drawn
+            uniformly from the non-special vocabulary (easy to spot), to check that the
+            detector learns at all when the generator's replacements are too hard.
     """
 
     name = 'rtd'
@@ -452,10 +455,14 @@ class RTDTask(MLMTask):
 
     def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *,
                  mask_prob: float = 0.15, disc_weight: float = 50.0,
-                 generator_scale: float = 0.5, max_train_blocks: int = 0) -> None:
+                 generator_scale: float = 0.5, replacement: str = 'generator',
+                 max_train_blocks: int = 0) -> None:
         super().__init__(corpus, model_cfg, mask_prob=mask_prob,
                          max_train_blocks=max_train_blocks)
+        if replacement not in ('generator', 'uniform'):
+            raise ValueError(f"replacement {replacement!r}: use 'generator' or 'uniform'")
         self.disc_weight = disc_weight
+        self.replacement = replacement
         heads = max(1, model_cfg.heads // 2) if generator_scale < 1 else model_cfg.heads
         dim = max(heads, int(model_cfg.dim * generator_scale) // heads * heads)
         self.generator_cfg = TextModelConfig(**{**model_cfg.to_dict(), 'dim': dim,
@@ -463,10 +470,12 @@ class RTDTask(MLMTask):
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), 'generator': self.generator_cfg.to_dict(),
-                'disc_weight': self.disc_weight}
+                'disc_weight': self.disc_weight, 'replacement': self.replacement}
 
     def build_model(self) -> nn.Module:
-        self.model = ReplacedTokenModel(self.model_cfg, self.generator_cfg)
+        self.model = ReplacedTokenModel(
+            self.model_cfg, self.generator_cfg,
+            uniform_from=self.tok.num_special if self.replacement == 'uniform' else None)
         return self.model
 
     def _rtd(self, model, batch, generator: torch.Generator | None = None):

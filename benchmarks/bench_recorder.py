@@ -31,7 +31,7 @@ STREAMS = (  # topic, type, rate Hz
 W, H = 640, 480
 
 
-def run_publisher(duration: float, domain: int, reliable: bool) -> None:
+def run_publisher(duration: float, domain: int, reliable: bool, history: int) -> None:
     """Child process: publish the streams for `duration` s; print counts as JSON."""
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     import rclpy
@@ -46,7 +46,7 @@ def run_publisher(duration: float, domain: int, reliable: bool) -> None:
     depth.data = bytes(W * H * 4)
     msgs = {'/image_raw': image, '/depth/image': depth, '/odom': Odometry(), '/imu': Imu()}
     classes = {'/image_raw': Image, '/depth/image': Image, '/odom': Odometry, '/imu': Imu}
-    qos = (QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable
+    qos = (QoSProfile(depth=history, reliability=ReliabilityPolicy.RELIABLE) if reliable
            else qos_profile_sensor_data)
     pubs = {t: node.create_publisher(classes[t], t, qos) for t, _, _ in STREAMS}
     deadline = time.monotonic() + 30
@@ -117,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--reliable', action='store_true',
                         help='reliable QoS on both sides (qos_overrides on the recorder) '
                              'instead of the default best-effort sensor-data QoS')
+    parser.add_argument('--publisher-depth', type=int, default=10,
+                        help='history depth of the reliable publishers (a camera driver\'s '
+                             'queue; deeper rides out the recorder\'s pauses)')
     parser.add_argument('--publisher', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--json', type=Path,
                         default=REPO / 'benchmarks' / 'results' / 'bench_recorder.json')
     args = parser.parse_args(argv)
     if args.publisher:
-        run_publisher(args.duration, args.domain, args.reliable)
+        run_publisher(args.duration, args.domain, args.reliable, args.publisher_depth)
         return 0
 
     import yaml
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             publisher = subprocess.run(
                 [sys.executable, __file__, '--publisher', '--duration', str(args.duration),
-                 '--domain', str(args.domain)] + (['--reliable'] if args.reliable else []),
+                 '--domain', str(args.domain), '--publisher-depth', str(args.publisher_depth)]
+                + (['--reliable'] if args.reliable else []),
                 env=env, capture_output=True, text=True,
                 timeout=args.duration + 120, check=True)
             published = json.loads(publisher.stdout.strip().splitlines()[-1])
@@ -180,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         'duration_s': seconds, 'storage': args.storage, 'streams': rows,
         'qos': 'reliable' if args.reliable else 'sensor_data (best effort)',
+        'publisher_depth': args.publisher_depth if args.reliable else None,
         'recorder': {'bytes': final.get('bytes', 0), 'bytes_per_s': recorder_bps,
                      'bag_file_bytes': bag_bytes, 'files': final.get('files'),
                      'dropped': final.get('dropped'), 'write_errors': final.get('write_errors')},

@@ -5,6 +5,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ssl_robot.export import read_metadata
 from ssl_robot.text.data import split_documents
@@ -164,6 +165,31 @@ def test_ar_generate_and_mlm_accuracy_metrics(tmp_path, corpus):
     assert task.generate('The robot', 12, temperature=0.8, top_k=10, seed=0) == text
     greedy = task.generate('The', 8, temperature=0.0)
     assert greedy == task.generate('The', 8, temperature=0.0)
+
+
+class _CopyModel(torch.nn.Module):
+    """Predicts, at each selected position, the token it is shown."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+
+    def forward(self, ids, attention_mask, selected):
+        return F.one_hot(ids[selected], self.vocab_size).float()
+
+
+def test_mlm_accuracy_per_kind_of_position_catches_a_copying_model(corpus):
+    """A model that copies its input is right on every kept token and wrong at every
+    [MASK]: the [MASK]-only accuracy is 0, BERT's all-selected accuracy the kept share (~10 %)."""
+    task = MLMTask(corpus, _cfg(corpus))
+    _, val = task.datasets()
+    loader = [task.collate([val[i] for i in range(j, min(j + 16, len(val)))])
+              for j in range(0, len(val), 16)]
+    m = task.evaluate(_CopyModel(corpus.tokenizer.vocab_size), loader)
+    assert m['mlm_masked_accuracy'] == 0.0
+    assert m['mlm_kept_accuracy'] == 1.0
+    assert m['mlm_random_accuracy'] == 0.0
+    assert 0.0 < m['mlm_accuracy'] < 0.25  # the kept share of a small sample
 
 
 def test_encoder_onnx_export_parity(tmp_path):

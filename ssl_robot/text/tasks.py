@@ -287,24 +287,42 @@ class MLMTask(TextTask):
 
     def _step(self, model: nn.Module, batch: dict[str, torch.Tensor],
               generator: torch.Generator | None = None):
+        """Loss and, per kind of selected position (shown as [MASK], as a random token,
+        left as it was), (correct, count)."""
         inputs, labels, selected = self._mask(batch, generator)
         logits = model(inputs, batch['attention_mask'], selected)
-        loss = F.cross_entropy(logits, labels[selected])
-        correct = (logits.argmax(-1) == labels[selected]).sum()
-        return loss, int(correct), int(selected.sum())
+        target = labels[selected]
+        loss = F.cross_entropy(logits, target)
+        hit = logits.argmax(-1) == target
+        shown = inputs[selected]
+        kinds = {'masked': shown == self.tok.mask_id, 'kept': shown == target}
+        kinds['random'] = ~(kinds['masked'] | kinds['kept'])
+        counts = {k: (int((hit & m).sum()), int(m.sum())) for k, m in kinds.items()}
+        return loss, counts
 
     def loss(self, model, batch):
-        loss, correct, count = self._step(model, batch)
+        loss, counts = self._step(model, batch)
+        correct, count = (sum(c[i] for c in counts.values()) for i in (0, 1))
         return loss, {'mlm_accuracy': correct / max(count, 1)}
 
     def evaluate(self, model, loader):
+        """Held-out loss and accuracy over all selected positions (BERT's figure) and per
+        kind: `mlm_masked_accuracy`, on the [MASK] positions only, is the one that a
+        model copying its input cannot inflate (a kept token is in plain sight)."""
         generator = torch.Generator().manual_seed(VAL_SEED)
-        total, correct, count = 0.0, 0, 0
+        total = 0.0
+        sums = {k: [0, 0] for k in ('masked', 'kept', 'random')}
         with torch.no_grad():
             for batch in loader:
-                loss, c, n = self._step(model, batch, generator)
-                total, correct, count = total + float(loss) * n, correct + c, count + n
-        return {'val_loss': total / max(count, 1), 'mlm_accuracy': correct / max(count, 1)}
+                loss, counts = self._step(model, batch, generator)
+                total += float(loss) * sum(n for _, n in counts.values())
+                for k, (c, n) in counts.items():
+                    sums[k][0] += c
+                    sums[k][1] += n
+        correct = sum(c for c, _ in sums.values())
+        count = max(sum(n for _, n in sums.values()), 1)
+        return {'val_loss': total / count, 'mlm_accuracy': correct / count,
+                **{f'mlm_{k}_accuracy': c / max(n, 1) for k, (c, n) in sums.items()}}
 
 
 class NSPTask(TextTask):

@@ -9,7 +9,8 @@ images are never deserialised.
 Extra cameras (`LabellingParams.view_topics`) are read after the main pass: their stamps
 first, then only the frames that match a kept main-camera frame (nearest header stamp
 within `view_match_tolerance_s`, `match_views`) are decoded. A view without a match is
-masked for that frame and counted (`views_missing_<k>`), never filled in. An extra
+masked for that frame (and counted as `views_missing_<k>` by `label_streams`), never
+filled in. An extra
 camera whose images have another size than the main camera's is an error (LabelError):
 views are stored at the main camera's size and are not resized, since stretching another
 aspect ratio or field of view would change what the TCN learns to match.
@@ -296,9 +297,6 @@ def _read_views(bag: BagReader, params: LabellingParams, frame_stamps: np.ndarra
             for row, v in rows:
                 views[row, v] = rgb
                 mask[row, v] = True
-    for v in range(v_count):
-        counts[f'views_matched_{v}'] = int(mask[:, v].sum())
-        counts[f'views_missing_{v}'] = int(n - mask[:, v].sum())
     return views, mask
 
 

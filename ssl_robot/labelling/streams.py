@@ -155,6 +155,9 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
     fstamps, (frames, views, views_mask), c = sort_dedup(streams.frame_stamps, streams.frames,
                                                          views, views_mask)
     counts.update({f'frames_{k}': v for k, v in c.items()})
+    for v, matched in enumerate(views_mask.sum(axis=0).tolist()):
+        counts[f'views_matched_{v}'] = int(matched)
+        counts[f'views_missing_{v}'] = len(fstamps) - int(matched)
     rstamps, rvalues = [], []
     for k, (st, rv) in enumerate(zip(streams.range_stamps, streams.ranges)):
         st, (rv,), c = sort_dedup(st, rv)

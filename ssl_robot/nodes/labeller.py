@@ -395,6 +395,8 @@ class Labeller(Node):
             # Stream anomalies are counted once on arrival; these are per labelled frame.
             if key.startswith(('proximity_', 'terrain_', 'frames_')):
                 self.label_counts[key] = self.label_counts.get(key, 0) + int(value)
+            elif key.startswith('views_'):  # views_matched_<k>, views_missing_<k>
+                self.counts[key] += int(value)
         self.known += rows['proximity_mask'].sum(axis=0)
         self.obstacles += (rows['proximity'] * rows['proximity_mask']).sum(axis=0).astype(
             np.int64)
@@ -402,9 +404,6 @@ class Labeller(Node):
         self.terrain_cells += int(rows['terrain_mask'].size)
         n = len(rows['stamps_ns'])
         self.counts['frames_labelled'] += n
-        for v, matched in enumerate(rows['views_mask'].sum(axis=0).tolist()):
-            self.counts[f'views_matched_{v}'] += int(matched)
-            self.counts[f'views_missing_{v}'] += n - int(matched)
         if n:
             with self.lock:
                 self.pending_rows.append(rows)

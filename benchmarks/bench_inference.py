@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / 'test'))
 
 from ssl_robot.inference import OnnxRobotModel  # noqa: E402
-from ssl_robot.models import build_robot_model  # noqa: E402
-from ssl_robot.models.nets import default_spec, export_robot_onnx  # noqa: E402
-from ssl_robot.models.transforms import frames_to_input  # noqa: E402
+from ssl_robot.robot.nets import build_robot_model  # noqa: E402
+from ssl_robot.robot.nets import default_spec, export_robot_onnx  # noqa: E402
+from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 
 DOMAIN = 43
 
@@ -152,7 +152,7 @@ def main() -> int:
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_model_'))
     if args.onnx:
-        from ssl_robot.tasks.robot import model_from_checkpoint
+        from ssl_robot.robot.tasks import model_from_checkpoint
         # The torch side is the checkpoint the ONNX file was exported from.
         model, _ = model_from_checkpoint(OnnxRobotModel(args.onnx).meta['checkpoint'])
         onnx_path = Path(args.onnx)

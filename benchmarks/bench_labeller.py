@@ -33,7 +33,8 @@ NO_HEADER = ('/cmd_vel', '/sim/world')
 
 def build_tiled_bag(out: Path, tile: Path, hours: float) -> None:
     """Repeat the bag `tile` end to end for `hours`, shifting every header stamp."""
-    from ssl_robot.bagio import BagReader, BagWriter
+    from ssl_robot.bags.reader import BagReader
+    from ssl_robot.bags.writer import BagWriter
     with BagReader(tile) as src:
         topics = {t: m for t, m in src.topics.items() if t != '/depth/image'}
         span_ns = int(src.duration_s * 1e9) + 20_000_000
@@ -64,7 +65,7 @@ def timed(func, *args, **kwargs):
 
 
 def read_all(bag: Path, topics: list[str], *, deserialise: bool) -> int:
-    from ssl_robot.bagio import BagReader
+    from ssl_robot.bags.reader import BagReader
     n = 0
     with BagReader(bag) as reader:
         if deserialise:

@@ -81,7 +81,7 @@ def rosbags_baseline(counts: dict[str, int], out: Path) -> dict:
     """Write the same number and size of messages with the rosbags Writer alone."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from ssl_robot.bagio import typestore
+    from ssl_robot.bags.reader import typestore
     sys.path.insert(0, str(REPO / 'test'))
     from bag_factory import default_msg
     import numpy as np
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import yaml
-    from ssl_robot.bagio import BagReader
+    from ssl_robot.bags.reader import BagReader
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain), PYTHONUNBUFFERED='1',
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     with tempfile.TemporaryDirectory(prefix='bench_recorder_') as tmp:

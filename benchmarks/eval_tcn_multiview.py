@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
              '--remap', 'views:=/camera2/image_raw')
 
     from ssl_robot.dataset import LabelledDataset
-    from ssl_robot.tasks.robot import COMMON_DEFAULTS as split
+    from ssl_robot.robot.tasks import COMMON_DEFAULTS as split
     data = LabelledDataset.open(dataset)
     _, val = data.split(split['val_fraction'], by=split['split_by'], seed=split['split_seed'])
     held_out = [args.worlds[b] for b in np.unique(np.asarray(data.bag_ids)[val])]

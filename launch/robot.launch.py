@@ -5,10 +5,10 @@
 
 Arguments: use_sim_time (false), params_file (the package's config/robot.yaml),
 online_training (false), image_topic, camera_info_topic, depth_topic, odom_topic,
-imu_topic, cmd_vel_topic, range_prefix. The node list lives in ssl_robot/graph.py, which
+imu_topic, cmd_vel_topic, range_prefix. The node list lives in ssl_robot/bringup/graph.py, which
 `ssl-robot up robot` starts too.
 """
-from ssl_robot.launch_actions import graph_launch_description
+from ssl_robot.bringup.launch_actions import graph_launch_description
 
 
 def generate_launch_description():

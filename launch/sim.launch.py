@@ -5,7 +5,7 @@
 Arguments as robot.launch.py, with use_sim_time true by default. The node list lives in
 ssl_robot/graph.py, which `ssl-robot up sim` starts too.
 """
-from ssl_robot.launch_actions import graph_launch_description
+from ssl_robot.bringup.launch_actions import graph_launch_description
 
 
 def generate_launch_description():

@@ -50,6 +50,8 @@ from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
+from ssl_robot.errors import SslRobotError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -84,7 +86,7 @@ _DTYPES = {name: dtype for name, (dtype, _) in {**ARRAYS, **VIEW_ARRAYS}.items()
 _LOG = logging.getLogger(__name__)
 
 
-class DatasetError(Exception):
+class DatasetError(SslRobotError):
     """A dataset cannot be opened, written or appended to; the message names the path."""
 
 

@@ -1,26 +1,20 @@
-"""Errors the command line reports as one clear line (no traceback)."""
+"""The package's root error class (a leaf: it imports nothing).
+
+Each subpackage defines its own error class in a leaf module of its own, derived from
+`SslRobotError` (`ssl_robot.bags.typestore.BagError`, `ssl_robot.labelling.errors.LabelError`,
+...), so importing an error loads nothing heavy, and `ssl-robot` reports any of them as one
+clear line without importing them all.
+"""
 from __future__ import annotations
 
-from ssl_robot.bagio import BagError
-from ssl_robot.dataset import DatasetError
-from ssl_robot.export import ExportError
-from ssl_robot.inference import InferenceError
-from ssl_robot.labelling import LabelError
-from ssl_robot.msgconv import MessageError
-from ssl_robot.sim.world import SimError
-from ssl_robot.text import TextError
-from ssl_robot.train.trainer import TrainError
-from ssl_robot.vision import VisionError
+
+class SslRobotError(Exception):
+    """Bad input the package reports as one clear line (the message names the file)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(SslRobotError, ValueError):
     """A configuration or parameter file is missing or invalid."""
 
 
-#: Every error class the package raises for bad input; add a subpackage's error class here
-#: so that `ssl-robot` reports it as one clear line.
-USER_ERRORS: tuple[type[Exception], ...] = (BagError, MessageError, TrainError, ConfigError,
-                                            ExportError, DatasetError, InferenceError, LabelError,
-                                            SimError, TextError, VisionError,
-                                            FileNotFoundError)
-
+#: What `ssl-robot` reports as one clear line (no traceback).
+USER_ERRORS: tuple[type[Exception], ...] = (SslRobotError, FileNotFoundError)

@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 import torch
 
+from ssl_robot.errors import SslRobotError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 OPSET = 18
 
 
-class ExportError(RuntimeError):
+class ExportError(SslRobotError, RuntimeError):
     """Export failed, or onnxruntime disagrees with torch beyond the tolerance."""
 
 

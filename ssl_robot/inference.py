@@ -16,6 +16,8 @@ from typing import Any, TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ssl_robot.errors import SslRobotError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -25,7 +27,7 @@ KIND_KEYS = {'obstacle': ('distances_m', 'sensors'), 'terrain': ('grid',),
              'tcn': ('embed_dim',), 'encoder': ('feature_dim',)}
 
 
-class InferenceError(RuntimeError):
+class InferenceError(SslRobotError, RuntimeError):
     """The model cannot be loaded or used (missing, corrupt, metadata mismatch)."""
 
 
@@ -95,17 +97,11 @@ class OnnxRobotModel:
                  expected_kind: str = '', intra_op_threads: int = 0) -> None:
         import onnxruntime as ort
 
-        from ssl_robot.export import ExportError, read_metadata
         self.path = Path(path)
         if not str(path):
             raise InferenceError('no model_path given')
-        try:
-            self.meta = parse_metadata(read_metadata(self.path))
-        except ExportError as exc:
-            raise InferenceError(str(exc)) from exc
-        if expected_kind and self.meta['kind'] != expected_kind:
-            raise InferenceError(f'{self.path}: a {self.meta["kind"]} model, expected '
-                                 f'{expected_kind}')
+        if not self.path.is_file():
+            raise InferenceError(f'{self.path}: no such ONNX model (or not a regular file)')
         available = ort.get_available_providers()
         chosen = [p for p in providers if p in available] or ['CPUExecutionProvider']
         options = ort.SessionOptions()
@@ -116,6 +112,15 @@ class OnnxRobotModel:
             self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise InferenceError(f'{self.path}: onnxruntime cannot load it: {exc}') from exc
+        # The metadata export_onnx stored, read by onnxruntime itself (no onnx/torch import).
+        raw = dict(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            self.meta = parse_metadata(raw)
+        except InferenceError as exc:
+            raise InferenceError(f'{self.path}: {exc}') from exc
+        if expected_kind and self.meta['kind'] != expected_kind:
+            raise InferenceError(f'{self.path}: a {self.meta["kind"]} model, expected '
+                                 f'{expected_kind}')
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, *self.meta['input_hw']]:
             raise InferenceError(

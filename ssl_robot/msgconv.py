@@ -9,11 +9,13 @@ import math
 
 import numpy as np
 
+from ssl_robot.errors import SslRobotError
+
 #: Encodings the camera path accepts, and how many 8-bit channels each has.
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 
 
-class MessageError(ValueError):
+class MessageError(SslRobotError, ValueError):
     """A message cannot be converted (unknown encoding, wrong size); the text says why."""
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from rosbags.interfaces import Nodetype
 
-from ssl_robot.bagio import BagWriter, msg_class, ns_to_stamp, typestore
+from ssl_robot.bags.typestore import msg_class, ns_to_stamp, typestore
+from ssl_robot.bags.writer import BagWriter
 
 _ZERO = {'bool': False, 'string': '', 'float32': 0.0, 'float64': 0.0}
 

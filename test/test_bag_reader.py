@@ -9,9 +9,10 @@ import sys
 from bag_factory import default_msg, header
 import pytest
 
-from ssl_robot.bagio import BagError, BagReader, kilted_cdr, stamp_to_ns, typestore
+from ssl_robot.bags.reader import BagError, BagReader, kilted_cdr, stamp_to_ns, typestore
 from ssl_robot.cli import main as cli_main
-from ssl_robot.recording import needs_recovery, reindex, SplitBagWriter
+from ssl_robot.bags.recovery import needs_recovery, reindex
+from ssl_robot.bags.split import SplitBagWriter
 
 REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real' / 'bags'
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason='real bags not present')
@@ -150,7 +151,7 @@ def test_split_writer_splits_by_duration_and_size(tmp_path, storage):
 
 _KILLED_WRITER = '''
 import os, sys
-from ssl_robot.recording import SplitBagWriter
+from ssl_robot.bags.split import SplitBagWriter
 cdr = bytes.fromhex(sys.argv[3])
 w = SplitBagWriter(sys.argv[1], storage=sys.argv[2], max_duration_s=1.0, flush_period_s=0.3)
 w.open()

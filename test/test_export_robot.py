@@ -13,9 +13,9 @@ from robot_data import write_synthetic_dataset  # noqa: E402
 
 from ssl_robot.export import read_metadata  # noqa: E402
 from ssl_robot.inference import OnnxRobotModel  # noqa: E402
-from ssl_robot.models import build_robot_model  # noqa: E402
-from ssl_robot.models.nets import default_spec, export_robot_onnx  # noqa: E402
-from ssl_robot.models.transforms import frames_to_input  # noqa: E402
+from ssl_robot.robot.nets import build_robot_model  # noqa: E402
+from ssl_robot.robot.nets import default_spec, export_robot_onnx  # noqa: E402
+from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 
 
 @pytest.mark.parametrize('kind, extra', [

@@ -14,7 +14,7 @@ import pytest
 from rosbags.rosbag2 import Writer
 from rosbags.typesys import get_typestore, get_types_from_msg, Stores
 
-from ssl_robot.bagio import BagError, BagReader, typestore
+from ssl_robot.bags.reader import BagError, BagReader, typestore
 
 WEIRD_DEF = 'int32 a\nstring b\n'
 SENSOR_TOPICS = ['/image_raw', '/camera_info', '/odom', '/imu', '/range/left',

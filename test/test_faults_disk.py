@@ -17,7 +17,8 @@ from bag_factory import write_sensor_bag
 import numpy as np
 import pytest
 
-from ssl_robot.bagio import BagError, BagReader, BagWriter
+from ssl_robot.bags.reader import BagError, BagReader
+from ssl_robot.bags.writer import BagWriter
 from ssl_robot.dataset import DatasetError, DatasetWriter, LabelledDataset
 
 SHAPE = dict(distances_m=[0.1, 0.2], sensors=['left', 'center', 'right'],

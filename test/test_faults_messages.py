@@ -148,8 +148,8 @@ def _obstacle_model(path):
     """A small untrained obstacle model, exported as `ssl-robot export` does."""
     import torch
 
-    from ssl_robot.models import build_robot_model
-    from ssl_robot.models.nets import default_spec, export_robot_onnx
+    from ssl_robot.robot.nets import build_robot_model
+    from ssl_robot.robot.nets import default_spec, export_robot_onnx
     torch.manual_seed(0)
     export_robot_onnx(build_robot_model(default_spec('obstacle', input_hw=[24, 32], width=4)),
                       path)

@@ -14,7 +14,7 @@ import pytest
 from ros_procs import copy_config, node_exists, Probe, start_node
 from test_faults_messages import _instant
 
-from ssl_robot.bagio import BagError, BagReader, stamp_to_ns
+from ssl_robot.bags.reader import BagError, BagReader, stamp_to_ns
 
 DOMAIN_ID = 67
 RATE_HZ = 10.0

@@ -16,8 +16,8 @@ DOMAIN = 41
 def _export(kind: str, path: Path, **spec: object) -> Path:
     import torch
 
-    from ssl_robot.models import build_robot_model
-    from ssl_robot.models.nets import default_spec, export_robot_onnx
+    from ssl_robot.robot.nets import build_robot_model
+    from ssl_robot.robot.nets import default_spec, export_robot_onnx
     torch.manual_seed(0)
     export_robot_onnx(build_robot_model(default_spec(kind, input_hw=[24, 32], width=4,
                                                      **spec)), path)
@@ -185,7 +185,7 @@ def test_core_preprocess_matches_training_transform() -> None:
     import torch
 
     from ssl_robot.inference import OnnxRobotModel
-    from ssl_robot.models.transforms import frames_to_input
+    from ssl_robot.robot.transforms import frames_to_input
     frames = np.random.default_rng(0).integers(0, 255, (2, 48, 64, 3), dtype=np.uint8)
     model = OnnxRobotModel.__new__(OnnxRobotModel)
     model.meta = {'input_hw': [24, 32]}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssl_robot.bagio import BagWriter
+from ssl_robot.bags.writer import BagWriter
 from ssl_robot.cli import main as cli_main
 from ssl_robot.config import load_node_parameters
 from ssl_robot.dataset import LabelledDataset
@@ -257,8 +257,8 @@ def test_bag_without_odometry_is_a_clear_error(tmp_path):
 
 
 def test_fast_field_reading_equals_full_deserialisation(sim_bag, tmp_path):
-    from ssl_robot.bagio import BagReader
-    from ssl_robot.labelling.fastcdr import _same, FieldReader, READERS
+    from ssl_robot.bags.reader import BagReader
+    from ssl_robot.bags.fastcdr import _same, FieldReader, READERS
     _write_messy_bag(tmp_path / 'messy')                  # NaN ranges, other frame ids
     checked = 0
     for bag in (sim_bag, tmp_path / 'messy'):

@@ -18,7 +18,7 @@ from ssl_robot.cli import build_parser
 from ssl_robot.commands.up import resolve_args
 from ssl_robot.config import load_node_parameters
 from ssl_robot.errors import ConfigError
-from ssl_robot.graph import GRAPHS, TOPIC_ARGUMENTS
+from ssl_robot.bringup.graph import GRAPHS, TOPIC_ARGUMENTS
 from ssl_robot.paths import config_path, launch_dir
 
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
@@ -74,7 +74,7 @@ def test_graph_declares_use_sim_time_and_uses_known_executables(graph):
 def test_launch_actions_pass_params_file_use_sim_time_and_remaps_to_every_node():
     """The launch builder (ast): one Node/LifecycleNode per graph node, each given the
     parameter file, use_sim_time and the topic remappings; the parameter file it installs."""
-    path = REPO / 'ssl_robot' / 'launch_actions.py'
+    path = REPO / 'ssl_robot' / 'bringup' / 'launch_actions.py'
     tree = ast.parse(path.read_text())
     calls = {getattr(n.func, 'id', ''): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
     assert {'Node', 'LifecycleNode', 'DeclareLaunchArgument', 'get_package_share_directory',
@@ -178,7 +178,8 @@ def test_config_sections_are_nodes_and_load():
 
 def _declared_parameters(tmp_path: Path) -> dict[str, list[str] | None]:
     """Start every written node once with config/robot.yaml; ask each what it declares."""
-    from ssl_robot.bagio import BagWriter, msg_class, ns_to_stamp
+    from ssl_robot.bags.typestore import msg_class, ns_to_stamp
+    from ssl_robot.bags.writer import BagWriter
     bag = tmp_path / 'tiny_bag'
     with BagWriter(bag) as writer:
         clock = msg_class('rosgraph_msgs/msg/Clock')

@@ -28,7 +28,7 @@ import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 import yaml  # noqa: E402
 
-from ssl_robot.graph import GRAPHS  # noqa: E402
+from ssl_robot.bringup.graph import GRAPHS  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / 'launch'

@@ -8,7 +8,7 @@ import pytest
 from bag_factory import write_sensor_bag
 from ros_procs import copy_config, Probe, start_node
 
-from ssl_robot.bagio import stamp_to_ns
+from ssl_robot.bags.reader import stamp_to_ns
 
 REAL_BAGS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real' / 'bags'
 T0 = 1_000_000_000

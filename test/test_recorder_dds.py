@@ -11,8 +11,8 @@ import signal
 import pytest
 from ros_procs import copy_config, Probe, start_node
 
-from ssl_robot.bagio import BagReader, stamp_to_ns
-from ssl_robot.recording import needs_recovery, reindex
+from ssl_robot.bags.reader import BagReader, stamp_to_ns
+from ssl_robot.bags.recovery import needs_recovery, reindex
 
 T0_NS = 1_700_000_000_000_000_000
 RELIABLE = {f'qos_overrides./{t}.subscription.reliability': 'reliable'

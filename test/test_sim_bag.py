@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssl_robot.bagio import BagReader
+from ssl_robot.bags.reader import BagReader
 from ssl_robot.cli import main as cli_main
 from ssl_robot.msgconv import depth_to_metres, image_to_rgb, range_reading, stamp_ns
 from ssl_robot.sim import generate_world, SIM_EPOCH_NS, STREAMS, World, write_sim_bag

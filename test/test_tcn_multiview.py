@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ssl_robot.evaluation import cross_view_retrieval_accuracy
-from ssl_robot.tasks.robot import MultiViewTCNItems, TCNItems
+from ssl_robot.metrics import cross_view_retrieval_accuracy
+from ssl_robot.robot.tasks import MultiViewTCNItems, TCNItems
 
 S = 1_000_000_000
 
@@ -105,7 +105,7 @@ def test_cross_view_retrieval_hand_computed() -> None:
 def test_two_camera_sim_label_and_multi_view_training(tmp_path: Path) -> None:
     from ssl_robot.cli import main as cli_main
     from ssl_robot.dataset import LabelledDataset
-    from ssl_robot.tasks import build_task
+    from ssl_robot.robot import build_task
     from ssl_robot.train import TrainConfig, Trainer
     bag, ds_path = tmp_path / 'bag', tmp_path / 'ds'
     assert cli_main(['sim', '--seed', '3', '--duration', '24', '--out', str(bag),
@@ -129,7 +129,7 @@ def test_two_camera_sim_label_and_multi_view_training(tmp_path: Path) -> None:
         assert losses[-1] < losses[0], (loss, losses)
         assert 0.0 <= result.metrics['val_cross_view'] <= 1.0
     # The exported model is unchanged: one camera image in, a unit-norm embedding out.
-    from ssl_robot.commands.export import export_run
+    from ssl_robot.robot.export import export_run
     from ssl_robot.inference import OnnxRobotModel
     report = export_run(tmp_path / 'triplet', tmp_path / 'tcn.onnx')
     assert report.max_abs_diff < 1e-4 and report.metadata['kind'] == 'tcn'

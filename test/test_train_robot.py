@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from robot_data import write_synthetic_dataset  # noqa: E402
 
-from ssl_robot.tasks import build_task  # noqa: E402
+from ssl_robot.robot import build_task  # noqa: E402
 from ssl_robot.train import TrainConfig, Trainer  # noqa: E402
 
 TINY = {'width': 4, 'input_hw': [24, 32]}
@@ -66,7 +66,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, dataset:
 
 def test_obstacle_training_beats_random_init_and_eval_reports_baselines(
         tmp_path: Path, dataset: Path) -> None:
-    from ssl_robot.evaluation import evaluate_run
+    from ssl_robot.robot.evaluate import evaluate_run
     task = build_task('obstacle', {'dataset': str(dataset), 'width': 8, 'input_hw': [24, 32]})
     config = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=7, batch_size=32, lr=3e-3,
                          progress=False, task='obstacle', task_params=task.params)
@@ -103,7 +103,7 @@ def test_ddp_two_cpu_processes_with_torchrun(tmp_path: Path, dataset: Path) -> N
 
 
 def test_pretrained_encoder_eval_adds_scratch_baseline(tmp_path: Path, dataset: Path) -> None:
-    from ssl_robot.evaluation import evaluate_run
+    from ssl_robot.robot.evaluate import evaluate_run
     params = {'dataset': str(dataset), **TINY}
     tcn = build_task('tcn', params)
     Trainer(tcn, TrainConfig(out_dir=str(tmp_path / 'tcn'), epochs=1, batch_size=32,

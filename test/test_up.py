@@ -9,7 +9,7 @@ import pytest
 from ros_procs import (child_pids, copy_config, dds_env, node_exists, NodeProcess, pid_alive,
                        Probe, venv_tool, wait_until)
 
-from ssl_robot.graph import GRAPHS
+from ssl_robot.bringup.graph import GRAPHS
 
 DOMAIN_ID = 63
 

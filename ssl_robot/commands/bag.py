@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ssl_robot.bagio import BagReader
+from ssl_robot.bags.reader import BagReader
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def bag_info(args: argparse.Namespace) -> int:
 
 def bag_reindex(args: argparse.Namespace) -> int:
     """Salvage and re-index a bag directory in place."""
-    from ssl_robot.recording import reindex
+    from ssl_robot.bags.recovery import reindex
     report = reindex(args.bag)
     for name, count in report.salvaged.items():
         print(f'salvaged {count} messages from the cut split {name}')

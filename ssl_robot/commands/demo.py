@@ -224,7 +224,7 @@ def heldout_bags(run: Path) -> list[Path]:
 def replay_through_inference(bag: Path, model: Path, seconds: float,
                              domain_id: int) -> dict[str, float]:
     """Replay a bag with /clock into the inference node and measure prediction latency."""
-    from ssl_robot.demo_probe import measure_inference_over_dds
+    from ssl_robot.commands.demo_probe import measure_inference_over_dds
     return measure_inference_over_dds(bag, model, seconds, _dds_env(domain_id),
                                       model.parent.parent)
 

@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table."""
-    from ssl_robot.evaluation import evaluate_run
+    from ssl_robot.robot.evaluate import evaluate_run
     evaluate_run(args.run, dataset=args.dataset, out_dir=args.out, n_boot=args.bootstrap,
                  seed=args.seed, train_baseline=args.train_baseline)
     return 0

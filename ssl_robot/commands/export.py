@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -20,24 +19,9 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def export_run(run: Path | str, out: Path | str, *, checkpoint: str = 'best.pt',
-               atol: float = 1e-4) -> Any:
-    """Export a robot run's checkpoint to `out`; returns the ExportReport."""
-    from ssl_robot.models.nets import export_robot_onnx
-    from ssl_robot.tasks.robot import model_from_checkpoint
-    path = Path(run)
-    if path.is_dir():
-        path = path / checkpoint
-    model, state = model_from_checkpoint(path)
-    config = state['config']
-    extra = {'task': config['task'], 'checkpoint': str(path.resolve()),
-             'train_step': int(state.get('step', 0)),
-             'dataset': str(config['task_params'].get('dataset', ''))}
-    return export_robot_onnx(model, out, extra_metadata=extra, atol=atol)
-
-
 def run(args: argparse.Namespace) -> int:
     """Export; prints the parity check's max abs diff."""
+    from ssl_robot.robot.export import export_run
     report = export_run(args.run, args.out, checkpoint=args.checkpoint, atol=args.atol)
     meta = report.metadata
     print(f'wrote {report.path}: kind {meta["kind"]}, input {meta["input_hw"]} '

@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train; prints the final validation metrics. Returns the exit status."""
     from ssl_robot.config import parse_key_values
-    from ssl_robot.tasks import build_task
+    from ssl_robot.robot import build_task
     from ssl_robot.train import load_checkpoint, TrainConfig, Trainer, TrainError
 
     out = Path(args.out)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             f'{k} {v:.4f}' for k, v in result.metrics.items()))
     print(f'run: {result.out_dir} (best checkpoint {result.best_checkpoint})')
     if args.export and (int(os.environ.get('RANK', '0')) == 0):
-        from ssl_robot.commands.export import export_run
+        from ssl_robot.robot.export import export_run
         report = export_run(out, args.export)
         print(f'wrote {report.path}; onnxruntime vs torch max abs diff: '
               f'{report.max_abs_diff:.3g}')

@@ -1,6 +1,6 @@
 """`ssl-robot up robot|sim|replay`: start a node graph as processes, like its launch file.
 
-For machines without `launch`/`launch_ros`: every node of the graph (`ssl_robot.graph`,
+For machines without `launch`/`launch_ros`: every node of the graph (`ssl_robot.bringup.graph`,
 the same description the launch files use) runs as its own process from the package's
 console scripts, with the same parameter file, `use_sim_time` and remappings. Output
 lines are prefixed with the node name; lifecycle nodes are configured and activated;
@@ -25,7 +25,7 @@ import threading
 import time
 
 from ssl_robot.errors import ConfigError
-from ssl_robot.graph import GRAPHS, graph, ResolvedNode, TOPIC_ARGUMENTS
+from ssl_robot.bringup.graph import GRAPHS, graph, ResolvedNode, TOPIC_ARGUMENTS
 
 #: Seconds each node gets to exit after SIGINT, then after SIGTERM, before SIGKILL.
 SIGINT_TIMEOUT_S = 10.0
@@ -195,7 +195,7 @@ class GraphRunner:
 
     def _activate(self, names: list[str]) -> None:
         try:
-            from ssl_robot.nodes.lifecycle_client import activate_lifecycle_nodes
+            from ssl_robot.bringup.lifecycle import activate_lifecycle_nodes
             states = activate_lifecycle_nodes(names, timeout=self.lifecycle_timeout,
                                               stop=self._stop, log=self.log)
             self.log('lifecycle: ' + ', '.join(f'{n} {s}' for n, s in states.items()))

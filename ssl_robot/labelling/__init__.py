@@ -10,18 +10,14 @@ A pure core (numpy; no rclpy), used alike by the live `labeller` node and by
 """
 from __future__ import annotations
 
-
-class LabelError(Exception):
-    """Labelling cannot run on this input (no odometry, no camera, ...); says why."""
-
-
-from ssl_robot.labelling.params import labelling_params, LabellingParams  # noqa: E402
-from ssl_robot.labelling.poses import (  # noqa: E402
+from ssl_robot.labelling.errors import LabelError
+from ssl_robot.labelling.params import labelling_params, LabellingParams
+from ssl_robot.labelling.poses import (
     build_trajectory, interpolate_poses, relative_pose, se2_interpolate, Trajectory,
     wrap_angle)
-from ssl_robot.labelling.proximity import (  # noqa: E402
+from ssl_robot.labelling.proximity import (
     label_proximity_at_distances, label_proximity_naive, ProximityLabels, ProximityParams)
-from ssl_robot.labelling.terrain import (  # noqa: E402
+from ssl_robot.labelling.terrain import (
     imu_roughness, label_terrain, RoughnessSeries, TerrainLabels, TerrainParams)
 
 __all__ = [

@@ -25,9 +25,10 @@ from typing import Any, Callable, TYPE_CHECKING
 
 import numpy as np
 
-from ssl_robot.bagio import BagReader
+from ssl_robot.bags.reader import BagReader
 from ssl_robot.labelling import LabelError
-from ssl_robot.labelling.fastcdr import FieldReader, READERS
+from ssl_robot.bags.fastcdr import FieldReader, READERS
+from ssl_robot.bags.typestore import cdr_header_stamp_ns
 from ssl_robot.labelling.params import absolute, LabellingParams
 from ssl_robot.labelling.streams import label_streams, LabelResult, match_views, SensorStreams
 from ssl_robot.msgconv import image_to_rgb, MessageError, odometry_to_pose2d, stamp_ns
@@ -72,13 +73,6 @@ class LabelledBag:
     def provenance(self) -> dict[str, Any]:
         return {'paths': self.paths, 'params': self.params.as_dict(),
                 'counts': {**self.bag.counts, **self.result.counts}, 'notes': self.bag.notes}
-
-
-def cdr_header_stamp_ns(raw: bytes | memoryview) -> int:
-    """Header stamp of a CDR-serialised message whose first field is a std_msgs/Header."""
-    little = bytes(raw[1:2]) in (b'\x01', b'\x03')
-    sec, nsec = struct.unpack('<iI' if little else '>iI', bytes(raw[4:12]))
-    return sec * 1_000_000_000 + nsec
 
 
 def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,

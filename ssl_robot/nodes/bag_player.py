@@ -2,7 +2,7 @@
 
     bag_player --ros-args -p bag:=bags/world_99 -p rate:=2.0 -p loop:=true
 
-Reads mcap, sqlite3 and ROS 1 bags through `ssl_robot.bagio.BagReader` (ROS 1 messages
+Reads mcap, sqlite3 and ROS 1 bags through `ssl_robot.bags.reader.BagReader` (ROS 1 messages
 are converted to their ROS 2 Kilted counterparts; a type with none, or whose rclpy
 class is not installed, is skipped and counted). Messages are published as raw CDR.
 Bag time drives /clock (rosgraph_msgs/Clock, at `clock_rate` Hz of wall time), paced by
@@ -24,7 +24,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rosgraph_msgs.msg import Clock as ClockMsg
 from std_msgs.msg import String
 
-from ssl_robot.bagio import BagError, BagReader, kilted_cdr
+from ssl_robot.bags.reader import BagError, BagReader, kilted_cdr
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
 

@@ -5,7 +5,7 @@ from the `queue_depth` parameter; every policy overridable through QoSOverriding
 e.g. ``qos_overrides./image_raw.subscription.reliability:=reliable``). The callback only
 stamps a message with the node clock (sim time under ``use_sim_time``) and queues it; a
 writer thread writes it to a `SplitBagWriter` (crash-safe split files, see
-`ssl_robot.recording`). A full queue drops the message and counts it; DDS-level losses
+`ssl_robot.bags.recovery`). A full queue drops the message and counts it; DDS-level losses
 (``message_lost`` events) and incompatible QoS are counted too. All counters are logged
 and published as JSON on ``recorder/status``. SIGINT/SIGTERM drain the queue and
 finalise the bag.
@@ -25,10 +25,10 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import ParameterDescriptor
 from std_msgs.msg import String
 
-from ssl_robot.bagio import BagError, typestore
+from ssl_robot.bags.typestore import BagError, typestore
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
-from ssl_robot.recording import SplitBagWriter
+from ssl_robot.bags.split import SplitBagWriter
 
 #: Generic topic parameter -> message type of that sensor stream.
 SENSOR_TOPICS = (

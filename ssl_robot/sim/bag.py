@@ -12,7 +12,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from ssl_robot.bagio import BagWriter
+from ssl_robot.bags.writer import BagWriter
 from ssl_robot.sim.session import SimOptions, SimSession
 from ssl_robot.sim.world import generate_world, SimError
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ssl_robot.bagio import msg_class
+from ssl_robot.bags.typestore import msg_class
 from ssl_robot.sim.simulator import GroundTruth, Odometry2D, RANGE_NOISE_M, Simulator
 from ssl_robot.sim.world import RobotGeometry
 

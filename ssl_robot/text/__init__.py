@@ -7,6 +7,4 @@ helpers), `evaluate` (`ssl-robot text-eval`).
 """
 from __future__ import annotations
 
-
-class TextError(RuntimeError):
-    """Text data is missing or malformed, or a text model/tokenizer cannot be used."""
+from ssl_robot.text.errors import TextError  # noqa: F401

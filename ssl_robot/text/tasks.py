@@ -27,7 +27,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ssl_robot.evaluation import roc_auc
+from ssl_robot.metrics import roc_auc
 from ssl_robot.text import TextError
 from ssl_robot.text.data import build_nsp_pairs
 from ssl_robot.text.model import (CausalLMModel, MaskedLMModel, NextSentenceModel,

@@ -26,16 +26,14 @@ from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from ssl_robot.train.errors import TrainError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from torch.utils.data import Dataset
 
 log = logging.getLogger('ssl_robot.train')
-
-
-class TrainError(RuntimeError):
-    """Training cannot start or go on (bad config, empty dataset, mismatched checkpoint)."""
 
 
 @dataclass

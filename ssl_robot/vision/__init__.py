@@ -9,6 +9,4 @@ labels, next to random init and supervised training).
 """
 from __future__ import annotations
 
-
-class VisionError(RuntimeError):
-    """Vision data is missing or malformed, or a vision model cannot be built or used."""
+from ssl_robot.vision.errors import VisionError  # noqa: F401

@@ -1,4 +1,4 @@
-"""Turn a node graph (`ssl_robot.graph`) into a ROS 2 launch description.
+"""Turn a node graph (`ssl_robot.bringup.graph`) into a ROS 2 launch description.
 
 Only the launch files import this module: it needs `launch` and `launch_ros`, which a
 ROS 2 install provides (they are not pip-installable). `ssl-robot up` starts the same
@@ -20,7 +20,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
-from ssl_robot.graph import graph, RANGE_PREFIX_ARGUMENT, RANGE_SENSORS, TOPIC_ARGUMENTS
+from ssl_robot.bringup.graph import graph, RANGE_PREFIX_ARGUMENT, RANGE_SENSORS, TOPIC_ARGUMENTS
 
 
 def graph_launch_description(graph_name: str) -> LaunchDescription:

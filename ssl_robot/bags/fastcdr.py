@@ -16,6 +16,7 @@ import math
 import struct
 from typing import Any, Callable
 
+from ssl_robot.bags.typestore import cdr_endian, cdr_header_end
 from ssl_robot.msgconv import (MessageError, odometry_to_pose2d, range_reading, stamp_ns,
                                yaw_from_quaternion)
 
@@ -24,20 +25,10 @@ def _align(offset: int, size: int) -> int:
     return (offset + size - 1) // size * size
 
 
-def _header_end(raw: bytes, end: str) -> tuple[int, int]:
-    """(stamp ns, payload offset after the header) of a message starting with a Header."""
-    sec, nsec, n = struct.unpack_from(end + 'iII', raw, 4)
-    return sec * 1_000_000_000 + nsec, 12 + n
-
-
-def _endian(raw: bytes) -> str:
-    return '<' if raw[1] & 1 else '>'
-
-
 def range_fields(raw: bytes) -> tuple[int, float]:
     """(stamp ns, REP-117 reading) of a sensor_msgs/Range."""
-    end = _endian(raw)
-    stamp, off = _header_end(raw, end)
+    end = cdr_endian(raw)
+    stamp, off = cdr_header_end(raw, end)
     off = _align(off + 1, 4)  # after radiation_type
     _fov, min_range, max_range, value = struct.unpack_from(end + '4f', raw, 4 + off)
     if math.isnan(value) or math.isinf(value):
@@ -47,8 +38,8 @@ def range_fields(raw: bytes) -> tuple[int, float]:
 
 def imu_fields(raw: bytes) -> tuple[int, tuple[float, float, float], tuple[float, float, float]]:
     """(stamp ns, linear acceleration, angular velocity) of a sensor_msgs/Imu."""
-    end = _endian(raw)
-    stamp, off = _header_end(raw, end)
+    end = cdr_endian(raw)
+    stamp, off = cdr_header_end(raw, end)
     off = _align(off, 8)
     gyro = struct.unpack_from(end + '3d', raw, 4 + off + 104)
     accel = struct.unpack_from(end + '3d', raw, 4 + off + 200)
@@ -57,8 +48,8 @@ def imu_fields(raw: bytes) -> tuple[int, tuple[float, float, float], tuple[float
 
 def odometry_fields(raw: bytes) -> tuple[int, tuple[float, float, float], float]:
     """(stamp ns, (x, y, yaw), forward speed) of a nav_msgs/Odometry."""
-    end = _endian(raw)
-    stamp, off = _header_end(raw, end)
+    end = cdr_endian(raw)
+    stamp, off = cdr_header_end(raw, end)
     off = _align(off, 4)
     (n,) = struct.unpack_from(end + 'I', raw, 4 + off)     # child_frame_id
     off = _align(off + 4 + n, 8)

@@ -1,14 +1,12 @@
-"""The package's one bag reader and one bag writer, on top of `rosbags`.
+"""The package's one bag reader, on top of `rosbags`.
 
-Reads rosbag2 (mcap and sqlite3) and ROS 1 bags; writes rosbag2 bags (mcap by default,
-``version=9``, message definitions included) that ``ros2 bag info`` on a real ROS 2
-install also reads. Imports no rclpy: messages are `rosbags` dataclasses, whose field
+Reads rosbag2 (mcap and sqlite3) and ROS 1 bags, and salvages an unfinished recording on
+the fly (`ssl_robot.bags.recovery`). Imports no rclpy: messages are `rosbags` dataclasses, whose field
 names are those of the ROS messages, so the converters in `ssl_robot.msgconv` take
 both kinds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import logging
 from pathlib import Path
 import tempfile
@@ -16,65 +14,17 @@ from typing import TYPE_CHECKING
 
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Nodetype
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import get_typestore, Stores
+
+from ssl_robot.bags.recovery import needs_recovery, reindex, scan_file
+from ssl_robot.bags.typestore import (  # noqa: F401 - re-exported for callers of the reader
+    BagError, BagMessage, msg_class, ns_to_stamp, stamp_to_ns, typestore)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
     from rosbags.interfaces import Connection
-    from rosbags.typesys.store import Typestore
 
 _LOG = logging.getLogger(__name__)
-
-#: The message types of the ROS 2 distro the package targets (Kilted).
-_TYPESTORE: Typestore | None = None
-
-
-def typestore() -> Typestore:
-    """Return the shared ROS 2 Kilted typestore (built once, it is slow to build)."""
-    global _TYPESTORE
-    if _TYPESTORE is None:
-        _TYPESTORE = get_typestore(Stores.ROS2_KILTED)
-    return _TYPESTORE
-
-
-def msg_class(msgtype: str) -> type:
-    """Return the rosbags dataclass for a ROS message type such as 'sensor_msgs/msg/Image'."""
-    return typestore().types[msgtype]
-
-
-class BagError(Exception):
-    """A bag could not be opened, read or written; the message names the file."""
-
-
-@dataclass(frozen=True)
-class BagMessage:
-    """One deserialised message of a bag.
-
-    Attributes:
-        topic: Topic name.
-        msgtype: ROS message type, e.g. 'sensor_msgs/msg/Image'.
-        log_time_ns: When the recorder received it (bag time).
-        msg: The message (a rosbags dataclass with the ROS field names).
-    """
-
-    topic: str
-    msgtype: str
-    log_time_ns: int
-    msg: object
-
-
-def stamp_to_ns(stamp: object) -> int:
-    """Convert a builtin_interfaces/Time (rclpy or rosbags) to integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def ns_to_stamp(time_ns: int, stamp_cls: type | None = None) -> object:
-    """Build a builtin_interfaces/Time from nanoseconds (rosbags class unless given)."""
-    cls = stamp_cls or msg_class('builtin_interfaces/msg/Time')
-    return cls(sec=int(time_ns // 1_000_000_000), nanosec=int(time_ns % 1_000_000_000))
-
 
 class BagReader:
     """Reads one or more bags (rosbag2 directories, .mcap/.db3 files, ROS 1 .bag files).
@@ -110,7 +60,6 @@ class BagReader:
 
     def _recovered(self, path: Path) -> Path:
         """`path`, or a recovered copy of it when a recorder left it unfinished."""
-        from ssl_robot.recording import needs_recovery, reindex
         if not needs_recovery(path):
             return path
         if self._tmp is None:
@@ -242,66 +191,6 @@ class BagReader:
                        f'{conn.topic}: {exc}') from exc
 
 
-class BagWriter:
-    """Writes a rosbag2 bag (mcap by default) with message definitions included.
-
-    Use as a context manager; messages are rosbags dataclasses (`write`) or CDR bytes
-    already serialised, e.g. by rclpy (`write_raw`).
-
-    Raises:
-        BagError: When the output exists or cannot be written.
-    """
-
-    def __init__(self, path: Path | str, *, storage: str = 'mcap') -> None:
-        self.path = Path(path)
-        plugins = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
-        if storage not in plugins:
-            raise BagError(f'{self.path}: unknown storage {storage!r} (use mcap or sqlite3)')
-        if self.path.exists():
-            raise BagError(f'{self.path}: output bag already exists')
-        self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
-        self._connections: dict[str, Connection] = {}
-        self.message_counts: dict[str, int] = {}
-
-    def __enter__(self) -> BagWriter:
-        try:
-            self._writer.open()
-        except Exception as exc:
-            raise BagError(f'{self.path}: cannot create bag: {exc}') from exc
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Finalise the bag (index, metadata.yaml)."""
-        try:
-            self._writer.close()
-        except OSError as exc:  # a full disk shows up here, when the last chunk is flushed
-            raise BagError(f'{self.path}: cannot finish bag: {exc}') from exc
-
-    def add_topic(self, topic: str, msgtype: str) -> None:
-        """Declare a topic (idempotent); its definition comes from the Kilted typestore."""
-        if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=typestore())
-            self.message_counts[topic] = 0
-
-    def write(self, topic: str, msgtype: str, msg: object, time_ns: int) -> None:
-        """Serialise a rosbags message to CDR and write it at bag time `time_ns`."""
-        self.write_raw(topic, msgtype, typestore().serialize_cdr(msg, msgtype), time_ns)
-
-    def write_raw(self, topic: str, msgtype: str, data: bytes | memoryview,
-                  time_ns: int) -> None:
-        """Write an already CDR-serialised message at bag time `time_ns`."""
-        self.add_topic(topic, msgtype)
-        try:
-            self._writer.write(self._connections[topic], int(time_ns), data)
-        except OSError as exc:
-            raise BagError(f'{self.path}: cannot write {topic}: {exc}') from exc
-        self.message_counts[topic] += 1
-
-
 def _names(paths: Sequence[Path]) -> str:
     return ', '.join(str(p) for p in paths)
 
@@ -324,7 +213,6 @@ def _check_bag_path(path: Path, opened: Path) -> None:
 
 def _diagnose(paths: Sequence[Path]) -> str:
     """Name the storage file that fails to open (a bag directory's file, not just the dir)."""
-    from ssl_robot.recording import scan_file
     for path in paths:
         if not path.is_dir():
             continue

@@ -1,4 +1,10 @@
-"""Tasks for the shared trainer (no rclpy). `build_task` rebuilds a run's task by name."""
+"""The robot learning wing (no rclpy): obstacle, terrain and time-contrastive (TCN) models.
+
+Modules by role, like the vision and text wings: `encoder`, `heads`, `nets` (the models and
+their ONNX export), `losses`, `transforms`, `tasks` (the `Task`s of the shared trainer),
+`evaluate` (`ssl-robot eval`), `export` (a run to ONNX). `build_task` rebuilds a run's task
+by name; this package itself imports no torch.
+"""
 from __future__ import annotations
 
 from typing import Any, TYPE_CHECKING
@@ -8,9 +14,9 @@ if TYPE_CHECKING:
 
 #: Robot tasks by name -> 'module:Class' (imported lazily).
 ROBOT_TASKS = {
-    'obstacle': 'ssl_robot.tasks.robot:ObstacleTask',
-    'terrain': 'ssl_robot.tasks.robot:TerrainTask',
-    'tcn': 'ssl_robot.tasks.robot:TCNTask',
+    'obstacle': 'ssl_robot.robot.tasks:ObstacleTask',
+    'terrain': 'ssl_robot.robot.tasks:TerrainTask',
+    'tcn': 'ssl_robot.robot.tasks:TCNTask',
 }
 
 

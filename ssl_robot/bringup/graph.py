@@ -2,7 +2,7 @@
 
 A graph (``robot``, ``sim``, ``replay``) is a list of nodes plus the few launch arguments
 that configure it. `launch/*.launch.py` turn a graph into launch_ros actions
-(`ssl_robot.launch_actions`); `ssl-robot up` resolves the same graph into command lines
+(`ssl_robot.bringup.launch_actions`); `ssl-robot up` resolves the same graph into command lines
 (`Graph.resolve`). Pure Python: no launch, no rclpy.
 
 Nodes use generic topic names (``image_raw``, ``odom``, ...); a topic launch argument

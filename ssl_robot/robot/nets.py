@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_robot.models.encoder import ConvEncoder
-from ssl_robot.models.heads import EmbeddingHead, ObstacleHead, TerrainHead
-from ssl_robot.models.transforms import DEFAULT_MEAN, DEFAULT_STD
+from ssl_robot.robot.encoder import ConvEncoder
+from ssl_robot.robot.heads import EmbeddingHead, ObstacleHead, TerrainHead
+from ssl_robot.robot.transforms import DEFAULT_MEAN, DEFAULT_STD
 
 #: Model kinds and the ONNX output names of each (the export wrappers' outputs).
 MODEL_KINDS = {

@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ssl_robot.evaluation import (cross_view_retrieval_accuracy, roc_auc, spearman,
-                                  temporal_retrieval_accuracy)
-from ssl_robot.models import build_robot_model, RobotNet
-from ssl_robot.models.losses import (
+from ssl_robot.metrics import (cross_view_retrieval_accuracy, roc_auc, spearman,
+                               temporal_retrieval_accuracy)
+from ssl_robot.robot.nets import build_robot_model, RobotNet
+from ssl_robot.robot.losses import (
     masked_bce_with_logits, masked_smooth_l1, npairs_loss, triplet_loss)
-from ssl_robot.models.nets import default_spec
-from ssl_robot.models.transforms import (
+from ssl_robot.robot.nets import default_spec
+from ssl_robot.robot.transforms import (
     color_jitter, hflip, mirror_permutation, normalize, resize)
 from ssl_robot.train import Task, TrainError
 
-log = logging.getLogger('ssl_robot.tasks')
+log = logging.getLogger('ssl_robot.robot.tasks')
 
 #: Parameters shared by every robot task, with their defaults.
 COMMON_DEFAULTS: dict[str, Any] = {
@@ -534,7 +534,7 @@ def model_from_checkpoint(path: Any) -> tuple[RobotNet, dict[str, Any]]:
     Raises:
         TrainError: When the checkpoint is missing, unreadable or not a robot task's.
     """
-    from ssl_robot.tasks import build_task, ROBOT_TASKS
+    from ssl_robot.robot import build_task, ROBOT_TASKS
     from ssl_robot.train import load_checkpoint
     state = load_checkpoint(path)
     config = state['config']

@@ -25,6 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='bag storage format')
     parser.add_argument('--obstacles', type=int, default=10, help='obstacles in the world')
     parser.add_argument('--patches', type=int, default=6, help='terrain patches in the world')
+    parser.add_argument('--style', default='random',
+                        choices=('random', 'plain', 'indoor', 'workshop', 'outdoor'),
+                        help="appearance family of the world: 'random' (one family per "
+                             "seed), 'plain' (the original flat-coloured worlds) or a family")
     parser.add_argument('--extra-cameras', type=int, default=0,
                         help='extra cameras at other poses on the robot (0-2; 1 adds '
                              '/camera2/image_raw and /camera2/camera_info)')
@@ -38,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         args.seed, args.duration, args.out, width=args.width, height=args.height,
         camera_rate_hz=args.camera_rate, range_rate_hz=args.range_rate,
         odom_rate_hz=args.odom_rate, imu_rate_hz=args.imu_rate, storage=args.storage,
-        world_params={'n_obstacles': args.obstacles, 'n_patches': args.patches},
+        world_params={'n_obstacles': args.obstacles, 'n_patches': args.patches,
+                      'style': args.style},
         extra_cameras=args.extra_cameras)
     print(f'{summary.path}: {sum(summary.message_counts.values())} messages, '
           f'{summary.sim_seconds:.1f} s simulated in {summary.wall_seconds:.1f} s '

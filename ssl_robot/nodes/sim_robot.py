@@ -81,6 +81,8 @@ class SimRobot(Node):
                                        'false: follow cmd_vel'))
         p('n_obstacles', 10, _describe('obstacles in the generated world'))
         p('n_patches', 6, _describe('terrain patches in the generated world'))
+        p('style', 'random', _describe("world appearance family: random (one per seed), plain "
+                                       "(original flat colours), indoor, workshop, outdoor"))
         p('extra_cameras', 0, _describe('extra cameras at other poses on the robot (0-2), '
                                         'on <name>/image_raw and <name>/camera_info'))
         for name, default, text in (
@@ -114,7 +116,7 @@ class SimRobot(Node):
         frames = Frames(odom=value('odom_frame'), base=value('base_frame'),
                         camera=value('camera_frame'))
         world = generate_world(int(value('seed')), n_obstacles=int(value('n_obstacles')),
-                               n_patches=int(value('n_patches')))
+                               n_patches=int(value('n_patches')), style=str(value('style')))
         self.autopilot = bool(value('autopilot'))
         self.session = SimSession(world, options, autopilot=self.autopilot, epoch_ns=epoch,
                                   kit=RCLPY_KIT, frames=frames)

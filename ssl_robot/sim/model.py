@@ -5,14 +5,21 @@ obstacles and walls (group 3), so that a bump of the ground ahead never reads as
 obstacle; the camera renders everything except collision-only geoms (group 4).
 Terrain patches are height fields whose geoms have `priority` over the wheels, so the
 patch's own friction decides how much the wheels slip.
+
+A randomised world's textures are declared as flat textures of the right size and
+filled from their procedural recipes once the model is compiled (`fill_textures`: MuJoCo
+uploads texels to the GL context when the renderer is made). Floor markings are
+render-only geoms a hair above the floor: no collision, not seen by the rays.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 
 import numpy as np
 
-from ssl_robot.sim.world import ROBOT, RobotGeometry, TERRAINS, TerrainPatch, World
+from ssl_robot.sim.appearance import GROUND_TEXELS, OBJECT_TEXELS, Texture, texture_rgb
+from ssl_robot.sim.world import ROBOT, RobotGeometry, TerrainPatch, TERRAINS, World
 
 #: Geom group of obstacles and walls: the only group the proximity rays see.
 OBSTACLE_GROUP = 3
@@ -76,7 +83,19 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
     """
     half = world.arena_half_m
     assets, geoms = [], []
+    look = world.appearance
+    if look is not None:
+        for name, texture in world_textures(world).items():
+            texels = GROUND_TEXELS if name in look.textures() else OBJECT_TEXELS
+            assets.append(
+                f'<texture name="tex_{name}" type="2d" builtin="flat" width="{texels}" '
+                f'height="{texels}" rgb1="{_f(texture.rgb1)}"/>'
+                f'<material name="mat_{name}" texture="tex_{name}" texuniform="true" '
+                f'texrepeat="{1 / texture.repeat_m:.6g} {1 / texture.repeat_m:.6g}" '
+                f'specular="0.05" shininess="0.1"/>')
     for name, terrain in TERRAINS.items():
+        if look is not None:
+            break
         assets.append(
             f'<texture name="tex_{name}" type="2d" builtin="flat" width="64" height="64" '
             f'rgb1="{_f(terrain.rgb)}" rgb2="{_f(terrain.rgb)}" mark="random" '
@@ -101,34 +120,53 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
             f'pos="{patch.x:.6g} {patch.y:.6g} 0.0005" '
             f'friction="{terrain.friction} 0.005 0.0001" priority="1" group="{HIDDEN_GROUP}"/>'
             f'<geom name="patch{i}_look" type="hfield" hfield="hfv{i}" '
-            f'pos="{patch.x:.6g} {patch.y:.6g} 0.0005" material="mat_{patch.terrain}" '
+            f'pos="{patch.x:.6g} {patch.y:.6g} 0.0005" '
+            f'material="mat_{"terrain_" if look else ""}{patch.terrain}" '
             f'contype="0" conaffinity="0" group="0"/>')
     wall_t = 0.05
+    wall_paint = 'material="mat_wall"' if look else 'rgba="0.55 0.65 0.85 1"'
     for j, (x, y, sx, sy) in enumerate((
             (half + wall_t, 0, wall_t, half + 2 * wall_t),
             (-half - wall_t, 0, wall_t, half + 2 * wall_t),
             (0, half + wall_t, half, wall_t), (0, -half - wall_t, half, wall_t))):
         geoms.append(
             f'<geom name="wall{j}" type="box" pos="{x:.6g} {y:.6g} {world.wall_height_m / 2:.6g}" '
-            f'size="{sx:.6g} {sy:.6g} {world.wall_height_m / 2:.6g}" rgba="0.55 0.65 0.85 1" '
+            f'size="{sx:.6g} {sy:.6g} {world.wall_height_m / 2:.6g}" '
+            f'{wall_paint} '
             f'group="{OBSTACLE_GROUP}"/>')
     for k, obs in enumerate(world.obstacles):
         if obs.shape == 'box':
             shape = f'type="box" size="{obs.size[0]:.6g} {obs.size[1]:.6g} {obs.height / 2:.6g}"'
         else:
             shape = f'type="cylinder" size="{obs.size[0]:.6g} {obs.height / 2:.6g}"'
+        paint = f'material="mat_obstacle{k}"' if obs.texture else f'rgba="{_f(obs.rgb)} 1"'
         geoms.append(
             f'<geom name="obstacle{k}" {shape} pos="{obs.x:.6g} {obs.y:.6g} '
-            f'{obs.height / 2:.6g}" euler="0 0 {obs.yaw:.6g}" rgba="{_f(obs.rgb)} 1" '
+            f'{obs.height / 2:.6g}" euler="0 0 {obs.yaw:.6g}" {paint} '
             f'group="{OBSTACLE_GROUP}"/>')
+    for k, mark in enumerate(world.markings):
+        shape = (f'type="box" size="{mark.size[0]:.6g} {mark.size[1]:.6g} 0.0008"'
+                 if mark.shape == 'box' else f'type="cylinder" size="{mark.size[0]:.6g} 0.0008"')
+        geoms.append(
+            f'<geom name="marking{k}" {shape} pos="{mark.x:.6g} {mark.y:.6g} 0.0009" '
+            f'euler="0 0 {mark.yaw:.6g}" material="mat_marking{k}" contype="0" '
+            f'conaffinity="0" group="0"/>')
     x0, y0, yaw0 = world.start
+    ambient, headlight = (look.ambient, look.headlight) if look else (0.45, 0.5)
+    light_dir, light_rgb = ((look.light_dir, look.light_rgb) if look
+                            else ((0.2, 0.3, -1.0), (0.5, 0.5, 0.5)))
+    if look is not None:  # the camera's mounting jitter of this world
+        cx, cy, cz = robot.camera_xyz_m
+        robot = replace(robot, camera_xyz_m=(cx, cy, cz + look.camera_dz_m),
+                        camera_pitch_rad=robot.camera_pitch_rad + look.camera_dpitch_rad)
     return f"""<mujoco model="ssl_robot_world_{world.seed}">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{TIMESTEP_S}" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual>
     <global offwidth="{max(width, 64)}" offheight="{max(height, 64)}"/>
     <quality shadowsize="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0.05 0.05 0.05"/>
+    <headlight ambient="{_f([ambient] * 3)}" diffuse="{_f([headlight] * 3)}"
+               specular="0.05 0.05 0.05"/>
     <map znear="0.005" zfar="40"/>
   </visual>
   <asset>{''.join(assets)}</asset>
@@ -136,11 +174,11 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
     <geom solref="0.01 1"/>
   </default>
   <worldbody>
-    <light directional="true" pos="0 0 5" dir="0.2 0.3 -1" castshadow="false"
-           diffuse="0.5 0.5 0.5"/>
+    <light directional="true" pos="0 0 5" dir="{_f(light_dir)}" castshadow="false"
+           diffuse="{_f(light_rgb)}"/>
     <geom name="floor" type="plane" size="{half + 0.5:.6g} {half + 0.5:.6g} 0.1"
-          material="mat_smooth" friction="{TERRAINS['smooth'].friction} 0.005 0.0001"
-          priority="1"/>
+          material="mat_{'floor' if look else 'smooth'}"
+          friction="{TERRAINS['smooth'].friction} 0.005 0.0001" priority="1"/>
     {''.join(geoms)}
     {_robot_body(robot, x0, y0, yaw0)}
   </worldbody>
@@ -157,6 +195,32 @@ def build_mjcf(world: World, *, robot: RobotGeometry = ROBOT, width: int = 128,
     <gyro name="imu_gyro" site="imu"/>
   </sensor>
 </mujoco>"""
+
+
+def world_textures(world: World) -> dict[str, Texture]:
+    """Material name -> procedural texture of a randomised world (empty for 'plain').
+
+    Names: 'floor', 'wall', 'terrain_<type>', 'obstacle<k>' (textured obstacles),
+    'marking<k>'.
+    """
+    if world.appearance is None:
+        return {}
+    out = dict(world.appearance.textures())
+    out.update({f'obstacle{k}': o.texture for k, o in enumerate(world.obstacles) if o.texture})
+    out.update({f'marking{k}': m.texture for k, m in enumerate(world.markings)})
+    return out
+
+
+def fill_textures(model: object, world: World) -> None:
+    """Write the texels of every procedural texture into a compiled model (`mujoco.MjModel`).
+
+    Call before the renderer's context is made (that uploads the textures).
+    """
+    for name, texture in world_textures(world).items():
+        tex = model.texture(f'tex_{name}')
+        w, h = int(model.tex_width[tex.id]), int(model.tex_height[tex.id])
+        adr = int(model.tex_adr[tex.id])
+        model.tex_data[adr:adr + w * h * 3] = texture_rgb(texture, w).reshape(-1)
 
 
 def camera_xyaxes(pitch: float, yaw: float) -> str:

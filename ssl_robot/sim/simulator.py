@@ -27,7 +27,8 @@ import os
 
 import numpy as np
 
-from ssl_robot.sim.model import build_mjcf, OBSTACLE_GROUP, TIMESTEP_S
+from ssl_robot.sim.appearance import apply_camera_effects
+from ssl_robot.sim.model import build_mjcf, fill_textures, OBSTACLE_GROUP, TIMESTEP_S
 from ssl_robot.sim.world import ROBOT, RobotGeometry, SimError, World
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -144,12 +145,13 @@ class Simulator:
         self.extra_cameras = robot.extra_camera_mounts(extra_cameras)
         self.model = mujoco.MjModel.from_xml_string(
             build_mjcf(world, robot=robot, width=width, height=height))
+        fill_textures(self.model, world)
         self.data = mujoco.MjData(self.model)
         # One noise stream per sensor: reading one sensor more often (a test, the node)
         # never changes another sensor's noise.
         base = world.seed if seed is None else seed
-        self._rng, self._imu_rng, self._range_rng = (
-            np.random.default_rng([base, 0x0D0, k]) for k in range(3))
+        self._rng, self._imu_rng, self._range_rng, self._camera_rng = (
+            np.random.default_rng([base, 0x0D0, k]) for k in range(4))
         self.odometry_noise, self.imu_noise = odometry_noise, imu_noise
         self._wheel_scale = 1.0 + self._rng.normal(0.0, odometry_noise.wheel_scale_sigma, 2)
         self._wheel_base_est = robot.wheel_base_m * (
@@ -287,6 +289,9 @@ class Simulator:
         """Render a camera: (rgb uint8 [H, W, 3], depth float32 [H, W] metres).
 
         Depth is the distance along the optical axis (REP-118), +inf beyond the far plane.
+        In a randomised world the colour image then goes through the camera's sensor
+        effects (motion blur while turning, exposure gain, noise; see
+        `ssl_robot.sim.appearance.apply_camera_effects`); depth stays exact.
 
         Args:
             camera: One of `camera_names`.
@@ -300,7 +305,14 @@ class Simulator:
         if camera not in self.camera_names:
             raise SimError(f'camera {camera!r} is not enabled (cameras: '
                            f'{", ".join(self.camera_names)})')
-        return self._camera.render(self.data, self.model.camera(camera).id)
+        rgb, depth = self._camera.render(self.data, self.model.camera(camera).id)
+        look = self.world.appearance
+        if look is not None and look.has_camera_effects:
+            turn = float(self.data.qvel[self._root_v + 5])
+            rgb = apply_camera_effects(rgb, look, self._camera_rng, turn_rate_rps=turn,
+                                       fx_px=self.robot.camera_intrinsics(self.width,
+                                                                          self.height)[0])
+        return rgb, depth
 
     def imu(self) -> tuple[np.ndarray, np.ndarray]:
         """(linear acceleration m/s^2, angular velocity rad/s) in imu_link, averaged since

@@ -1,10 +1,15 @@
 """Procedurally generated worlds for the simulated robot, and the robot's geometry.
 
 A world is plain data (no MuJoCo): a square walled arena, obstacles (boxes and cylinders
-of varied size and colour) and rectangular ground patches of several terrain types. The
-same world description builds the MuJoCo model (`ssl_robot.sim.model`), travels in a sim
-bag as JSON (`/sim/world`), and answers geometric questions exactly
-(`World.obstacle_distance`, `World.terrain_at`) for tests and evaluation.
+of varied size and colour) and rectangular ground patches of several terrain types. A
+randomised world (every style but 'plain', see `ssl_robot.sim.appearance`) adds thin
+poles, table legs, low obstacles, inner walls and corners, flat floor markings that look
+like obstacles but are free (the robot drives over them; they are never obstacle truth),
+procedural textures on everything (obstacles may be camouflaged as the floor), and its
+own light and camera settings. The same world description builds the MuJoCo model
+(`ssl_robot.sim.model`), travels in a sim bag as JSON (`/sim/world`), and answers
+geometric questions exactly (`World.obstacle_distance`, `World.terrain_at`) for tests
+and evaluation.
 
 Frames follow REP-103: x forward, y left, z up; angles in radians, counter-clockwise.
 """
@@ -16,9 +21,13 @@ import math
 
 import numpy as np
 
+from ssl_robot.sim.appearance import (
+    Appearance, appearance_from_dict, camouflage, draw_appearance, draw_texture, FAMILIES,
+    object_family, STYLES, Texture, texture_from_dict)
+from ssl_robot.sim.errors import SimError
 
-class SimError(ValueError):
-    """A simulator input (world parameters, world JSON, options) is invalid."""
+#: Format key of the world JSON ('/1' worlds, without appearance, still load).
+WORLD_FORMAT = 'ssl_robot.sim.world/2'
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,8 @@ class Obstacle:
         size: Box half extents (sx, sy) or cylinder (radius, radius).
         height: Height (m).
         rgb: Colour.
+        texture: Procedural texture (None: flat `rgb`).
+        kind: What it stands for: 'block', 'pole', 'leg', 'low', 'wall'.
     """
 
     shape: str
@@ -175,6 +186,8 @@ class Obstacle:
     size: tuple[float, float]
     height: float
     rgb: tuple[float, float, float]
+    texture: Texture | None = None
+    kind: str = 'block'
 
     def ray_distance(self, x: float, y: float, dx: float, dy: float) -> float:
         """Distance along the unit ray (x, y)+t(dx, dy), t >= 0, to this obstacle (inf)."""
@@ -188,6 +201,30 @@ class Obstacle:
     def clearance(self, x: float, y: float) -> float:
         """Conservative distance from (x, y) to the obstacle's bounding circle."""
         return math.hypot(x - self.x, y - self.y) - math.hypot(*self.size)
+
+
+@dataclass(frozen=True)
+class Marking:
+    """A flat marking on the floor (tape, rug, painted shape): seen by the camera only.
+
+    The proximity sensors do not see it, the wheels roll over it, and
+    `World.obstacle_distance` ignores it: wherever it lies, the truth is 'free'.
+
+    Attributes:
+        shape: 'box' or 'disc'.
+        x: Centre x (m).
+        y: Centre y (m).
+        yaw: Rotation about z (box only).
+        size: Box half extents (sx, sy) or disc (radius, radius).
+        texture: Its texture.
+    """
+
+    shape: str
+    x: float
+    y: float
+    yaw: float
+    size: tuple[float, float]
+    texture: Texture
 
 
 @dataclass(frozen=True)
@@ -226,6 +263,10 @@ class World:
         obstacles: Obstacles.
         patches: Terrain patches (non-overlapping); elsewhere the floor is 'smooth'.
         start: Robot start pose (x, y, yaw).
+        style: The style it was drawn in ('plain' or a family of
+            `ssl_robot.sim.appearance.FAMILIES`).
+        appearance: Textures, lights and camera settings (None: the plain look).
+        markings: Flat floor markings (never obstacles).
     """
 
     seed: int
@@ -234,6 +275,9 @@ class World:
     obstacles: tuple[Obstacle, ...]
     patches: tuple[TerrainPatch, ...]
     start: tuple[float, float, float]
+    style: str = 'plain'
+    appearance: Appearance | None = None
+    markings: tuple[Marking, ...] = ()
 
     def obstacle_distance(self, x: float, y: float, heading: float) -> float:
         """Distance along a horizontal ray from (x, y) to the nearest obstacle or wall.
@@ -266,7 +310,7 @@ class World:
 
     def to_json(self) -> str:
         """The world as JSON (what `/sim/world` carries)."""
-        return json.dumps({'format': 'ssl_robot.sim.world/1', **asdict(self)})
+        return json.dumps({'format': WORLD_FORMAT, **asdict(self)})
 
     @classmethod
     def from_json(cls, text: str) -> World:
@@ -277,40 +321,57 @@ class World:
         """
         try:
             data = json.loads(text)
-            if data.pop('format', None) != 'ssl_robot.sim.world/1':
+            if data.pop('format', None) not in ('ssl_robot.sim.world/1', WORLD_FORMAT):
                 raise ValueError('not an ssl_robot world (format key missing)')
+            appearance = data.get('appearance')
             return cls(
                 seed=int(data['seed']), arena_half_m=float(data['arena_half_m']),
                 wall_height_m=float(data['wall_height_m']),
-                obstacles=tuple(Obstacle(**{**o, 'size': tuple(o['size']),
-                                            'rgb': tuple(o['rgb'])})
-                                for o in data['obstacles']),
+                obstacles=tuple(Obstacle(**{
+                    **o, 'size': tuple(o['size']), 'rgb': tuple(o['rgb']),
+                    'texture': texture_from_dict(o['texture']) if o.get('texture') else None})
+                    for o in data['obstacles']),
                 patches=tuple(TerrainPatch(**p) for p in data['patches']),
-                start=tuple(data['start']))
+                start=tuple(data['start']), style=str(data.get('style', 'plain')),
+                appearance=appearance_from_dict(appearance) if appearance else None,
+                markings=tuple(Marking(**{**k, 'size': tuple(k['size']),
+                                          'texture': texture_from_dict(k['texture'])})
+                               for k in data.get('markings', ())))
         except (ValueError, KeyError, TypeError) as exc:
             raise SimError(f'invalid world JSON: {exc}') from exc
 
 
 def generate_world(seed: int, *, arena_size_m: float = 4.0, n_obstacles: int = 10,
-                   n_patches: int = 6, wall_height_m: float = 0.3) -> World:
-    """Generate a world deterministically from `seed`.
+                   n_patches: int = 6, wall_height_m: float = 0.3,
+                   style: str = 'random') -> World:
+    """Generate a world deterministically from `seed` and `style`.
+
+    The layout of patches and blocks is the same in every style (one random stream);
+    every style but 'plain' then adds clutter (poles, table legs, low obstacles, inner
+    walls and corners, floor markings) and draws textures, lights and camera settings
+    from its appearance family, from a second stream. 'random' picks the family from
+    the seed, so `style='random'` gives the same world as the family it picked.
 
     Args:
-        seed: World seed (same seed, same world).
+        seed: World seed (same seed and style, same world).
         arena_size_m: Side of the square arena.
-        n_obstacles: Number of obstacles (fewer when they do not fit).
+        n_obstacles: Number of blocks (fewer when they do not fit); clutter comes on top.
         n_patches: Number of terrain patches (fewer when they do not fit).
         wall_height_m: Height of the arena walls.
+        style: 'random' (default), 'plain' (the original look: flat colours, one
+            light, no clutter) or one of `ssl_robot.sim.appearance.FAMILIES`.
 
     Returns:
         The world.
 
     Raises:
-        SimError: For an arena too small or negative counts.
+        SimError: For an arena too small, negative counts or an unknown style.
     """
     if arena_size_m < 1.0 or n_obstacles < 0 or n_patches < 0:
         raise SimError(f'bad world parameters: arena {arena_size_m} m, '
                        f'{n_obstacles} obstacles, {n_patches} patches')
+    if style not in STYLES:
+        raise SimError(f'unknown world style {style!r} (styles: {", ".join(STYLES)})')
     rng = np.random.default_rng([int(seed), 0x51A])
     half = arena_size_m / 2.0
     patches: list[TerrainPatch] = []
@@ -349,7 +410,135 @@ def generate_world(seed: int, *, arena_size_m: float = 4.0, n_obstacles: int = 1
             round(float(rng.uniform(0.08, 0.3)), 4),
             tuple(round(float(v), 3) for v in _saturated_colour(rng))))
     start = (0.0, 0.0, round(float(rng.uniform(-math.pi, math.pi)), 4))
-    return World(int(seed), half, wall_height_m, tuple(obstacles), tuple(patches), start)
+    plain = World(int(seed), half, wall_height_m, tuple(obstacles), tuple(patches), start)
+    if style == 'plain':
+        return plain
+    family = style if style in FAMILIES else world_family(seed)
+    return randomise_world(plain, family)
+
+
+def world_family(seed: int) -> str:
+    """The appearance family style 'random' picks for a seed."""
+    return FAMILIES[int(np.random.default_rng([int(seed), 0xFA1]).integers(len(FAMILIES)))]
+
+
+def randomise_world(plain: World, family: str) -> World:
+    """Add clutter, markings, textures, light and camera settings of `family` to a plain world.
+
+    Args:
+        plain: A world of style 'plain' (its blocks and patches are kept in place).
+        family: One of `ssl_robot.sim.appearance.FAMILIES`.
+
+    Returns:
+        The randomised world (style = family).
+    """
+    rng = np.random.default_rng([plain.seed, 0xD0A, FAMILIES.index(family)])
+    appearance = draw_appearance(rng, family, list(TERRAINS))
+    palette = object_family(family)
+    half = plain.arena_half_m
+
+    def ground_under(x: float, y: float) -> Texture:
+        patch = plain.terrain_at(x, y)
+        return appearance.floor if patch == 'smooth' else appearance.terrains[patch]
+
+    def dress(rgb_texture: Texture, **kw: object) -> dict:
+        return {'rgb': rgb_texture.rgb1, 'texture': rgb_texture, **kw}
+
+    def object_texture(x: float, y: float, size_m: float) -> Texture:
+        # A quarter of the objects wear (nearly) the ground they stand on: camouflage.
+        if rng.random() < 0.25:
+            return camouflage(rng, ground_under(x, y), repeat_m=round(max(size_m, 0.1), 3))
+        return draw_texture(rng, palette, 'object', repeat_m=max(size_m, 0.1))
+
+    obstacles = [Obstacle(o.shape, o.x, o.y, o.yaw, o.size, o.height,
+                          **dress(object_texture(o.x, o.y, 2 * max(o.size))))
+                 for o in plain.obstacles]
+
+    def free_spot(reach: float, gap: float = 0.35) -> tuple[float, float] | None:
+        for _ in range(60):
+            x, y = (float(v) for v in rng.uniform(-half + 0.3, half - 0.3, size=2))
+            if math.hypot(x, y) < reach + 0.45:
+                continue
+            if all(o.clearance(x, y) >= reach + gap for o in obstacles):
+                return round(x, 4), round(y, 4)
+        return None
+
+    def yaw() -> float:
+        return round(float(rng.uniform(-math.pi, math.pi)), 4)
+
+    # Inner walls; half of them with a second wall at a right angle (a corner).
+    for _ in range(int(rng.integers(1, 3))):
+        hl = float(rng.uniform(0.2, 0.4))
+        spot = free_spot(1.5 * hl, gap=0.3)
+        if not spot:
+            continue
+        a = yaw()
+        tex = draw_texture(rng, palette, 'object', repeat_m=0.4) if rng.random() < 0.5 \
+            else appearance.wall
+        height = round(float(rng.uniform(0.15, 0.3)), 4)
+        pieces = [(spot[0], spot[1], a)]
+        if rng.random() < 0.5:  # the second wall starts at the first one's end
+            end = (spot[0] + hl * math.cos(a), spot[1] + hl * math.sin(a))
+            b = a + math.pi / 2
+            pieces.append((end[0] + hl * math.cos(b), end[1] + hl * math.sin(b), b))
+        for x, y, angle in pieces:
+            if max(abs(x), abs(y)) > half - hl - 0.05:
+                continue
+            obstacles.append(Obstacle('box', round(x, 4), round(y, 4),
+                                      round(math.atan2(math.sin(angle), math.cos(angle)), 4),
+                                      (round(hl, 4), 0.015), height, **dress(tex, kind='wall')))
+    # Thin poles.
+    for _ in range(int(rng.integers(2, 5))):
+        r = round(float(rng.uniform(0.008, 0.018)), 4)
+        spot = free_spot(r)
+        if spot:
+            obstacles.append(Obstacle('cylinder', *spot, 0.0, (r, r),
+                                      round(float(rng.uniform(0.2, 0.3)), 4),
+                                      **dress(object_texture(*spot, 0.1), kind='pole')))
+    # Tables: four legs at the corners of a rectangle (the robot may fit between them).
+    for _ in range(int(rng.integers(0, 3))):
+        w, length = (float(v) for v in rng.uniform(0.22, 0.4, size=2))
+        spot = free_spot(math.hypot(w, length) / 2 + 0.03)
+        if not spot:
+            continue
+        a = yaw()
+        c, si = math.cos(a), math.sin(a)
+        tex = object_texture(*spot, 0.2)
+        round_legs = rng.random() < 0.5
+        leg = round(float(rng.uniform(0.012, 0.022)), 4)
+        height = round(float(rng.uniform(0.22, 0.3)), 4)
+        for lx, ly in ((w / 2, length / 2), (-w / 2, length / 2), (w / 2, -length / 2),
+                       (-w / 2, -length / 2)):
+            obstacles.append(Obstacle(
+                'cylinder' if round_legs else 'box', round(spot[0] + c * lx - si * ly, 4),
+                round(spot[1] + si * lx + c * ly, 4), a, (leg, leg), height,
+                **dress(tex, kind='leg')))
+    # Low obstacles (above the proximity sensors' height, below most of the view).
+    for _ in range(int(rng.integers(1, 4))):
+        size = tuple(round(float(v), 4) for v in rng.uniform(0.04, 0.12, size=2))
+        spot = free_spot(math.hypot(*size))
+        if spot:
+            obstacles.append(Obstacle('box', *spot, yaw(), size,
+                                      round(float(rng.uniform(0.045, 0.07)), 4),
+                                      **dress(object_texture(*spot, 0.2), kind='low')))
+    # Flat markings: most of them wear obstacle colours (they look like obstacles).
+    markings = []
+    for _ in range(int(rng.integers(4, 9))):
+        x, y = (round(float(v), 4) for v in rng.uniform(-half + 0.2, half - 0.2, size=2))
+        shape = ('box', 'box', 'disc')[int(rng.integers(3))]
+        if shape == 'disc':
+            r = round(float(rng.uniform(0.05, 0.15)), 4)
+            size = (r, r)
+        elif rng.random() < 0.5:  # tape
+            size = (round(float(rng.uniform(0.1, 0.4)), 4),
+                    round(float(rng.uniform(0.01, 0.03)), 4))
+        else:  # rug
+            size = tuple(round(float(v), 4) for v in rng.uniform(0.1, 0.3, size=2))
+        role = 'object' if rng.random() < 0.7 else 'ground'
+        markings.append(Marking(shape, x, y, yaw(), size,
+                                draw_texture(rng, palette, role, repeat_m=0.3)))
+    return World(plain.seed, half, plain.wall_height_m, tuple(obstacles), plain.patches,
+                 plain.start, style=family, appearance=appearance, markings=tuple(markings))
 
 
 def _saturated_colour(rng: np.random.Generator) -> tuple[float, float, float]:

@@ -105,7 +105,7 @@ def _feed(node, *, start_ms=0, seconds=3.0):
         views = []
         if t != start_ms + 1000:
             views.append((0, _image(t + (30 if t == start_ms + 2000 else 5), _rgb(k + 1))))
-        if len(node.views) > 1 and k % 5 == 0:
+        if len(node.buffer.views) > 1 and k % 5 == 0:
             views.append((1, _image(t, _rgb(7, 8, 8), 'yuv422' if k == n - 5 else 'rgb8')))
         if k % 2:
             node._on_image(_image(t, _rgb(200 - k)))
@@ -142,11 +142,11 @@ def test_views_matched_masked_counted_and_appended(make_labeller, tmp_path):
     _feed(node)
     # Only views a frame can still match are kept: one per kept frame (15, one missing),
     # plus the late one at 2030 ms, not yet known to be unmatched; camera3's are refused.
-    assert [len(v) for v in node.views] == [15 - 1, 0]
-    node._label(everything=False)          # frames up to 1.98 s: 1 s of future needed
-    assert len(node.frames) == 5 and [len(v) for v in node.views] == [4, 0]
-    node._label(everything=True)
-    assert [len(v) for v in node.views] == [0, 0]
+    assert [len(v) for v in node.buffer.views] == [15 - 1, 0]
+    node._take(node.buffer.label(everything=False))          # frames up to 1.98 s: 1 s of future needed
+    assert len(node.buffer.frames) == 5 and [len(v) for v in node.buffer.views] == [4, 0]
+    node._take(node.buffer.label(everything=True))
+    assert [len(v) for v in node.buffer.views] == [0, 0]
     rows = {k: np.concatenate([r[k] for r in node.pending_rows]) for k in node.pending_rows[0]}
     k_of = (rows['stamps_ns'] - T0) // (40 * MS)
     assert len(k_of) == 15 and rows['views'].shape == (15, 2, H, W, 3)
@@ -174,7 +174,7 @@ def test_views_matched_masked_counted_and_appended(make_labeller, tmp_path):
     for views, written in ((topics, True), (topics[:1], False)):
         other = make_labeller(parameter_overrides=_params(tmp_path / 'ds', views))
         _feed(other, start_ms=10_000, seconds=1.0)
-        other._label(everything=True)
+        other._take(other.buffer.label(everything=True))
         other._flush(wait=True)
         assert other.counts['flush_errors'] == (0 if written else 1)
         assert bool(other.pending_rows) is not written

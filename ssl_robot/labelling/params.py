@@ -12,23 +12,44 @@ from ssl_robot.labelling import LabelError
 from ssl_robot.labelling.proximity import ProximityParams
 from ssl_robot.labelling.terrain import TerrainParams
 
-#: Defaults of every labelling key of the config (the node declares exactly these).
-DEFAULTS: dict[str, Any] = {
-    'image_topic': 'image_raw', 'camera_info_topic': 'camera_info',
-    'range_topics': ['range/left', 'range/center', 'range/right'],
-    'odom_topic': 'odom', 'imu_topic': 'imu', 'cmd_vel_topic': 'cmd_vel',
-    'camera_xyz': [0.10, 0.0, 0.12], 'camera_pitch': 0.35,
-    'label_distances': [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5],
-    'obstacle_range_threshold': 0.12,
-    'frame_rate_hz': 5.0,
-    'pose_tolerance_x': 0.02, 'pose_tolerance_y': 0.02, 'pose_tolerance_yaw': 0.15,
-    'max_path_slack': 0.05, 'label_horizon_s': 10.0, 'range_match_tolerance_s': 0.05,
-    'odom_max_gap_s': 0.5, 'odom_max_jump_m': 0.5, 'odom_max_jump_rad': 1.0,
-    'odom_max_backstep_s': 1.0,
-    'terrain_grid': [6, 8], 'terrain_window_s': 0.5, 'terrain_hop_s': 0.1,
-    'terrain_band_hz': [5.0, 30.0], 'terrain_gyro_weight': 1.0, 'terrain_slip_weight': 1.0,
-    'terrain_horizon_s': 5.0, 'footprint_length_m': 0.10, 'footprint_width_m': 0.09,
-    'view_match_tolerance_s': 0.015,
+#: The one table of labelling parameters: key -> (default, unit, description). The live
+#: node declares exactly these (with the description), `ssl-robot label` reads the same keys
+#: from config/robot.yaml, whose `labeller` section repeats these defaults (a test checks).
+PARAMETERS: dict[str, tuple[Any, str, str]] = {
+    'image_topic': ('image_raw', '', 'camera topic (sensor_msgs/Image)'),
+    'camera_info_topic': ('camera_info', '', 'camera intrinsics topic (sensor_msgs/CameraInfo)'),
+    'range_topics': (['range/left', 'range/center', 'range/right'], '',
+                     'proximity topics (sensor_msgs/Range), one per sensor'),
+    'odom_topic': ('odom', '', 'odometry topic (nav_msgs/Odometry)'),
+    'imu_topic': ('imu', '', 'IMU topic (sensor_msgs/Imu)'),
+    'cmd_vel_topic': ('cmd_vel', '', 'commanded velocity (geometry_msgs/Twist), for wheel slip'),
+    'camera_xyz': ([0.10, 0.0, 0.12], 'm', 'camera position in base_link'),
+    'camera_pitch': (0.35, 'rad', 'camera pitch, positive looking down'),
+    'label_distances': ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5], 'm',
+                        'distances ahead at which frames get proximity labels'),
+    'obstacle_range_threshold': (0.12, 'm', 'Range below this (or -inf) means obstacle'),
+    'frame_rate_hz': (5.0, 'Hz', 'frames labelled per second (others skipped)'),
+    'pose_tolerance_x': (0.02, 'm', "tolerance on x of the pose at t'"),
+    'pose_tolerance_y': (0.02, 'm', "tolerance on y of the pose at t'"),
+    'pose_tolerance_yaw': (0.15, 'rad', "tolerance on heading of the pose at t'"),
+    'max_path_slack': (0.05, 'm', 'path driven beyond d + tolerance that still counts'),
+    'label_horizon_s': (10.0, 's', "longest t' - t searched; frames wait this long for labels"),
+    'range_match_tolerance_s': (0.05, 's', "largest |reading stamp - t'| used"),
+    'odom_max_gap_s': (0.5, 's', 'no pose interpolation across longer odometry gaps'),
+    'odom_max_jump_m': (0.5, 'm', 'an odometry step larger than this is a reset'),
+    'odom_max_jump_rad': (1.0, 'rad', 'an odometry turn larger than this is a reset'),
+    'odom_max_backstep_s': (1.0, 's', 'stamps going back further than this are a restart'),
+    'terrain_grid': ([6, 8], '', 'terrain patch grid [rows, cols] over the image'),
+    'terrain_window_s': (0.5, 's', 'IMU window of the roughness signal'),
+    'terrain_hop_s': (0.1, 's', 'hop between roughness windows'),
+    'terrain_band_hz': ([5.0, 30.0], 'Hz', 'vibration band of vertical acceleration [low, high]'),
+    'terrain_gyro_weight': (1.0, 'm/s^2 per rad/s', 'weight of RMS roll/pitch rate in the signal'),
+    'terrain_slip_weight': (1.0, 'm/s^2 per m/s', 'weight of wheel slip in the signal'),
+    'terrain_horizon_s': (5.0, 's', 'how far ahead footprints are projected into a frame'),
+    'footprint_length_m': (0.10, 'm', 'robot footprint length'),
+    'footprint_width_m': (0.09, 'm', 'robot footprint width'),
+    'view_match_tolerance_s': (0.015, 's', 'largest |extra camera stamp - frame stamp| matched; '
+                               'a view farther from its frame is masked'),
 }
 
 #: Labelling keys whose default is an empty list of strings. The node declares them as
@@ -40,6 +61,9 @@ STRING_ARRAY_DEFAULTS: dict[str, list[str]] = {'extra_image_topics': []}
 
 
 @dataclass(frozen=True)
+#: Defaults of every labelling key of the config (the node declares exactly these).
+DEFAULTS: dict[str, Any] = {key: entry[0] for key, entry in PARAMETERS.items()}
+
 class LabellingParams:
     """Everything that decides the labels; `as_dict()` is the provenance stored.
 
@@ -47,6 +71,13 @@ class LabellingParams:
     the frame of each of them nearest in header stamp, if within `view_match_tolerance_s`
     (about half a frame period), else that view is masked for the frame.
     """
+#: Description of every labelling parameter, unit included (the node's descriptors).
+DESCRIPTIONS: dict[str, str] = {
+    **{key: f'{text} ({unit})' if unit else text for key, (_, unit, text) in PARAMETERS.items()},
+    'extra_image_topics': 'image topics of extra cameras (sensor_msgs/Image, the main '
+                          'camera\'s size): the views of a multi-view dataset',
+}
+
 
     image_topic: str
     camera_info_topic: str

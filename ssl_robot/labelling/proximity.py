@@ -29,6 +29,8 @@ from ssl_robot.labelling.poses import interpolate_poses, relative_pose, Trajecto
 class ProximityParams:
     """How proximity labels are made (stored with every dataset).
 
+    The defaults are those of the one parameter table (`ssl_robot.labelling.params`).
+
     Attributes:
         distances_m: Distances ahead at which a frame gets labelled.
         obstacle_range_m: A reading below this (or -inf, too close) means obstacle.
@@ -38,7 +40,7 @@ class ProximityParams:
         range_tolerance_s: Longest distance in time between t' and the reading used.
     """
 
-    distances_m: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    distances_m: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(11))  # 0..0.5 m
     obstacle_range_m: float = 0.12
     tol_x_m: float = 0.02
     tol_y_m: float = 0.02

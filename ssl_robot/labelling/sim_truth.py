@@ -5,12 +5,119 @@ obstacle closer than the threshold along sensor s's ray when the robot stands at
 ground-truth pose at t advanced by d along its heading: `World.obstacle_distance` from
 the sensor's position, in the sensor's direction. The pseudo-labels come from drifting
 odometry and real (simulated) sensor readings; the truth from neither.
+
+A simulator bag carries its world (`/sim/world`) and the true pose (`/ground_truth/odom`),
+so the truth of every frame of a dataset made from such bags can be rebuilt from the
+bags alone (`read_sim_truth`, `dataset_proximity_truth`) - for every frame with a known
+true pose, whether or not the labeller found a pseudo-label for it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
+from ssl_robot.bags.reader import BagReader
+from ssl_robot.labelling.errors import LabelError
 from ssl_robot.labelling.poses import build_trajectory, interpolate_poses
+from ssl_robot.msgconv import odometry_to_pose2d, stamp_ns
+from ssl_robot.sim.world import ROBOT, World
+
+#: Topics of the simulator's truth in a sim bag.
+GROUND_TRUTH_TOPIC = '/ground_truth/odom'
+WORLD_TOPIC = '/sim/world'
+
+
+@dataclass(frozen=True)
+class SimTruth:
+    """The simulator's truth of one bag.
+
+    Attributes:
+        world: The world the bag was simulated in.
+        stamps_ns: Stamps of the true poses.
+        poses: True (x, y, yaw) of base_link in the world [N, 3].
+    """
+
+    world: World
+    stamps_ns: np.ndarray
+    poses: np.ndarray
+
+
+def read_sim_truth(bag: Path | str | list[Path | str]) -> SimTruth | None:
+    """The world and true trajectory of a simulator bag; None for a bag without them.
+
+    Args:
+        bag: The bag, or the files of one recording.
+
+    Raises:
+        BagError: When the bag cannot be read.
+        SimError: When its world description is invalid.
+    """
+    with BagReader(bag) as reader:
+        if not {GROUND_TRUTH_TOPIC, WORLD_TOPIC} <= set(reader.topics):
+            return None
+        world_json, stamps, poses = None, [], []
+        for m in reader.messages([GROUND_TRUTH_TOPIC, WORLD_TOPIC]):
+            if m.topic == WORLD_TOPIC:
+                world_json = world_json or str(m.msg.data)
+            else:
+                stamps.append(stamp_ns(m.msg.header))
+                poses.append(odometry_to_pose2d(m.msg))
+    if world_json is None or not stamps:
+        return None
+    return SimTruth(World.from_json(world_json), np.asarray(stamps, np.int64),
+                    np.asarray(poses, np.float64).reshape(-1, 3))
+
+
+def dataset_proximity_truth(data: Any, indices: np.ndarray | None = None, *,
+                            obstacle_range_m: float | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Geometric truth [n, D, S] of a dataset's proximity labels, and where it is known.
+
+    Every frame whose bag is a simulator bag (world and true poses inside) and whose
+    stamp lies within the true trajectory gets a truth at every distance and sensor; other
+    frames are unknown.
+
+    Args:
+        data: A `LabelledDataset`.
+        indices: Rows to evaluate (default: all).
+        obstacle_range_m: Range below which a ray hit is an obstacle (default: the
+            threshold each bag was labelled with).
+
+    Returns:
+        (truth bool [n, D, S], known bool [n, D, S]).
+
+    Raises:
+        LabelError: For a sensor the simulated robot does not have.
+        BagError: When a source bag cannot be read.
+    """
+    idx = np.arange(len(data)) if indices is None else np.asarray(indices, np.int64)
+    sensors = list(data.sensors)
+    missing = [s for s in sensors if s not in ROBOT.proximity_poses]
+    if missing:
+        raise LabelError(f'sensors {missing} are not on the simulated robot '
+                         f'({", ".join(ROBOT.proximity_poses)})')
+    poses = [ROBOT.proximity_poses[s] for s in sensors]
+    distances = list(data.distances_m)
+    bag_ids = np.asarray(data.bag_ids)[idx]
+    stamps = np.asarray(data.stamps_ns)[idx]
+    truth = np.zeros((len(idx), len(distances), len(sensors)), bool)
+    known = np.zeros_like(truth)
+    for bag in data.meta['bags']:
+        rows = np.flatnonzero(bag_ids == int(bag['id']))
+        if not len(rows):
+            continue
+        sim = read_sim_truth(str(bag['path']).split(', '))  # the files of one recording
+        if sim is None:
+            continue
+        threshold = obstacle_range_m if obstacle_range_m is not None else float(
+            bag.get('params', {}).get('proximity', {}).get('obstacle_range_m', 0.12))
+        t, k = proximity_truth(sim.world, sim.stamps_ns, sim.poses, stamps[rows], distances,
+                               poses, threshold)
+        truth[rows], known[rows] = t, k
+    return truth, known
 
 
 def proximity_truth(world: object, gt_stamps: np.ndarray, gt_poses: np.ndarray,

@@ -25,7 +25,8 @@ log = logging.getLogger('ssl_robot.robot.evaluate')
 # ---------------------------------------------------------------------------- runs
 def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
                  out_dir: Path | str | None = None, n_boot: int = 500, seed: int = 0,
-                 train_baseline: bool | None = None) -> dict[str, Any]:
+                 train_baseline: bool | None = None,
+                 truth_upper_bound: bool = True) -> dict[str, Any]:
     """Evaluate a run's best model on the held-out split, next to same-run baselines.
 
     Args:
@@ -36,6 +37,10 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
         seed: Seed of the random-init baseline and the bootstrap.
         train_baseline: Also train the model from random init on the same labels
             (default: only for a model initialised from a pretrained encoder).
+        truth_upper_bound: On a dataset of simulator bags (obstacle task), also train
+            the same model on the simulator's truth (the upper bound). The report's
+            'truth' section (AUC vs the geometric truth of every frame with a true
+            pose, the hand-made detector, the label noise) is there either way.
 
     Returns:
         The report (also written as JSON).
@@ -92,11 +97,18 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
                            'blocks': int(len(np.unique(groups)))}
     if config['task'] == 'obstacle':
         report['models'] = {}
+        scores = {}
         for name, model in models.items():
             probs, labels, masks = task.predict(model, _val_loader(task))
+            scores[name] = probs
             report['models'][name] = auc_table(
                 probs, labels, masks, distances=list(spec['distances_m']),
                 sensors=list(spec['sensors']), n_boot=n_boot, seed=seed, groups=groups)
+        truth = _obstacle_truth(task, config, params, val, scores, labels, masks,
+                                groups=groups, n_boot=n_boot, seed=seed,
+                                upper_bound=truth_upper_bound, out_dir=out_dir)
+        if truth is not None:
+            report['truth'] = truth
     elif config['task'] == 'terrain':
         report['models'] = {}
         for name, model in models.items():
@@ -139,6 +151,35 @@ def _train_scratch(config: dict[str, Any], params: dict[str, Any], out: Path) ->
     log.info('training the random-init baseline in %s', out)
     task = build_task(cfg['task'], cfg['task_params'])
     return Trainer(task, TrainConfig.from_dict(cfg)).fit().model
+
+
+def _obstacle_truth(task: Any, config: dict[str, Any], params: dict[str, Any],
+                    val: np.ndarray, scores: dict[str, np.ndarray], labels: np.ndarray,
+                    masks: np.ndarray, *, groups: np.ndarray, n_boot: int, seed: int,
+                    upper_bound: bool, out_dir: Path) -> dict[str, Any] | None:
+    """The 'truth' section on simulator datasets (None when no frame has a true pose)."""
+    from ssl_robot.labelling.sim_truth import dataset_proximity_truth
+    from ssl_robot.robot.truth_eval import hand_detector_scores, thirds, truth_report
+    data = task.data
+    truth, known = dataset_proximity_truth(data, val)
+    if not known.any():
+        return None
+    distances, sensors = list(task.params['distances_m']), list(task.params['sensors'])
+    threshold = float(data.meta['bags'][0].get('params', {}).get('proximity', {}).get(
+        'obstacle_range_m', 0.12))
+    scores = dict(scores)
+    scores['hand_detector'] = hand_detector_scores(
+        np.asarray(data.frames[val]), distances_m=distances, sensors=sensors,
+        obstacle_range_m=threshold)
+    if upper_bound:
+        model = _train_scratch(config, {**params, 'labels': 'truth'}, out_dir / 'truth_run')
+        model.eval()
+        scores['truth_trained'] = task.predict(model, _val_loader(task))[0]
+    out = truth_report(scores, truth, known, pseudo_labels=labels, pseudo_mask=masks,
+                       distances_m=distances, sensors=sensors, groups=groups, n_boot=n_boot,
+                       seed=seed)
+    out['thirds'] = {name: thirds(t['per_distance']) for name, t in out['models'].items()}
+    return out
 
 
 def _evaluate_tcn(task: Any, models: dict[str, Any], *, n_boot: int, seed: int,
@@ -214,6 +255,31 @@ def format_report(report: dict[str, Any]) -> str:
             e = report['models'][n]
             lines.append(f'{n:>14} Spearman {e["spearman"]:.3f} '
                          f'[{e["ci_low"]:.3f},{e["ci_high"]:.3f}] (n={e["n_known"]})')
+    if 'truth' in report:
+        lines.append(format_truth(report['truth']))
+    return '\n'.join(lines)
+
+
+def format_truth(truth: dict[str, Any]) -> str:
+    """The 'truth' section as a table: AUC vs the simulator's truth, and the label noise."""
+    names = list(truth['models'])
+    noise = truth['label_noise']['overall']
+    lines = [f'obstacle AUC vs the simulator\'s geometric truth: {truth["frames_with_truth"]} '
+             f'frames with a true pose, {truth["labels_with_truth"]} labels with truth '
+             f'({truth["labels_with_pseudo_label"]} of them also with a pseudo-label); '
+             f'pseudo-labels vs truth: precision {noise["precision"]:.3f}, recall '
+             f'{noise["recall"]:.3f}',
+             f'{"":>14} ' + ' '.join(f'{n:>22}' for n in names)]
+    first = truth['models'][names[0]]
+    rows = [('overall', 'overall', None)]
+    rows += [(f'd={e["distance_m"]:.2f}m', 'per_distance', i)
+             for i, e in enumerate(first['per_distance'])]
+    rows += [(f's={e["sensor"]}', 'per_sensor', i) for i, e in enumerate(first['per_sensor'])]
+    for label, key, i in rows:
+        cells = [truth['models'][n][key] if i is None else truth['models'][n][key][i]
+                 for n in names]
+        lines.append(f'{label:>14} ' + ' '.join(f'{_fmt_auc(c):>22}' for c in cells)
+                     + f'   (n={cells[0]["n_known"]}, pos={cells[0]["n_pos"]})')
     return '\n'.join(lines)
 
 

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ssl_robot.augment import color_jitter, hflip
 from ssl_robot.metrics import (cross_view_retrieval_accuracy, roc_auc, spearman,
                                temporal_retrieval_accuracy)
 from ssl_robot.robot.nets import build_robot_model, RobotNet
 from ssl_robot.robot.losses import (
     masked_bce_with_logits, masked_smooth_l1, npairs_loss, triplet_loss)
 from ssl_robot.robot.nets import default_spec
-from ssl_robot.robot.transforms import (
-    color_jitter, hflip, mirror_permutation, normalize, resize)
+from ssl_robot.robot.transforms import mirror_permutation, normalize, resize
 from ssl_robot.train import Task, TrainError
 
 log = logging.getLogger('ssl_robot.robot.tasks')
@@ -55,10 +55,16 @@ def open_dataset(path: str) -> Any:
 
 
 class FrameItems(Dataset):
-    """Frames of the given indices with the named label arrays, as torch tensors."""
+    """Frames of the given indices with the named label arrays, as torch tensors.
 
-    def __init__(self, data: Any, indices: np.ndarray, fields: tuple[str, ...]) -> None:
+    `arrays` (name -> array over every dataset row) stand in for the dataset's own
+    arrays of those names (e.g. the simulator's truth in place of the pseudo-labels).
+    """
+
+    def __init__(self, data: Any, indices: np.ndarray, fields: tuple[str, ...],
+                 arrays: dict[str, np.ndarray] | None = None) -> None:
         self.data, self.indices, self.fields = data, np.asarray(indices, np.int64), fields
+        self.arrays = arrays or {}
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -67,7 +73,8 @@ class FrameItems(Dataset):
         j = int(self.indices[i])
         item = {'frames': torch.from_numpy(np.array(self.data.frames[j]))}
         for name in self.fields:
-            item[name] = torch.from_numpy(np.array(getattr(self.data, name)[j]))
+            source = self.arrays[name] if name in self.arrays else getattr(self.data, name)
+            item[name] = torch.from_numpy(np.array(source[j]))
         return item
 
 
@@ -174,13 +181,17 @@ class ObstacleTask(RobotTask):
 
     Augmentation: left-right flip that also mirrors the sensor order (left <-> right),
     colour jitter. Primary metric: ROC-AUC over every known validation label.
+
+    With `labels: truth` (simulator datasets only) it trains and validates on the
+    simulator's geometric truth instead of the pseudo-labels: the upper bound of what
+    the same network learns from perfect labels of the same frames.
     """
 
     name = 'obstacle'
     kind = 'obstacle'
     primary_metric = 'val_auc'
     higher_is_better = True
-    defaults = {'pos_weight': 0.0}
+    defaults = {'pos_weight': 0.0, 'labels': 'pseudo'}
 
     def _prepare(self) -> None:
         super()._prepare()
@@ -190,7 +201,18 @@ class ObstacleTask(RobotTask):
     def datasets(self) -> tuple[Dataset, Dataset]:
         train, val = self.split()
         fields = ('proximity', 'proximity_mask')
-        return FrameItems(self.data, train, fields), FrameItems(self.data, val, fields)
+        arrays = None
+        if self.params['labels'] == 'truth':
+            from ssl_robot.labelling.sim_truth import dataset_proximity_truth
+            truth, known = dataset_proximity_truth(self.data)
+            if not known.any():
+                raise TrainError(f'{self.params["dataset"]}: labels=truth needs simulator '
+                                 'bags (world and true poses) behind the dataset')
+            arrays = {'proximity': truth.astype(np.float32), 'proximity_mask': known}
+        elif self.params['labels'] != 'pseudo':
+            raise TrainError(f'labels must be pseudo or truth, not {self.params["labels"]!r}')
+        return (FrameItems(self.data, train, fields, arrays),
+                FrameItems(self.data, val, fields, arrays))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, float]]:

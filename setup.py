@@ -20,6 +20,8 @@ setup(
         (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
     ],
     install_requires=['setuptools'],
+    # `ssl-robot label --engine ray`: labelling jobs on a Ray cluster (never installed by default).
+    extras_require={'ray': ['ray>=2.40']},
     zip_safe=True,
     maintainer='ssl_robot developers',
     maintainer_email='dev@ssl-robot.local',

@@ -1,21 +1,32 @@
 """`ssl-robot label BAG... --out DATASET`: self-label recorded bags into a dataset.
 
 Each BAG is one recording (a rosbag2 directory, an .mcap/.db3 file or a ROS 1 .bag).
-The command prints a summary (frames, known labels per distance and sensor, yield,
-what was dropped) and writes figures and summary.json into DATASET/report/.
+With --frames-only a source may also be a camera-only bag or a video file (OpenCV):
+the dataset then holds frames, stamps and provenance with every label masked, for the
+time-contrastive task and the vision pretexts. --jobs N labels N recordings at a time
+in worker processes (or Ray tasks with --engine ray) and merges them, in the order
+given, into the same dataset as --jobs 1. The command prints a summary (frames, known
+labels per distance and sensor, yield, what was dropped) and writes figures and
+summary.json into DATASET/report/.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 from pathlib import Path
+import shutil
 import sys
+import tempfile
 import time
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from ssl_robot.config import load_node_parameters
 from ssl_robot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _LOG = logging.getLogger(__name__)
 
@@ -26,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'label', help='self-label bags into a dataset',
         description='Label camera frames of recorded bags with what the robot later felt '
                     '(proximity at distances ahead, terrain roughness) and write a dataset.')
-    p.add_argument('bags', nargs='+', type=Path, metavar='BAG', help='recordings to label')
+    p.add_argument('bags', nargs='+', type=Path, metavar='BAG',
+                   help='recordings to label (with --frames-only also video files)')
     p.add_argument('--out', type=Path, required=True, metavar='DATASET',
                    help='dataset directory to write (report in DATASET/report)')
     p.add_argument('--config', type=Path, default=None,
@@ -40,6 +52,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help='use TOPIC for a config topic key, e.g. odom:=/husky/odom '
                         '(keys: image, camera_info, odom, imu, cmd_vel, range; views takes '
                         'the extra cameras\' image topics, e.g. views:=/camera2/image_raw)')
+    p.add_argument('--frames-only', action='store_true',
+                   help='read only the camera (camera-only bags, video files): frames, stamps '
+                        'and provenance, every label masked (for tcn and the pretexts)')
+    p.add_argument('--jobs', type=int, default=1, metavar='N',
+                   help='label N recordings at a time, one per worker (default 1)')
+    p.add_argument('--engine', choices=('process', 'ray'), default='process',
+                   help='where the jobs run: local processes, or Ray tasks (needs '
+                        'ssl_robot[ray]; bags and DATASET on a filesystem the workers see)')
+    p.add_argument('--ray-address', default=None, metavar='ADDRESS',
+                   help='Ray cluster to join (default: RAY_ADDRESS, else a local Ray)')
     p.add_argument('--no-figures', action='store_true', help='skip the figures')
     p.set_defaults(func=run)
 
@@ -75,12 +97,12 @@ def apply_remaps(config: dict[str, Any], remaps: list[str]) -> dict[str, Any]:
 class Progress:
     """One progress line (bag seconds read, rate, ETA) on stderr, at most twice a second."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, tty: bool | None = None) -> None:
         self.name = name
         self.start = time.monotonic()
         self.last = self.start
         self.printed = False
-        self.tty = sys.stderr.isatty()
+        self.tty = sys.stderr.isatty() if tty is None else tty
 
     def __call__(self, done_s: float, total_s: float) -> None:
         now = time.monotonic()
@@ -104,34 +126,31 @@ def run(args: argparse.Namespace) -> int:
     """Label the bags, write the dataset and its report; returns the exit status."""
     from ssl_robot.dataset import DatasetError, DatasetWriter  # noqa: PLC0415 - fast --help
     from ssl_robot.labelling import labelling_params  # noqa: PLC0415
-    from ssl_robot.labelling.bag import label_bag  # noqa: PLC0415
-    from ssl_robot.labelling.params import absolute  # noqa: PLC0415
+    from ssl_robot.labelling.jobs import dataset_layout  # noqa: PLC0415
     from ssl_robot.labelling.report import (format_summary, summarise,  # noqa: PLC0415
                                             write_figures)
     config = apply_remaps(load_node_parameters('labeller', args.config), args.remap)
     params = labelling_params(config)
+    if args.jobs < 1:
+        raise ConfigError(f'--jobs {args.jobs}: need at least 1')
     if args.out.exists() and not (args.append or args.overwrite or args.terrain_only):
         # Said before hours of labelling, not after.
         raise DatasetError(f'{args.out}: already exists (use --append or --overwrite)')
     labelled = []
     writer = None
+    spool = None
+    if args.jobs > 1 or args.engine == 'ray':
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        spool = Path(tempfile.mkdtemp(prefix=f'.{args.out.name}.spool-', dir=args.out.parent))
     try:
-        for bag in args.bags:
-            progress = Progress(bag.name)
-            t0 = time.monotonic()
-            lb = label_bag(bag, params, progress=progress, read_ground_truth=False)
-            progress.done()
-            _LOG.info('%s: %d frames labelled in %.1f s', bag, len(lb.rows['stamps_ns']),
-                      time.monotonic() - t0)
-            if len(lb.rows['stamps_ns']):
+        for lb, rows in (_labelled_in_jobs(args, params, spool) if spool is not None
+                         else _labelled_in_turn(args, params)):
+            if len(rows['stamps_ns']):
                 if writer is None:
-                    writer = DatasetWriter(
-                        args.out, distances_m=params.proximity.distances_m,
-                        sensors=params.sensors, terrain_grid=params.terrain.grid,
-                        image_hw=lb.rows['frames'].shape[1:3], params=params.as_dict(),
-                        append=args.append, overwrite=args.overwrite,
-                        views=[absolute(t) for t in params.view_topics])
-                writer.add_bag(', '.join(lb.paths), lb.rows, params=params.as_dict(),
+                    writer = DatasetWriter(args.out, image_hw=rows['frames'].shape[1:3],
+                                           append=args.append, overwrite=args.overwrite,
+                                           **dataset_layout(params))
+                writer.add_bag(', '.join(lb.paths), rows, params=params.as_dict(),
                                counts=lb.provenance['counts'], notes=lb.bag.notes)
                 if any(len(other.rows['stamps_ns']) for other in labelled):
                     # Written: only the first bag's frames stay in memory (for figures).
@@ -143,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if writer is not None:
             writer.abort()  # no-op after a commit; removes the temporary files otherwise
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
     summary = summarise(labelled)
     summary['terrain_signal'] = [_signal_stats(lb) for lb in labelled]
     print(format_summary(summary))
@@ -170,6 +191,51 @@ def run(args: argparse.Namespace) -> int:
         for path in write_figures(labelled, report_dir):
             print(f'figure: {path}')
     return 0
+
+
+def _labelled_in_turn(args: argparse.Namespace, params: Any) -> Iterator[tuple[Any, Any]]:
+    """(labelled source, its dataset rows), one source after another in this process."""
+    from ssl_robot.labelling.sources import label_source  # noqa: PLC0415
+    for bag in args.bags:
+        progress = Progress(bag.name)
+        t0 = time.monotonic()
+        lb = label_source(bag, params, progress=progress, frames_only=args.frames_only)
+        progress.done()
+        _LOG.info('%s: %d frames labelled in %.1f s', bag, len(lb.rows['stamps_ns']),
+                  time.monotonic() - t0)
+        yield lb, lb.rows
+
+
+def _labelled_in_jobs(args: argparse.Namespace, params: Any, spool: Path
+                      ) -> Iterator[tuple[Any, Any]]:
+    """(labelled source, its dataset rows) in source order, labelled in `args.jobs` jobs.
+
+    One line per source as its job finishes; the first source with frames gets them back
+    into memory for the figures (as when labelling in turn).
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from ssl_robot.labelling.jobs import run_label_jobs  # noqa: PLC0415
+
+    def finished(result: Any, count: int) -> None:
+        lb = result.labelled
+        print(f'label [{count}/{len(args.bags)}] {", ".join(lb.paths)}: '
+              f'{len(lb.rows["stamps_ns"])} frames in {result.seconds:.1f} s', file=sys.stderr,
+              flush=True)
+
+    with_frames = False
+    for result in run_label_jobs(args.bags, params, jobs=args.jobs, spool_dir=spool,
+                                 engine=args.engine, frames_only=args.frames_only,
+                                 progress=functools.partial(Progress, tty=False),
+                                 on_done=finished, ray_address=args.ray_address):
+        rows = result.rows()
+        lb = result.labelled
+        if rows['frames'].shape[0] and not with_frames:
+            with_frames = True
+            lb.rows['frames'] = np.array(rows['frames'])
+            lb.rows['views'] = np.array(rows['views'])
+        yield lb, rows
+        result.discard()
 
 
 def _signal_stats(lb: Any) -> dict[str, Any]:

@@ -77,12 +77,16 @@ class LabelledBag:
 
 def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                      progress: Callable[[float, float], None] | None = None,
-                     read_ground_truth: bool = True) -> BagStreams:
+                     read_ground_truth: bool = True, frames_only: bool = False) -> BagStreams:
     """Read everything the labeller needs from one recording (one or more bag files).
 
+    With `frames_only` only the cameras are read (frames, intrinsics, extra views): a
+    camera-only bag needs no odometry, and every label of its frames is unknown.
+
     Raises:
-        LabelError: Without an odometry stream, or for an extra camera whose images have
-            another size than the main camera's.
+        LabelError: Without an odometry stream (without a camera stream when
+            `frames_only`), or for an extra camera whose images have another size than
+            the main camera's.
         BagError: When the bag cannot be read.
     """
     image_t, info_t = absolute(params.image_topic), absolute(params.camera_info_topic)
@@ -107,7 +111,12 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     with BagReader(paths) as bag:
         topics = bag.topics
         has_camera = image_t in topics
-        if odom_t not in topics:
+        if frames_only and not has_camera:
+            raise LabelError(
+                f'{", ".join(map(str, paths))}: no camera stream (topic {image_t}); the bag '
+                f'has {", ".join(sorted(topics)) or "no topics"} (remap topics with '
+                f'--remap KEY:=TOPIC)')
+        if odom_t not in topics and not frames_only:
             camera = '' if has_camera else f' and no camera stream (topic {image_t})'
             raise LabelError(
                 f'{", ".join(map(str, paths))}: no odometry stream (topic {odom_t}){camera}; '
@@ -118,13 +127,16 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                          f'terrain signal and poses are still computed')
         elif info_t not in topics:
             notes.append(f'no camera intrinsics (topic {info_t}): terrain labels unknown')
-        for t in range_ts:
+        for t in () if frames_only else range_ts:
             if t not in topics:
                 notes.append(f'no proximity stream (topic {t}): its labels are unknown')
-        if imu_t not in topics:
+        if imu_t not in topics and not frames_only:
             notes.append(f'no IMU stream (topic {imu_t}): terrain labels unknown')
         wanted = [t for t in (image_t, info_t, odom_t, imu_t, cmd_t, *range_ts) if t in topics]
-        if read_ground_truth:
+        if frames_only:
+            notes.append('frames only: every label is unknown (masked)')
+            wanted = [t for t in (image_t, info_t) if t in topics]
+        elif read_ground_truth:
             wanted += [t for t in (GROUND_TRUTH_TOPIC, WORLD_TOPIC) if t in topics]
         start, duration = bag.start_time_ns, max(bag.duration_s, 1e-9)
         reader = bag._reader  # AnyReader: deserialises ROS 1 and ROS 2 alike
@@ -296,7 +308,7 @@ def _read_views(bag: BagReader, params: LabellingParams, frame_stamps: np.ndarra
 
 def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams, *,
               progress: Callable[[float, float], None] | None = None,
-              read_ground_truth: bool = True) -> LabelledBag:
+              read_ground_truth: bool = True, frames_only: bool = False) -> LabelledBag:
     """Read one recording and label its frames.
 
     Args:
@@ -306,18 +318,19 @@ def label_bag(paths: Sequence[Path | str] | Path | str, params: LabellingParams,
         progress: Called with (seconds of bag read, bag duration).
         read_ground_truth: Also read simulator truth (/ground_truth/odom, /sim/world)
             when the bag has it, for evaluation.
+        frames_only: Read only the cameras (no odometry needed); every label is masked.
 
     Returns:
         The labelled bag; without a camera stream it has no rows but still its
         trajectory and terrain signal, and `bag.notes` says so.
 
     Raises:
-        LabelError: Without odometry.
+        LabelError: Without odometry (without a camera when `frames_only`).
         BagError: When the bag cannot be read.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     bag = read_bag_streams(paths, params, progress=progress,
-                           read_ground_truth=read_ground_truth)
+                           read_ground_truth=read_ground_truth, frames_only=frames_only)
     result = label_streams(bag.streams, params)
     return LabelledBag([str(p) for p in paths], result, bag, params)

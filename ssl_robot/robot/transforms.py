@@ -1,7 +1,8 @@
 """Image transforms in torch (no torchvision): uint8 frames to normalised model input.
 
 Frames travel as uint8 NHWC RGB (as stored in the dataset and decoded by msgconv); the
-model sees float NCHW, resized and normalised with constants stored with the model.
+model sees float NCHW, resized and normalised with constants stored with the model
+(augmentations shared with the vision wing are in `ssl_robot.augment`).
 Resizing uses area averaging, which for integer factors equals OpenCV's INTER_AREA that
 the onnxruntime inference core uses, so training and deployment see the same pixels.
 """
@@ -48,37 +49,6 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s
-
-
-def hflip(x: torch.Tensor) -> torch.Tensor:
-    """Mirror images (or label grids) left-right along the last axis."""
-    return torch.flip(x, dims=(-1,))
-
-
-def color_jitter(x: torch.Tensor, *, brightness: float = 0.2, contrast: float = 0.2,
-                 saturation: float = 0.2, generator: torch.Generator | None = None
-                 ) -> torch.Tensor:
-    """Random brightness, contrast and saturation per image of float NCHW in [0, 1].
-
-    Factors are drawn uniformly from [1 - s, 1 + s] from torch's global generator (which
-    the trainer seeds per epoch) unless `generator` is given; the result is clamped to
-    [0, 1].
-    """
-    n = x.shape[0]
-
-    def factor(strength: float) -> torch.Tensor:
-        u = torch.rand(n, 1, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
-        return 1.0 + (2.0 * u - 1.0) * strength
-
-    if brightness:
-        x = x * factor(brightness)
-    if contrast:
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * factor(contrast) + mean
-    if saturation:
-        grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        x = (x - grey) * factor(saturation) + grey
-    return x.clamp_(0.0, 1.0)
 
 
 def mirror_permutation(sensors: Sequence[str]) -> list[int]:

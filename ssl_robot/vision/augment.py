@@ -13,9 +13,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ssl_robot.augment import color_jitter, uniform
 
-def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.rand(n, generator=generator, device='cpu').to(x.device, x.dtype)
+
+_rand = uniform
+#: Brightness/contrast/saturation jitter: the one implementation, shared with the robot wing.
+brightness_contrast = color_jitter
 
 
 def random_resized_crop(x: torch.Tensor, *, scale: tuple[float, float] = (0.3, 1.0),
@@ -47,29 +50,6 @@ def random_hflip(x: torch.Tensor, *, p: float = 0.5,
     """Mirror each image left-right with probability `p`."""
     flip = (_rand(x.shape[0], x, generator) < p).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(-1), x)
-
-
-def brightness_contrast(x: torch.Tensor, *, brightness: float = 0.4, contrast: float = 0.4,
-                        saturation: float = 0.0,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Scale brightness, contrast (and saturation, RGB only) by factors in [1-s, 1+s].
-
-    The result is clamped to [0, 1].
-    """
-    n = x.shape[0]
-
-    def factor(strength: float) -> torch.Tensor:
-        return (1.0 + (2.0 * _rand(n, x, generator) - 1.0) * strength).view(-1, 1, 1, 1)
-
-    if brightness:
-        x = x * factor(brightness)
-    if contrast:
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * factor(contrast) + mean
-    if saturation and x.shape[1] == 3:
-        grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-        x = (x - grey) * factor(saturation) + grey
-    return x.clamp(0.0, 1.0)
 
 
 def gaussian_noise(x: torch.Tensor, *, std: float,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_robot.robot.encoder import conv_block
+from ssl_robot.layers import conv_block
 
 #: Default widths: ~10 M multiply-adds per 28x28 image, quick on a CPU core.
 DEFAULT_WIDTHS = (32, 64, 128)

@@ -1,0 +1,42 @@
+"""Image operations shared by the robot and vision wings (torch, no torchvision).
+
+Each takes a float batch [N, C, H, W] with pixels on [0, 1] (before normalisation) and
+draws one set of random parameters per image from torch's global generator, which the
+trainer seeds per epoch, or from `generator` where given, so runs repeat exactly.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def uniform(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """n draws from U[0, 1) on the CPU generator, in x's device and dtype."""
+    return torch.rand(n, generator=generator, device='cpu').to(x.device, x.dtype)
+
+
+def color_jitter(x: torch.Tensor, *, brightness: float = 0.2, contrast: float = 0.2,
+                 saturation: float = 0.2, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+    """Scale brightness, contrast and saturation (RGB only) by factors in [1-s, 1+s].
+
+    The result is clamped to [0, 1].
+    """
+    n = x.shape[0]
+
+    def factor(strength: float) -> torch.Tensor:
+        return (1.0 + (2.0 * uniform(n, x, generator) - 1.0) * strength).view(-1, 1, 1, 1)
+
+    if brightness:
+        x = x * factor(brightness)
+    if contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * factor(contrast) + mean
+    if saturation and x.shape[1] == 3:
+        grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        x = (x - grey) * factor(saturation) + grey
+    return x.clamp(0.0, 1.0)
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror images (or label grids) left-right along the last axis."""
+    return torch.flip(x, dims=(-1,))

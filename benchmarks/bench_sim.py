@@ -2,9 +2,11 @@
 
     python benchmarks/bench_sim.py [--seconds 20] [--seed 1]
 
-Cases (same world, same driver): physics and non-camera sensors only (the baseline),
-plus camera rgb+depth at 30 Hz rendered at 128x96 and at 640x480, and the whole
-`write_sim_bag` path at 128x96 (rendering + building messages + CDR + mcap writing).
+Cases (same seed, same driver): physics and non-camera sensors only (the baseline),
+plus camera rgb+depth at 30 Hz rendered at 128x96 and at 640x480 in the randomised world
+(the default: procedural textures, clutter, markings, camera effects) and in the plain
+world of the same seed (flat colours), and the whole `write_sim_bag` path at 128x96
+(rendering + building messages + CDR + mcap writing).
 Also reports wheel-odometry drift against ground truth at the end of each run. Prints a
 table and writes benchmarks/results/bench_sim.json.
 """
@@ -27,9 +29,10 @@ from ssl_robot.sim import generate_world, SimOptions, SimSession, write_sim_bag 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'bench_sim.json'
 
 
-def run_session(seed: int, seconds: float, options: SimOptions) -> dict[str, float]:
+def run_session(seed: int, seconds: float, options: SimOptions,
+                style: str = 'random') -> dict[str, float]:
     """Advance a session for `seconds` of simulated time; speed, messages and drift."""
-    session = SimSession(generate_world(seed), options)
+    session = SimSession(generate_world(seed, style=style), options)
     try:
         start = time.perf_counter()
         messages = 0
@@ -55,11 +58,14 @@ def main() -> int:
     parser.add_argument('--seed', type=int, default=1, help='world seed')
     args = parser.parse_args()
     cases = {
-        'physics only (baseline)': SimOptions(render=False),
-        'camera 128x96 @30Hz': SimOptions(width=128, height=96),
-        'camera 640x480 @30Hz': SimOptions(width=640, height=480),
+        'physics only (baseline)': (SimOptions(render=False), 'random'),
+        'camera 128x96 @30Hz': (SimOptions(width=128, height=96), 'random'),
+        'camera 640x480 @30Hz': (SimOptions(width=640, height=480), 'random'),
+        'plain world, camera 128x96 @30Hz': (SimOptions(width=128, height=96), 'plain'),
+        'plain world, camera 640x480 @30Hz': (SimOptions(width=640, height=480), 'plain'),
     }
-    results = {name: run_session(args.seed, args.seconds, opts) for name, opts in cases.items()}
+    results = {name: run_session(args.seed, args.seconds, opts, style)
+               for name, (opts, style) in cases.items()}
     tmp = Path(tempfile.mkdtemp(prefix='bench_sim_'))
     try:
         summary = write_sim_bag(args.seed, args.seconds, tmp / 'bag', progress_every_s=1e9)
@@ -74,10 +80,10 @@ def main() -> int:
     print(f'\nsimulator speed, world seed {args.seed}, {args.seconds:.0f} simulated s per case '
           f'({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
           f'MUJOCO_GL={os.environ["MUJOCO_GL"]})')
-    print(f'{"case":30s} {"sim s / wall s":>15s} {"vs baseline":>12s} {"messages":>9s}')
+    print(f'{"case":34s} {"sim s / wall s":>15s} {"vs baseline":>12s} {"messages":>9s}')
     for name, r in results.items():
         r['ratio_to_baseline'] = r['speed'] / base
-        print(f'{name:30s} {r["speed"]:15.1f} {r["ratio_to_baseline"]:11.2f}x '
+        print(f'{name:34s} {r["speed"]:15.1f} {r["ratio_to_baseline"]:11.2f}x '
               f'{r["messages"]:9d}')
     drift = results['physics only (baseline)']
     print(f'\nwheel odometry after {args.seconds:.0f} s: {drift["odom_drift_m"]:.3f} m from '
@@ -85,6 +91,7 @@ def main() -> int:
           f'({100 * drift["odom_drift_m"] / max(drift["path_m"], 1e-9):.1f} %)')
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({'seed': args.seed, 'seconds': args.seconds,
+                                   'style': generate_world(args.seed).style,
                                    'cpus': os.cpu_count(), 'results': results}, indent=2))
     print(f'wrote {RESULTS}')
     return 0

@@ -6,8 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from ssl_robot.sim import (generate_world, Obstacle, ROBOT, SimError, SimOptions, SimSession,
-                           Simulator, TerrainPatch, World)
+from ssl_robot.sim import (
+    generate_world,
+    Obstacle,
+    ROBOT,
+    SimError,
+    SimOptions,
+    SimSession,
+    Simulator,
+    TerrainPatch,
+    World,
+)
 from ssl_robot.sim.model import TIMESTEP_S
 
 RED = (0.9, 0.2, 0.2)
@@ -142,8 +151,11 @@ def test_depth_is_inf_for_open_sky() -> None:
 
 
 def test_extra_camera_sees_the_same_scene_from_its_own_pose() -> None:
-    """camera2 sits at the front right corner, higher, yawed left: its optical axis meets
-    the wall where the mount's geometry says, and its image differs from the main one's."""
+    """camera2 sits at the front right corner, higher, yawed left.
+
+    Its optical axis meets the wall where the mount's geometry says, and its image
+    differs from the main one's.
+    """
     world = _world([Obstacle('box', 1.5, 0.0, 0.0, (0.5, 0.6), 0.4, RED)])
     mount = ROBOT.extra_cameras[0]
     with Simulator(world, width=64, height=48, extra_cameras=1) as sim:

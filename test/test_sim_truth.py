@@ -10,8 +10,7 @@ from ssl_robot.config import load_node_parameters
 from ssl_robot.dataset import DatasetWriter
 from ssl_robot.labelling import labelling_params
 from ssl_robot.labelling.bag import label_bag
-from ssl_robot.labelling.sim_truth import (dataset_proximity_truth, proximity_truth,
-                                           read_sim_truth)
+from ssl_robot.labelling.sim_truth import dataset_proximity_truth, proximity_truth, read_sim_truth
 from ssl_robot.robot.ground_detector import ground_colour_scores, strip_pixels
 from ssl_robot.robot.truth_eval import thirds, truth_report
 from ssl_robot.sim import ROBOT, write_sim_bag
@@ -115,3 +114,21 @@ def test_ground_colour_detector_on_a_synthetic_image() -> None:
     rows, _ = strip_pixels(distances_m=[0.0], sensor_poses=sensors, obstacle_range_m=0.12,
                            image_hw=(h, w), **cam)
     assert (rows == h - 1).all()  # 6-18 cm ahead is below the view: read at the bottom row
+
+
+def test_eval_reports_truth_next_to_baselines(sim_dataset, tmp_path) -> None:
+    from ssl_robot.robot import build_task
+    from ssl_robot.robot.evaluate import evaluate_run
+    from ssl_robot.train import TrainConfig, Trainer
+    data, _ = sim_dataset
+    task = build_task('obstacle', {'dataset': str(data.path), 'split_by': 'time'})
+    Trainer(task, TrainConfig(out_dir=str(tmp_path / 'run'), task='obstacle',
+                              task_params=task.params, epochs=1, max_steps=2,
+                              progress=False)).fit()
+    report = evaluate_run(tmp_path / 'run', n_boot=10)
+    truth = report['truth']
+    assert set(truth['models']) == {'trained', 'random_init', 'hand_detector', 'truth_trained'}
+    assert truth['frames_with_truth'] == report['n_val_frames']
+    assert truth['labels_with_truth'] > truth['labels_with_pseudo_label']
+    assert set(truth['thirds']['trained']) == {'nearest_third_auc', 'farthest_third_auc'}
+    assert (tmp_path / 'run' / 'eval' / 'truth_run' / 'best.pt').exists()

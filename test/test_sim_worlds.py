@@ -8,8 +8,14 @@ import pytest
 
 from ssl_robot.labelling.sim_truth import proximity_truth
 from ssl_robot.sim import generate_world, ROBOT, SimError, Simulator, World
-from ssl_robot.sim.appearance import (Appearance, apply_camera_effects, FAMILIES, Texture,
-                                      TEXTURE_KINDS, texture_rgb)
+from ssl_robot.sim.appearance import (
+    Appearance,
+    apply_camera_effects,
+    FAMILIES,
+    Texture,
+    TEXTURE_KINDS,
+    texture_rgb,
+)
 from ssl_robot.sim.world import Marking, world_family
 
 GREY = Texture('flat', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))

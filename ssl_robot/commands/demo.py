@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     for task in tasks:
         _ssl_robot('eval', models / task, '--out', models / task / 'eval')
         results[task] = json.loads((models / task / 'eval' / 'eval.json').read_text())
+    results['obstacle_vs_truth'] = truth_summary(results['obstacle'])
     heldout = heldout_bags(models / 'obstacle')
     results['heldout_bags'] = [str(b) for b in heldout]
     stages.end()
@@ -205,6 +206,21 @@ def label_summary(dataset: Path) -> dict[str, Any]:
             'obstacle_labels': int((labels[mask] > 0.5).sum()),
             'proximity_yield': float(mask.mean()),
             'terrain_patch_yield': float(np.asarray(data.terrain_mask).mean())}
+
+
+def truth_summary(obstacle: dict[str, Any]) -> dict[str, Any]:
+    """AUC vs the simulator's truth per scorer, and the label noise (empty without truth).
+
+    From the obstacle eval report: overall AUC, the nearest/farthest third of the
+    distances, pseudo-label precision/recall vs truth.
+    """
+    truth = obstacle.get('truth')
+    if not truth:
+        return {}
+    return {'truth_auc': {name: t['overall']['auc'] for name, t in truth['models'].items()},
+            'truth_auc_thirds': truth.get('thirds', {}),
+            'truth_label_noise': truth['label_noise']['overall'],
+            'frames_with_truth': truth['frames_with_truth']}
 
 
 def heldout_bags(run: Path) -> list[Path]:
@@ -255,6 +271,20 @@ def final_table(results: dict[str, Any]) -> str:
         for t, r in zip(trained.get('per_distance', []), rnd.get('per_distance', [])):
             lines.append(f"{'d = %.2f m' % t['distance_m']:>22} {_auc(t):>22} {_auc(r):>22} "
                          f"{0.5:>7.3f}")
+    truth = results.get('obstacle', {}).get('truth')
+    if truth:
+        noise = truth['label_noise']['overall']
+        names = list(truth['models'])
+        lines.append(f"\nobstacle AUC vs the simulator's geometric truth "
+                     f"({truth['frames_with_truth']} frames with a true pose; pseudo-labels "
+                     f"vs truth: precision "
+                     f"{noise['precision']:.3f}, recall {noise['recall']:.3f})")
+        lines.append(f"{'':>12}" + ''.join(f'{n:>17}' for n in names))
+        lines.append(f"{'overall':>12}" + ''.join(
+            f"{truth['models'][n]['overall']['auc']:>17.3f}" for n in names))
+        for i, e in enumerate(truth['models'][names[0]]['per_distance']):
+            lines.append(f"{'d = %.2f m' % e['distance_m']:>12}" + ''.join(
+                f"{truth['models'][n]['per_distance'][i]['auc']:>17.3f}" for n in names))
     terrain = results.get('terrain', {}).get('models', {})
     if terrain:
         lines.append('\nterrain: Spearman rank correlation of predicted vs felt roughness')

@@ -14,9 +14,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ssl_robot.sim.world import (CameraMount, generate_world, MAX_RAY_M, Obstacle, ROBOT,
-                                 RobotGeometry, SimError, TERRAINS, TerrainPatch, TerrainType,
-                                 World)
+from ssl_robot.sim.world import (
+    CameraMount,
+    generate_world,
+    MAX_RAY_M,
+    Obstacle,
+    ROBOT,
+    RobotGeometry,
+    SimError,
+    TerrainPatch,
+    TERRAINS,
+    TerrainType,
+    World,
+)
 
 #: Names loaded on first access, and their modules.
 _LAZY = {

@@ -315,8 +315,10 @@ class Simulator:
         return rgb, depth
 
     def imu(self) -> tuple[np.ndarray, np.ndarray]:
-        """(linear acceleration m/s^2, angular velocity rad/s) in imu_link, averaged since
-        the previous call, with bias and noise."""
+        """IMU reading: (linear acceleration m/s^2, angular velocity rad/s) in imu_link.
+
+        Averaged since the previous call, with bias and noise.
+        """
         if self._imu_n == 0:
             mean = np.concatenate([self.data.sensordata[self._acc_adr:self._acc_adr + 3],
                                    self.data.sensordata[self._gyro_adr:self._gyro_adr + 3]])
@@ -394,8 +396,11 @@ class _Camera:
         self._far = float(np.float32(model.vis.map.zfar * extent))
 
     def render(self, data: mujoco.MjData, camera_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rgb uint8 [H, W, 3], depth float32 [H, W] metres, +inf beyond the far plane)
-        of the model's camera `camera_id` (every camera shares one GL context)."""
+        """Render the model's camera `camera_id` (every camera shares one GL context).
+
+        Returns:
+            (rgb uint8 [H, W, 3], depth float32 [H, W] metres, +inf beyond the far plane).
+        """
         self._gl.make_current()
         self._camera.fixedcamid = camera_id
         mujoco.mjv_updateScene(self.model, data, self._option, None, self._camera,

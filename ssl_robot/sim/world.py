@@ -22,8 +22,17 @@ import math
 import numpy as np
 
 from ssl_robot.sim.appearance import (
-    Appearance, appearance_from_dict, camouflage, draw_appearance, draw_texture, FAMILIES,
-    object_family, STYLES, Texture, texture_from_dict)
+    Appearance,
+    appearance_from_dict,
+    camouflage,
+    draw_appearance,
+    draw_texture,
+    FAMILIES,
+    object_family,
+    STYLES,
+    Texture,
+    texture_from_dict,
+)
 from ssl_robot.sim.errors import SimError
 
 #: Format key of the world JSON ('/1' worlds, without appearance, still load).

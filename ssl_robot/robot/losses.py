@@ -6,8 +6,12 @@ import torch.nn.functional as F
 
 
 def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *,
-                           pos_weight: float | None = None) -> torch.Tensor:
+                           pos_weight: float | None = None,
+                           weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean binary cross-entropy over the known labels only.
+
+    With `weight` (broadcastable to `logits`, >= 0), a weighted mean: label i counts
+    weight_i / sum of the known labels' weights.
 
     Unknown labels (mask False) contribute nothing: neither loss nor gradient. With no
     known label in the batch the loss is a zero that still backpropagates.
@@ -17,6 +21,7 @@ def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, mask: tor
         target: Same shape, 0/1 (unknown entries may hold anything finite).
         mask: Same shape, bool, True where the label is known.
         pos_weight: Weight of the positive class (obstacles are rare), or None.
+        weight: Per-label weights, or None (all 1).
 
     Returns:
         Scalar loss.
@@ -26,6 +31,9 @@ def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, mask: tor
     pw = None if pos_weight is None else torch.tensor(pos_weight, dtype=logits.dtype,
                                                       device=logits.device)
     per = F.binary_cross_entropy_with_logits(logits, target, reduction='none', pos_weight=pw)
+    if weight is not None:
+        w = mask * weight.expand_as(per)
+        return (per * w).sum() / w.sum().clamp(min=1e-6)
     known = mask.sum()
     return (per * mask).sum() / known.clamp(min=1)
 

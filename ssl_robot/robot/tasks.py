@@ -185,22 +185,34 @@ class ObstacleTask(RobotTask):
     With `labels: truth` (simulator datasets only) it trains and validates on the
     simulator's geometric truth instead of the pseudo-labels: the upper bound of what
     the same network learns from perfect labels of the same frames.
+
+    With `label_weighting` each label's loss is weighted by how much it can be trusted
+    (`label_weights`): the pose error of its match at t' (in units of the labeller's
+    tolerances) and the odometry drift since t (time t' - t, in units of
+    `weight_drift_s`).
     """
 
     name = 'obstacle'
     kind = 'obstacle'
     primary_metric = 'val_auc'
     higher_is_better = True
-    defaults = {'pos_weight': 0.0, 'labels': 'pseudo'}
+    defaults = {'pos_weight': 0.0, 'labels': 'pseudo', 'label_weighting': False,
+                'weight_drift_s': 5.0}
 
     def _prepare(self) -> None:
         super()._prepare()
+        prox = self.data.meta.get('params', {}).get('proximity', {})
+        self.params.setdefault('label_tolerances', [
+            float(prox.get('tol_x_m', 0.02)), float(prox.get('tol_y_m', 0.02)),
+            float(prox.get('tol_yaw_rad', 0.15))])
         self.mirror = mirror_permutation(self.params['sensors']) \
             if float(self.params['flip_p']) > 0 else list(range(len(self.params['sensors'])))
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         train, val = self.split()
         fields = ('proximity', 'proximity_mask')
+        if self.params['label_weighting']:
+            fields += ('prov_pose_err', 'prov_t_future_ns', 'stamps_ns')
         arrays = None
         if self.params['labels'] == 'truth':
             from ssl_robot.labelling.sim_truth import dataset_proximity_truth
@@ -226,8 +238,23 @@ class ObstacleTask(RobotTask):
             mask = torch.where(sel, mask[..., perm], mask)
         logits = model(self.images(model, batch['frames'], flip))
         pw = float(self.params['pos_weight']) or None
-        loss = masked_bce_with_logits(logits, labels, mask, pos_weight=pw)
+        weight = self.label_weights(batch) if 'prov_pose_err' in batch else None
+        loss = masked_bce_with_logits(logits, labels, mask, pos_weight=pw, weight=weight)
         return loss, {'known': float(mask.float().mean())}
+
+    def label_weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Trust in each label [B, D, 1]: pose error of the match and drift since t.
+
+        w = exp(-0.5 * ((dx / tol_x)^2 + (dy / tol_y)^2 + (dyaw / tol_yaw)^2))
+            / (1 + ((t' - t) / weight_drift_s)^2)
+        (a match at the centre of the tolerance box soon after t weighs 1).
+        """
+        tol = torch.tensor([float(v) for v in self.params['label_tolerances']])
+        err = batch['prov_pose_err'].float() / tol.to(batch['prov_pose_err'].device)
+        dt_s = (batch['prov_t_future_ns'] - batch['stamps_ns'][:, None]).clamp(min=0).float()
+        dt_s = dt_s / 1e9 / float(self.params['weight_drift_s'])
+        w = torch.exp(-0.5 * (err ** 2).sum(-1)) / (1.0 + dt_s ** 2)
+        return w.unsqueeze(-1)
 
     def predict(self, model: torch.nn.Module, loader: Any) -> tuple[np.ndarray, ...]:
         """(probabilities, labels, masks) over a loader, as numpy [N, D, S]."""

@@ -1,5 +1,7 @@
-"""Vision pretext benchmark: training throughput per pretext on CPU, and the shared
-trainer's overhead against a plain torch loop for one pretext (rotation).
+"""Vision pretext benchmark: training throughput and the shared trainer's overhead.
+
+Training throughput per pretext on CPU, and the shared trainer's overhead against a plain
+torch loop for one pretext (rotation).
 
 Throughput counts source images per second (a rotation batch of N images trains on 4N
 rotated copies, SimCLR/MoCo on 2N views, jigsaw on 9N tiles): the rate at which a

@@ -2,13 +2,16 @@
 
 One seed's table moves by a few points with the seed and even with the thread count
 (another float summation order), enough to flip a weak pretext against random init. This
-runs the whole protocol (pretexts, random init, supervised) once per seed — each seed
-also draws its own label subsets and validation split — and prints the mean ± sample
-standard deviation of every cell, and in how many seeds each pretext beat random init.
+runs the whole protocol (pixel and PCA baselines, random init, pretexts, supervised) once
+per seed — each seed also draws its own label subsets and validation split — and prints
+the mean ± sample standard deviation of every cell, in how many seeds each pretext beat
+random init, and each pretext's mean margin over random init and raw pixels on the linear
+probe at 10 % labels against the targets (>= +10 and >= +3; the best >= +8 over raw).
 
-Writes benchmarks/results/pretext_eval_seeds.json and prints a table.
+Writes benchmarks/results/pretext_eval_seeds.json (with the arguments) and
+pretext_eval_seeds.png (probe accuracy against label fraction, mean ± sd), prints a table.
 Usage: python benchmarks/eval_pretext_seeds.py [--seeds 0 1 2] [--budget small]
-       [--out-root runs/pretext_seeds]   (a seed's finished runs are reused)
+       [--tasks ...] [--out-root runs/pretext_seeds]   (a seed's finished runs are reused)
 """
 from __future__ import annotations
 
@@ -35,17 +38,33 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
+def _threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--budget', default='small', choices=('small', 'full'))
     ap.add_argument('--out-root', type=Path, default=Path('runs/pretext_seeds'))
+    ap.add_argument('--tasks', nargs='+', default=None, help='pretexts (default: all)')
     ap.add_argument('--out', type=Path, default=RESULTS / 'pretext_eval_seeds.json')
     args = ap.parse_args(argv)
 
-    from ssl_robot.vision.evaluate import run_pretext_eval
+    from ssl_robot.vision.evaluate import (
+        BASELINES,
+        FRACTIONS,
+        plot_accuracy_vs_labels,
+        pretext_targets,
+        run_pretext_eval,
+        TARGET_BEST_OVER_RAW,
+        TARGET_OVER_RANDOM,
+        TARGET_OVER_RAW,
+    )
     from ssl_robot.vision.pretext import PRETEXTS
-    runs = [run_pretext_eval(args.out_root / f'seed{s}', tasks=list(PRETEXTS),
+    tasks = list(args.tasks or PRETEXTS)
+    runs = [run_pretext_eval(args.out_root / f'seed{s}', tasks=tasks,
                              budget=args.budget, seed=s, export=False, progress=False)
             for s in args.seeds]
     summary = summarise(runs)
@@ -58,19 +77,46 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f'{method:<18}' + ''.join(
             f'{cells[f"{k} {p}"]["mean"]:>7.1f}±{cells[f"{k} {p}"]["sd"]:<4.1f}'
             for k, p in COLUMNS))
-        if method not in ('random-init', 'supervised'):
+        if method not in (*BASELINES, 'supervised'):
             wins[method] = [sum(r['methods'][method][k][p]['test_acc']
                                 > r['methods']['random-init'][k][p]['test_acc']
                                 for k, p in COLUMNS) for r in runs]
     lines.append('columns beating random init, per seed: ' + ', '.join(
         f'{m} {"/".join(map(str, w))}' for m, w in wins.items()) + ' (of 6)')
+    # The targets on the seeds' mean linear accuracy at 10 % labels (one shared rule).
+    targets = pretext_targets({'fractions': [10], 'methods': {
+        m: {'linear': {'10': {'test_acc': cells['linear 10']['mean'] / 100}}}
+        for m, cells in summary.items()}})
+    lines.append('linear 10 % vs random init / vs raw pixels (mean over seeds): ' + ', '.join(
+        f'{m} {c["over_random"]:+.1f}/{c["over_raw"]:+.1f}{"" if c["met"] else " (missed)"}'
+        for m, c in targets['per_pretext'].items()))
+    lines.append(f'targets: every pretext >= random init +{TARGET_OVER_RANDOM:g} and >= raw '
+                 f'pixels +{TARGET_OVER_RAW:g}: '
+                 + ('met' if targets['all_met'] else 'missed by ' + ', '.join(
+                     m for m, c in targets['per_pretext'].items() if not c['met']))
+                 + f'; best ({targets["best"]}) >= raw pixels +{TARGET_BEST_OVER_RAW:g}: '
+                 + ('met' if targets['best_met'] else 'missed'))
     table = '\n'.join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({'seeds': args.seeds, 'budget': args.budget,
-                                    'summary': summary, 'wins_per_seed': wins,
-                                    'table': table}, indent=2))
-    print(f'wrote {args.out}')
+    figure = args.out.with_suffix('.png')
+    pcts = [str(p) for p in FRACTIONS]
+    curves = {m: {k: ([cells[f'{k} {p}']['mean'] for p in pcts],
+                      [cells[f'{k} {p}']['sd'] for p in pcts]) for k in ('linear', 'knn')}
+              for m, cells in summary.items()}
+    plot_accuracy_vs_labels(curves, list(FRACTIONS), figure,
+                            title=f'Fashion-MNIST, budget {args.budget}, mean ± sd over '
+                                  f'seeds {args.seeds}')
+    args.out.write_text(json.dumps({
+        'arguments': {'seeds': args.seeds, 'budget': args.budget, 'tasks': tasks,
+                      'out_root': str(args.out_root), 'torch_threads': _threads()},
+        'command': 'python benchmarks/eval_pretext_seeds.py ' + ' '.join(
+            argv if argv is not None else sys.argv[1:]),
+        'seeds': args.seeds, 'budget': args.budget, 'summary': summary,
+        'wins_per_seed': wins, 'targets': targets,
+        'seconds_per_seed': [r['seconds'] for r in runs], 'figure': figure.name,
+        'table': table}, indent=2))
+    print(f'wrote {args.out} and {figure}')
     return 0
 
 

@@ -29,8 +29,10 @@ def one_thread():
 
 
 def t_shapes(n: int, size: int = 28, seed: int = 0) -> torch.Tensor:
-    """uint8 [n, 1, size, size] upright 'T' shapes of random place, size and brightness:
-    structured enough for every pretext to learn something in a few steps."""
+    """uint8 [n, 1, size, size] upright 'T' shapes of random place, size and brightness.
+
+    Structured enough for every pretext to learn something in a few steps.
+    """
     rng = np.random.default_rng(seed)
     out = np.full((n, 1, size, size), 10, np.uint8)
     for i in range(n):
@@ -178,8 +180,9 @@ def _empty_dir(tmp_path: Path) -> Path:
 
 
 def test_pool_from_labelled_dataset(tmp_path: Path) -> None:
-    from ssl_robot.dataset import DatasetWriter, LabelledDataset
     from test_dataset_format import make_rows, SHAPE  # the dataset helper's fixture rows
+
+    from ssl_robot.dataset import DatasetWriter, LabelledDataset
     with DatasetWriter(tmp_path / 'ds', **SHAPE) as writer:
         writer.add_bag('bag0.mcap', make_rows(4))
     frames = LabelledDataset.open(tmp_path / 'ds').frames

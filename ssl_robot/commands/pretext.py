@@ -1,5 +1,8 @@
-"""`ssl-robot pretext` (train one vision pretext) and `ssl-robot pretext-eval` (train and
-evaluate them all against random init and supervised training, one table and one figure)."""
+"""`ssl-robot pretext` and `ssl-robot pretext-eval`: the vision pretexts' commands.
+
+`pretext` trains one vision pretext; `pretext-eval` trains and evaluates them all against
+raw pixels, PCA, random init and supervised training (one table, one figure, a report).
+"""
 from __future__ import annotations
 
 import argparse
@@ -42,16 +45,26 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run_pretext)
 
     e = subparsers.add_parser(
-        'pretext-eval', help='evaluate the vision pretexts on Fashion-MNIST',
-        description='Train (or reuse) each pretext on Fashion-MNIST train images without '
-                    'labels, then a linear probe and k-NN on frozen features with 1/10/100 %% '
-                    'of the labels, next to the same encoder at random init and trained '
-                    'supervised. Prints one table; writes results.json, table.txt and '
-                    'results.png into --out.')
+        'pretext-eval', help='evaluate the vision pretexts on Fashion-MNIST or your images',
+        description='Train (or reuse) each pretext on the pool images without labels, then '
+                    'a linear probe and k-NN on frozen features with 1/10/100 %% of the '
+                    'labels, next to the same probes on raw pixels and on PCA of the pixels, '
+                    'the same encoder at random init, and the same encoder trained '
+                    'supervised. Prints one table; writes results.json, table.txt, '
+                    'results.png (accuracy against label fraction) and report.md into --out.')
+    e.add_argument('--data', default=None, metavar='DIR',
+                   help='a labelled image folder (one sub-folder of images per class), split '
+                        'stratified into 70 %% pool, 10 %% validation, 20 %% test; default: '
+                        'Fashion-MNIST')
+    e.add_argument('--image-size', type=int, default=32,
+                   help="square side a folder's images are cropped/resized to (32)")
+    e.add_argument('--channels', type=int, choices=(1, 3), default=3,
+                   help="1 (grey) or 3 (RGB) for a folder's images (3)")
     e.add_argument('--tasks', nargs='+', choices=PRETEXT_NAMES, default=list(PRETEXT_NAMES),
                    help='pretexts to evaluate (all)')
-    e.add_argument('--budget', choices=('small', 'full'), default='small',
-                   help='small: ~10 min on 2 CPU cores; full: the whole train set, longer')
+    e.add_argument('--budget', choices=('tiny', 'small', 'full'), default='small',
+                   help='small: ~10 min on 2 CPU cores; full: the whole train set, longer; '
+                        'tiny: a smoke test of the run in seconds (not a measurement)')
     e.add_argument('--out', default='runs/pretext-eval', help='output directory')
     e.add_argument('--seed', type=int, default=0, help='seed (0)')
     e.add_argument('--retrain', action='store_true',
@@ -94,13 +107,16 @@ def run_pretext_eval(args: argparse.Namespace) -> int:
     """Run the evaluation and print its table. Returns the exit status."""
     import torch
 
-    from ssl_robot.vision.evaluate import format_table, run_pretext_eval as run_eval
+    from ssl_robot.vision.evaluate import format_table
+    from ssl_robot.vision.evaluate import run_pretext_eval as run_eval
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run_eval(args.out, tasks=list(args.tasks), budget=args.budget, seed=args.seed,
                        retrain=args.retrain, progress=not args.no_progress,
-                       export=not args.no_export)
+                       export=not args.no_export, data=args.data,
+                       image_size=args.image_size, channels=args.channels)
     print(format_table(results))
     print(f'results: {Path(args.out) / "results.json"}, figure: '
-          f'{Path(args.out) / "results.png"} ({results["seconds"]:.0f} s)')
+          f'{Path(args.out) / "results.png"}, report: {Path(args.out) / "report.md"} '
+          f'({results["seconds"]:.0f} s)')
     return 0

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from ssl_robot.augment import color_jitter, uniform
 
-
 _rand = uniform
 #: Brightness/contrast/saturation jitter: the one implementation, shared with the robot wing.
 brightness_contrast = color_jitter
@@ -120,3 +119,88 @@ MILD = ViewAugment(crop_scale=(1.0, 1.0), flip_p=0.5, brightness=0.0, contrast=0
                    saturation=0.0)
 #: Strong views for the contrastive pretexts.
 STRONG = ViewAugment()
+
+
+def object_boxes(x: torch.Tensor, *, threshold: float = 0.1, min_fraction: float = 0.5
+                 ) -> torch.Tensor:
+    """The bounding square of each image's object: pixels that differ from the background.
+
+    The background is the median of the image's border pixels; a pixel is the object's
+    where any channel differs from it by more than `threshold`. The square is centred on
+    the object's bounding box, at least `min_fraction` of the image side, and kept
+    inside the image. An image without object pixels keeps the whole frame.
+
+    Args:
+        x: [N, C, S, S] pixels on [0, 1].
+        threshold: Difference from the background that marks an object pixel.
+        min_fraction: Smallest square side, as a fraction of S.
+
+    Returns:
+        int64 [N, 3]: (top, left, side) of each square.
+    """
+    n, _, s, _ = x.shape
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+    background = border.median(dim=-1).values                       # [N, C]
+    fg = ((x - background[..., None, None]).abs() > threshold).any(dim=1)  # [N, S, S]
+    rows, cols = fg.any(dim=2), fg.any(dim=1)                        # [N, S]
+    idx = torch.arange(s, device=x.device)
+
+    def extent(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lo = torch.where(mask, idx, s).min(dim=1).values
+        hi = torch.where(mask, idx, -1).max(dim=1).values
+        empty = ~mask.any(dim=1)
+        return torch.where(empty, 0, lo), torch.where(empty, s - 1, hi)
+
+    y0, y1 = extent(rows)
+    x0, x1 = extent(cols)
+    side = torch.maximum(y1 - y0, x1 - x0) + 1
+    side = side.clamp(min=max(1, int(round(min_fraction * s))), max=s)
+    top = ((y0 + y1 + 1) // 2 - side // 2).clamp(min=0)
+    left = ((x0 + x1 + 1) // 2 - side // 2).clamp(min=0)
+    top = torch.minimum(top, s - side)
+    left = torch.minimum(left, s - side)
+    return torch.stack([top, left, side], dim=1)
+
+
+def crop_to_object(x: torch.Tensor, *, threshold: float = 0.1,
+                   min_fraction: float = 0.5) -> torch.Tensor:
+    """Crop each image to its object's bounding square and resize it back to the input size.
+
+    The square is `object_boxes`'; the resampling bilinear. Tiles and patches cut from
+    the result fall on the object rather than on background.
+    """
+    n, _, s, _ = x.shape
+    box = object_boxes(x, threshold=threshold, min_fraction=min_fraction).to(x.dtype)
+    top, left, side = box[:, 0], box[:, 1], box[:, 2]
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = side / s
+    theta[:, 0, 2] = (2 * left + side) / s - 1
+    theta[:, 1, 2] = (2 * top + side) / s - 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+
+
+def jitter_each_patch(patches: torch.Tensor, *, brightness: float = 0.3, contrast: float = 0.3,
+                      grey_p: float = 0.5, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+    """Jitter each patch on its own: brightness, contrast and (RGB) greyscale.
+
+    Independent brightness/contrast jitter per patch, and per-patch greyscale with
+    probability `grey_p` for RGB: neighbouring patches can no longer be matched by their
+    low-level statistics (brightness, colour cast, chromatic aberration).
+
+    Args:
+        patches: [N, T, C, h, w] pixels on [0, 1].
+
+    Returns:
+        The jittered patches, same shape, clamped to [0, 1].
+    """
+    n, t, c, h, w = patches.shape
+    flat = patches.reshape(n * t, c, h, w)
+    if c == 3 and grey_p:
+        grey = (0.299 * flat[:, 0:1] + 0.587 * flat[:, 1:2] + 0.114 * flat[:, 2:3])
+        pick = (_rand(n * t, flat, generator) < grey_p).view(-1, 1, 1, 1)
+        flat = torch.where(pick, grey.expand_as(flat), flat)
+    flat = brightness_contrast(flat, brightness=brightness, contrast=contrast,
+                               generator=generator)
+    return flat.reshape(n, t, c, h, w)

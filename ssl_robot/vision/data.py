@@ -74,7 +74,7 @@ def fashion_mnist(split: str = 'train', *, root: Path | str | None = None
     images_path = root / f'{prefix}-images-idx3-ubyte.gz'
     labels_path = root / f'{prefix}-labels-idx1-ubyte.gz'
     if not images_path.exists() or not labels_path.exists():
-        raise VisionError(f'Fashion-MNIST not found in {root}: install Debian\'s '
+        raise VisionError(f"Fashion-MNIST not found in {root}: install Debian's "
                           f'dataset-fashion-mnist (make eval-data, or '
                           f'tools/install_eval_data.sh)')
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -192,6 +192,42 @@ def load_pool(source: str | Path, *, image_size: int | None = None,
     if chans not in (1, 3):
         raise VisionError(f'channels {chans}: use 1 or 3')
     return torch.from_numpy(to_square(np.asarray(images), size, chans))
+
+
+def labelled_image_folder(path: Path | str, *, image_size: int = 32, channels: int = 3,
+                          limit_per_class: int | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Read a labelled image folder: one sub-folder per class, images inside (any depth).
+
+    Args:
+        path: The folder; its sub-folders, sorted by name, are the classes.
+        image_size: Side length the images are centre-cropped and resized to.
+        channels: 1 (grey) or 3 (RGB).
+        limit_per_class: Keep at most this many images of each class (the first by name).
+
+    Returns:
+        (images uint8 [N, channels, S, S], labels int64 [N], class names).
+
+    Raises:
+        VisionError: When the folder is missing, has fewer than two classes with images,
+            or holds an unreadable image.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise VisionError(f'{path}: no such folder (want one sub-folder of images per class)')
+    images, labels, names = [], [], []
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob('*')):
+            continue
+        block = to_square(_read_image_folder(folder, limit_per_class), image_size, channels)
+        images.append(block)
+        labels.append(np.full(len(block), len(names), np.int64))
+        names.append(folder.name)
+    if len(names) < 2:
+        raise VisionError(f'{path}: found {len(names)} class folder(s) with '
+                          f'{"/".join(IMAGE_SUFFIXES)} images; want one sub-folder per class, '
+                          f'at least two')
+    return np.concatenate(images), np.concatenate(labels), tuple(names)
 
 
 class ImagePool(Dataset):

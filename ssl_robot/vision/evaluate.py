@@ -1,12 +1,18 @@
 """The one evaluation protocol of the vision pretexts, and `ssl-robot pretext-eval`'s run.
 
-Protocol: an encoder's frozen (eval-mode), globally pooled features of Fashion-MNIST images ->
+Protocol: an encoder's frozen (eval-mode), globally pooled features of labelled images ->
 (1) a multinomial logistic-regression probe (L-BFGS, L2 strength chosen on a validation
 split of the train set) and (2) a cosine-similarity weighted k-NN (k chosen on the same
 validation split), each with 1 %, 10 % and 100 % of the labelled pool (fixed-seed,
-class-stratified subsets). Final numbers are on the Fashion-MNIST test split only.
-Every pretext is reported next to the same encoder at random init and the same encoder
-trained fully supervised on the same labels, all in one run with fixed seeds.
+class-stratified subsets). Final numbers are on the test split only. Every pretext is
+reported in one run with fixed seeds next to the baselines a reviewer asks for first:
+the same probes on raw pixels and on PCA of the pixels (fitted on the unlabelled pool,
+components chosen on validation), the same encoder at random init, and the same encoder
+trained fully supervised on the same labels.
+
+The images are Fashion-MNIST's (train split: pool and validation; test split: test) or a
+user's labelled image folder (one sub-folder per class), split stratified into pool,
+validation and test.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ssl_robot.vision import VisionError
-from ssl_robot.vision.data import fashion_mnist, pixel_stats
+from ssl_robot.vision.data import fashion_mnist, FASHION_MNIST_CLASSES, pixel_stats
 from ssl_robot.vision.encoders import build_encoder, VisionEncoder
 
 log = logging.getLogger('ssl_robot.vision.evaluate')
@@ -33,14 +39,25 @@ FRACTIONS = (1, 10, 100)
 L2_GRID = (1e-4, 1e-3, 1e-2)
 K_GRID = (1, 5, 20)
 KNN_TEMPERATURE = 0.07
+#: PCA baseline: numbers of components tried, chosen on validation per probe and fraction.
+PCA_COMPONENTS = (16, 32, 64, 128)
+#: The baselines every pretext is measured against, in table order.
+BASELINES = ('raw-pixels', 'pca', 'random-init')
 
 #: Run sizes. `small` finishes all seven pretexts in about ten minutes on two CPU cores.
+#: `pool` and `n_val` apply to Fashion-MNIST; a folder is split by fractions.
 BUDGETS: dict[str, dict[str, Any]] = {
     'small': {
         'pool': 8000, 'n_val': 2000, 'widths': [16, 32, 64], 'batch_size': 128, 'lr': 2e-3,
         'epochs': {'rotation': 3, 'jigsaw': 8, 'inpainting': 4, 'relative-position': 12,
                    'simclr': 5, 'moco': 5, 'denoising': 4},
         'supervised_steps': 250,
+    },
+    'tiny': {  # a smoke test of the whole run (seconds), not a measurement
+        'pool': 2000, 'n_val': 500, 'widths': [8, 16, 16], 'batch_size': 32, 'lr': 2e-3,
+        'epochs': {'rotation': 1, 'jigsaw': 1, 'inpainting': 1, 'relative-position': 1,
+                   'simclr': 1, 'moco': 1, 'denoising': 1},
+        'supervised_steps': 10,
     },
     'full': {
         'pool': 58000, 'n_val': 2000, 'widths': [32, 64, 128], 'batch_size': 256, 'lr': 2e-3,
@@ -53,13 +70,15 @@ BUDGETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class EvalSplits:
-    """Fashion-MNIST split for the protocol (uint8 images [N, 1, 28, 28], int64 labels).
+    """Labelled images split for the protocol (uint8 images [N, C, S, S], int64 labels).
 
     Attributes:
         train_x, train_y: Labelled pool (its images, unlabelled, are the pretext pool).
         val_x, val_y: Validation split of the train set (selection only).
         test_x, test_y: The test split (final numbers only).
         subsets: Label fraction (percent) -> indices into the labelled pool.
+        class_names: Name of each class (label i is class_names[i]).
+        source: What the images are, for tables ('Fashion-MNIST', a folder's path).
     """
 
     train_x: torch.Tensor
@@ -69,6 +88,12 @@ class EvalSplits:
     test_x: torch.Tensor
     test_y: torch.Tensor
     subsets: dict[int, np.ndarray]
+    class_names: tuple[str, ...] = FASHION_MNIST_CLASSES
+    source: str = 'Fashion-MNIST'
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
 
 
 def stratified_subset(labels: np.ndarray, percent: float, *, seed: int = 0) -> np.ndarray:
@@ -84,7 +109,9 @@ def stratified_subset(labels: np.ndarray, percent: float, *, seed: int = 0) -> n
 
 def fashion_mnist_splits(*, pool: int, n_val: int, seed: int = 0,
                          root: Path | str | None = None) -> EvalSplits:
-    """Validation and labelled pool from a fixed-seed shuffle of the train split; the test
+    """Fashion-MNIST split for the protocol.
+
+    Validation and labelled pool from a fixed-seed shuffle of the train split; the test
     split as it is.
 
     Raises:
@@ -107,6 +134,47 @@ def fashion_mnist_splits(*, pool: int, n_val: int, seed: int = 0,
                       t(test_x), torch.from_numpy(test_y), subsets)
 
 
+def image_folder_splits(path: Path | str, *, image_size: int = 32, channels: int = 3,
+                        test_fraction: float = 0.2, val_fraction: float = 0.1, seed: int = 0
+                        ) -> EvalSplits:
+    """A user's labelled image folder (one sub-folder per class) split for the protocol.
+
+    Class-stratified, fixed-seed test and validation splits, the rest the labelled pool
+    (whose images, unlabelled, the pretexts train on).
+
+    Raises:
+        VisionError: When the folder cannot be read, or a class has too few images to
+            appear in test, validation and pool (3 at least).
+    """
+    from ssl_robot.vision.data import labelled_image_folder
+    images, labels, names = labelled_image_folder(path, image_size=image_size,
+                                                  channels=channels)
+    counts = np.bincount(labels, minlength=len(names))
+    if counts.min() < 3:
+        few = ', '.join(f'{n} ({c})' for n, c in zip(names, counts) if c < 3)
+        raise VisionError(f'{path}: classes with fewer than 3 images: {few}; each class '
+                          f'needs images for the pool, validation and test')
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {'test': [], 'val': [], 'pool': []}
+    for cls in range(len(names)):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        n_test = max(1, int(round(len(members) * test_fraction)))
+        n_val = max(1, int(round(len(members) * val_fraction)))
+        parts['test'].append(members[:n_test])
+        parts['val'].append(members[n_test:n_test + n_val])
+        parts['pool'].append(members[n_test + n_val:])
+    idx = {k: rng.permutation(np.concatenate(v)) for k, v in parts.items()}
+    pool_y = labels[idx['pool']]
+    subsets = {p: stratified_subset(pool_y, p, seed=seed) for p in FRACTIONS}
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    return EvalSplits(t(images[idx['pool']]), t(pool_y), t(images[idx['val']]),
+                      t(labels[idx['val']]), t(images[idx['test']]), t(labels[idx['test']]),
+                      subsets, class_names=names, source=str(path))
+
+
 @torch.no_grad()
 def extract_features(encoder: VisionEncoder, images: torch.Tensor, mean: list[float],
                      std: list[float], *, batch_size: int = 1000) -> torch.Tensor:
@@ -119,48 +187,20 @@ def extract_features(encoder: VisionEncoder, images: torch.Tensor, mean: list[fl
     return torch.cat(out)
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float,
-                 max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression by full-batch L-BFGS (a convex fit, not a training
-    run: no epochs, no schedule). Returns (weights [D, K], bias [K])."""
-    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
-    b = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
-                            line_search_fn='strong_wolfe')
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ w + b, y) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach(), b.detach()
-
-
 def linear_probe(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], *, n_classes: int = 10
                  ) -> dict[str, float]:
-    """Standardise features (train statistics), fit one probe per L2 strength, keep the best
-    on validation, report it on test.
+    """The shared linear probe on (features, labels) pairs.
+
+    `ssl_robot.metrics.logistic_probe`: standardised features, L2 strength chosen on
+    validation.
 
     Returns:
         {'test_acc', 'val_acc', 'l2'}.
     """
-    mu, sd = train[0].mean(0), train[0].std(0).clamp(min=1e-6)
-
-    def z(f: torch.Tensor) -> torch.Tensor:
-        return (f - mu) / sd
-
-    best: dict[str, float] | None = None
-    for l2 in L2_GRID:
-        w, b = fit_logistic(z(train[0]), train[1], n_classes, l2=l2)
-        val_acc = float(((z(val[0]) @ w + b).argmax(1) == val[1]).float().mean())
-        if best is None or val_acc > best['val_acc']:
-            test_acc = float(((z(test[0]) @ w + b).argmax(1) == test[1]).float().mean())
-            best = {'test_acc': test_acc, 'val_acc': val_acc, 'l2': l2}
-    assert best is not None
-    return best
+    from ssl_robot.metrics import logistic_probe
+    return logistic_probe(*(t.numpy() for pair in (train, val, test) for t in pair),
+                          n_classes=n_classes, l2_grid=L2_GRID)
 
 
 def knn_predict(train_f: torch.Tensor, train_y: torch.Tensor, query_f: torch.Tensor, *,
@@ -194,33 +234,100 @@ def knn_probe(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor,
     return best
 
 
+def evaluate_features(feats: dict[str, torch.Tensor], splits: EvalSplits, *,
+                      fractions: tuple[int, ...] = FRACTIONS
+                      ) -> dict[str, dict[str, dict[str, float]]]:
+    """The probes on given features {'train', 'val', 'test'}.
+
+    Returns:
+        {'linear'|'knn': {'1'|'10'|'100': {test_acc, ...}}}.
+    """
+    val, test = (feats['val'], splits.val_y), (feats['test'], splits.test_y)
+    out: dict[str, dict[str, dict[str, float]]] = {'linear': {}, 'knn': {}}
+    for pct in fractions:
+        idx = torch.from_numpy(splits.subsets[pct])
+        train = (feats['train'][idx], splits.train_y[idx])
+        out['linear'][str(pct)] = linear_probe(train, val, test, n_classes=splits.n_classes)
+        out['knn'][str(pct)] = knn_probe(train, val, test, n_classes=splits.n_classes)
+    return out
+
+
 def evaluate_encoder(encoder: VisionEncoder, splits: EvalSplits, *, mean: list[float],
                      std: list[float], fractions: tuple[int, ...] = FRACTIONS
                      ) -> dict[str, dict[str, dict[str, float]]]:
     """The protocol for one encoder: {'linear'|'knn': {'1'|'10'|'100': {test_acc, ...}}}."""
     feats = {name: extract_features(encoder, x, mean, std) for name, x in
              (('train', splits.train_x), ('val', splits.val_x), ('test', splits.test_x))}
-    val, test = (feats['val'], splits.val_y), (feats['test'], splits.test_y)
-    out: dict[str, dict[str, dict[str, float]]] = {'linear': {}, 'knn': {}}
-    for pct in fractions:
-        idx = torch.from_numpy(splits.subsets[pct])
-        train = (feats['train'][idx], splits.train_y[idx])
-        out['linear'][str(pct)] = linear_probe(train, val, test)
-        out['knn'][str(pct)] = knn_probe(train, val, test)
-    return out
+    return evaluate_features(feats, splits, fractions=fractions)
+
+
+def pixel_features(images: torch.Tensor) -> torch.Tensor:
+    """Raw pixels on [0, 1] as feature vectors [N, C*H*W] (the probes standardise them)."""
+    return images.flatten(1).float().div(255.0)
+
+
+def pca_basis(pixels: torch.Tensor, components: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean [D] and the top `components` principal directions [D, k] of pixel vectors."""
+    mean = pixels.mean(0)
+    _, _, v = torch.linalg.svd(pixels - mean, full_matrices=False)
+    return mean, v[:components].t()
+
+
+def evaluate_pixels(splits: EvalSplits, *, fractions: tuple[int, ...] = FRACTIONS
+                    ) -> dict[str, dict[str, Any]]:
+    """The pixel baselines: the probes on raw pixels and on their PCA projection.
+
+    The PCA is fitted on the unlabelled pool; for each probe and fraction the number of
+    components, out of PCA_COMPONENTS, with the best validation accuracy is kept.
+
+    Returns:
+        {'raw-pixels': evaluation, 'pca': evaluation (each cell with 'components')}.
+    """
+    pixels = {name: pixel_features(x) for name, x in
+              (('train', splits.train_x), ('val', splits.val_x), ('test', splits.test_x))}
+    raw = evaluate_features(pixels, splits, fractions=fractions)
+    dim = pixels['train'].shape[1]
+    mean, basis = pca_basis(pixels['train'], min(max(PCA_COMPONENTS), dim,
+                                                 len(pixels['train'])))
+    pca: dict[str, dict[str, dict[str, float]]] = {'linear': {}, 'knn': {}}
+    for k in sorted({min(c, basis.shape[1]) for c in PCA_COMPONENTS}):
+        proj = {name: (f - mean) @ basis[:, :k] for name, f in pixels.items()}
+        for kind, cells in evaluate_features(proj, splits, fractions=fractions).items():
+            for pct, cell in cells.items():
+                if pct not in pca[kind] or cell['val_acc'] > pca[kind][pct]['val_acc']:
+                    pca[kind][pct] = {**cell, 'components': k}
+    return {'raw-pixels': raw, 'pca': pca}
 
 
 def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'small',
                      seed: int = 0, retrain: bool = False, progress: bool = True,
-                     export: bool = True) -> dict[str, Any]:
-    """Train (or load) every pretext, evaluate it, random init and supervised; write the
-    table (table.txt), results.json and a bar plot (results.png) into `out_dir`.
+                     export: bool = True, data: Path | str | None = None,
+                     image_size: int = 32, channels: int = 3) -> dict[str, Any]:
+    """Train (or load) every pretext and evaluate it next to every baseline.
+
+    The baselines are raw pixels, PCA, random init and supervised. Writes the table
+    (table.txt), results.json, the figure (results.png: probe accuracy against label
+    fraction per method) and report.md into `out_dir`.
+
+    Args:
+        out_dir: Run directory (one sub-folder per trained model).
+        tasks: Pretexts to evaluate.
+        budget: A key of BUDGETS.
+        seed: Seeds the splits, label subsets, initialisation and training.
+        retrain: Train again even where a matching run exists.
+        progress: Show training progress.
+        export: Export each pretext's encoder to ONNX.
+        data: None for Fashion-MNIST, else a labelled image folder (one sub-folder per
+            class), read at `image_size` px with `channels` channels.
+        image_size: Side length of a folder's images.
+        channels: 1 or 3, for a folder's images.
 
     Returns:
         The results dict (also written as JSON).
 
     Raises:
-        VisionError: On an unknown budget/task or missing Fashion-MNIST.
+        VisionError: On an unknown budget/task, missing Fashion-MNIST or an unusable
+            image folder.
     """
     from ssl_robot.train.trainer import seed_everything
     from ssl_robot.vision.pretext import PRETEXTS
@@ -237,10 +344,16 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    splits = fashion_mnist_splits(pool=b['pool'], n_val=b['n_val'], seed=seed)
+    if data is None:
+        splits = fashion_mnist_splits(pool=b['pool'], n_val=b['n_val'], seed=seed)
+    else:
+        splits = image_folder_splits(data, image_size=image_size, channels=channels,
+                                     seed=seed)
     mean, std = pixel_stats(splits.train_x)
     base_params = {'widths': b['widths'], 'mean': mean, 'std': std}
     results: dict[str, Any] = {
+        'data': splits.source, 'classes': list(splits.class_names),
+        'image_shape': list(splits.train_x.shape[1:]),
         'budget': budget, 'seed': seed, 'fractions': list(FRACTIONS),
         'sizes': {'pool': len(splits.train_x), 'val': len(splits.val_x),
                   'test': len(splits.test_x),
@@ -255,9 +368,14 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         knn = [evaluation['knn'][str(p)]['test_acc'] for p in FRACTIONS]
         log.info('%s: linear %s, kNN %s', name, _fmt(lin), _fmt(knn))
 
-    # (a) Random init: the same encoder, seeded like every run, never trained.
+    # (a) Pixel baselines: the probes on raw pixels and on their PCA projection.
+    for name, evaluation in evaluate_pixels(splits).items():
+        record(name, evaluation)
+
+    # (b) Random init: the same encoder, seeded like every run, never trained.
     seed_everything(seed)
-    random_encoder = build_encoder({'in_channels': 1, 'widths': b['widths']})
+    random_encoder = build_encoder({'in_channels': int(splits.train_x.shape[1]),
+                                    'widths': b['widths']})
     record('random-init', evaluate_encoder(random_encoder, splits, mean=mean, std=std))
 
     for name in tasks:
@@ -277,7 +395,7 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
             extra['onnx_max_abs_diff'] = report.max_abs_diff
         record(name, evaluation, **extra)
 
-    # (b) Supervised: the same encoder trained end to end on each label fraction.
+    # (c) Supervised: the same encoder trained end to end on each label fraction.
     sup: dict[str, Any] = {'linear': {}, 'knn': {}, 'end_to_end': {}}
     for pct in FRACTIONS:
         idx = torch.from_numpy(splits.subsets[pct])
@@ -286,7 +404,8 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         repeats = max(1, int(np.ceil(steps * b['batch_size'] / n / 8)))  # ~8 epochs
         task = SupervisedTask((splits.train_x[idx], splits.train_y[idx]),
                               (splits.val_x, splits.val_y),
-                              params={**base_params, 'repeats': repeats})
+                              params={**base_params, 'repeats': repeats,
+                                      'n_classes': splits.n_classes})
         model = train_task(task, out_dir / f'supervised-{pct}', epochs=8, max_steps=steps,
                            batch_size=b['batch_size'], lr=b['lr'], seed=seed,
                            progress=progress)
@@ -301,10 +420,12 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
     record('supervised', sup)
 
     results['seconds'] = round(time.monotonic() - started, 1)
+    results['targets'] = pretext_targets(results)
     (out_dir / 'results.json').write_text(json.dumps(results, indent=2))
     table = format_table(results)
     (out_dir / 'table.txt').write_text(table + '\n')
     plot_results(results, out_dir / 'results.png')
+    write_report(results, table, out_dir / 'report.md', figure='results.png')
     return results
 
 
@@ -312,58 +433,142 @@ def _fmt(values: list[float]) -> str:
     return ' / '.join(f'{100 * v:.1f}' for v in values)
 
 
+#: The issue's targets, on the linear probe at 10 % labels (points of test accuracy).
+TARGET_FRACTION = '10'
+TARGET_OVER_RANDOM = 10.0
+TARGET_OVER_RAW = 3.0
+TARGET_BEST_OVER_RAW = 8.0
+
+
+def pretext_targets(results: dict[str, Any]) -> dict[str, Any]:
+    """Each pretext's margin over random init and raw pixels, against the targets.
+
+    On the linear probe at 10 % labels: >= +10 over random init and >= +3 over raw pixels
+    for every pretext, >= +8 over raw pixels for the best. Empty without those baselines.
+    """
+    methods = results['methods']
+    if TARGET_FRACTION not in [str(p) for p in results['fractions']] or not all(
+            b in methods for b in ('random-init', 'raw-pixels')):
+        return {}
+
+    def acc(name: str) -> float:
+        return 100 * methods[name]['linear'][TARGET_FRACTION]['test_acc']
+
+    pretexts = [m for m in methods if m not in BASELINES and m != 'supervised']
+    per = {m: {'linear_acc': round(acc(m), 2),
+               'over_random': round(acc(m) - acc('random-init'), 2),
+               'over_raw': round(acc(m) - acc('raw-pixels'), 2)} for m in pretexts}
+    for cell in per.values():
+        cell['met'] = bool(cell['over_random'] >= TARGET_OVER_RANDOM
+                           and cell['over_raw'] >= TARGET_OVER_RAW)
+    best = max(per, key=lambda m: per[m]['over_raw']) if per else None
+    return {'fraction': TARGET_FRACTION, 'probe': 'linear', 'per_pretext': per,
+            'best': best,
+            'best_met': bool(best and per[best]['over_raw'] >= TARGET_BEST_OVER_RAW),
+            'all_met': bool(per) and all(c['met'] for c in per.values())}
+
+
 def format_table(results: dict[str, Any]) -> str:
-    """The results as a text table: method x {linear, kNN} x label fractions (test %)."""
+    """The results as a text table: method x {linear, kNN} x label fractions (test %).
+
+    With each method's wins over random init, its linear margin over raw pixels and the
+    targets.
+    """
     pcts = [str(p) for p in results['fractions']]
-    head = ['method'] + [f'lin {p}%' for p in pcts] + [f'kNN {p}%' for p in pcts] + ['vs rand']
+    methods = results['methods']
+    raw_col = f'lin {TARGET_FRACTION}% vs raw'
+    head = (['method'] + [f'lin {p}%' for p in pcts] + [f'kNN {p}%' for p in pcts]
+            + ['vs rand', raw_col])
     rows = [head]
-    rand = results['methods'].get('random-init')
-    for name, res in results['methods'].items():
+    rand, raw = methods.get('random-init'), methods.get('raw-pixels')
+    for name, res in methods.items():
         lin = [res['linear'][p]['test_acc'] for p in pcts]
         knn = [res['knn'][p]['test_acc'] for p in pcts]
-        verdict = ''
-        if rand is not None and name != 'random-init':
+        verdict, margin = '', ''
+        if rand is not None and name not in BASELINES:
             wins = sum(res[kind][p]['test_acc'] > rand[kind][p]['test_acc']
                        for kind in ('linear', 'knn') for p in pcts)
             verdict = f'{wins}/{2 * len(pcts)} better'
-        rows.append([name] + [f'{100 * v:.1f}' for v in lin + knn] + [verdict])
+        if raw is not None and name != 'raw-pixels' and TARGET_FRACTION in pcts:
+            diff = 100 * (res['linear'][TARGET_FRACTION]['test_acc']
+                          - raw['linear'][TARGET_FRACTION]['test_acc'])
+            margin = f'{diff:+.1f}'
+        rows.append([name] + [f'{100 * v:.1f}' for v in lin + knn] + [verdict, margin])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ['  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
                        enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, '-' * len(lines[0]))
     sizes = results['sizes']
-    lines.append(f'Fashion-MNIST test accuracy (%), {sizes["test"]} test images; labels: '
+    lines.append(f'{results.get("data", "Fashion-MNIST")} test accuracy (%), {sizes["test"]} '
+                 f'test images; labels: '
                  + ', '.join(f'{p}% = {n}' for p, n in sizes['labels'].items())
                  + f'; budget {results["budget"]}, seed {results["seed"]}')
+    targets = results.get('targets')
+    if targets:
+        missed = [m for m, c in targets['per_pretext'].items() if not c['met']]
+        lines.append(
+            f'targets (linear, {TARGET_FRACTION}% labels): every pretext >= random init '
+            f'+{TARGET_OVER_RANDOM:g} and >= raw pixels +{TARGET_OVER_RAW:g}: '
+            + ('met' if not missed else f'missed by {", ".join(missed)}')
+            + f'; best ({targets["best"]}) >= raw pixels +{TARGET_BEST_OVER_RAW:g}: '
+            + ('met' if targets['best_met'] else 'missed'))
     return '\n'.join(lines)
 
 
-def plot_results(results: dict[str, Any], path: Path | str) -> None:
-    """Grouped bar plot: one panel per probe, bars per method and label fraction."""
+def plot_accuracy_vs_labels(curves: dict[str, dict[str, tuple[list[float], list[float]]]],
+                            fractions: list[int], path: Path | str, *, title: str) -> None:
+    """Probe accuracy against label fraction, one line per method, one panel per probe.
+
+    Args:
+        curves: method -> {'linear'|'knn': (mean accuracy % per fraction, sd per
+            fraction, zeros for one run)}.
+        fractions: The label fractions (percent), the x axis (log scale).
+        path: Output PNG.
+        title: Figure title.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    methods = list(results['methods'])
-    pcts = [str(p) for p in results['fractions']]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
-    width = 0.8 / len(pcts)
-    x = np.arange(len(methods))
-    for ax, kind, title in zip(axes, ('linear', 'knn'), ('linear probe', 'k-NN')):
-        for j, p in enumerate(pcts):
-            values = [100 * results['methods'][m][kind][p]['test_acc'] for m in methods]
-            ax.bar(x + (j - (len(pcts) - 1) / 2) * width, values, width, label=f'{p}% labels')
-        rand = results['methods'].get('random-init')
-        if rand is not None:
-            for j, p in enumerate(pcts):
-                ax.axhline(100 * rand[kind][p]['test_acc'], color=f'C{j}', lw=0.8, ls='--')
-        ax.set_xticks(x, methods, rotation=30, ha='right')
-        ax.set_title(f'{title} on frozen features (dashed: random init)')
-        ax.grid(axis='y', alpha=0.3)
-    axes[0].set_ylabel('Fashion-MNIST test accuracy (%)')
-    axes[0].legend()
-    lo = min(100 * results['methods'][m][k][p]['test_acc']
-             for m in methods for k in ('linear', 'knn') for p in pcts)
-    axes[0].set_ylim(max(0, lo - 10), 100)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, kind, name in zip(axes, ('linear', 'knn'), ('linear probe', 'k-NN')):
+        for i, (method, per_kind) in enumerate(curves.items()):
+            mean, sd = per_kind[kind]
+            style = ({'ls': '--', 'lw': 1.4} if method in BASELINES
+                     else {'ls': ':', 'lw': 1.4} if method == 'supervised'
+                     else {'ls': '-', 'lw': 1.8})
+            ax.errorbar(fractions, mean, yerr=sd if any(sd) else None, marker='o', ms=4,
+                        capsize=3, color=f'C{i % 10}', label=method, **style)
+        ax.set_xscale('log')
+        ax.set_xticks(fractions, [f'{p}%' for p in fractions])
+        ax.set_xlabel('labelled fraction of the pool')
+        ax.set_title(f'{name} on frozen features')
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('test accuracy (%)')
+    axes[1].legend(fontsize=8, loc='lower right')
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_results(results: dict[str, Any], path: Path | str) -> None:
+    """One run's figure: probe accuracy against label fraction per method.
+
+    Baselines dashed, supervised dotted.
+    """
+    pcts = [str(p) for p in results['fractions']]
+    curves = {m: {k: ([100 * res[k][p]['test_acc'] for p in pcts], [0.0] * len(pcts))
+                  for k in ('linear', 'knn')} for m, res in results['methods'].items()}
+    plot_accuracy_vs_labels(curves, list(results['fractions']), path,
+                            title=f'{results.get("data", "Fashion-MNIST")}, budget '
+                                  f'{results["budget"]}, seed {results["seed"]}')
+
+
+def write_report(results: dict[str, Any], table: str, path: Path | str, *,
+                 figure: str) -> None:
+    """The run's report: the table, the figure and the targets, as Markdown."""
+    lines = [f'# Vision pretexts on {results.get("data", "Fashion-MNIST")}', '',
+             '```', table, '```', '', f'![probe accuracy against label fraction]({figure})', '',
+             f'Images {results.get("image_shape")}, classes: '
+             f'{", ".join(results.get("classes", []))}; {results["seconds"]:.0f} s.']
+    Path(path).write_text('\n'.join(lines) + '\n')

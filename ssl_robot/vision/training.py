@@ -31,8 +31,10 @@ def train_or_load_pretext(name: str, images: torch.Tensor, out_dir: Path | str, 
                           batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
                           progress: bool = True, retrain: bool = False
                           ) -> tuple[PretextTask, nn.Module, bool]:
-    """Train pretext `name` on `images`, or load the run in `out_dir` made with the same
-    parameters, epochs and seed.
+    """Train pretext `name` on `images`, or load the matching run in `out_dir`.
+
+    A run matches when it was made with the same parameters, epochs, batch size, learning
+    rate and seed.
 
     Returns:
         (task, trained model, whether it was loaded rather than trained).

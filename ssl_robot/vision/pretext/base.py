@@ -1,5 +1,7 @@
-"""What every vision pretext shares: parameters, the image pool split, normalisation,
-the encoder, seeded validation and the encoder's export spec.
+"""What every vision pretext shares.
+
+Parameters, the image pool split, normalisation, the encoder, seeded validation and the
+encoder's export spec.
 
 A pretext's model is an `nn.Module` whose ``encoder`` attribute is a `VisionEncoder`;
 its heads are the pretext's own and are dropped after training.
@@ -17,8 +19,12 @@ from ssl_robot.train import Task
 from ssl_robot.train.trainer import unwrap
 from ssl_robot.vision import VisionError
 from ssl_robot.vision.data import ImagePool, pixel_stats
-from ssl_robot.vision.encoders import (build_encoder, DEFAULT_WIDTHS, rgb_normalisation,
-                                       VisionEncoder)
+from ssl_robot.vision.encoders import (
+    build_encoder,
+    DEFAULT_WIDTHS,
+    rgb_normalisation,
+    VisionEncoder,
+)
 
 #: Parameters of every pretext (each method adds its own in `defaults`).
 BASE_DEFAULTS: dict[str, Any] = {

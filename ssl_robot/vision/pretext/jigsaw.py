@@ -16,9 +16,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ssl_robot.vision.augment import MILD
+from ssl_robot.vision.augment import crop_to_object, jitter_each_patch, MILD
 from ssl_robot.vision.heads import mlp
 from ssl_robot.vision.pretext.base import accuracy, PretextTask
+from ssl_robot.vision.pretext.rotation import Classifier
 
 
 @lru_cache(maxsize=8)
@@ -105,6 +106,41 @@ def shuffle_tiles(tiles: torch.Tensor, perms: torch.Tensor, index: torch.Tensor
     return tiles[torch.arange(tiles.shape[0], device=tiles.device).unsqueeze(1), order]
 
 
+def paste_tiles(tiles: torch.Tensor, *, grid: int, size: int, fill: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Lay tiles out on a `size` x `size` canvas.
+
+    Tile i goes into cell i (row-major) at a random offset inside its cell; the rest of
+    the canvas is `fill`.
+
+    Args:
+        tiles: [N, grid * grid, C, t, t].
+        grid: Cells per side.
+        size: Canvas side (>= grid * t).
+        fill: Per-image, per-channel background [N, C].
+
+    Returns:
+        [N, C, size, size].
+    """
+    n, count, c, t, _ = tiles.shape
+    cell = size // grid
+    if t > cell:
+        raise ValueError(f'tile {t} larger than the cell {cell} ({size} px / {grid})')
+    canvas = fill.view(n, c, 1, 1).expand(n, c, size, size).clone()
+    origin = torch.arange(grid, device=tiles.device) * cell
+    top = origin.repeat_interleave(grid).expand(n, count)
+    left = origin.repeat(grid).expand(n, count)
+    top = top + torch.randint(0, cell - t + 1, (n, count), generator=generator).to(top.device)
+    left = left + torch.randint(0, cell - t + 1, (n, count), generator=generator).to(top.device)
+    offs = torch.arange(t, device=tiles.device)
+    rows = (top.unsqueeze(-1) + offs).unsqueeze(-1)           # [N, T, t, 1]
+    cols = (left.unsqueeze(-1) + offs).unsqueeze(-2)          # [N, T, 1, t]
+    batch = torch.arange(n, device=tiles.device).view(-1, 1, 1, 1)
+    out = canvas.permute(0, 2, 3, 1)                          # [N, S, S, C] view
+    out[batch, rows, cols] = tiles.permute(0, 1, 3, 4, 2)
+    return canvas
+
+
 class JigsawNet(nn.Module):
     """Shared encoder per tile -> per-tile projection -> concatenation -> MLP -> index."""
 
@@ -122,12 +158,21 @@ class JigsawNet(nn.Module):
 
 
 class JigsawTask(PretextTask):
-    """Jigsaw puzzle: predict the permutation index of shuffled tiles."""
+    """Jigsaw puzzle: predict the permutation index of shuffled tiles.
+
+    Parameters beyond Noroozi & Favaro's: `object_crop` cuts the grid from the object's
+    bounding square (not from background); `tile_jitter` jitters each tile's brightness
+    and contrast (and greys RGB tiles at random) so tiles cannot be ordered by low-level
+    statistics; `canvas` lays the shuffled tiles out on one full-size image that the
+    encoder sees whole (as in JiGen, Carlucci et al. 2019), so it learns at the scale it
+    is evaluated at, instead of encoding each tile alone.
+    """
 
     name = 'jigsaw'
     #: tile 0: 7/9 of the cell side (7 px tiles in 9 px cells at 28 px).
     defaults: dict[str, Any] = {'grid': 3, 'tile': 0, 'n_perms': 64, 'perm_seed': 0,
-                                'hidden': 256}
+                                'hidden': 256, 'object_crop': False, 'tile_jitter': False,
+                                'canvas': False}
 
     def __init__(self, images: torch.Tensor | None = None, *,
                  params: dict[str, Any] | None = None) -> None:
@@ -138,14 +183,27 @@ class JigsawTask(PretextTask):
 
     def build_model(self) -> nn.Module:
         grid = int(self.params['grid'])
+        if self.params['canvas']:
+            return Classifier(self.build_encoder(), len(self.perms), int(self.params['hidden']))
         return JigsawNet(self.build_encoder(), grid * grid, len(self.perms),
                          hidden=int(self.params['hidden']))
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        x = self.normalize(MILD(self.pixels(batch)))
+        x = MILD(self.pixels(batch))
+        if self.params['object_crop']:
+            x = crop_to_object(x)
         grid = int(self.params['grid'])
         tile = int(self.params['tile']) or max(1, (x.shape[-1] // grid) * 7 // 9)
         tiles = cut_tiles(x, grid=grid, tile=tile)
+        if self.params['tile_jitter']:
+            tiles = jitter_each_patch(tiles)
         labels = torch.randint(0, len(self.perms), (x.shape[0],)).to(x.device)
-        logits = model(shuffle_tiles(tiles, self.perms, labels))
+        shuffled = shuffle_tiles(tiles, self.perms, labels)
+        if self.params['canvas']:
+            border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
+            canvas = paste_tiles(shuffled, grid=grid, size=x.shape[-1],
+                                 fill=border.median(dim=-1).values)
+            logits = model(self.normalize(canvas))
+        else:
+            logits = model(self.normalize(shuffled.flatten(0, 1)).unflatten(0, shuffled.shape[:2]))
         return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}

@@ -1,5 +1,7 @@
-"""MoCo v2 (He et al. 2020; Chen et al. 2020): a query encoder learns to match keys from a
-slowly moving momentum encoder against a queue of past keys.
+"""MoCo v2 (He et al. 2020; Chen et al. 2020): momentum contrast with a queue.
+
+A query encoder learns to match keys from a slowly moving momentum encoder against a
+queue of past keys.
 
 The key encoder follows the query encoder by an exponential moving average, updated in
 `MoCoTask.after_step` (after each optimiser step). Keys of the newest batch enter the
@@ -25,7 +27,7 @@ from ssl_robot.vision.pretext.simclr import view_augment
 
 @torch.no_grad()
 def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
-    """target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
+    """Target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
     for p_online, p_target in zip(online.parameters(), target.parameters()):
         p_target.mul_(momentum).add_(p_online.detach(), alpha=1.0 - momentum)
 

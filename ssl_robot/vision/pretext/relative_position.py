@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ssl_robot.vision.augment import MILD
+from ssl_robot.vision.augment import crop_to_object, jitter_each_patch, MILD
 from ssl_robot.vision.heads import mlp
 from ssl_robot.vision.pretext.base import accuracy, PretextTask
 from ssl_robot.vision.pretext.jigsaw import crop_patches
@@ -101,19 +101,38 @@ class PairNet(nn.Module):
 
 
 class RelativePositionTask(PretextTask):
-    """Relative patch position, 8-way, with gaps and jitter."""
+    """Relative patch position, 8-way, with gaps and jitter.
+
+    Parameters beyond Doersch et al.: `object_crop` lays the 3x3 layout on the object's
+    bounding square rather than on background; `patch_jitter` jitters each patch's
+    brightness and contrast (and greys RGB patches at random), Doersch's remedy for
+    chromatic aberration and other low-level shortcuts; `patch_scale` upsamples both
+    patches by that factor before the encoder, so that its last feature map is more than
+    one cell, as on the whole images it is evaluated on.
+    """
 
     name = 'relative-position'
     #: patch 0: the largest patch whose layout fits the image (7 px at 28 px).
-    defaults: dict[str, Any] = {'patch': 0, 'gap': 2, 'jitter': 1, 'hidden': 256}
+    defaults: dict[str, Any] = {'patch': 0, 'gap': 2, 'jitter': 1, 'hidden': 256,
+                                'object_crop': False, 'patch_jitter': False,
+                                'patch_scale': 1}
 
     def build_model(self) -> nn.Module:
         return PairNet(self.build_encoder(), len(NEIGHBOUR_OFFSETS), int(self.params['hidden']))
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        x = self.normalize(MILD(self.pixels(batch)))
+        x = MILD(self.pixels(batch))
+        if self.params['object_crop']:
+            x = crop_to_object(x)
         gap, jitter = int(self.params['gap']), int(self.params['jitter'])
         patch = int(self.params['patch']) or (x.shape[-1] - 2 * gap - 2 * jitter) // 3
         centre, neighbour, labels = sample_patch_pairs(x, patch=patch, gap=gap, jitter=jitter)
-        logits = model(centre, neighbour)
+        if self.params['patch_jitter']:
+            centre, neighbour = jitter_each_patch(torch.stack([centre, neighbour], 1)).unbind(1)
+        scale = int(self.params['patch_scale'])
+        if scale > 1:
+            centre, neighbour = (F.interpolate(p, scale_factor=scale, mode='bilinear',
+                                               align_corners=False)
+                                 for p in (centre, neighbour))
+        logits = model(self.normalize(centre), self.normalize(neighbour))
         return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
-from ssl_robot.vision.evaluate import (format_table, knn_predict, linear_probe,
-                                       stratified_subset)
+from ssl_robot.vision.evaluate import format_table, knn_predict, linear_probe, stratified_subset
 
 
 def test_stratified_subset_takes_each_class_and_is_fixed() -> None:

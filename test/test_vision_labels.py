@@ -8,10 +8,19 @@ import torch
 from ssl_robot.vision.augment import random_hflip, random_resized_crop, rotate90
 from ssl_robot.vision.pretext.denoising import corrupt
 from ssl_robot.vision.pretext.inpainting import square_hole_mask
-from ssl_robot.vision.pretext.jigsaw import (crop_patches, cut_tiles, inverse_permutation,
-                                             max_hamming_permutations, shuffle_tiles)
-from ssl_robot.vision.pretext.relative_position import (layout_extent, NEIGHBOUR_OFFSETS,
-                                                        patch_origins, sample_patch_pairs)
+from ssl_robot.vision.pretext.jigsaw import (
+    crop_patches,
+    cut_tiles,
+    inverse_permutation,
+    max_hamming_permutations,
+    shuffle_tiles,
+)
+from ssl_robot.vision.pretext.relative_position import (
+    layout_extent,
+    NEIGHBOUR_OFFSETS,
+    patch_origins,
+    sample_patch_pairs,
+)
 from ssl_robot.vision.pretext.rotation import rotation_batch
 
 

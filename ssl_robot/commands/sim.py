@@ -32,6 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--extra-cameras', type=int, default=0,
                         help='extra cameras at other poses on the robot (0-2; 1 adds '
                              '/camera2/image_raw and /camera2/camera_info)')
+    parser.add_argument('--scan', action='store_true',
+                        help='also write /scan, a planar sensor_msgs/LaserScan (121 beams, '
+                             '240 degrees, 10 Hz)')
+    parser.add_argument('--contacts', action='store_true',
+                        help='also write /bumper, the obstacle contact force on the robot '
+                             '(geometry_msgs/WrenchStamped; on with --crash-rate)')
+    parser.add_argument('--crash-rate', type=float, default=0.0,
+                        help='chance (0-1) that the driver does not stop for an obstacle '
+                             'and drives into it (crash data for collision labels; default 0)')
     parser.set_defaults(func=run)
 
 
@@ -44,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         odom_rate_hz=args.odom_rate, imu_rate_hz=args.imu_rate, storage=args.storage,
         world_params={'n_obstacles': args.obstacles, 'n_patches': args.patches,
                       'style': args.style},
-        extra_cameras=args.extra_cameras)
+        extra_cameras=args.extra_cameras, scan=args.scan,
+        contacts=args.contacts or args.crash_rate > 0, crash_rate=args.crash_rate)
     print(f'{summary.path}: {sum(summary.message_counts.values())} messages, '
           f'{summary.sim_seconds:.1f} s simulated in {summary.wall_seconds:.1f} s '
           f'({summary.speed:.1f}x real time)')

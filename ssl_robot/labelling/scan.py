@@ -109,7 +109,7 @@ def beam_angles(n_beams: int, angle_min_rad: float, angle_increment_rad: float) 
 
 def sector_masks(sectors: Sequence[ScanSector], n_beams: int, angle_min_rad: float,
                  angle_increment_rad: float) -> np.ndarray:
-    """bool [S, B]: which beams of a scan of this geometry fall in each sector."""
+    """Bool [S, B]: which beams of a scan of this geometry fall in each sector."""
     angles = beam_angles(n_beams, angle_min_rad, angle_increment_rad)
     if not len(sectors):
         return np.zeros((0, len(angles)), bool)
@@ -191,8 +191,11 @@ class ScanSectorReader:
 
 
 def scan_fields(msg: object) -> tuple[np.ndarray, dict[str, float]]:
-    """(ranges float64 [B], geometry keyword arguments of `ScanSectorReader`) of a
-    sensor_msgs/LaserScan (rclpy message or rosbags dataclass)."""
+    """Ranges and geometry of a sensor_msgs/LaserScan (rclpy message or rosbags dataclass).
+
+    Returns:
+        (ranges float64 [B], the geometry keyword arguments of `ScanSectorReader`).
+    """
     return np.asarray(msg.ranges, np.float64), {
         'angle_min_rad': float(msg.angle_min), 'angle_increment_rad': float(msg.angle_increment),
         'range_min_m': float(msg.range_min), 'range_max_m': float(msg.range_max)}

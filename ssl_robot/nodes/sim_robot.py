@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import sys
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import ParameterDescriptor
 
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
@@ -81,10 +80,16 @@ class SimRobot(Node):
                                        'false: follow cmd_vel'))
         p('n_obstacles', 10, _describe('obstacles in the generated world'))
         p('n_patches', 6, _describe('terrain patches in the generated world'))
-        p('style', 'random', _describe("world appearance family: random (one per seed), plain "
-                                       "(original flat colours), indoor, workshop, outdoor"))
+        p('style', 'random', _describe('world appearance family: random (one per seed), plain '
+                                       '(original flat colours), indoor, workshop, outdoor'))
         p('extra_cameras', 0, _describe('extra cameras at other poses on the robot (0-2), '
                                         'on <name>/image_raw and <name>/camera_info'))
+        p('scan', False, _describe('publish a planar laser scan on scan '
+                                   '(sensor_msgs/LaserScan, 121 beams over 240 deg, 10 Hz)'))
+        p('contacts', False, _describe('publish the obstacle contact force on the robot on '
+                                       'bumper (geometry_msgs/WrenchStamped, base_link)'))
+        p('crash_rate', 0.0, _describe('chance (0-1) that the driver does not stop for an '
+                                       'obstacle and drives into it (crash data)'))
         for name, default, text in (
                 ('image_topic', 'image_raw', 'camera image topic'),
                 ('camera_info_topic', 'camera_info', 'camera info topic'),
@@ -110,7 +115,8 @@ class SimRobot(Node):
             camera_rate_hz=float(value('rate_hz')), range_rate_hz=float(value('range_rate_hz')),
             odom_rate_hz=float(value('odom_rate_hz')), imu_rate_hz=float(value('imu_rate_hz')),
             clock_rate_hz=float(value('clock_rate_hz')),
-            extra_cameras=int(value('extra_cameras')))
+            extra_cameras=int(value('extra_cameras')), scan=bool(value('scan')),
+            contacts=bool(value('contacts')), crash_rate=float(value('crash_rate')))
         self.publish_clock = bool(value('publish_clock'))
         epoch = SIM_EPOCH_NS if self.publish_clock else self.get_clock().now().nanoseconds
         frames = Frames(odom=value('odom_frame'), base=value('base_frame'),

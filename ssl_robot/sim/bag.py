@@ -46,7 +46,8 @@ def write_sim_bag(seed: int, duration_s: float, out: Path | str, *, width: int =
                   range_rate_hz: float = 30.0, odom_rate_hz: float = 50.0,
                   imu_rate_hz: float = 100.0, clock_rate_hz: float = 100.0,
                   storage: str = 'mcap', world_params: dict[str, Any] | None = None,
-                  progress_every_s: float = 10.0, extra_cameras: int = 0) -> SimBagSummary:
+                  progress_every_s: float = 10.0, extra_cameras: int = 0, scan: bool = False,
+                  contacts: bool = False, crash_rate: float = 0.0) -> SimBagSummary:
     """Simulate world `seed` for `duration_s` and write every stream to the bag `out`.
 
     Topics are the generic names with a leading '/' (/image_raw, /odom, ...; see
@@ -69,6 +70,10 @@ def write_sim_bag(seed: int, duration_s: float, out: Path | str, *, width: int =
         world_params: Extra keyword arguments of `generate_world`.
         progress_every_s: Wall seconds between progress log lines.
         extra_cameras: Extra cameras (0 to the robot's mounts; 1 adds camera2).
+        scan: Also write /scan, a planar sensor_msgs/LaserScan (`ssl_robot.sim.scan`).
+        contacts: Also write /bumper, the obstacle contact force on the robot
+            (geometry_msgs/WrenchStamped; `ssl_robot.sim.contact`).
+        crash_rate: Chance that the driver does not stop for an obstacle (0 never).
 
     Returns:
         A summary (counts, speed).
@@ -82,7 +87,8 @@ def write_sim_bag(seed: int, duration_s: float, out: Path | str, *, width: int =
     options = SimOptions(width=width, height=height, camera_rate_hz=camera_rate_hz,
                          range_rate_hz=range_rate_hz, odom_rate_hz=odom_rate_hz,
                          imu_rate_hz=imu_rate_hz, clock_rate_hz=clock_rate_hz,
-                         extra_cameras=extra_cameras)
+                         extra_cameras=extra_cameras, scan=scan, contacts=contacts,
+                         crash_rate=crash_rate)
     world = generate_world(seed, **(world_params or {}))
     session = SimSession(world, options)
     out = Path(out)

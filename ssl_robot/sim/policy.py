@@ -33,6 +33,10 @@ class PolicyParams:
         obstacle_goal_fraction: Fraction of goals that are obstacles.
         goal_timeout_s: Give up a goal after this long.
         wander_rps: Amplitude of the slow random weave added to the steering.
+        crash_rate: Chance that the driver does not stop for an obstacle its proximity
+            sensors see: it drives on straight for `crash_s`, into the obstacle (crash
+            data for collision labels), then backs off and turns as after a stop.
+        crash_s: How long it drives on when it does not stop.
     """
 
     cruise_mps: float = 0.15
@@ -41,6 +45,8 @@ class PolicyParams:
     obstacle_goal_fraction: float = 0.7
     goal_timeout_s: float = 25.0
     wander_rps: float = 0.25
+    crash_rate: float = 0.0
+    crash_s: float = 1.5
 
 
 class DrivingPolicy:
@@ -68,7 +74,7 @@ class DrivingPolicy:
 
     @property
     def mode(self) -> str:
-        """Current mode: goal, stop, back or turn."""
+        """Current mode: goal, stop, back, turn or crash."""
         return self._mode
 
     def _set_mode(self, mode: str, until: float) -> None:
@@ -111,6 +117,14 @@ class DrivingPolicy:
         p = self.params
         x, y, yaw = pose
         near = {k: v for k, v in ranges.items() if v < p.stop_range_m}  # -inf counts too
+        if (self._mode == 'goal' and near and p.crash_rate > 0.0
+                and self._rng.random() < p.crash_rate):
+            self._set_mode('crash', t + p.crash_s)
+        if self._mode == 'crash':
+            if t < self._mode_until:
+                return p.cruise_mps, 0.0
+            self._set_mode('back', t + self._rng.uniform(0.6, 1.0))
+            self._turn_dir = 1.0 if self._rng.random() < 0.5 else -1.0
         if self._mode == 'goal' and near:
             self._set_mode('stop', t + 0.4)
             left = min(ranges.get('left', math.inf), ranges.get('center', math.inf) + 0.01)

@@ -12,7 +12,9 @@ import math
 from typing import Any
 
 from ssl_robot.sim import messages as m
-from ssl_robot.sim.policy import DrivingPolicy
+from ssl_robot.sim.contact import contact_msg, ContactSensor
+from ssl_robot.sim.policy import DrivingPolicy, PolicyParams
+from ssl_robot.sim.scan import laser_scan_msg, LaserScanner, SCAN, SCAN_FRAME
 from ssl_robot.sim.simulator import Simulator
 from ssl_robot.sim.world import ROBOT, SimError, World
 
@@ -34,8 +36,13 @@ STREAMS: dict[str, str] = {
 }
 
 
-def sim_streams(extra_cameras: int = 0) -> dict[str, str]:
-    """STREAMS plus `<name>/image_raw` and `<name>/camera_info` of each extra camera.
+def sim_streams(extra_cameras: int = 0, *, scan: bool = False,
+                contacts: bool = False) -> dict[str, str]:
+    """STREAMS plus the optional streams of a run.
+
+    Those are `<name>/image_raw` and `<name>/camera_info` of each extra camera, `scan`
+    (sensor_msgs/LaserScan) with the scanner and `bumper` (the obstacle contact force,
+    geometry_msgs/WrenchStamped) with contacts.
 
     Raises:
         SimError: For more extra cameras than the robot has mounts.
@@ -44,6 +51,10 @@ def sim_streams(extra_cameras: int = 0) -> dict[str, str]:
     for mount in ROBOT.extra_camera_mounts(extra_cameras):
         streams[f'{mount.name}/image_raw'] = 'sensor_msgs/msg/Image'
         streams[f'{mount.name}/camera_info'] = 'sensor_msgs/msg/CameraInfo'
+    if scan:
+        streams['scan'] = 'sensor_msgs/msg/LaserScan'
+    if contacts:
+        streams['bumper'] = 'geometry_msgs/msg/WrenchStamped'
     return streams
 
 
@@ -63,6 +74,11 @@ class SimOptions:
         render: Render the camera (False: no image topics, physics only).
         extra_cameras: Extra cameras (the first k of `ROBOT.extra_cameras`), each
             publishing rgb8 images and camera info with the main camera's stamps.
+        scan: Publish a planar laser scan (`ssl_robot.sim.scan.SCAN`, at its rate).
+        contacts: Publish the obstacle contact force on the robot (`bumper`, at the
+            odometry rate; see `ssl_robot.sim.contact`).
+        crash_rate: Chance that the driver does not stop for an obstacle (see
+            `PolicyParams.crash_rate`); 0 never.
     """
 
     width: int = 128
@@ -75,6 +91,9 @@ class SimOptions:
     policy_rate_hz: float = 20.0
     render: bool = True
     extra_cameras: int = 0
+    scan: bool = False
+    contacts: bool = False
+    crash_rate: float = 0.0
 
     def periods_ns(self) -> dict[str, int]:
         """Sampling period (ns) of every periodic reading.
@@ -87,6 +106,10 @@ class SimOptions:
                  'range': self.range_rate_hz}
         if self.render:
             rates['camera'] = self.camera_rate_hz
+        if self.scan:
+            rates['scan'] = SCAN.rate_hz
+        if not 0.0 <= self.crash_rate <= 1.0:
+            raise SimError(f'crash rate {self.crash_rate} out of range [0, 1]')
         for name, rate in rates.items():
             if not 0.0 < rate <= 500.0:
                 raise SimError(f'{name} rate {rate} Hz out of range (0, 500]')
@@ -121,8 +144,15 @@ class SimSession:
         self.sim = Simulator(self.world, width=opts.width, height=opts.height,
                              render=opts.render,
                              extra_cameras=opts.extra_cameras if opts.render else 0)
-        self.streams = sim_streams(len(self.sim.extra_cameras))
-        self.policy = DrivingPolicy(self.world, seed=self.world.seed)
+        self.streams = sim_streams(len(self.sim.extra_cameras), scan=opts.scan,
+                                   contacts=opts.contacts)
+        self.policy = DrivingPolicy(self.world, seed=self.world.seed,
+                                    params=PolicyParams(crash_rate=opts.crash_rate))
+        self._scanner = self._contact = None
+        if opts.scan:
+            self._scanner = LaserScanner(self.sim)
+        if opts.contacts:
+            self._contact = ContactSensor(self.sim)
         self._periods = self.options.periods_ns()
         self._due = dict(self._periods)  # samples at k * period, k = 1, 2, ...
         self._cmd = (0.0, 0.0)
@@ -196,6 +226,12 @@ class SimSession:
                         stamp))
             out.append(('ground_truth/odom',
                         m.ground_truth_msg(kit, stamp, frames, sim.ground_truth()), stamp))
+            if self._contact is not None:
+                out.append(('bumper', contact_msg(kit, stamp, frames.base,
+                                                  self._contact.force()), stamp))
+        if 'scan' in due and self._scanner is not None:
+            out.append(('scan', laser_scan_msg(kit, stamp, SCAN_FRAME, self._scanner.scan()),
+                        stamp))
         if 'range' in due:
             for name, value in self._ranges.items():
                 out.append((f'range/{name}', m.range_msg(kit, stamp, frames.range(name),

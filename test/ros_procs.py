@@ -41,11 +41,6 @@ def dds_env(domain_id: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def node_exists(executable: str) -> bool:
-    """Whether the node module `ssl_robot.nodes.<executable>` has been written."""
-    return (REPO / 'ssl_robot' / 'nodes' / f'{executable}.py').is_file()
-
-
 def executable_argv(executable: str) -> list[str]:
     """argv prefix that runs a node's console script (the venv's, else `python -m`)."""
     script = VENV_BIN / executable

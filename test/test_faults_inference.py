@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from ros_procs import copy_config, node_exists, Probe, start_node
+from ros_procs import copy_config, Probe, start_node
 from test_faults_messages import _image
 
 DOMAIN_ID = 68
@@ -45,8 +45,6 @@ def _model(kind: str, tmp_path) -> str:
 # Missing and corrupt files, and models of the wrong kind, are in test_inference_node.py.
 @pytest.mark.parametrize('kind', ['none-configured', 'truncated-file', 'mismatched-model'])
 def test_inference_with_a_bad_model_stays_up_and_says_why(kind, tmp_path, fault_case):
-    if not node_exists('inference'):
-        pytest.skip('inference is not written yet')
     model = _model(kind, tmp_path)
     config = copy_config(tmp_path, inference={'model_path': model})
     with start_node('inference', domain_id=DOMAIN_ID, log_dir=tmp_path,

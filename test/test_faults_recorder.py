@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from ros_procs import copy_config, node_exists, Probe, start_node
+from ros_procs import copy_config, Probe, start_node
 from test_faults_messages import _instant
 
 from ssl_robot.bags.reader import BagError, BagReader, stamp_to_ns
@@ -39,8 +39,6 @@ def _recorded(bag) -> tuple[dict[str, set[int]], list[str]]:
 # SIGTERM on one segment (sqlite3) is in test_recorder_dds.py; SIGINT and SIGKILL here.
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGKILL], ids=['SIGINT', 'SIGKILL'])
 def test_recorder_killed_mid_recording_keeps_the_bag(sig, tmp_path, fault_case):
-    if not node_exists('recorder'):
-        pytest.skip('recorder is not written yet')
     out = tmp_path / 'rec' / 'recording'
     config = copy_config(tmp_path, recorder={'output': str(out), 'max_bag_duration': 1.0})
     published: dict[str, list[int]] = {}

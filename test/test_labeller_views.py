@@ -13,7 +13,7 @@ import signal
 
 import numpy as np
 import pytest
-from ros_procs import copy_config, node_exists, Probe, start_node
+from ros_procs import copy_config, Probe, start_node
 
 from ssl_robot.dataset import LabelledDataset
 from ssl_robot.labelling.streams import gather_views
@@ -184,7 +184,6 @@ def test_views_matched_masked_counted_and_appended(make_labeller, tmp_path):
 
 
 # ------------------------------------------------------------------ over DDS
-@pytest.mark.skipif(not node_exists('sim_robot'), reason='no sim_robot node')
 def test_labeller_labels_the_simulators_extra_camera(tmp_path):
     """sim_robot with a second camera; the labeller given it with -p, both over DDS."""
     config = copy_config(

@@ -7,9 +7,8 @@ from pathlib import Path
 import signal
 
 import pytest
-from ros_procs import copy_config, node_exists, Probe, start_node
+from ros_procs import copy_config, Probe, start_node
 
-pytestmark = pytest.mark.skipif(not node_exists('sim_robot'), reason='no sim_robot node')
 
 
 def test_sim_robot_publishes_sensors_clock_and_world(tmp_path: Path) -> None:

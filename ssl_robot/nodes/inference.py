@@ -11,6 +11,13 @@ deactivate unsubscribes. Every output carries the header of the frame it came fr
 - terrain: `terrain/cost` (32FC1 image of the camera's size, the grid upsampled);
 - tcn (and vision 'encoder' models): `embedding` (32FC1 image 1 x E).
 
+With `debug_image` on (off by default) it also publishes what the model sees:
+`debug/image` (rgb8, the input frame with the obstacle probabilities per sensor and
+distance, or the terrain cost per patch, drawn over it by `ssl_robot.overlay`; the
+frame's header) and, for obstacle models, `debug/obstacle_markers`
+(visualization_msgs/MarkerArray: one cube per predicted cell of `obstacle/grid` in
+base_link, green free to red obstacle, its height the probability).
+
 Setting the `model_path` parameter while configured hot-swaps the model (rejected, and
 the old model kept, when the new one does not load).
 """
@@ -29,12 +36,15 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
+from visualization_msgs.msg import Marker, MarkerArray
 
 from ssl_robot.inference import (
     default_lateral_offsets, InferenceError, obstacle_grid_data, obstacle_grid_layout,
     OnnxRobotModel)
 from ssl_robot.msgconv import image_to_rgb, MessageError
 from ssl_robot.nodes._run import run_node
+from ssl_robot.overlay import (
+    obstacle_cell_centres, obstacle_overlay, probability_colour, terrain_overlay)
 
 #: Accepted camera encodings (converted explicitly by msgconv.image_to_rgb).
 ENCODINGS = ('rgb8', 'bgr8', 'mono8')
@@ -66,6 +76,8 @@ class InferenceNode(LifecycleNode):
                       "cell lies (about half the labeller's obstacle_range_threshold)")
         self._declare('camera_hw', [0, 0], 'expected camera [H, W]; configure fails when its '
                       "aspect ratio differs from the model's ([0, 0]: not checked)")
+        self._declare('debug_image', False, 'also publish debug/image (the frame with the '
+                      'predictions drawn over it) and debug/obstacle_markers (MarkerArray)')
         self.model: OnnxRobotModel | None = None
         self._sub = None
         self._pubs: dict[str, Any] = {}
@@ -142,6 +154,11 @@ class InferenceNode(LifecycleNode):
             'terrain': self.create_lifecycle_publisher(Image, 'terrain/cost', qos),
             'embedding': self.create_lifecycle_publisher(Image, 'embedding', qos),
         }
+        if self._param('debug_image'):
+            self._pubs['debug_image'] = self.create_lifecycle_publisher(Image, 'debug/image',
+                                                                        qos)
+            self._pubs['markers'] = self.create_lifecycle_publisher(
+                MarkerArray, 'debug/obstacle_markers', qos)
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -219,6 +236,19 @@ class InferenceNode(LifecycleNode):
             self._pubs['terrain'].publish(float_image(msg.header, cost))
         else:
             self._pubs['embedding'].publish(float_image(msg.header, values.reshape(1, -1)))
+        if 'debug_image' in self._pubs and model.kind in ('obstacle', 'terrain'):
+            self._publish_debug(msg.header, rgb, model.kind, values)
+
+    def _publish_debug(self, header: Any, rgb: np.ndarray, kind: str, values: np.ndarray
+                       ) -> None:
+        """The frame with the predictions drawn (same header), and obstacle markers."""
+        drawn = obstacle_overlay(rgb, values) if kind == 'obstacle' else terrain_overlay(
+            rgb, values)
+        self._pubs['debug_image'].publish(rgb_image(header, drawn))
+        if kind == 'obstacle' and self._layout is not None:
+            self._pubs['markers'].publish(obstacle_markers(
+                header, self._param('base_frame'), self._layout.resolution,
+                obstacle_cell_centres(self._layout), values))
 
     def _publish_obstacle(self, header: Any, probs: np.ndarray) -> None:
         layout = self._layout
@@ -253,6 +283,44 @@ def float_image(header: Any, values: np.ndarray) -> Image:
     msg.step = 4 * msg.width
     msg.data = values.tobytes()
     return msg
+
+
+def rgb_image(header: Any, rgb: np.ndarray) -> Image:
+    """An rgb8 sensor_msgs/Image of a uint8 [H, W, 3] array, with `header`."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = 'rgb8'
+    msg.is_bigendian = 0
+    msg.step = 3 * msg.width
+    msg.data = np.ascontiguousarray(rgb, np.uint8).tobytes()
+    return msg
+
+
+def obstacle_markers(header: Any, frame_id: str, cell_m: float, centres: np.ndarray,
+                     probs: np.ndarray) -> MarkerArray:
+    """One cube per (distance, sensor) cell at `centres` [D, S, 2] in `frame_id`.
+
+    Colour green (free) to red (obstacle), height and opacity grow with the probability;
+    a DELETEALL first clears the cells of a model swapped out.
+    """
+    markers = [Marker(action=Marker.DELETEALL, ns='obstacle')]
+    markers[0].header.frame_id = frame_id
+    colours = probability_colour(probs) / 255.0
+    for k, ((d, s), p) in enumerate(np.ndenumerate(np.asarray(probs, np.float64))):
+        m = Marker(ns='obstacle', id=k, type=Marker.CUBE, action=Marker.ADD)
+        m.header.stamp = header.stamp
+        m.header.frame_id = frame_id
+        height = 0.01 + 0.1 * float(np.clip(np.nan_to_num(p), 0.0, 1.0))
+        m.pose.position.x, m.pose.position.y = (float(v) for v in centres[d, s])
+        m.pose.position.z = height / 2
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = float(cell_m) * 0.9
+        m.scale.z = height
+        m.color.r, m.color.g, m.color.b = (float(c) for c in colours[d, s])
+        m.color.a = 0.35 + 0.6 * float(np.clip(np.nan_to_num(p), 0.0, 1.0))
+        markers.append(m)
+    return MarkerArray(markers=markers)
 
 
 def main(argv: list[str] | None = None) -> int:

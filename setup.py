@@ -17,7 +17,9 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*launch.py')),
-        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
+        # Parameters, and the rviz2 / Foxglove views of what the model sees.
+        (os.path.join('share', package_name, 'config'),
+         glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json')),
     ],
     install_requires=['setuptools'],
     # `ssl-robot label --engine ray`: labelling jobs on a Ray cluster (never installed by default).

@@ -141,3 +141,51 @@ def test_inference_node_publishes_debug_image_and_markers(tmp_path: Path) -> Non
         cells.add(row * info.width + col)
     assert cells == set(np.flatnonzero(data >= 0).tolist())
     assert 'Traceback' not in node.log_path.read_text()
+
+
+def _rviz_topics(node: object) -> set[str]:
+    """Every `Topic: {Value: ...}` of an rviz2 display tree."""
+    out: set[str] = set()
+    if isinstance(node, dict):
+        topic = node.get('Topic')
+        if isinstance(topic, dict) and 'Value' in topic:
+            out.add(topic['Value'])
+        for value in node.values():
+            out |= _rviz_topics(value)
+    elif isinstance(node, list):
+        for value in node:
+            out |= _rviz_topics(value)
+    return out
+
+
+def test_rviz_and_foxglove_views_show_the_published_topics() -> None:
+    import json
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    source = (root / 'ssl_robot' / 'nodes' / 'inference.py').read_text()
+    published = {'/debug/image', '/debug/obstacle_markers', '/obstacle/grid'}
+    for topic in published:   # what the views show is what the node advertises
+        assert f"'{topic[1:]}'" in source, topic
+    rviz = yaml.safe_load((root / 'config' / 'ssl_robot.rviz').read_text())
+    manager = rviz['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == 'base_link'
+    assert _rviz_topics(manager['Displays']) >= published | {'/image_raw'}
+    classes = {d['Class'] for d in manager['Displays']}
+    assert {'rviz_default_plugins/Image', 'rviz_default_plugins/MarkerArray',
+            'rviz_default_plugins/Map'} <= classes
+    fox = json.loads((root / 'config' / 'foxglove_layout.json').read_text())
+    panels = fox['configById']
+    images = {c['imageMode']['imageTopic'] for k, c in panels.items() if k.startswith('Image!')}
+    assert images == {'/image_raw', '/debug/image'}
+    scene = next(c for k, c in panels.items() if k.startswith('3D!'))
+    assert set(scene['topics']) == {'/obstacle/grid', '/debug/obstacle_markers'}
+    assert {c['topicToRender'] for k, c in panels.items() if k.startswith('Diagnostic')} == {
+        '/diagnostics'}
+
+    def leaves(node: object) -> set[str]:
+        if isinstance(node, str):
+            return {node}
+        return leaves(node['first']) | leaves(node['second'])
+    assert leaves(fox['layout']) == set(panels)   # every panel is placed, none dangles

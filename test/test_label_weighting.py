@@ -40,3 +40,14 @@ def test_weighted_bce_against_a_hand_written_reference() -> None:
     plain = masked_bce_with_logits(logits, target, mask)
     assert abs(float(masked_bce_with_logits(logits, target, mask,
                                             weight=torch.ones(2, 2))) - float(plain)) < 1e-6
+
+
+def test_unknown_labels_with_nan_provenance_do_not_poison_the_loss() -> None:
+    task = ObstacleTask({'label_tolerances': [0.02, 0.02, 0.15], 'weight_drift_s': 5.0})
+    batch = {'prov_pose_err': torch.tensor([[[float('nan')] * 3, [0.0, 0.0, 0.0]]]),
+             'prov_t_future_ns': torch.tensor([[-1, 2 * 10**9]]),
+             'stamps_ns': torch.tensor([10**9])}
+    w = task.label_weights(batch)
+    mask = torch.tensor([[[False], [True]]])
+    loss = masked_bce_with_logits(torch.zeros(1, 2, 1), torch.ones(1, 2, 1), mask, weight=w)
+    assert torch.isfinite(loss) and abs(float(loss) - math.log(2)) < 1e-6

@@ -32,7 +32,7 @@ def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, mask: tor
                                                       device=logits.device)
     per = F.binary_cross_entropy_with_logits(logits, target, reduction='none', pos_weight=pw)
     if weight is not None:
-        w = mask * weight.expand_as(per)
+        w = torch.where(mask, weight.expand_as(per), torch.zeros_like(per))
         return (per * w).sum() / w.sum().clamp(min=1e-6)
     known = mask.sum()
     return (per * mask).sum() / known.clamp(min=1)

@@ -250,7 +250,9 @@ class ObstacleTask(RobotTask):
         (a match at the centre of the tolerance box soon after t weighs 1).
         """
         tol = torch.tensor([float(v) for v in self.params['label_tolerances']])
-        err = batch['prov_pose_err'].float() / tol.to(batch['prov_pose_err'].device)
+        # Unknown labels have no match (NaN error, t' = -1): their weight is never used.
+        err = torch.nan_to_num(batch['prov_pose_err'].float(), nan=0.0) / tol.to(
+            batch['prov_pose_err'].device)
         dt_s = (batch['prov_t_future_ns'] - batch['stamps_ns'][:, None]).clamp(min=0).float()
         dt_s = dt_s / 1e9 / float(self.params['weight_drift_s'])
         w = torch.exp(-0.5 * (err ** 2).sum(-1)) / (1.0 + dt_s ** 2)

@@ -9,8 +9,15 @@ import pytest
 
 from ssl_robot.labelling import LabelError, labelling_params
 from ssl_robot.labelling.bag import read_bag_streams
-from ssl_robot.labelling.scan import (parse_sectors, ScanMount, ScanSector, ScanSectorReader,
-                                      sector_masks, sector_readings, sensor_poses)
+from ssl_robot.labelling.scan import (
+    parse_sectors,
+    ScanMount,
+    ScanSector,
+    ScanSectorReader,
+    sector_masks,
+    sector_readings,
+    sensor_poses,
+)
 
 HOKUYO = Path('/work/shared/data/real/bags/hokuyo_scan_demo.bag')
 INF, NAN = math.inf, math.nan
@@ -137,3 +144,30 @@ def test_real_hokuyo_scans_read_as_sectors() -> None:
                 break
     assert len(ranges) == 681
     assert reader.counts['scans'] == 21
+
+
+def test_simulated_scan_labels_like_the_range_sensors(tmp_path: Path) -> None:
+    """End to end: `ssl-robot sim --scan` bag -> sector labels that agree with the IR ones."""
+    from ssl_robot.labelling.bag import label_bag
+    from ssl_robot.sim.bag import write_sim_bag
+    from ssl_robot.sim.scan import scan_mount_param
+    bag = tmp_path / 'scan_run'
+    write_sim_bag(2, 15.0, bag, width=32, height=24, camera_rate_hz=10.0, scan=True)
+    lidar = labelling_params({'scan_topic': 'scan', 'range_topics': [],
+                              'scan_sectors': ['front:-0.1:0.1'],
+                              'scan_pose': scan_mount_param()})
+    scan_only = label_bag(bag, lidar, read_ground_truth=False)
+    both = label_bag(bag, labelling_params({'scan_topic': 'scan',
+                                            'scan_sectors': ['front:-0.1:0.1']}),
+                     read_ground_truth=False)
+    assert scan_only.params.sensors == ['front']
+    assert scan_only.rows['proximity'].shape[2] == 1
+    assert scan_only.provenance['counts']['scans'] == 150
+    known = scan_only.rows['proximity_mask'][:, :, 0]
+    assert known.mean() > 0.3
+    # Same frames, same odometry matches: the front sector and the centre IR sensor agree.
+    ir, sector = both.rows['proximity'][:, :, 1], both.rows['proximity'][:, :, 3]
+    common = both.rows['proximity_mask'][:, :, 1] & both.rows['proximity_mask'][:, :, 3]
+    assert common.sum() > 100
+    assert (ir[common] == sector[common]).mean() > 0.9
+    assert np.array_equal(scan_only.rows['proximity'][:, :, 0], sector)

@@ -50,8 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         'them, write no dataset')
     p.add_argument('--remap', action='append', default=[], metavar='KEY:=TOPIC',
                    help='use TOPIC for a config topic key, e.g. odom:=/husky/odom '
-                        '(keys: image, camera_info, odom, imu, cmd_vel, range; views takes '
-                        'the extra cameras\' image topics, e.g. views:=/camera2/image_raw)')
+                        '(keys: image, camera_info, odom, imu, cmd_vel, scan, range; range:=none '
+                        'reads no Range topic; views takes '
+                        "the extra cameras' image topics, e.g. views:=/camera2/image_raw)")
     p.add_argument('--frames-only', action='store_true',
                    help='read only the camera (camera-only bags, video files): frames, stamps '
                         'and provenance, every label masked (for tcn and the pretexts)')
@@ -67,12 +68,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 _REMAP_KEYS = {'image': 'image_topic', 'camera_info': 'camera_info_topic',
-               'odom': 'odom_topic', 'imu': 'imu_topic', 'cmd_vel': 'cmd_vel_topic'}
+               'odom': 'odom_topic', 'imu': 'imu_topic', 'cmd_vel': 'cmd_vel_topic',
+               'scan': 'scan_topic'}
 
 
 def apply_remaps(config: dict[str, Any], remaps: list[str]) -> dict[str, Any]:
-    """Config with topic keys replaced by `KEY:=TOPIC` remaps ('range' and 'views' take a
-    list a,b,c; 'views' sets the extra cameras of a multi-view dataset).
+    """Config with topic keys replaced by `KEY:=TOPIC` remaps.
+
+    'range' and 'views' take a list a,b,c ('range:=none' reads no Range topic, for a
+    lidar-only robot); 'views' sets the extra cameras of a multi-view dataset.
 
     Raises:
         ConfigError: For a malformed remap or an unknown key.
@@ -83,7 +87,7 @@ def apply_remaps(config: dict[str, Any], remaps: list[str]) -> dict[str, Any]:
         if not sep or not topic:
             raise ConfigError(f'remap {remap!r}: expected KEY:=TOPIC')
         if key == 'range':
-            config['range_topics'] = topic.split(',')
+            config['range_topics'] = [] if topic == 'none' else topic.split(',')
         elif key == 'views':
             config['extra_image_topics'] = [t for t in topic.split(',') if t]
         elif key in _REMAP_KEYS:
@@ -127,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl_robot.dataset import DatasetError, DatasetWriter  # noqa: PLC0415 - fast --help
     from ssl_robot.labelling import labelling_params  # noqa: PLC0415
     from ssl_robot.labelling.jobs import dataset_layout  # noqa: PLC0415
-    from ssl_robot.labelling.report import (format_summary, summarise,  # noqa: PLC0415
-                                            write_figures)
+    from ssl_robot.labelling.report import format_summary, summarise, write_figures  # noqa: PLC0415
     config = apply_remaps(load_node_parameters('labeller', args.config), args.remap)
     params = labelling_params(config)
     if args.jobs < 1:

@@ -25,11 +25,12 @@ from typing import Any, Callable, TYPE_CHECKING
 
 import numpy as np
 
-from ssl_robot.bags.reader import BagReader
-from ssl_robot.labelling import LabelError
 from ssl_robot.bags.fastcdr import FieldReader, READERS
+from ssl_robot.bags.reader import BagReader
 from ssl_robot.bags.typestore import cdr_header_stamp_ns
+from ssl_robot.labelling import LabelError
 from ssl_robot.labelling.params import absolute, LabellingParams
+from ssl_robot.labelling.scan import scan_fields, ScanSectorReader
 from ssl_robot.labelling.streams import label_streams, LabelResult, match_views, SensorStreams
 from ssl_robot.msgconv import image_to_rgb, MessageError, odometry_to_pose2d, stamp_ns
 
@@ -111,6 +112,7 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     with BagReader(paths) as bag:
         topics = bag.topics
         has_camera = image_t in topics
+        scan = _read_scan(bag, params, counts, notes, read=not frames_only)
         if frames_only and not has_camera:
             raise LabelError(
                 f'{", ".join(map(str, paths))}: no camera stream (topic {image_t}); the bag '
@@ -120,7 +122,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
             camera = '' if has_camera else f' and no camera stream (topic {image_t})'
             raise LabelError(
                 f'{", ".join(map(str, paths))}: no odometry stream (topic {odom_t}){camera}; '
-                f'the bag has {", ".join(sorted(topics)) or "no topics"} (remap topics with '
+                f'{_scan_note(bag, params, scan, counts)}the bag has '
+                f'{", ".join(sorted(topics)) or "no topics"} (remap topics with '
                 f'--remap KEY:=TOPIC)')
         if not has_camera:
             notes.append(f'no camera stream (topic {image_t}): no frames to label; the '
@@ -228,8 +231,10 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         frame_stamps=np.asarray(frame_stamps, np.int64),
         frames=np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8),
         k_matrix=k_matrix, image_hw=tuple(image_hw) if image_hw else None,
-        range_stamps=[np.asarray(rng[t][0], np.int64) for t in range_ts],
-        ranges=[np.asarray(rng[t][1], np.float64) for t in range_ts],
+        range_stamps=[np.asarray(rng[t][0], np.int64) for t in range_ts]
+        + ([scan[0]] * len(params.scan_sectors) if scan is not None else []),
+        ranges=[np.asarray(rng[t][1], np.float64) for t in range_ts]
+        + (list(scan[1].T) if scan is not None else []),
         odom_stamps=np.asarray(odom_s, np.int64), odom_poses=np.asarray(odom_p).reshape(-1, 3),
         odom_speed=np.asarray(odom_v, np.float64),
         imu_stamps=np.asarray(imu_s, np.int64),
@@ -239,6 +244,56 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         views=views, views_mask=views_mask)
     gt = (np.asarray(gt_s, np.int64), np.asarray(gt_p).reshape(-1, 3)) if gt_s else None
     return BagStreams(streams, counts, notes, has_camera, gt, world_json, duration)
+
+
+def _read_scan(bag: BagReader, params: LabellingParams, counts: dict[str, int],
+               notes: list[str], *, read: bool = True
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scan sectors' readings: (stamps int64 [T], readings [T, S]), None without a scan.
+
+    Without the scan topic in the bag the sectors read NaN (their labels unknown) and a
+    note says so; `counts` gets the scans read and beams found invalid.
+    """
+    if not params.scan_topic:
+        return None
+    topic, n = absolute(params.scan_topic), len(params.scan_sectors)
+    stamps: list[int] = []
+    rows: list[np.ndarray] = []
+    sectors = ScanSectorReader(params.scan_sectors)
+    if not read:
+        pass
+    elif topic not in bag.topics:
+        notes.append(f'no laser scan (topic {topic}): the labels of its sectors are unknown')
+    elif bag.topics[topic] != 'sensor_msgs/msg/LaserScan':
+        raise LabelError(f'{topic} carries {bag.topics[topic]}, not sensor_msgs/msg/LaserScan')
+    else:
+        for conn, _, raw in bag.raw_messages([topic]):
+            try:
+                msg = bag.deserialize(raw, conn.msgtype)
+                ranges, geometry = scan_fields(msg)
+                rows.append(sectors(ranges, **geometry))
+                stamps.append(stamp_ns(msg.header))
+            except (AttributeError, ValueError, struct.error) as exc:
+                counts['messages_bad'] = counts.get('messages_bad', 0) + 1
+                _LOG.debug('scan dropped: %s', exc)
+    counts.update(sectors.counts)
+    return np.asarray(stamps, np.int64), np.asarray(rows, np.float64).reshape(-1, n)
+
+
+def _scan_note(bag: BagReader, params: LabellingParams,
+               scan: tuple[np.ndarray, np.ndarray] | None, counts: dict[str, int]) -> str:
+    """What the bag's laser scans gave, for the message of a bag that cannot be labelled."""
+    scans = [t for t, kind in bag.topics.items() if kind == 'sensor_msgs/msg/LaserScan']
+    if scan is not None and len(scan[0]):
+        names = ', '.join(s.name for s in params.scan_sectors)
+        return (f'its laser scan {absolute(params.scan_topic)} was read as proximity sensors '
+                f'{names} ({len(scan[0])} scans, {counts.get("scan_beams_invalid", 0)} '
+                f'invalid beams), but labels need odometry, and a camera for frames; ')
+    if scans:
+        return (f'laser scans on {", ".join(scans)} could serve as proximity sensors '
+                f'(--remap scan:={scans[0]}), but labels need odometry, and a camera for '
+                f'frames; ')
+    return ''
 
 
 def _read_views(bag: BagReader, params: LabellingParams, frame_stamps: np.ndarray,
@@ -299,7 +354,7 @@ def _read_views(bag: BagReader, params: LabellingParams, frame_stamps: np.ndarra
                 raise LabelError(
                     f'extra camera {conn.topic} has {rgb.shape[1]}x{rgb.shape[0]} images, the '
                     f'main camera {absolute(params.image_topic)} {w}x{h}: views must have the '
-                    f'main camera\'s size (they are not resized)')
+                    f"main camera's size (they are not resized)")
             for row, v in rows:
                 views[row, v] = rgb
                 mask[row, v] = True

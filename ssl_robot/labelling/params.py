@@ -10,6 +10,7 @@ from typing import Any
 
 from ssl_robot.labelling import LabelError
 from ssl_robot.labelling.proximity import ProximityParams
+from ssl_robot.labelling.scan import parse_sectors, ScanMount, ScanSector
 from ssl_robot.labelling.terrain import TerrainParams
 
 #: The one table of labelling parameters: key -> (default, unit, description). The live
@@ -50,7 +51,18 @@ PARAMETERS: dict[str, tuple[Any, str, str]] = {
     'footprint_width_m': (0.09, 'm', 'robot footprint width'),
     'view_match_tolerance_s': (0.015, 's', 'largest |extra camera stamp - frame stamp| matched; '
                                'a view farther from its frame is masked'),
+    'scan_topic': ('', '', "laser scan (sensor_msgs/LaserScan) read as proximity sensors, "
+                   "'' for none"),
+    'scan_sectors': (['scan_left:0.2:0.6', 'scan_center:-0.2:0.2', 'scan_right:-0.6:-0.2'],
+                     'rad',
+                     'scan sectors name:angle_min:angle_max in the scan frame, each a '
+                     'proximity sensor reading its nearest valid beam'),
+    'scan_pose': ([0.0, 0.0, 0.0], 'm, m, rad', 'pose [x, y, yaw] of the scan frame in '
+                  'base_link'),
 }
+
+#: Defaults of every labelling key of the config (the node declares exactly these).
+DEFAULTS: dict[str, Any] = {key: entry[0] for key, entry in PARAMETERS.items()}
 
 #: Labelling keys whose default is an empty list of strings. The node declares them as
 #: typed string arrays (an empty default given as a value would be typed BYTE_ARRAY and
@@ -59,25 +71,26 @@ PARAMETERS: dict[str, tuple[Any, str, str]] = {
 #: for the node, `--remap views:=/camera2/image_raw` for `ssl-robot label`.
 STRING_ARRAY_DEFAULTS: dict[str, list[str]] = {'extra_image_topics': []}
 
+#: Description of every labelling parameter, unit included (the node's descriptors).
+DESCRIPTIONS: dict[str, str] = {
+    **{key: f'{text} ({unit})' if unit else text for key, (_, unit, text) in PARAMETERS.items()},
+    'extra_image_topics': 'image topics of extra cameras (sensor_msgs/Image, the main '
+                          "camera's size): the views of a multi-view dataset",
+}
+
 
 @dataclass(frozen=True)
-#: Defaults of every labelling key of the config (the node declares exactly these).
-DEFAULTS: dict[str, Any] = {key: entry[0] for key, entry in PARAMETERS.items()}
-
 class LabellingParams:
     """Everything that decides the labels; `as_dict()` is the provenance stored.
 
     `view_topics` are the extra cameras' image topics; each kept main-camera frame gets
     the frame of each of them nearest in header stamp, if within `view_match_tolerance_s`
     (about half a frame period), else that view is masked for the frame.
-    """
-#: Description of every labelling parameter, unit included (the node's descriptors).
-DESCRIPTIONS: dict[str, str] = {
-    **{key: f'{text} ({unit})' if unit else text for key, (_, unit, text) in PARAMETERS.items()},
-    'extra_image_topics': 'image topics of extra cameras (sensor_msgs/Image, the main '
-                          'camera\'s size): the views of a multi-view dataset',
-}
 
+    `scan_topic` ('' for none) is a `sensor_msgs/LaserScan` whose `scan_sectors` are read
+    as more proximity sensors (after the range topics'), the scanner at `scan_mount` on
+    the robot (see `ssl_robot.labelling.scan`).
+    """
 
     image_topic: str
     camera_info_topic: str
@@ -92,13 +105,17 @@ DESCRIPTIONS: dict[str, str] = {
     odom_max_backstep_s: float
     view_topics: tuple[str, ...] = ()
     view_match_tolerance_s: float = 0.015
+    scan_topic: str = ''
+    scan_sectors: tuple[ScanSector, ...] = ()
+    scan_mount: ScanMount = field(default_factory=ScanMount)
     proximity: ProximityParams = field(default_factory=ProximityParams)
     terrain: TerrainParams = field(default_factory=TerrainParams)
 
     @property
     def sensors(self) -> list[str]:
         """Sensor names: the last part of each range topic ('range/left' -> 'left')."""
-        return [t.rstrip('/').rsplit('/', 1)[-1] for t in self.range_topics]
+        names = [t.rstrip('/').rsplit('/', 1)[-1] for t in self.range_topics]
+        return names + [s.name for s in self.scan_sectors] if self.scan_topic else names
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,13 +135,20 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
     """Build LabellingParams from node parameters (missing keys take DEFAULTS).
 
     Raises:
-        LabelError: For a negative view match tolerance.
+        LabelError: For a negative view match tolerance, a malformed scan sector or
+            scan pose, or a scan sector named like a range sensor.
     """
     c = {**DEFAULTS, **STRING_ARRAY_DEFAULTS, **(config or {})}
     tolerance = float(c['view_match_tolerance_s'])
     if not tolerance >= 0.0:
         raise LabelError(f'view_match_tolerance_s must be >= 0, got {tolerance}')
-    return LabellingParams(
+    scan_topic = str(c['scan_topic'] or '')
+    sectors = parse_sectors(c['scan_sectors'] or ()) if scan_topic else ()
+    pose = [float(v) for v in c['scan_pose']]
+    if len(pose) != 3:
+        raise LabelError(f'scan_pose must be [x, y, yaw] of the scan frame in base_link, '
+                         f'got {pose}')
+    params = LabellingParams(
         image_topic=str(c['image_topic']), camera_info_topic=str(c['camera_info_topic']),
         range_topics=tuple(str(t) for t in c['range_topics']), odom_topic=str(c['odom_topic']),
         imu_topic=str(c['imu_topic']), cmd_vel_topic=str(c['cmd_vel_topic']),
@@ -134,6 +158,7 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
         odom_max_backstep_s=float(c['odom_max_backstep_s']),
         view_topics=tuple(str(t) for t in c['extra_image_topics'] or ()),
         view_match_tolerance_s=tolerance,
+        scan_topic=scan_topic, scan_sectors=sectors, scan_mount=ScanMount(*pose),
         proximity=ProximityParams(
             distances_m=tuple(float(d) for d in c['label_distances']),
             obstacle_range_m=float(c['obstacle_range_threshold']),
@@ -153,3 +178,7 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
             footprint_width_m=float(c['footprint_width_m']),
             camera_xyz=tuple(float(v) for v in c['camera_xyz']),
             camera_pitch=float(c['camera_pitch'])))
+    names = params.sensors
+    if len(set(names)) != len(names):
+        raise LabelError(f'proximity sensor names repeat: {names} (rename the scan sectors)')
+    return params

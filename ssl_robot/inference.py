@@ -111,7 +111,7 @@ class OnnxRobotModel:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise InferenceError(f'{self.path}: onnxruntime cannot load it: {exc}') from exc
+            raise InferenceError(f'{self.path}: not a valid ONNX model: {exc}') from exc
         # The metadata export_onnx stored, read by onnxruntime itself (no onnx/torch import).
         raw = dict(self.session.get_modelmeta().custom_metadata_map)
         try:

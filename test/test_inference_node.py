@@ -13,15 +13,40 @@ from ros_procs import copy_config, Probe, start_node  # noqa: E402
 DOMAIN = 41
 
 
-def _export(kind: str, path: Path, **spec: object) -> Path:
+def _model(kind: str, **spec: object) -> object:
+    """A seeded random model; an obstacle model's weights doubled so that, like a trained
+    one (and unlike a fresh init), its output depends clearly on the frame."""
     import torch
 
-    from ssl_robot.robot.nets import build_robot_model
-    from ssl_robot.robot.nets import default_spec, export_robot_onnx
+    from ssl_robot.robot.nets import build_robot_model, default_spec
     torch.manual_seed(0)
-    export_robot_onnx(build_robot_model(default_spec(kind, input_hw=[24, 32], width=4,
-                                                     **spec)), path)
+    model = build_robot_model(default_spec(kind, input_hw=[24, 32], width=4, **spec))
+    if kind == 'obstacle':
+        with torch.no_grad():
+            for param in model.parameters():
+                param.mul_(2.0)
+    return model
+
+
+def _export(kind: str, path: Path, **spec: object) -> Path:
+    from ssl_robot.robot.nets import export_robot_onnx
+    export_robot_onnx(_model(kind, **spec), path)
     return path
+
+
+def _torch_probabilities(msg: object, **spec: object) -> np.ndarray:
+    """What the exported obstacle model should publish for `msg`, computed independently:
+    the torch model (rebuilt from the same seed), torch's area resize, our own decoding."""
+    import torch
+
+    from ssl_robot.robot.transforms import frames_to_input
+    model = _model('obstacle', **spec)
+    raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1)
+    rgb = {'rgb8': raw, 'bgr8': raw[..., ::-1], 'mono8': np.repeat(raw, 3, axis=2)}[msg.encoding]
+    x = frames_to_input(torch.from_numpy(np.ascontiguousarray(rgb))[None], [24, 32],
+                        model.spec['mean'], model.spec['std'])
+    with torch.no_grad():
+        return model.for_export().eval()(x)[0].numpy()
 
 
 def _image(stamp_s: int, encoding: str = 'rgb8', h: int = 48, w: int = 64) -> object:
@@ -32,8 +57,13 @@ def _image(stamp_s: int, encoding: str = 'rgb8', h: int = 48, w: int = 64) -> ob
     msg.header.frame_id = 'camera_optical_frame'
     msg.height, msg.width, msg.encoding = h, w, encoding
     msg.step = w * channels
-    msg.data = np.random.default_rng(stamp_s).integers(
-        0, 255, h * w * channels, dtype=np.uint8).tobytes()
+    # Structured pixels (a colour per stamp and channel over a ramp), so the model's output
+    # depends on which frame and which channel order it saw; noise would average out.
+    rng = np.random.default_rng(stamp_s)
+    ramp = np.linspace(0.0, 1.0, w)[None, :, None]
+    colour = rng.uniform(0, 1, (1, 1, channels))
+    pixels = 255 * (0.2 + 0.8 * colour * ramp) * (np.arange(h)[:, None, None] < h // 2 + 4)
+    msg.data = pixels.astype(np.uint8).tobytes()
     return msg
 
 
@@ -99,6 +129,14 @@ def test_lifecycle_bad_models_then_predictions_with_input_header(tmp_path: Path)
             assert (p.height, p.width, p.encoding) == (3, 3, '32FC1')
             values = np.frombuffer(bytes(p.data), '<f4')
             assert np.all((values >= 0) & (values <= 1))
+            # Every published map is the model's output for the frame sent with that stamp
+            # (rgb8, bgr8 and mono8 alike), not merely some numbers in [0, 1].
+            spec = {'distances_m': [0.0, 0.05, 0.1], 'sensors': ['left', 'center', 'right']}
+            for m in probs:
+                stamp = m.header.stamp.sec
+                expected = _torch_probabilities(_image(stamp, dict(sent)[stamp]), **spec)
+                got = np.frombuffer(bytes(m.data), '<f4').reshape(m.height, m.width)
+                np.testing.assert_allclose(got, expected, atol=2e-4, err_msg=f'stamp {stamp}')
             g = grids[-1]
             assert g.header.frame_id == 'base_link' and g.header.stamp.nanosec == 1234
             data = np.asarray(g.data)

@@ -93,7 +93,12 @@ def export_onnx(
         tmp.unlink(missing_ok=True)
         raise ExportError(f'{path}: ONNX export failed: {exc}') from exc
 
-    max_diff = check_parity(model, tmp, inputs, input_names, trials=trials)
+    try:
+        max_diff = check_parity(model, tmp, inputs, input_names, trials=trials,
+                                output_names=output_names)
+    except ExportError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(str(exc).replace(str(tmp), str(path))) from None
     if not max_diff <= atol:
         tmp.unlink(missing_ok=True)
         raise ExportError(f'{path}: onnxruntime and torch differ by {max_diff:.3g} > {atol}')
@@ -103,7 +108,8 @@ def export_onnx(
 
 def check_parity(model: torch.nn.Module, onnx_path: Path | str,
                  example_inputs: Sequence[torch.Tensor], input_names: Sequence[str], *,
-                 trials: int = 3, seed: int = 0) -> float:
+                 trials: int = 3, seed: int = 0,
+                 output_names: Sequence[str] | None = None) -> float:
     """Run torch and onnxruntime on random inputs shaped like the examples.
 
     Float inputs are drawn from N(0, 1); integer inputs uniformly between the example's
@@ -111,6 +117,9 @@ def check_parity(model: torch.nn.Module, onnx_path: Path | str,
 
     Returns:
         The max abs difference over all outputs and trials.
+
+    Raises:
+        ExportError: When torch or onnxruntime gives a NaN or infinite output.
     """
     import onnxruntime as ort
     session = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
@@ -131,7 +140,11 @@ def check_parity(model: torch.nn.Module, onnx_path: Path | str,
         if isinstance(expected, torch.Tensor):
             expected = (expected,)
         got = session.run(None, {n: f.numpy() for n, f in zip(input_names, feeds)})
-        for e, g in zip(expected, got):
+        for name, e, g in zip(output_names or range(len(got)), expected, got):
+            # NaN/inf would pass `max(0.0, nan)`; a model that outputs them is broken.
+            if not (np.isfinite(e.numpy()).all() and np.isfinite(g).all()):
+                raise ExportError(f'{onnx_path}: output {name} is not finite (NaN/inf) on '
+                                  f'random inputs of batch {batch}; the model is broken')
             max_diff = max(max_diff, float(np.max(np.abs(e.numpy() - g))) if g.size else 0.0)
     return max_diff
 

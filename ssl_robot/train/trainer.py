@@ -8,6 +8,7 @@ DistributedDataParallel (gloo on CPU, nccl on CUDA).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 import csv
 import dataclasses
 from dataclasses import dataclass, field
@@ -85,7 +86,34 @@ class TrainConfig:
         unknown = set(values) - known
         if unknown:
             raise TrainError(f'unknown training options: {", ".join(sorted(unknown))}')
-        return cls(**values)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check every option's type and range.
+
+        Raises:
+            TrainError: Naming the first bad option and its allowed range.
+        """
+        ints = {'epochs': 1, 'max_steps': 0, 'batch_size': 1, 'warmup_steps': 0,
+                'num_workers': 0, 'patience': 0}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise TrainError(f'{name} must be an integer >= {low}, not {value!r}')
+        for name, low, low_ok in (('lr', 0.0, False), ('weight_decay', 0.0, True),
+                                  ('grad_clip', 0.0, True)):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < low or (value == low and not low_ok)):
+                raise TrainError(f'{name} must be a finite number {">=" if low_ok else ">"} '
+                                 f'{low:g}, not {value!r}')
+        if self.schedule not in ('cosine', 'constant'):
+            raise TrainError(f"schedule must be 'cosine' or 'constant', not {self.schedule!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise TrainError(f'seed must be an integer >= 0, not {self.seed!r}')
+        resolve_device(self.device)
 
 
 class Task:
@@ -159,10 +187,25 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> torch.device:
-    """Map 'auto' to CUDA when available, else CPU."""
+    """Map 'auto' to CUDA when available, else CPU.
+
+    Raises:
+        TrainError: For a malformed device or one this machine does not have.
+    """
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise TrainError(f"device {device!r}: not a device ('auto', 'cpu', 'cuda', "
+                         f"'cuda:N'): {exc}") from None
+    if resolved.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index or 0) >= count:
+            raise TrainError(f'device {device!r}: not available here ({count} CUDA devices)')
+    elif resolved.type != 'cpu':
+        raise TrainError(f"device {device!r}: only 'auto', 'cpu' and 'cuda' are supported")
+    return resolved
 
 
 def seed_everything(seed: int) -> None:
@@ -242,6 +285,7 @@ class Trainer:
     """
 
     def __init__(self, task: Task, config: TrainConfig) -> None:
+        config.validate()
         self.task = task
         self.config = config
         self.out_dir = Path(config.out_dir)
@@ -286,7 +330,7 @@ class Trainer:
     def _save(self, state: dict[str, Any], name: str) -> Path:
         path = self.out_dir / name
         tmp = path.with_suffix('.tmp')
-        torch.save(state, tmp)
+        torch.save(plain_state(state), tmp)
         os.replace(tmp, path)  # atomic: a crash never leaves a half checkpoint
         return path
 
@@ -321,9 +365,9 @@ class Trainer:
         history: list[dict[str, float]] = []
         last_path = self.out_dir / 'last.pt'
         if resume and last_path.exists():
-            state = torch.load(last_path, map_location=self.device, weights_only=False)
-            if state['task'] != self.task.name:
-                raise TrainError(f'{last_path}: checkpoint of task {state["task"]!r}, '
+            state = load_checkpoint(last_path, map_location=self.device)
+            if state.get('task') != self.task.name:
+                raise TrainError(f'{last_path}: checkpoint of task {state.get("task")!r}, '
                                  f'not {self.task.name!r}')
             unwrap(model).load_state_dict(state['model'])
             optimizer.load_state_dict(state['optimizer'])
@@ -410,7 +454,7 @@ class Trainer:
         best_path = self.out_dir / 'best.pt'
         final: dict[str, float] = {}
         if self.is_main and best_path.exists():
-            state = torch.load(best_path, map_location=self.device, weights_only=False)
+            state = load_checkpoint(best_path, map_location=self.device)
             model.load_state_dict(state['model'])
             if val_set is not None and len(val_set):
                 model.eval()
@@ -430,42 +474,100 @@ def move_batches(loader: Iterable[Any], device: torch.device) -> Iterable[Any]:
         yield move_to(batch, device)
 
 
-def load_checkpoint(path: Path | str) -> dict[str, Any]:
-    """Load a checkpoint written by the trainer (on CPU), with its config inside.
+def load_checkpoint(path: Path | str, *, map_location: Any = 'cpu') -> dict[str, Any]:
+    """Load a checkpoint written by the trainer, with its config inside.
+
+    Checkpoints hold only tensors and plain data (`plain_state`), so they load with
+    ``weights_only=True``: a file whose unpickling would import or call anything (a
+    crafted pickle) is refused before any of its code runs.
+
+    Args:
+        path: The checkpoint file.
+        map_location: Device to load the tensors onto (CPU by default).
 
     Raises:
-        TrainError: When the file is missing or not a trainer checkpoint.
+        TrainError: When the file is missing, not a regular file, not plain data, or not
+            a trainer checkpoint.
     """
+    import pickle
     path = Path(path)
     if not path.exists():
         raise TrainError(f'{path}: no such checkpoint')
+    if not path.is_file():
+        raise TrainError(f'{path}: not a regular file')
     try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).split('\n')[-1].strip() or 'unsupported global'
+        for line in str(exc).splitlines():
+            if 'GLOBAL' in line or 'Unsupported' in line:
+                first = line.strip()
+                break
+        raise TrainError(f'{path}: refused: not a plain-data checkpoint (loading it would '
+                         f'run code: {first[:160]})') from None
     except Exception as exc:
-        raise TrainError(f'{path}: not a readable checkpoint: {exc}') from exc
+        message = ' '.join(str(exc).split())[:200]
+        raise TrainError(f'{path}: not a readable checkpoint: {message}') from None
     if not isinstance(state, dict) or 'model' not in state or 'config' not in state:
         raise TrainError(f'{path}: not an ssl_robot trainer checkpoint')
+    if not isinstance(state['config'], dict) or not isinstance(state['model'], dict):
+        raise TrainError(f'{path}: not an ssl_robot trainer checkpoint (config/model)')
     return state
 
 
+def plain_state(value: Any, where: str = 'checkpoint') -> Any:
+    """`value` as tensors and plain data only (what ``weights_only=True`` loads).
+
+    numpy scalars become Python numbers, numpy arrays tensors, paths strings.
+
+    Raises:
+        TrainError: For any other object (it would need code to load).
+    """
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        out = {k: plain_state(v, f'{where}[{k!r}]') for k, v in value.items()}
+        if isinstance(value, OrderedDict):  # a state_dict keeps its type and _metadata
+            out = OrderedDict(out)
+            if hasattr(value, '_metadata'):
+                out._metadata = plain_state(value._metadata, where)
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [plain_state(v, f'{where}[{i}]') for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, torch.device):
+        return str(value)
+    raise TrainError(f'{where}: {type(value).__name__} is not plain data; checkpoints hold '
+                     'only tensors, numbers, strings, lists and dicts')
+
+
 def _append_csv(path: Path, record: dict[str, float]) -> None:
-    new = not path.exists()
-    existing = []
-    if not new:
-        with path.open() as f:
+    """Append `record` to the CSV log, widening its header when a new column appears."""
+    existing: list[str] = []
+    if path.exists():
+        with path.open(newline='') as f:
             existing = next(csv.reader(f), [])
-    fields = existing or list(record)
+    fields = list(existing) or list(record)  # a copy: `existing` is compared below
     for key in record:
         if key not in fields:
             fields.append(key)
     if existing and fields != existing:
-        rows = list(csv.DictReader(path.open()))
-        with path.open('w', newline='') as f:
+        with path.open(newline='') as f:
+            rows = list(csv.DictReader(f))
+        tmp = path.with_name(path.name + '.tmp')
+        with tmp.open('w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
+        os.replace(tmp, path)
     with path.open('a', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=fields)
-        if new:
+        if not existing:
             writer.writeheader()
         writer.writerow(record)

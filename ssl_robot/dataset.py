@@ -16,6 +16,14 @@ A dataset is a directory::
     prov_pose_err.npy      float32 [N, D, 3]    (dx, dy, dyaw) of the pose at t' vs target
     views.npy              uint8   [N, V, H, W, 3]  other cameras' frames (multi-view)
     views_mask.npy         bool    [N, V]       True where view v has a frame for row n
+    collision.npy          float32 [N]          1 collision ahead within the horizon, 0 free
+    collision_mask.npy     bool    [N]          True where the crash label is known
+    prov_collision_tti_ns.npy int64 [N]         time to impact of 'ahead' frames, -1 else
+    prov_collision_dist_m.npy float32 [N]       odometry distance to impact, NaN else
+
+Crash labels (`ssl_robot.labelling.collision`; meta.json ``collision``: true) are on
+disk only in datasets written with them; any other dataset reads them as unknown
+(mask False).
 
 Extra cameras (meta.json ``views``: their image topics, V = len(views)) are matched to
 each main-camera frame by header stamp (`ssl_robot.labelling.streams.match_views`); a
@@ -77,11 +85,21 @@ VIEW_ARRAYS: dict[str, tuple[np.dtype, Any]] = {
     'views_mask': (np.dtype(np.bool_), lambda v, h, w: (v,)),
 }
 
+#: Arrays of the crash labels: name -> dtype (one value per row); on disk only when the
+#: dataset has them (meta ``collision``).
+COLLISION_ARRAYS: dict[str, np.dtype] = {
+    'collision': np.dtype(np.float32), 'collision_mask': np.dtype(np.bool_),
+    'prov_collision_tti_ns': np.dtype(np.int64), 'prov_collision_dist_m': np.dtype(np.float32),
+}
+_COLLISION_UNKNOWN = {'collision': 0.0, 'collision_mask': False, 'prov_collision_tti_ns': -1,
+                      'prov_collision_dist_m': np.nan}
+
 #: Arrays a bag's rows must provide (bag_ids is filled in by the writer; views and
 #: views_mask too when the dataset has views).
 ROW_ARRAYS = tuple(name for name in ARRAYS if name != 'bag_ids')
 
-_DTYPES = {name: dtype for name, (dtype, _) in {**ARRAYS, **VIEW_ARRAYS}.items()}
+_DTYPES = {**{name: dtype for name, (dtype, _) in {**ARRAYS, **VIEW_ARRAYS}.items()},
+           **COLLISION_ARRAYS}
 
 _LOG = logging.getLogger(__name__)
 
@@ -109,12 +127,14 @@ def _trailing_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     v = len(meta.get('views', []))
     shapes = {name: tuple(shape(h, w, d, s, gh, gw)) for name, (_, shape) in ARRAYS.items()}
     shapes.update({name: tuple(shape(v, h, w)) for name, (_, shape) in VIEW_ARRAYS.items()})
+    shapes.update({name: () for name in COLLISION_ARRAYS})
     return shapes
 
 
 def _stored_arrays(meta: Mapping[str, Any]) -> list[str]:
     """Names of the array files a dataset of this meta has (view arrays only with views)."""
-    return [*ARRAYS, *(VIEW_ARRAYS if meta.get('views') else ())]
+    return [*ARRAYS, *(VIEW_ARRAYS if meta.get('views') else ()),
+            *(COLLISION_ARRAYS if meta.get('collision') else ())]
 
 
 class _NpyHeader:
@@ -231,6 +251,11 @@ class LabelledDataset:
                 empty = np.zeros((int(n or 0), *trailing[name]), _DTYPES[name])
                 empty.flags.writeable = False
                 arrays[name] = empty
+        if not meta.get('collision'):
+            for name, dtype in COLLISION_ARRAYS.items():
+                unknown = np.full(int(n or 0), _COLLISION_UNKNOWN[name], dtype)
+                unknown.flags.writeable = False
+                arrays[name] = unknown
         return cls(path, meta, arrays)
 
     def __len__(self) -> int:
@@ -375,6 +400,8 @@ class DatasetWriter:
         views: Names (image topics) of the extra camera views, [] for one camera;
             when appending they must equal the dataset's (None: take them from it).
         params: Parameters that made the labels (stored in meta.json).
+        collision: Store crash labels (rows then need the COLLISION_ARRAYS); when
+            appending it must equal the dataset's (None: take it from it, else False).
         append: Add to an existing dataset at `path` (created when absent).
         overwrite: Replace an existing dataset (without `append`).
 
@@ -389,7 +416,7 @@ class DatasetWriter:
                  image_hw: Sequence[int] | None = None,
                  params: Mapping[str, Any] | None = None,
                  append: bool = False, overwrite: bool = False,
-                 views: Sequence[str] | None = None) -> None:
+                 views: Sequence[str] | None = None, collision: bool | None = None) -> None:
         self.path = Path(path).absolute()
         _recover_interrupted_swap(self.path)
         self._closed = True  # until the output files are open
@@ -404,14 +431,16 @@ class DatasetWriter:
             elif not (self.path / 'meta.json').is_file():
                 raise DatasetError(f'{self.path}: exists and is not a dataset; not replacing it')
         try:
-            self._open_output(distances_m, sensors, terrain_grid, image_hw, params, views)
+            self._open_output(distances_m, sensors, terrain_grid, image_hw, params, views,
+                              collision)
         except BaseException:
             self._unlock()
             raise
 
     def _open_output(self, distances_m: Sequence[float] | None, sensors: Sequence[str] | None,
                      terrain_grid: Sequence[int] | None, image_hw: Sequence[int] | None,
-                     params: Mapping[str, Any] | None, views: Sequence[str] | None) -> None:
+                     params: Mapping[str, Any] | None, views: Sequence[str] | None,
+                     collision: bool | None = None) -> None:
         parent = self.path.parent
         if not parent.is_dir():
             try:
@@ -426,10 +455,13 @@ class DatasetWriter:
                  'sensors': None if sensors is None else [str(s) for s in sensors],
                  'terrain_grid': None if terrain_grid is None else [int(g) for g in terrain_grid],
                  'image_hw': None if image_hw is None else [int(v) for v in image_hw],
-                 'views': None if views is None else [str(v) for v in views]}
+                 'views': None if views is None else [str(v) for v in views],
+                 'collision': None if collision is None else bool(collision)}
         if self._base is not None:
             for key, value in given.items():
-                have = self._base.meta.get(key, []) if key == 'views' else self._base.meta[key]
+                have = (self._base.meta.get(key, []) if key == 'views' else
+                        bool(self._base.meta.get(key)) if key == 'collision' else
+                        self._base.meta[key])
                 if value is not None and (
                         not np.allclose(value, have) if key == 'distances_m' else value != have):
                     raise DatasetError(f'{self.path}: cannot append, {key} is {value} here '
@@ -437,6 +469,8 @@ class DatasetWriter:
                 given[key] = have
         if given['views'] is None:
             given['views'] = []
+        if given['collision'] is None:
+            given['collision'] = False
         missing = [k for k, v in given.items() if v is None]
         if missing:
             raise DatasetError(f'{self.path}: a new dataset needs {", ".join(missing)}')

@@ -108,6 +108,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     imu_s, imu_a, imu_g = [], [], []
     cmd_s, cmd_v = [], []
     gt_s, gt_p = [], []
+    bump_t = absolute(params.bumper_topic) if params.bumper_topic else ''
+    bump_s, bump_f = [], []
     world_json = None
     with BagReader(paths) as bag:
         topics = bag.topics
@@ -135,7 +137,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                 notes.append(f'no proximity stream (topic {t}): its labels are unknown')
         if imu_t not in topics and not frames_only:
             notes.append(f'no IMU stream (topic {imu_t}): terrain labels unknown')
-        wanted = [t for t in (image_t, info_t, odom_t, imu_t, cmd_t, *range_ts) if t in topics]
+        wanted = [t for t in (image_t, info_t, odom_t, imu_t, cmd_t, *range_ts, bump_t)
+                  if t in topics]
         if frames_only:
             notes.append('frames only: every label is unknown (masked)')
             wanted = [t for t in (image_t, info_t) if t in topics]
@@ -214,6 +217,11 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                 elif topic == GROUND_TRUTH_TOPIC:
                     gt_s.append(stamp_ns(msg.header))
                     gt_p.append(odometry_to_pose2d(msg))
+                elif topic == bump_t:
+                    # geometry_msgs/WrenchStamped: the force on the robot (bumper, contacts).
+                    force = msg.wrench.force
+                    bump_s.append(stamp_ns(msg.header))
+                    bump_f.append(float(np.hypot(force.x, force.y)))
                 elif topic == WORLD_TOPIC and world_json is None:
                     world_json = str(msg.data)
             except (MessageError, AttributeError, ValueError, struct.error) as exc:
@@ -241,7 +249,9 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         imu_accel=np.asarray(imu_a, np.float64).reshape(-1, 3),
         imu_gyro=np.asarray(imu_g, np.float64).reshape(-1, 3),
         cmd_stamps=np.asarray(cmd_s, np.int64), cmd_speed=np.asarray(cmd_v, np.float64),
-        views=views, views_mask=views_mask)
+        views=views, views_mask=views_mask,
+        bumper_stamps=np.asarray(bump_s, np.int64) if bump_s else None,
+        bumper_force=np.asarray(bump_f, np.float64) if bump_s else None)
     gt = (np.asarray(gt_s, np.int64), np.asarray(gt_p).reshape(-1, 3)) if gt_s else None
     return BagStreams(streams, counts, notes, has_camera, gt, world_json, duration)
 

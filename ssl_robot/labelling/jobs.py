@@ -57,11 +57,12 @@ class JobResult:
 
     def rows(self) -> dict[str, np.ndarray]:
         """The source's dataset rows with frames and views, read from the spool."""
-        from ssl_robot.dataset import LabelledDataset, ROW_ARRAYS  # noqa: PLC0415
+        from ssl_robot.dataset import COLLISION_ARRAYS, LabelledDataset, ROW_ARRAYS  # noqa: PLC0415
         if self.spool is None:
             return self.labelled.rows
         part = LabelledDataset.open(self.spool)
-        return {name: getattr(part, name) for name in (*ROW_ARRAYS, 'views', 'views_mask')}
+        return {name: getattr(part, name)
+                for name in (*ROW_ARRAYS, 'views', 'views_mask', *COLLISION_ARRAYS)}
 
     def discard(self) -> None:
         """Remove the spooled rows."""
@@ -73,7 +74,7 @@ def dataset_layout(params: LabellingParams) -> dict[str, Any]:
     """The DatasetWriter arguments (besides image size) that the labelling params decide."""
     return {'distances_m': params.proximity.distances_m, 'sensors': params.sensors,
             'terrain_grid': params.terrain.grid, 'params': params.as_dict(),
-            'views': [absolute(t) for t in params.view_topics]}
+            'views': [absolute(t) for t in params.view_topics], 'collision': True}
 
 
 def label_job(index: int, source: str, params: LabellingParams, *, spool_dir: str,

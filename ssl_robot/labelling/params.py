@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ssl_robot.labelling import LabelError
+from ssl_robot.labelling.collision import CollisionParams
 from ssl_robot.labelling.proximity import ProximityParams
 from ssl_robot.labelling.scan import parse_sectors, ScanMount, ScanSector
 from ssl_robot.labelling.terrain import TerrainParams
@@ -59,6 +60,18 @@ PARAMETERS: dict[str, tuple[Any, str, str]] = {
                      'proximity sensor reading its nearest valid beam'),
     'scan_pose': ([0.0, 0.0, 0.0], 'm, m, rad', 'pose [x, y, yaw] of the scan frame in '
                   'base_link'),
+    'bumper_topic': ('bumper', '', 'contact force on the robot (geometry_msgs/WrenchStamped); '
+                     'without it collisions are detected from IMU, odometry and cmd_vel'),
+    'collision_force_n': (0.3, 'N', 'bumper force in the ground plane that is a collision'),
+    'collision_decel_mps2': (2.5, 'm/s^2', 'forward deceleration while commanded forward '
+                             'that is a collision (no bumper)'),
+    'collision_stall_ratio': (0.3, '', 'odometry speed below this fraction of a forward '
+                              'command for collision_stall_s is a collision (no bumper)'),
+    'collision_stall_s': (0.3, 's', 'how long a stall lasts to be a collision'),
+    'collision_horizon_s': (1.0, 's', "frames this long before a collision are labelled "
+                            "'collision ahead'"),
+    'collision_free_margin_s': (1.0, 's', "extra time without collision that a 'free' "
+                                'frame needs'),
 }
 
 #: Defaults of every labelling key of the config (the node declares exactly these).
@@ -89,7 +102,8 @@ class LabellingParams:
 
     `scan_topic` ('' for none) is a `sensor_msgs/LaserScan` whose `scan_sectors` are read
     as more proximity sensors (after the range topics'), the scanner at `scan_mount` on
-    the robot (see `ssl_robot.labelling.scan`).
+    the robot (see `ssl_robot.labelling.scan`). `bumper_topic` and `collision` decide
+    the crash labels (see `ssl_robot.labelling.collision`).
     """
 
     image_topic: str
@@ -108,6 +122,8 @@ class LabellingParams:
     scan_topic: str = ''
     scan_sectors: tuple[ScanSector, ...] = ()
     scan_mount: ScanMount = field(default_factory=ScanMount)
+    bumper_topic: str = 'bumper'
+    collision: CollisionParams = field(default_factory=CollisionParams)
     proximity: ProximityParams = field(default_factory=ProximityParams)
     terrain: TerrainParams = field(default_factory=TerrainParams)
 
@@ -159,6 +175,14 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
         view_topics=tuple(str(t) for t in c['extra_image_topics'] or ()),
         view_match_tolerance_s=tolerance,
         scan_topic=scan_topic, scan_sectors=sectors, scan_mount=ScanMount(*pose),
+        bumper_topic=str(c['bumper_topic'] or ''),
+        collision=CollisionParams(
+            bumper_force_n=float(c['collision_force_n']),
+            decel_mps2=float(c['collision_decel_mps2']),
+            stall_ratio=float(c['collision_stall_ratio']),
+            stall_s=float(c['collision_stall_s']),
+            horizon_s=float(c['collision_horizon_s']),
+            free_margin_s=float(c['collision_free_margin_s'])),
         proximity=ProximityParams(
             distances_m=tuple(float(d) for d in c['label_distances']),
             obstacle_range_m=float(c['obstacle_range_threshold']),

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ssl_robot.labelling.collision import (CollisionLabels, Collisions, detect_collisions,
+                                           label_collisions)
 from ssl_robot.labelling.params import LabellingParams
 from ssl_robot.labelling.poses import build_trajectory, Trajectory
 from ssl_robot.labelling.proximity import label_proximity_at_distances, ProximityLabels
@@ -107,6 +109,8 @@ class SensorStreams:
         cmd_stamps: [C]; cmd_speed: [C] commanded forward speed (m/s).
         views: uint8 [N, V, H, W, 3] extra camera frames matched to the frames (None:
             no extra cameras); views_mask: bool [N, V], False where a view had no match.
+        bumper_stamps: [B] contact samples, bumper_force: [B] |force_xy| (N) on the robot
+            (None: the robot has no bumper; collisions come from proprioception).
     """
 
     frame_stamps: np.ndarray
@@ -125,6 +129,8 @@ class SensorStreams:
     cmd_speed: np.ndarray
     views: np.ndarray | None = None
     views_mask: np.ndarray | None = None
+    bumper_stamps: np.ndarray | None = None
+    bumper_force: np.ndarray | None = None
 
 
 @dataclass
@@ -137,6 +143,8 @@ class LabelResult:
     proximity: ProximityLabels
     terrain: TerrainLabels
     counts: dict[str, int] = field(default_factory=dict)
+    collisions: Collisions | None = None
+    crash: CollisionLabels | None = None
 
 
 def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResult:
@@ -188,8 +196,33 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
         terrain = TerrainLabels(np.zeros((n, gh, gw), np.float32), np.zeros((n, gh, gw), bool),
                                 {'no_camera_info': 1})
     counts.update({f'terrain_{k}': v for k, v in terrain.counts.items()})
+    collisions, crash = _crash_labels(streams, fstamps, traj, ostamps, ospeed, params)
+    counts.update({f'collision_{k}': v for k, v in {**collisions.counts,
+                                                     **crash.counts}.items()})
     rows = {'frames': frames, 'stamps_ns': fstamps, 'proximity': prox.labels,
             'proximity_mask': prox.mask, 'terrain': terrain.values,
             'terrain_mask': terrain.mask, 'prov_t_future_ns': prox.t_future_ns,
-            'prov_pose_err': prox.pose_err, 'views': views, 'views_mask': views_mask}
-    return LabelResult(rows, traj, rough, prox, terrain, counts)
+            'prov_pose_err': prox.pose_err, 'views': views, 'views_mask': views_mask,
+            'collision': crash.labels, 'collision_mask': crash.mask,
+            'prov_collision_tti_ns': crash.time_to_impact_ns,
+            'prov_collision_dist_m': crash.distance_to_impact_m}
+    return LabelResult(rows, traj, rough, prox, terrain, counts, collisions, crash)
+
+
+def _crash_labels(streams: SensorStreams, fstamps: np.ndarray, traj: Trajectory,
+                  ostamps: np.ndarray, ospeed: np.ndarray, params: LabellingParams
+                  ) -> tuple[Collisions, CollisionLabels]:
+    """Collisions (bumper, else proprioception) and the crash labels of the frames."""
+    bumper = None
+    if streams.bumper_stamps is not None and len(streams.bumper_stamps):
+        bstamps, (bforce,), _ = sort_dedup(streams.bumper_stamps, streams.bumper_force)
+        bumper = (bstamps, bforce)
+    istamps, (accel,), _ = sort_dedup(streams.imu_stamps, streams.imu_accel)
+    cstamps, (cspeed,), _ = sort_dedup(streams.cmd_stamps, streams.cmd_speed)
+    collisions = detect_collisions(
+        params.collision, bumper_stamps_ns=None if bumper is None else bumper[0],
+        bumper_force_n=None if bumper is None else bumper[1], imu_stamps_ns=istamps,
+        imu_forward_accel=accel[:, 0] if len(accel) else accel.reshape(-1),
+        odom_stamps_ns=ostamps, odom_speed=ospeed, cmd_stamps_ns=cstamps, cmd_speed=cspeed)
+    crash = label_collisions(fstamps, collisions, traj, cstamps, cspeed, params.collision)
+    return collisions, crash

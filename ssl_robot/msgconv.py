@@ -31,7 +31,8 @@ def _pixel_buffer(msg: object, bytes_per_pixel: int) -> np.ndarray:
         raise MessageError(f'empty image ({msg.width}x{msg.height} {msg.encoding})')
     row = int(msg.width) * bytes_per_pixel
     step = int(msg.step) or row
-    if step < row or data.size < step * int(msg.height):
+    # sensor_msgs/Image holds exactly height x step bytes; more is as malformed as less.
+    if step < row or data.size != step * int(msg.height):
         raise MessageError(
             f'image of {msg.width}x{msg.height} {msg.encoding} needs {step * msg.height} bytes '
             f'(step {step}), got {data.size}')
@@ -43,7 +44,7 @@ def image_to_rgb(msg: object) -> np.ndarray:
 
     Raises:
         MessageError: For an encoding other than rgb8/bgr8/rgba8/bgra8/mono8, or a
-            buffer that does not hold height x step bytes.
+            buffer that does not hold exactly height x step bytes.
     """
     channels = COLOR_ENCODINGS.get(msg.encoding)
     if channels is None:

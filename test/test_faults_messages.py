@@ -186,8 +186,10 @@ def nodes(tmp_path_factory):
                 probe.change_state('inference', 'activate')
                 assert probe.lifecycle_state('inference') == 'active', \
                     procs['inference'].output()[-2000:]
+            from std_msgs.msg import String
+            status = probe.subscribe('/labeller/status', String)
             probe.spin(1.0)  # let every subscription match before the first batch
-            yield probe, publishers, procs
+            yield probe, publishers, procs, status
     finally:
         for proc in procs.values():
             proc.stop()
@@ -205,17 +207,66 @@ def _check_alive_and_responsive(probe, procs) -> list[str]:
     return problems
 
 
+#: What the labeller must count for each batch, by cause (deltas of labeller/status),
+#: hand-computed from REP-117 and the batch contents: e.g. per range topic, NaN, -1.0, 0.0,
+#: 1e9, -1e-9 and 5.0 m (outside [0.01, 0.30]) are invalid (NaN), +inf is "nothing",
+#: -inf "too close"; one more invalid reading comes from min_range > max_range.
+EXPECTED_COUNTS = {
+    'ranges-nan-inf-negative': {'range_nan': 19, 'range_nothing': 3, 'range_too_close': 3},
+    'image-unknown-encoding': {'frames_bad_encoding': 8, 'frames_bad_size': 0},
+    'timestamps-out-of-order-duplicated': {'odom_out_of_order': 2, 'odom_duplicate': 3,
+                                           'time_restarts': 0},
+    'timestamps-bag-loop': {'time_restarts': 1},
+}
+#: Causes whose count must grow by at least this much (several causes may apply).
+AT_LEAST = {
+    'odometry-reset-and-nan': {'odom_jumps': 1},
+    'image-wrong-size': {'frames_bad_size': 1},
+}
+
+
+def _latest(status: list) -> dict:
+    import json
+    return json.loads(status[-1].data) if status else {}
+
+
 @pytest.mark.parametrize('batch', list(BATCHES))
 def test_malformed_messages_are_dropped_or_handled(batch, nodes, fault_case):
-    probe, publishers, procs = nodes
+    probe, publishers, procs, status = nodes
+    assert probe.spin_until(lambda: status, 15), 'no labeller/status'
+    received = _latest(status)['frames_received']
+    probe.spin_until(lambda: _latest(status)['frames_received'] == received, 3)
+    before = _latest(status)
+    images = sum(1 for topic, _ in BATCHES[batch] if topic == '/image_raw')
+    # Each batch on a timeline of its own, after the previous batch's (so that its counts
+    # are its own: no restart from going back to an earlier batch's stamps).
+    offset = 0 if batch == 'timestamps-zero-and-far-future' else \
+        (1 + list(BATCHES).index(batch)) * 100 * S
     for topic, msg in BATCHES[batch]:
+        if hasattr(msg, 'header'):
+            t = msg.header.stamp.sec * S + msg.header.stamp.nanosec + offset
+            msg.header.stamp = _stamp(t)
         publishers[topic].publish(msg)
         probe.spin(0.005)
     # Well-formed messages after the bad ones: the node must still take them.
-    for topic, msg in _instant(T0 + 50 * S):
+    for topic, msg in _instant(T0 + offset + 50 * S):
         publishers[topic].publish(msg)
-    probe.spin(1.5)
+    assert probe.spin_until(
+        lambda: _latest(status)['frames_received'] - before['frames_received'] == images + 1,
+        15), (batch, _latest(status))
+    probe.spin(1.2)  # one more status period: every count of the batch is in
+    after = _latest(status)
+    delta = {k: after[k] - before[k] for k in after if isinstance(after[k], int)
+             and isinstance(before.get(k), int)}
     fault_case.notes.append('nodes: ' + ', '.join(procs))
+    for cause, n in EXPECTED_COUNTS.get(batch, {}).items():
+        assert delta[cause] == n, (batch, cause, delta)
+    for cause, n in AT_LEAST.get(batch, {}).items():
+        assert delta[cause] >= n, (batch, cause, delta)
+    # Every bad image is counted by some cause, and the well-formed frame is not dropped.
+    if batch.startswith('image-'):
+        dropped = delta['frames_bad_encoding'] + delta['frames_bad_size']
+        assert dropped + delta['frames_skipped_rate'] == images, (batch, delta)
     problems = _check_alive_and_responsive(probe, procs)
     assert not problems, '\n'.join(problems)
 

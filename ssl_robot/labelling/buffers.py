@@ -92,6 +92,7 @@ class SensorBuffer:
     imu: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
     cmd: list[tuple[int, float]] = field(default_factory=list)
     ranges: list[list[tuple[int, float]]] = field(default_factory=list)
+    bumper: list[tuple[int, float]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ('odom_out_of_order', 'odom_duplicate', 'odom_jumps', 'range_nan', 'range_too_close',
          'range_nothing'), 0))
@@ -134,6 +135,10 @@ class SensorBuffer:
     def add_cmd(self, stamp_ns: int, speed: float) -> None:
         self.cmd.append((int(stamp_ns), float(speed)))
 
+    def add_bumper(self, stamp_ns: int, force_n: float) -> None:
+        """Add a contact sample: |force| on the robot in the ground plane (N)."""
+        self.bumper.append((int(stamp_ns), float(force_n)))
+
     def newest_stamps(self) -> list[int]:
         """The newest stamp of every stream that has data, odometry first."""
         out = [max(o[0] for o in self.odom)] if self.odom else []
@@ -147,6 +152,7 @@ class SensorBuffer:
         self.imu = [i for i in self.imu if i[0] >= stamp_ns]
         self.cmd = [c for c in self.cmd if c[0] >= stamp_ns]
         self.ranges = [[r for r in rs if r[0] >= stamp_ns] for rs in self.ranges]
+        self.bumper = [b for b in self.bumper if b[0] >= stamp_ns]
 
     def arrays(self) -> dict[str, Any]:
         """The `SensorStreams` fields of these samples."""
@@ -160,7 +166,11 @@ class SensorBuffer:
             imu_accel=np.array([i[1] for i in self.imu], np.float64).reshape(-1, 3),
             imu_gyro=np.array([i[2] for i in self.imu], np.float64).reshape(-1, 3),
             cmd_stamps=np.array([c[0] for c in self.cmd], np.int64),
-            cmd_speed=np.array([c[1] for c in self.cmd], np.float64))
+            cmd_speed=np.array([c[1] for c in self.cmd], np.float64),
+            bumper_stamps=np.array([b[0] for b in self.bumper], np.int64) if self.bumper
+            else None,
+            bumper_force=np.array([b[1] for b in self.bumper], np.float64) if self.bumper
+            else None)
 
 
 class LiveLabelBuffer:
@@ -195,7 +205,8 @@ class LiveLabelBuffer:
         self.admission = FrameAdmission(self.params.frame_rate_hz)
         self.admission.image_hw, self.admission.counts = kept, counts
         old = getattr(self, 'sensors', None)
-        self.sensors = SensorBuffer(len(self.params.range_topics),
+        # Range topics first, then the laser scan's sectors (see labelling.scan).
+        self.sensors = SensorBuffer(len(self.params.sensors),
                                     odom_max_jump_m=self.params.odom_max_jump_m,
                                     odom_max_jump_rad=self.params.odom_max_jump_rad)
         if old is not None:

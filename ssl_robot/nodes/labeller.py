@@ -35,25 +35,31 @@ import sys
 import threading
 from typing import Any
 
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, WrenchStamped
 from nav_msgs.msg import Odometry
 import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import ParameterDescriptor
-from sensor_msgs.msg import CameraInfo, Image, Imu, Range
+from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, Range
 from std_msgs.msg import String
 
 from ssl_robot.dataset import DatasetError, DatasetWriter
 from ssl_robot.labelling import labelling_params
 from ssl_robot.labelling.buffers import LiveLabelBuffer
 from ssl_robot.labelling.params import absolute, DEFAULTS, DESCRIPTIONS, STRING_ARRAY_DEFAULTS
+from ssl_robot.labelling.scan import scan_fields, ScanSectorReader
 from ssl_robot.labelling.streams import LabelResult
-from ssl_robot.msgconv import (imu_to_arrays, MessageError, odometry_to_pose2d, range_reading,
-                               stamp_ns)
+from ssl_robot.msgconv import (
+    imu_to_arrays,
+    MessageError,
+    odometry_to_pose2d,
+    range_reading,
+    stamp_ns,
+)
 from ssl_robot.nodes._run import run_node
 
 #: Parameters of the node only (not of labelling): default and description.
@@ -136,6 +142,12 @@ class Labeller(Node):
                 k, stamp_ns(msg.header), range_reading(msg)), depth)
         for v, topic in enumerate(self.params.view_topics):
             self._subscribe(Image, topic, lambda msg, v=v: self._on_view(v, msg), depth)
+        if self.params.scan_topic:
+            # The scan's sectors are proximity sensors after the range topics'.
+            self.scan_sectors = ScanSectorReader(self.params.scan_sectors)
+            self._subscribe(LaserScan, self.params.scan_topic, self._on_scan, depth)
+        if self.params.bumper_topic:
+            self._subscribe(WrenchStamped, self.params.bumper_topic, self._on_bumper, depth)
         self.status_pub = self.create_publisher(String, 'labeller/status', 10)
         self.create_timer(float(gp('label_period_s').value), self._label_ready)
         self.create_timer(float(gp('flush_every_s').value), self._flush)
@@ -196,6 +208,16 @@ class Labeller(Node):
         accel, gyro = imu_to_arrays(msg)
         self.buffer.sensors.add_imu(stamp_ns(msg.header), accel, gyro)
 
+    def _on_scan(self, msg: LaserScan) -> None:
+        ranges, geometry = scan_fields(msg)
+        first, stamp = len(self.params.range_topics), stamp_ns(msg.header)
+        for j, value in enumerate(self.scan_sectors(ranges, **geometry).tolist()):
+            self.buffer.sensors.add_range(first + j, stamp, value)
+
+    def _on_bumper(self, msg: WrenchStamped) -> None:
+        force = msg.wrench.force
+        self.buffer.sensors.add_bumper(stamp_ns(msg.header), float(np.hypot(force.x, force.y)))
+
     def _on_cmd(self, msg: Twist) -> None:
         # Twist has no header: the node clock (sim time under use_sim_time) stamps it.
         self.buffer.sensors.add_cmd(self.get_clock().now().nanoseconds, float(msg.linear.x))
@@ -249,7 +271,8 @@ class Labeller(Node):
             with DatasetWriter(self.dataset, distances_m=p.proximity.distances_m,
                                sensors=p.sensors, terrain_grid=p.terrain.grid,
                                image_hw=rows['frames'].shape[1:3], params=p.as_dict(),
-                               append=True, views=self.view_names) as writer:
+                               append=True, views=self.view_names,
+                               collision=None if self.dataset.exists() else True) as writer:
                 if self.session_bag is None or self.session_bag >= len(writer.meta['bags']):
                     self.session_bag = writer.begin_bag(
                         f'live:{self.get_fully_qualified_name()}@{int(rows["stamps_ns"][0])}',

@@ -46,9 +46,14 @@ SETS = {
 
 
 #: Training runs on the train set: pseudo-labels (the model), truth labels (upper bound),
-#: pseudo-labels weighted by their uncertainty (a refinement, on/off vs 'pseudo').
+#: pseudo-labels weighted by their uncertainty and with the state-consistency loss (the
+#: refinements, each on/off vs 'pseudo').
 RUNS = {'pseudo': {'labels': 'pseudo'}, 'truth': {'labels': 'truth'},
-        'weighted': {'labels': 'pseudo', 'label_weighting': True}}
+        'weighted': {'labels': 'pseudo', 'label_weighting': True},
+        'consistency': {'labels': 'pseudo', 'state_consistency': 1.0}}
+#: Refinement name -> (its run, its scorer name).
+REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting'),
+               'state_consistency': ('consistency', 'trained_state_consistency')}
 
 
 def bag_path(seed: int, style: str, duration: float) -> Path:
@@ -106,6 +111,8 @@ def train(args: argparse.Namespace) -> None:
     from ssl_robot.robot import build_task
     from ssl_robot.train import TrainConfig, Trainer
     for name, extra in RUNS.items():
+        if args.runs and name not in args.runs:
+            continue
         out = CACHE / f'run_{name}'
         if (out / 'best.pt').exists():
             continue
@@ -159,8 +166,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                       np.asarray(data.frames), distances_m=distances, sensors=sensors,
                       obstacle_range_m=0.12),
                   'truth_trained': predict_all(runs['truth'][0], path, params)}
-        if 'weighted' in runs:
-            scores['trained_label_weighting'] = predict_all(runs['weighted'][0], path, params)
+        for run, scorer in REFINEMENTS.values():
+            if run in runs:
+                scores[scorer] = predict_all(runs[run][0], path, params)
         groups = time_blocks(np.asarray(data.bag_ids), np.asarray(data.stamps_ns))
         labels, mask = np.asarray(data.proximity), np.asarray(data.proximity_mask)
         report = truth_report(scores, truth, known, pseudo_labels=labels, pseudo_mask=mask,
@@ -174,11 +182,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         result[name] = report
     result['acceptance'] = acceptance(result)
     result['refinements'] = {
-        'label_weighting': {name: {
+        refinement: {name: {
             'off': result[name]['models']['trained']['overall'],
-            'on': result[name]['models'].get('trained_label_weighting', {}).get('overall')}
-            for name in ('test', 'shift')},
-        'state_consistency': 'not implemented'}
+            'on': result[name]['models'].get(scorer, {}).get('overall')}
+            for name in ('test', 'shift')}
+        for refinement, (_, scorer) in REFINEMENTS.items()}
     return result
 
 
@@ -228,12 +236,13 @@ def print_tables(result: dict[str, Any]) -> None:
         v = r['vs_pseudo_labels']
         print(f'trained model vs the test worlds\' pseudo-labels: AUC {v["auc"]:.3f} '
               f'[{v["ci_low"]:.3f},{v["ci_high"]:.3f}]')
-    print('\nrefinement: label weighting by uncertainty, AUC vs truth overall (off -> on)')
-    for name, v in result['refinements']['label_weighting'].items():
-        if v['on']:
-            print(f'  {name:6s} {v["off"]["auc"]:.3f} [{v["off"]["ci_low"]:.3f},'
-                  f'{v["off"]["ci_high"]:.3f}] -> {v["on"]["auc"]:.3f} '
-                  f'[{v["on"]["ci_low"]:.3f},{v["on"]["ci_high"]:.3f}]')
+    print('\nrefinements, AUC vs truth overall (off -> on, 95% CI)')
+    for refinement, sets in result['refinements'].items():
+        for name, v in sets.items():
+            if v['on']:
+                print(f'  {refinement:18s} {name:6s} {v["off"]["auc"]:.3f} '
+                      f'[{v["off"]["ci_low"]:.3f},{v["off"]["ci_high"]:.3f}] -> '
+                      f'{v["on"]["auc"]:.3f} [{v["on"]["ci_low"]:.3f},{v["on"]["ci_high"]:.3f}]')
     print('\nacceptance:')
     for k, v in result['acceptance'].items():
         print(f'  {k:48s} {v["value"]:.3f}  {"met" if v["met"] else "MISSED"}')
@@ -247,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                     help='seconds per test world')
     ap.add_argument('--epochs', type=int, default=10)
     ap.add_argument('--bootstrap', type=int, default=300)
+    ap.add_argument('--runs', nargs='*', choices=list(RUNS), default=None,
+                    help='training runs of the train stage (default: every missing one)')
     args = ap.parse_args(argv)
     stages = ['sim', 'label', 'train', 'eval'] if args.stage == 'all' else [args.stage]
     if 'sim' in stages:

@@ -62,9 +62,10 @@ class FrameItems(Dataset):
     """
 
     def __init__(self, data: Any, indices: np.ndarray, fields: tuple[str, ...],
-                 arrays: dict[str, np.ndarray] | None = None) -> None:
+                 arrays: dict[str, np.ndarray] | None = None, *, with_row: bool = False) -> None:
         self.data, self.indices, self.fields = data, np.asarray(indices, np.int64), fields
         self.arrays = arrays or {}
+        self.with_row = with_row  # also the item's dataset row ('row')
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -75,6 +76,8 @@ class FrameItems(Dataset):
         for name in self.fields:
             source = self.arrays[name] if name in self.arrays else getattr(self.data, name)
             item[name] = torch.from_numpy(np.array(source[j]))
+        if self.with_row:
+            item['row'] = torch.tensor(j)
         return item
 
 
@@ -190,6 +193,10 @@ class ObstacleTask(RobotTask):
     (`label_weights`): the pose error of its match at t' (in units of the labeller's
     tolerances) and the odometry drift since t (time t' - t, in units of
     `weight_drift_s`).
+
+    With `state_consistency` > 0 (its weight in the loss), each training frame that has
+    a partner frame taken where the robot later stood (`ssl_robot.robot.consistency`)
+    adds the state-consistency loss of the pair (Nava et al., RA-L 2021), labelled or not.
     """
 
     name = 'obstacle'
@@ -197,7 +204,7 @@ class ObstacleTask(RobotTask):
     primary_metric = 'val_auc'
     higher_is_better = True
     defaults = {'pos_weight': 0.0, 'labels': 'pseudo', 'label_weighting': False,
-                'weight_drift_s': 5.0}
+                'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1}
 
     def _prepare(self) -> None:
         super()._prepare()
@@ -223,7 +230,16 @@ class ObstacleTask(RobotTask):
             arrays = {'proximity': truth.astype(np.float32), 'proximity_mask': known}
         elif self.params['labels'] != 'pseudo':
             raise TrainError(f'labels must be pseudo or truth, not {self.params["labels"]!r}')
-        return (FrameItems(self.data, train, fields, arrays),
+        consistency = float(self.params['state_consistency']) > 0
+        if consistency:
+            from ssl_robot.robot.consistency import consistency_partners
+            allowed = np.zeros(len(self.data), bool)
+            allowed[train] = True
+            self.partners = consistency_partners(
+                np.asarray(self.data.stamps_ns), np.asarray(self.data.bag_ids),
+                np.asarray(self.data.prov_t_future_ns), allowed,
+                tolerance_ns=int(float(self.params['consistency_tolerance_s']) * 1e9))
+        return (FrameItems(self.data, train, fields, arrays, with_row=consistency),
                 FrameItems(self.data, val, fields, arrays))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
@@ -240,7 +256,31 @@ class ObstacleTask(RobotTask):
         pw = float(self.params['pos_weight']) or None
         weight = self.label_weights(batch) if 'prov_pose_err' in batch else None
         loss = masked_bce_with_logits(logits, labels, mask, pos_weight=pw, weight=weight)
-        return loss, {'known': float(mask.float().mean())}
+        extra = {'known': float(mask.float().mean())}
+        if 'row' in batch and model.training:
+            consistency = self.consistency_loss(model, batch['row'], logits, flip)
+            loss = loss + float(self.params['state_consistency']) * consistency
+            extra['consistency'] = float(consistency.detach())
+        return loss, extra
+
+    def consistency_loss(self, model: torch.nn.Module, rows: torch.Tensor,
+                         logits: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+        """State-consistency loss of the batch's frames with one random partner each."""
+        from ssl_robot.robot.consistency import state_consistency_loss
+        partners = torch.from_numpy(self.partners[rows.cpu().numpy()])  # [B, D]
+        has = partners >= 0
+        # One random distance step k among the frame's partners (torch's seeded generator).
+        pick = torch.where(has, torch.rand(has.shape), torch.full(has.shape, -1.0)).argmax(1)
+        sel = has.any(1)
+        if not sel.any():
+            return logits.sum() * 0.0
+        k = pick[sel]
+        later = partners[sel, k].numpy()
+        frames = torch.from_numpy(np.stack([np.asarray(self.data.frames[j]) for j in later]))
+        sub_flip = None if flip is None else flip[sel.to(flip.device)]
+        later_logits = model(self.images(model, frames.to(logits.device), sub_flip))
+        return state_consistency_loss(logits[sel.to(logits.device)], later_logits,
+                                      k.to(logits.device))
 
     def label_weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Trust in each label [B, D, 1]: pose error of the match and drift since t.

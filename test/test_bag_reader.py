@@ -131,6 +131,23 @@ def _odom_cdr(t_ns: int) -> bytes:
 
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_split_writer_counts_what_is_durable(tmp_path, storage):
+    with SplitBagWriter(tmp_path / 'bag', storage=storage, max_duration_s=1.0,
+                        flush_period_s=0.5) as writer:
+        for i in range(4):  # 0.0 .. 0.3 s: no flush period, no split yet
+            writer.write_raw('/odom', 'nav_msgs/msg/Odometry', _odom_cdr(i * 10**8), i * 10**8)
+        assert writer.durable_messages == 0
+        writer.write_raw('/odom', 'nav_msgs/msg/Odometry', _odom_cdr(5 * 10**8), 5 * 10**8)
+        assert writer.durable_messages == 5            # 0.5 s since the split opened: flushed
+        writer.write_raw('/odom', 'nav_msgs/msg/Odometry', _odom_cdr(6 * 10**8), 6 * 10**8)
+        assert writer.durable_messages == 5
+        writer.write_raw('/odom', 'nav_msgs/msg/Odometry', _odom_cdr(10**9), 10**9)  # split
+        assert writer.durable_messages == 6            # the closed split's six
+        writer.flush()
+        assert writer.durable_messages == 7
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_split_writer_splits_by_duration_and_size(tmp_path, storage):
     by_time = tmp_path / 'by_time'
     with SplitBagWriter(by_time, storage=storage, max_duration_s=1.0) as writer:

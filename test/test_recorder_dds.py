@@ -111,8 +111,10 @@ def test_recorder_sigkill_leaves_a_readable_bag(tmp_path):
             stamps = _publish(probe, 100)
             total = sum(len(v) for v in stamps.values())
             assert probe.spin_until(lambda: _received(box) == total, 20), node.output()
-            # Idle for more than flush_period: the writer made everything durable.
-            probe.spin(1.0)
+            # Idle for more than flush_period, the writer makes everything durable: wait for
+            # it to say so (recorder/status 'durable'), not for a fixed time.
+            assert probe.spin_until(
+                lambda: box and json.loads(box[-1].data)['durable'] == total, 20), node.output()
             more = _publish(probe, 30, start=100)  # the "last moment", may be lost
             node.signal(signal.SIGKILL)
             node.wait(10)

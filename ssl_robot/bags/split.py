@@ -47,6 +47,8 @@ class SplitBagWriter:
         self.files: list[FileInfo] = []
         self.message_counts: dict[str, int] = {}
         self.bytes_written = 0
+        #: Messages that survive a SIGKILL now (flushed to the OS, or in a closed split).
+        self.durable_messages = 0
         self._types: dict[str, str] = {}
         self._writer: Writer | None = None
         self._connections: dict[str, Connection] = {}
@@ -138,6 +140,7 @@ class SplitBagWriter:
             storage.bio.flush()
         elif hasattr(storage, 'conn'):
             storage.conn.commit()
+        self.durable_messages = sum(self.message_counts.values())
 
     def split(self) -> None:
         """Close the current split file (if any); the next message opens a new one."""
@@ -151,6 +154,7 @@ class SplitBagWriter:
         final = _finish_split_dir(self.path, writer.path)
         self.files.append(scan_file(final))
         write_metadata(self.path, self.storage, self.files)
+        self.durable_messages = sum(self.message_counts.values())
 
     def close(self) -> None:
         """Close the last split and write the final metadata."""

@@ -224,6 +224,7 @@ class Recorder(Node):
         return {
             'output': str(self.output),
             'received': sum(received.values()), 'written': sum(self.writer.message_counts.values()),
+            'durable': self.writer.durable_messages,
             'dropped': sum(dropped.values()), 'lost_in_dds': sum(lost.values()),
             'write_errors': self.write_errors, 'incompatible_qos': self.incompatible_qos,
             'backlog': self.queue.qsize(), 'queue_size': self.queue_size,

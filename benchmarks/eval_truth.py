@@ -56,6 +56,21 @@ REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting'),
                'state_consistency': ('consistency', 'trained_state_consistency')}
 
 
+#: Labelling settings: the package's (config/robot.yaml) and Nava et al.'s released code's
+#: (0-0.30 m in 1 cm steps, 1 cm / 0.05 rad pose tolerance); the bags are the same.
+PROTOCOLS = {
+    'package': {},
+    'nava': {'label_distances': [round(0.01 * i, 2) for i in range(31)],
+             'pose_tolerance_x': 0.01, 'pose_tolerance_y': 0.01, 'pose_tolerance_yaw': 0.05},
+}
+
+
+def tag(args: argparse.Namespace) -> str:
+    """Suffix of the datasets, runs and result file of a labelling protocol."""
+    protocol = getattr(args, 'protocol', 'package')
+    return '' if protocol == 'package' else f'_{protocol}'
+
+
 def bag_path(seed: int, style: str, duration: float) -> Path:
     return CACHE / 'bags' / f'seed{seed}_{style}_{duration:.0f}s'
 
@@ -86,9 +101,10 @@ def label(args: argparse.Namespace) -> None:
     from ssl_robot.dataset import DatasetWriter
     from ssl_robot.labelling import labelling_params
     from ssl_robot.labelling.bag import label_bag
-    params = labelling_params(load_node_parameters('labeller'))
+    params = labelling_params({**load_node_parameters('labeller'),
+                               **PROTOCOLS[getattr(args, 'protocol', 'package')]})
     for name, worlds in SETS.items():
-        out = CACHE / f'data_{name}'
+        out = CACHE / f'data_{name}{tag(args)}'
         if (out / 'meta.json').exists():
             continue
         duration = args.duration if name == 'train' else args.test_duration
@@ -113,10 +129,11 @@ def train(args: argparse.Namespace) -> None:
     for name, extra in RUNS.items():
         if args.runs and name not in args.runs:
             continue
-        out = CACHE / f'run_{name}'
+        out = CACHE / f'run_{name}{tag(args)}'
         if (out / 'best.pt').exists():
             continue
-        task = build_task('obstacle', {'dataset': str(CACHE / 'data_train'), **extra})
+        task = build_task('obstacle', {'dataset': str(CACHE / f'data_train{tag(args)}'),
+                                       **extra})
         config = TrainConfig(out_dir=str(out), task='obstacle', task_params=task.params,
                              epochs=args.epochs, progress=False, seed=0)
         t0 = time.monotonic()
@@ -145,8 +162,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from ssl_robot.robot.nets import build_robot_model
     from ssl_robot.robot.tasks import model_from_checkpoint
     from ssl_robot.robot.truth_eval import hand_detector_scores, thirds, truth_report
-    runs = {name: model_from_checkpoint(CACHE / f'run_{name}' / 'best.pt') for name in RUNS
-            if (CACHE / f'run_{name}' / 'best.pt').exists()}
+    runs = {name: model_from_checkpoint(CACHE / f'run_{name}{tag(args)}' / 'best.pt')
+            for name in RUNS if (CACHE / f'run_{name}{tag(args)}' / 'best.pt').exists()}
     params = runs['pseudo'][1]['config']['task_params']
     torch.manual_seed(0)
     random_init = build_robot_model(runs['pseudo'][0].spec).eval()
@@ -156,7 +173,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         'epochs': args.epochs, 'camera': '128x96 at 10 Hz, labelled at 5 Hz',
         'bootstrap': {'resamples': args.bootstrap, 'unit': '5 s time blocks per bag'}}
     for name in ('test', 'shift'):
-        path = CACHE / f'data_{name}'
+        path = CACHE / f'data_{name}{tag(args)}'
         data = LabelledDataset.open(path)
         truth, known = dataset_proximity_truth(data)
         distances, sensors = data.distances_m, data.sensors
@@ -256,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                     help='seconds per test world')
     ap.add_argument('--epochs', type=int, default=10)
     ap.add_argument('--bootstrap', type=int, default=300)
+    ap.add_argument('--protocol', choices=list(PROTOCOLS), default='package',
+                    help="labelling settings: the package's or Nava et al.'s (1 cm steps)")
     ap.add_argument('--runs', nargs='*', choices=list(RUNS), default=None,
                     help='training runs of the train stage (default: every missing one)')
     args = ap.parse_args(argv)
@@ -268,10 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     if 'eval' in stages:
         result = evaluate(args)
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=1, default=float))
+        result['protocol'] = {'name': args.protocol, **PROTOCOLS[args.protocol]}
+        out = RESULTS.with_name(f'truth_eval{tag(args)}.json')
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, default=float))
         print_tables(result)
-        print(f'wrote {RESULTS}')
+        print(f'wrote {out}')
     return 0
 
 

@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> None:
         'train', help='train a robot model on a labelled dataset',
         description='Train an obstacle, terrain or time-contrastive (TCN) model on a '
                     'labelled dataset with the shared trainer (DDP under torchrun).')
-    p.add_argument('--task', choices=['obstacle', 'terrain', 'tcn'], default=None,
+    p.add_argument('--task', choices=['obstacle', 'terrain', 'tcn', 'collision'], default=None,
                    help='what to learn (required unless --resume)')
     p.add_argument('--dataset', help='labelled dataset directory (ssl-robot label)')
     p.add_argument('--out', required=True, type=out_dir, help='run directory')

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ssl_robot.labelling.poses import interpolate_poses, Trajectory
+from ssl_robot.labelling.poses import build_trajectory, interpolate_poses, Trajectory
 
 
 @dataclass(frozen=True)
@@ -301,3 +301,29 @@ def event_precision_recall(detected_ns: np.ndarray, truth_ns: np.ndarray, tolera
             tp += 1
     return {'precision': tp / max(len(det), 1), 'recall': tp / max(len(truth), 1),
             'detected': int(len(det)), 'true': int(len(truth)), 'matched': int(tp)}
+
+
+def collision_truth(world: object, gt_stamps_ns: np.ndarray, gt_poses: np.ndarray,
+                    frame_stamps_ns: np.ndarray, *, reach_m: float, front_m: float = 0.022,
+                    half_width_m: float = 0.0475) -> tuple[np.ndarray, np.ndarray]:
+    """Simulator truth of 'collision ahead': would driving straight on hit something soon.
+
+    True when an obstacle or wall lies within `reach_m` of the robot's front along its
+    heading, anywhere across its width (rays from the centre and both wheels), at the
+    frame's true pose: `World.obstacle_distance` of the simulated world, no sensor and no
+    odometry involved. For the simulated robot the wheels are what touches (front_m:
+    wheel radius ahead of base_link, half_width_m: half the wheel base).
+
+    Returns:
+        (truth bool [N], known bool [N]: the true pose at the frame is known).
+    """
+    traj = build_trajectory(gt_stamps_ns, gt_poses, max_jump_m=10.0, max_jump_rad=7.0)
+    at = interpolate_poses(traj, np.asarray(frame_stamps_ns, np.int64))
+    truth = np.zeros(len(at.known), bool)
+    for i in np.flatnonzero(at.known):
+        x, y, yaw = at.poses[i]
+        c, s = np.cos(yaw), np.sin(yaw)
+        nearest = min(world.obstacle_distance(x - s * off, y + c * off, yaw)
+                      for off in (-half_width_m, 0.0, half_width_m))
+        truth[i] = nearest < front_m + reach_m
+    return truth, at.known.copy()

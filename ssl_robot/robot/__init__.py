@@ -1,4 +1,4 @@
-"""The robot learning wing (no rclpy): obstacle, terrain and time-contrastive (TCN) models.
+"""The robot learning wing (no rclpy): obstacle, terrain, time-contrastive (TCN), collision.
 
 Modules by role, like the vision and text wings: `encoder`, `heads`, `nets` (the models and
 their ONNX export), `losses`, `transforms`, `tasks` (the `Task`s of the shared trainer),
@@ -17,6 +17,7 @@ ROBOT_TASKS = {
     'obstacle': 'ssl_robot.robot.tasks:ObstacleTask',
     'terrain': 'ssl_robot.robot.tasks:TerrainTask',
     'tcn': 'ssl_robot.robot.tasks:TCNTask',
+    'collision': 'ssl_robot.robot.collision:CollisionTask',
 }
 
 

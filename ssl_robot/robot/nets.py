@@ -20,13 +20,15 @@ MODEL_KINDS = {
     'obstacle': ['obstacle_prob'],
     'terrain': ['terrain'],
     'tcn': ['embedding'],
+    'collision': ['collision_prob'],
 }
 
 
 class RobotNet(nn.Module):
     """Encoder + one head. `forward` returns the training-time output.
 
-    obstacle: logits [N, D, S]; terrain: standardised signal [N, GH, GW];
+    obstacle: logits [N, D, S]; collision: logit [N] of a collision within the horizon;
+    terrain: standardised signal [N, GH, GW];
     tcn: L2-normalised embedding [N, E]. `for_export()` returns the deployed form
     (probabilities, signal in label units, embedding).
 
@@ -44,6 +46,8 @@ class RobotNet(nn.Module):
         ch = self.encoder.out_channels
         if kind == 'obstacle':
             self.head = ObstacleHead(ch, len(spec['distances_m']), len(spec['sensors']))
+        elif kind == 'collision':
+            self.head = ObstacleHead(ch, 1, 1)  # one logit: collision within the horizon
         elif kind == 'terrain':
             self.head = TerrainHead(ch, tuple(spec['grid']))
         else:
@@ -57,7 +61,8 @@ class RobotNet(nn.Module):
         return self.spec['kind']
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
+        out = self.head(self.encoder(x))
+        return out.reshape(-1) if self.kind == 'collision' else out
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled encoder features [N, C] (for linear probes)."""
@@ -75,7 +80,7 @@ class _Deployed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
-        if self.net.kind == 'obstacle':
+        if self.net.kind in ('obstacle', 'collision'):
             return torch.sigmoid(out)
         if self.net.kind == 'terrain':
             return out * self.net.target_std + self.net.target_mean
@@ -94,6 +99,8 @@ def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
         spec.update(grid=[4, 4], target_mean=0.0, target_std=1.0)
     elif kind == 'tcn':
         spec.update(embed_dim=32)
+    elif kind == 'collision':
+        spec.update(horizon_s=1.0)
     spec.update(overrides)
     return spec
 

@@ -1,0 +1,299 @@
+"""Learning by crashing: collision detection and collision prediction vs the simulator's truth.
+
+    python benchmarks/bench_collision.py [--stage sim|label|train|eval|all] [--epochs 8]
+
+Worlds are randomised simulator worlds whose driver does not stop for obstacles
+(`--crash-rate`, 1.0 here: every approach ends in a crash; the demo's default is 0).
+The robot publishes its obstacle contacts (`/bumper`, geometry_msgs/WrenchStamped), the
+contact truth.
+
+1. Collision detection on the test worlds: the proprioceptive detector (IMU forward
+   deceleration or stall while commanded forward, no bumper) against the contact truth
+   (onsets within 0.3 s), and the bumper detector itself.
+2. Collision prediction: the `collision` task trained on the crash labels of the train
+   worlds (after Gandhi et al. 2017; labels from the bumper, or from proprioception in
+   the `proprio` run), scored on every frame of held-out worlds against the simulator's
+   geometric truth (`collision_truth`: an obstacle within the distance driven in the
+   horizon, across the robot's width). Next to it: the same network at random init, and
+   the obstacle model trained on the proximity pseudo-labels of the same frames, whose
+   probability at 0 m (max over its sensors) is read as a collision score.
+
+Stages cache under benchmarks/.cache/collision so each stays short; `--stage all` runs
+what is missing. Writes benchmarks/results/bench_collision.json and prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import shutil
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / '.cache' / 'collision'
+RESULTS = ROOT / 'results' / 'bench_collision.json'
+
+#: World seeds of each set (randomised styles); the test worlds are never trained on.
+SETS = {'train': list(range(400, 410)), 'test': list(range(500, 504))}
+#: Training runs: (task, labelling overrides of its dataset).
+RUNS = {'collision': ('collision', 'bumper'), 'proprio': ('collision', 'proprio'),
+        'obstacle': ('obstacle', 'bumper')}
+
+
+def bag_path(seed: int, args: argparse.Namespace) -> Path:
+    return CACHE / 'bags' / f'seed{seed}_{args.duration:.0f}s_crash{args.crash_rate:g}'
+
+
+def simulate(args: argparse.Namespace) -> None:
+    """Write every missing bag (a .tmp directory first, renamed when complete)."""
+    from ssl_robot.sim import write_sim_bag
+    for seeds in SETS.values():
+        for seed in seeds:
+            out = bag_path(seed, args)
+            if out.exists():
+                continue
+            tmp = out.with_name(out.name + '.tmp')
+            shutil.rmtree(tmp, ignore_errors=True)
+            s = write_sim_bag(seed, args.duration, tmp, width=64, height=48,
+                              camera_rate_hz=5.0, contacts=True, crash_rate=args.crash_rate,
+                              progress_every_s=1e9)
+            tmp.rename(out)
+            print(f'{out.name}: {s.sim_seconds:.0f} s simulated in {s.wall_seconds:.0f} s',
+                  flush=True)
+
+
+def labelling(source: str) -> Any:
+    """Labelling parameters; 'proprio' ignores the bumper (proprioceptive detector)."""
+    from ssl_robot.config import load_node_parameters
+    from ssl_robot.labelling import labelling_params
+    config = load_node_parameters('labeller')
+    if source == 'proprio':
+        config['bumper_topic'] = ''
+    return labelling_params(config)
+
+
+def label(args: argparse.Namespace) -> None:
+    """One dataset per (set, collision source), cached; detection scores per test bag."""
+    from ssl_robot.dataset import DatasetWriter
+    from ssl_robot.labelling.bag import label_bag
+    from ssl_robot.labelling.jobs import dataset_layout
+    for name, seeds in SETS.items():
+        for source in ('bumper', 'proprio'):
+            out = CACHE / f'data_{name}_{source}'
+            if (out / 'meta.json').exists():
+                continue
+            params = labelling(source)
+            writer = None
+            for seed in seeds:
+                bag = bag_path(seed, args)
+                lb = label_bag(bag, params, read_ground_truth=False)
+                if writer is None:
+                    writer = DatasetWriter(out, image_hw=lb.rows['frames'].shape[1:3],
+                                           overwrite=True, **dataset_layout(params))
+                writer.add_bag(bag, lb.rows, params=params.as_dict(),
+                               counts=lb.provenance['counts'])
+            writer.commit()
+            print(f'{out.name}: labelled', flush=True)
+
+
+def train(args: argparse.Namespace) -> None:
+    """The collision models (bumper / proprioceptive labels) and the obstacle model."""
+    from ssl_robot.robot import build_task
+    from ssl_robot.train import TrainConfig, Trainer
+    for name, (task_name, source) in RUNS.items():
+        out = CACHE / f'run_{name}_{args.epochs}ep'
+        if (out / 'best.pt').exists():
+            continue
+        task = build_task(task_name, {'dataset': str(CACHE / f'data_train_{source}')})
+        config = TrainConfig(out_dir=str(out), task=task_name, task_params=task.params,
+                             epochs=args.epochs, progress=False, seed=0, device='cpu')
+        t0 = time.monotonic()
+        result = Trainer(task, config).fit()
+        print(f'run_{name}: trained in {time.monotonic() - t0:.0f} s, {result.metrics}',
+              flush=True)
+
+
+def detection(args: argparse.Namespace) -> dict[str, Any]:
+    """Detector precision/recall against the contact truth over the test bags."""
+    from ssl_robot.labelling.bag import read_bag_streams
+    from ssl_robot.labelling.collision import detect_collisions, event_precision_recall
+    from ssl_robot.labelling.streams import sort_dedup
+    params = labelling('bumper')
+    totals = {'matched': 0, 'detected': 0, 'true': 0, 'true_while_forward': 0,
+              'matched_while_forward': 0}
+    per_bag = []
+    for seed in SETS['test']:
+        s = read_bag_streams([bag_path(seed, args)], params, read_ground_truth=False).streams
+        c = params.collision
+        truth = detect_collisions(c, bumper_stamps_ns=s.bumper_stamps,
+                                  bumper_force_n=s.bumper_force)
+        it, (acc,), _ = sort_dedup(s.imu_stamps, s.imu_accel)
+        ot, (ov,), _ = sort_dedup(s.odom_stamps, s.odom_speed)
+        ct, (cv,), _ = sort_dedup(s.cmd_stamps, s.cmd_speed)
+        found = detect_collisions(c, imu_stamps_ns=it, imu_forward_accel=acc[:, 0],
+                                  odom_stamps_ns=ot, odom_speed=ov, cmd_stamps_ns=ct,
+                                  cmd_speed=cv)
+        scores = event_precision_recall(found.onsets_ns, truth.onsets_ns, args.tolerance)
+        # Truth onsets while commanded forward: what a forward-driving detector can see.
+        idx = np.clip(np.searchsorted(ct, truth.onsets_ns, 'right') - 1, 0, len(ct) - 1)
+        forward = truth.onsets_ns[cv[idx] >= c.cmd_forward_mps]
+        fwd = event_precision_recall(found.onsets_ns, forward, args.tolerance)
+        per_bag.append({'seed': seed, **scores, 'true_while_forward': len(forward)})
+        for key in ('matched', 'detected', 'true'):
+            totals[key] += scores[key]
+        totals['true_while_forward'] += len(forward)
+        totals['matched_while_forward'] += fwd['matched']
+    return {'tolerance_s': args.tolerance, 'per_bag': per_bag, **totals,
+            'precision': totals['matched'] / max(totals['detected'], 1),
+            'recall': totals['matched'] / max(totals['true'], 1),
+            'recall_while_forward': totals['matched_while_forward']
+            / max(totals['true_while_forward'], 1),
+            'thresholds': {k: getattr(params.collision, k) for k in (
+                'decel_mps2', 'accel_window_s', 'cmd_forward_mps', 'cmd_hold_s',
+                'stall_ratio', 'stall_s', 'merge_gap_s', 'bumper_force_n')}}
+
+
+def predict(model: Any, task_name: str, dataset: Path, params: dict[str, Any]) -> np.ndarray:
+    """Collision scores of every frame: P(collision) or the obstacle model's max P at 0 m."""
+    from torch.utils.data import DataLoader
+
+    from ssl_robot.robot import build_task
+    from ssl_robot.robot.tasks import FrameItems
+    task = build_task(task_name, {**params, 'dataset': str(dataset)})
+    fields = ('collision', 'collision_mask') if task_name == 'collision' else (
+        'proximity', 'proximity_mask')
+    items = FrameItems(task.data, np.arange(len(task.data)), fields)
+    probs = task.predict(model, DataLoader(items, batch_size=128, collate_fn=task.collate))[0]
+    if task_name == 'collision':
+        return probs
+    distances = np.asarray(task.data.distances_m)
+    return probs[:, int(np.argmin(np.abs(distances))), :].max(axis=1)
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """AUC vs the simulator's truth of every scorer on the test worlds (block bootstrap)."""
+    import torch
+
+    from ssl_robot.dataset import LabelledDataset
+    from ssl_robot.labelling.collision import collision_truth
+    from ssl_robot.labelling.sim_truth import read_sim_truth
+    from ssl_robot.metrics import bootstrap_ci, roc_auc, time_blocks
+    from ssl_robot.robot.nets import build_robot_model
+    from ssl_robot.robot.tasks import model_from_checkpoint
+    runs = {name: model_from_checkpoint(CACHE / f'run_{name}_{args.epochs}ep' / 'best.pt')
+            for name in RUNS}
+    path = CACHE / 'data_test_bumper'
+    data = LabelledDataset.open(path)
+    horizon = float(data.meta['params']['collision']['horizon_s'])
+    reach = args.cruise * horizon
+    truth = np.zeros(len(data), bool)
+    known = np.zeros(len(data), bool)
+    for bag in data.meta['bags']:
+        rows = np.flatnonzero(np.asarray(data.bag_ids) == int(bag['id']))
+        sim = read_sim_truth(bag['path'])
+        truth[rows], known[rows] = collision_truth(
+            sim.world, sim.stamps_ns, sim.poses, np.asarray(data.stamps_ns)[rows],
+            reach_m=reach)
+    params = {name: state['config']['task_params'] for name, (_, state) in runs.items()}
+    torch.manual_seed(0)
+    random_init = build_robot_model(runs['collision'][0].spec).eval()
+    scores = {
+        'collision (bumper crash labels)': predict(runs['collision'][0], 'collision', path,
+                                                   params['collision']),
+        'collision (proprioceptive crash labels)': predict(
+            runs['proprio'][0], 'collision', path, params['proprio']),
+        'random init': predict(random_init, 'collision', path, params['collision']),
+        'obstacle model (proximity), P at 0 m': predict(runs['obstacle'][0], 'obstacle',
+                                                        path, params['obstacle']),
+    }
+    groups = time_blocks(np.asarray(data.bag_ids), np.asarray(data.stamps_ns))[known]
+    y = truth[known].astype(np.float64)
+    table = {}
+    for name, s in scores.items():
+        auc = roc_auc(s[known], y)
+        lo, hi = bootstrap_ci(roc_auc, s[known], y, n_boot=args.bootstrap, groups=groups)
+        table[name] = {'auc': auc, 'ci95': [lo, hi]}
+    # The crash labels themselves against the truth (how noisy the training signal is).
+    lab = {}
+    for source in ('bumper', 'proprio'):
+        d = LabelledDataset.open(CACHE / f'data_test_{source}')
+        m = np.asarray(d.collision_mask) & known
+        pred, true = np.asarray(d.collision)[m] > 0.5, truth[m]
+        lab[source] = {'known_fraction': float(np.asarray(d.collision_mask).mean()),
+                       'ahead': int(pred.sum()), 'free': int((~pred).sum()),
+                       'precision': float((pred & true).sum() / max(pred.sum(), 1)),
+                       'free_precision': float((~pred & ~true).sum() / max((~pred).sum(), 1))}
+    train_meta = LabelledDataset.open(CACHE / 'data_train_bumper')
+    return {
+        'sets': SETS, 'duration_s': args.duration, 'crash_rate': args.crash_rate,
+        'epochs': args.epochs, 'camera': '64x48 at 5 Hz, labelled at 5 Hz',
+        'horizon_s': horizon, 'truth_reach_m': reach,
+        'test_frames': int(known.sum()), 'test_positives': int(truth[known].sum()),
+        'train_frames': len(train_meta),
+        'train_known_crash_labels': int(np.asarray(train_meta.collision_mask).sum()),
+        'train_collision_ahead': int(np.asarray(train_meta.collision).sum()),
+        'prediction_auc_vs_truth': table, 'crash_labels_vs_truth': lab,
+        'bootstrap': {'resamples': args.bootstrap, 'unit': '5 s time blocks per bag'},
+        'detection': detection(args),
+        'val_metrics': {name: state.get('metrics', {}) for name, (_, state) in runs.items()}}
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    det = result['detection']
+    print(f'collision detection on {len(SETS["test"])} test worlds (onsets within '
+          f'{det["tolerance_s"]} s of the contact truth)')
+    print('| detector | precision | recall | recall (while commanded forward) |')
+    print('|---|---|---|---|')
+    print(f'| proprioception (IMU + odometry + cmd_vel) | {det["precision"]:.2f} '
+          f'({det["matched"]}/{det["detected"]}) | {det["recall"]:.2f} ({det["matched"]}/'
+          f'{det["true"]}) | {det["recall_while_forward"]:.2f} '
+          f'({det["matched_while_forward"]}/{det["true_while_forward"]}) |')
+    print(f'\ncollision prediction vs simulator truth ({result["test_frames"]} frames of '
+          f'held-out worlds, {result["test_positives"]} with an obstacle within '
+          f'{result["truth_reach_m"]:.2f} m ahead)')
+    print('| scorer | AUC | 95% CI |')
+    print('|---|---|---|')
+    for name, row in result['prediction_auc_vs_truth'].items():
+        print(f'| {name} | {row["auc"]:.3f} | {row["ci95"][0]:.3f}-{row["ci95"][1]:.3f} |')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--stage', choices=('sim', 'label', 'train', 'eval', 'all'),
+                        default='all')
+    parser.add_argument('--duration', type=float, default=120.0, help='simulated s per world')
+    parser.add_argument('--crash-rate', type=float, default=1.0)
+    parser.add_argument('--epochs', type=int, default=8)
+    parser.add_argument('--cruise', type=float, default=0.15,
+                        help="the driver's cruise speed (m/s): truth reach = cruise x horizon")
+    parser.add_argument('--tolerance', type=float, default=0.3, help='detection match (s)')
+    parser.add_argument('--bootstrap', type=int, default=500)
+    args = parser.parse_args(argv)
+    stages = ('sim', 'label', 'train', 'eval') if args.stage == 'all' else (args.stage,)
+    for stage in stages:
+        t0 = time.monotonic()
+        if stage == 'sim':
+            simulate(args)
+        elif stage == 'label':
+            label(args)
+        elif stage == 'train':
+            train(args)
+        else:
+            result = evaluate(args)
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(result, indent=1, default=float))
+            print_tables(result)
+            print(f'wrote {RESULTS}')
+        print(f'stage {stage}: {time.monotonic() - t0:.0f} s', file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

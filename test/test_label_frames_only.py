@@ -61,10 +61,12 @@ def test_video_needs_frames_only(tmp_path: Path) -> None:
         label_source(tmp_path / 'missing.mp4', labelling_params(), frames_only=True)
 
 
-def test_camera_only_bag_refused_without_flag_labelled_with_it(tmp_path: Path) -> None:
+def test_camera_only_bag_refused_without_flag_labelled_with_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bag = tmp_path / 'cam'
     write_sensor_bag(bag, seconds=2.0, topics=CAMERA_ONLY)
     assert cli_main(['label', str(bag), '--out', str(tmp_path / 'no'), '--no-figures']) == 2
+    assert '--frames-only labels its camera frames' in capsys.readouterr().err
     # Remapped camera topics (a robot's real names) work the same.
     renamed = tmp_path / 'renamed'
     with BagWriter(renamed) as writer:

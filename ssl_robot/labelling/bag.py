@@ -122,11 +122,13 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                 f'--remap KEY:=TOPIC)')
         if odom_t not in topics and not frames_only:
             camera = '' if has_camera else f' and no camera stream (topic {image_t})'
+            frames = ('; --frames-only labels its camera frames alone (every label masked)'
+                      if has_camera else '')
             raise LabelError(
                 f'{", ".join(map(str, paths))}: no odometry stream (topic {odom_t}){camera}; '
                 f'{_scan_note(bag, params, scan, counts)}the bag has '
                 f'{", ".join(sorted(topics)) or "no topics"} (remap topics with '
-                f'--remap KEY:=TOPIC)')
+                f'--remap KEY:=TOPIC){frames}')
         if not has_camera:
             notes.append(f'no camera stream (topic {image_t}): no frames to label; the '
                          f'terrain signal and poses are still computed')

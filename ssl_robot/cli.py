@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     'ssl_robot.commands.train',
     'ssl_robot.commands.export',
     'ssl_robot.commands.evaluate',
+    'ssl_robot.commands.terrain_eval',
     'ssl_robot.commands.pretext',
     'ssl_robot.commands.text',
     'ssl_robot.commands.up',

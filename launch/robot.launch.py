@@ -4,7 +4,8 @@
         camera_info_topic:=/camera/color/camera_info odom_topic:=/odom range_prefix:=/tof
 
 Arguments: use_sim_time (false), params_file (the package's config/robot.yaml),
-online_training (false), image_topic, camera_info_topic, depth_topic, odom_topic,
+online_training (false), model_path (the inference node starts only with a model or with
+online_training), image_topic, camera_info_topic, depth_topic, odom_topic,
 imu_topic, cmd_vel_topic, range_prefix. The node list lives in ssl_robot/bringup/graph.py, which
 `ssl-robot up robot` starts too.
 """

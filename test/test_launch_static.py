@@ -1,9 +1,10 @@
 """Launch files, `ssl-robot up` and config/robot.yaml describe the same node graphs.
 
-`launch`/`launch_ros` are not installed here, so the launch files are checked by parsing
-them (ast); test_launch_testing.py runs them where launch_ros exists. Whether every
-parameter in config/robot.yaml is one its node declares is asked of the nodes themselves,
-started as real processes (a node ignores parameters it does not declare, silently).
+`launch`/`launch_ros` are not installed here: the launch files and `ssl-robot up` share
+`Graph.plan`, whose nodes are started here as real processes with the command line
+launch_ros builds for them (test_launch_testing.py runs the launch files themselves
+where launch_ros exists). The nodes are asked what they report: the values launch
+arguments set, and which parameters they declare.
 """
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ import ast
 from pathlib import Path
 
 import pytest
-from ros_procs import copy_config, node_exists, Probe, REPO, start_node
 import yaml
 
+from ssl_robot.bringup.graph import GRAPHS, TOPIC_ARGUMENTS
 from ssl_robot.cli import build_parser
-from ssl_robot.commands.up import resolve_args
+from ssl_robot.commands.up import plan_args, resolve_args
 from ssl_robot.config import load_node_parameters
 from ssl_robot.errors import ConfigError
-from ssl_robot.bringup.graph import GRAPHS, TOPIC_ARGUMENTS
 from ssl_robot.paths import config_path, launch_dir
+
+from ros_procs import copy_config, dds_env, executable_argv, NodeProcess, Probe, REPO
 
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
 DOMAIN_ID = 61
@@ -71,55 +73,40 @@ def test_graph_declares_use_sim_time_and_uses_known_executables(graph):
                                            'trainer'} == source
 
 
-def test_launch_actions_pass_params_file_use_sim_time_and_remaps_to_every_node():
-    """The launch builder (ast): one Node/LifecycleNode per graph node, each given the
-    parameter file, use_sim_time and the topic remappings; the parameter file it installs."""
-    path = REPO / 'ssl_robot' / 'bringup' / 'launch_actions.py'
-    tree = ast.parse(path.read_text())
-    calls = {getattr(n.func, 'id', ''): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    assert {'Node', 'LifecycleNode', 'DeclareLaunchArgument', 'get_package_share_directory',
-            'IfCondition', 'ChangeState', 'OnStateTransition'} <= set(calls)
-    kwargs = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                  and getattr(n.func, 'id', '') == 'dict'
-                  and any(k.arg == 'executable' for k in n.keywords))
-    keys = {k.arg: ast.unparse(k.value) for k in kwargs.keywords}
-    assert keys['executable'] == 'node.executable' and keys['name'] == 'node.name'
-    assert keys['parameters'] == "[LaunchConfiguration('params_file'), parameters]"
-    assert keys['remappings'] == 'remappings'
-    use_sim_time = [n for n in ast.walk(tree) if isinstance(n, ast.Dict)
-                    and any(isinstance(k, ast.Constant) and k.value == 'use_sim_time'
-                            for k in n.keys)]
-    assert use_sim_time, 'no use_sim_time parameter'
-    assert "LaunchConfiguration('use_sim_time')" in ast.unparse(use_sim_time[0])
-    constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
-    assert {'ssl_robot', 'config', 'robot.yaml'} <= constants
-    assert (REPO / 'config' / 'robot.yaml').is_file()
-    setup = (REPO / 'setup.py').read_text()
-    assert "glob('config/*.yaml')" in setup and "glob('launch/*launch.py')" in setup
-
-
 @pytest.mark.parametrize('graph', sorted(GRAPHS))
 def test_up_starts_what_the_launch_file_describes(graph, tmp_path):
     bag = tmp_path / 'bag'
     bag.mkdir()
     argv = [graph] + (['--bag', str(bag)] if graph == 'replay' else [])
-    nodes = _up(*argv)
     spec = GRAPHS[graph]
-    always = [n for n in spec.nodes if not n.condition]
-    assert [(n.executable, n.name, n.lifecycle) for n in nodes] == [
+    # Without a model (config/robot.yaml has model_path '') inference is not started.
+    plan = plan_args(build_parser().parse_args(['up', *argv]))
+    always = [n for n in spec.nodes if not n.condition and n.name != 'inference']
+    assert [(n.executable, n.name, n.lifecycle) for n in plan.nodes] == [
         (n.executable, n.name, n.lifecycle) for n in always]
-    for node in nodes:
+    assert [line.split(':')[0] for line in plan.notes] == ['inference not started']
+    for node in plan.nodes:
         assert node.params_files == (config_path(),)
         assert node.parameters['use_sim_time'] is (graph != 'robot')
         assert node.remappings == ()  # defaults remap every generic topic to itself
-        args = node.ros_args()
-        assert args[:3] == ['--ros-args', '-r', f'__node:={node.name}']
-        assert ['--params-file', str(config_path())] == args[3:5]
-        assert f'{node.name}:use_sim_time:={"false" if graph == "robot" else "true"}' in args
+        overrides = node.write_overrides(tmp_path / 'overrides')
+        args = node.ros_args(overrides)
+        assert args == ['--ros-args', '-r', f'__node:={node.name}', '--params-file',
+                        str(config_path()), '--params-file', str(overrides)]
+        assert yaml.safe_load(overrides.read_text()) == {
+            node.name: {'ros__parameters': node.parameters}}
     if graph == 'replay':
-        assert nodes[0].parameters['bag'] == str(bag)
+        assert plan.nodes[0].parameters['bag'] == str(bag)
+    # A model starts inference (configured and activated); online training without one
+    # starts it unconfigured, for the trainer to bring up.
+    with_model = _up(*argv, '--arg', 'model_path:=/models/obstacle.onnx')
+    inference = [n for n in with_model if n.name == 'inference']
+    assert [(n.parameters['model_path'], n.activate) for n in inference] == [
+        ('/models/obstacle.onnx', True)]
     with_trainer = _up(*argv, '--online-training')
     assert [n.name for n in with_trainer] == [n.name for n in spec.nodes]
+    assert [n.activate for n in with_trainer if n.name == 'inference'] == [False]
+    assert all(n.activate is n.lifecycle for n in with_model)
 
 
 def test_up_remaps_like_the_launch_arguments(tmp_path):
@@ -140,8 +127,8 @@ def test_up_remaps_like_the_launch_arguments(tmp_path):
         assert set(node.remappings) == expected
         assert node.params_files == (params,)
         assert node.parameters['use_sim_time'] is True
-        assert '-r' in node.ros_args() and 'image_raw:=/camera/color/image_raw' in \
-            node.ros_args()
+        args = node.ros_args(tmp_path / f'{node.name}.yaml')
+        assert args[args.index('image_raw:=/camera/color/image_raw') - 1] == '-r'
     # Every generic topic the nodes use has its launch argument.
     generic = load_node_parameters('labeller')
     topics = {generic[k] for k in ('image_topic', 'camera_info_topic', 'depth_topic',
@@ -176,46 +163,103 @@ def test_config_sections_are_nodes_and_load():
         assert set(data[node]['ros__parameters']) <= set(params)
 
 
-def _declared_parameters(tmp_path: Path) -> dict[str, list[str] | None]:
-    """Start every written node once with config/robot.yaml; ask each what it declares."""
+def _tiny_bag(path: Path) -> Path:
     from ssl_robot.bags.typestore import msg_class, ns_to_stamp
     from ssl_robot.bags.writer import BagWriter
-    bag = tmp_path / 'tiny_bag'
-    with BagWriter(bag) as writer:
+    with BagWriter(path) as writer:
         clock = msg_class('rosgraph_msgs/msg/Clock')
         for i in range(3):
             writer.write('/clock', 'rosgraph_msgs/msg/Clock',
                          clock(clock=ns_to_stamp(i * 10**8)), i * 10**8)
+    return path
+
+
+def _graph_nodes(tmp_path: Path, bag: Path, model: Path) -> list:
+    """Every node of the graphs as they start with launch arguments that set parameters.
+
+    The parameter file sets each of those parameters in the node's own section too (to
+    other values), the way config/robot.yaml sets `bag: ''` and `model_path: ''`: the
+    launch argument has to win over that.
+    """
     config = copy_config(
-        tmp_path, recorder={'output': str(tmp_path / 'rec')},
-        labeller={'dataset': str(tmp_path / 'ds')},
-        trainer={'dataset': str(tmp_path / 'ds'), 'run_dir': str(tmp_path / 'run')},
-        bag_player={'bag': str(bag), 'loop': True})
-    present = [n for n in sorted(_console_scripts()) if node_exists(n)]
-    procs = [start_node(n, domain_id=DOMAIN_ID, log_dir=tmp_path / 'logs', params_file=config)
-             for n in present]
+        tmp_path, recorder={'output': str(tmp_path / 'rec'), 'use_sim_time': False},
+        labeller={'dataset': str(tmp_path / 'ds'), 'use_sim_time': False},
+        trainer={'dataset': str(tmp_path / 'ds'), 'run_dir': str(tmp_path / 'run'),
+                 'use_sim_time': False},
+        bag_player={'bag': '', 'loop': True, 'use_sim_time': False},
+        inference={'model_path': '', 'use_sim_time': False},
+        sim_robot={'use_sim_time': False})
+    values = {'params_file': str(config), 'use_sim_time': 'true', 'online_training': 'true',
+              'model_path': str(model)}
+    replay = GRAPHS['replay'].resolve({**values, 'bag': str(bag)})
+    sim = [n for n in GRAPHS['sim'].resolve(values) if n.name == 'sim_robot']
+    return sim + replay
+
+
+def _start_as_launch_does(node, overrides_dir: Path, log_dir: Path):
+    """Start a resolved node with the command line launch_ros builds for it.
+
+    That is: the executable, `--ros-args`, its name, `--params-file` of each of its
+    parameter files (the package's, then the node's own launch-argument file), remappings.
+    """
+    cmd = executable_argv(node.executable) + node.ros_args(node.write_overrides(overrides_dir))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return NodeProcess(cmd, env=dds_env(DOMAIN_ID), log_path=log_dir / f'{node.name}.log')
+
+
+def test_a_wildcard_parameter_loses_to_the_nodes_own_section(tmp_path):
+    """Why launch arguments travel in a node-specific file.
+
+    Given as `/**` (what launch_ros writes for a dict of parameters), `bag` loses to
+    config/robot.yaml's `bag_player: bag: ''` although its file comes later.
+    """
+    bag = _tiny_bag(tmp_path / 'bag')
+    wildcard = tmp_path / 'wildcard.yaml'
+    wildcard.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'bag': str(bag)}}}))
+    cmd = executable_argv('bag_player') + ['--ros-args', '--params-file', str(config_path()),
+                                           '--params-file', str(wildcard)]
+    with NodeProcess(cmd, env=dds_env(DOMAIN_ID), log_path=tmp_path / 'bag_player.log') as proc:
+        assert proc.wait(30) == 2, proc.output()
+        assert 'parameter bag is empty' in proc.output()
+
+
+def test_launch_arguments_reach_every_node_and_config_parameters_are_declared(tmp_path):
+    """Every node, started as launch_ros starts it, reports what launch arguments set.
+
+    And it declares every parameter that config/robot.yaml gives it (a node ignores
+    parameters it does not declare, silently).
+    """
+    bag = _tiny_bag(tmp_path / 'bag')
+    model = tmp_path / 'models' / 'obstacle.onnx'
+    nodes = _graph_nodes(tmp_path, bag, model)
+    assert sorted(n.name for n in nodes) == sorted(_console_scripts())
+    procs = [_start_as_launch_does(n, tmp_path / 'overrides', tmp_path / 'logs')
+             for n in nodes]
+    expected = {'bag_player': {'bag': str(bag)}, 'inference': {'model_path': str(model)}}
     try:
         with Probe(DOMAIN_ID) as probe:
-            probe.spin_until(lambda: set(present) <= set(probe.node_names()), 60)
-            return {n: probe.list_parameters(n, timeout=20) for n in present}
+            names = [n.name for n in nodes]
+            assert probe.spin_until(lambda: set(names) <= set(probe.node_names()), 60), \
+                {p.cmd[0]: p.output()[-500:] for p in procs}
+            declared = {n: probe.list_parameters(n, timeout=20) for n in names}
+            reported = {}
+            for name in names:
+                wanted = ['use_sim_time', *expected.get(name, {})]
+                values = probe.get_parameters(name, wanted, timeout=20)
+                assert values is not None, f'{name} did not answer get_parameters'
+                reported[name] = {k: v.bool_value if k == 'use_sim_time' else v.string_value
+                                  for k, v in zip(wanted, values)}
     finally:
         for proc in procs:
             proc.stop()
+    assert reported == {n: {'use_sim_time': True, **expected.get(n, {})} for n in names}
 
-
-def test_every_configured_parameter_is_declared_by_its_node(tmp_path):
-    nodes = sorted(_console_scripts())
-    missing = [n for n in nodes if not node_exists(n)]
-    declared = _declared_parameters(tmp_path)
     data = yaml.safe_load(config_path().read_text())
     for node, names in declared.items():
         assert names is not None, f'{node} did not answer list_parameters'
         undeclared = set(data[node]['ros__parameters']) - set(names)
         assert not undeclared, f'{node} does not declare {sorted(undeclared)} (config/robot.yaml)'
         assert 'use_sim_time' in names
-    if missing:
-        pytest.skip(f'nodes not written yet: {", ".join(missing)}; '
-                    f'checked {", ".join(declared) or "none"}')
     shared = set(data['/**']['ros__parameters'])
     used = set().union(*(set(v) for v in declared.values()))
     assert not shared - used, f'no node declares {sorted(shared - used)} (config "/**")'

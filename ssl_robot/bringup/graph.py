@@ -8,12 +8,22 @@ that configure it. `launch/*.launch.py` turn a graph into launch_ros actions
 Nodes use generic topic names (``image_raw``, ``odom``, ...); a topic launch argument
 remaps the generic name to the robot's real topic in every node, e.g.
 ``image_topic:=/camera/color/image_raw``.
+
+A launch argument that sets a node parameter (``bag``, ``model_path``, ``use_sim_time``)
+reaches its node through a parameter file of that node's own section, written when the
+graph starts (`ResolvedNode.write_overrides`) and given after the package's parameter
+file: rcl lets a node's own section of a parameter file win over any ``/**`` entry,
+whatever the order, so the ``/**`` file that launch_ros writes for a dict of parameters,
+or a plain ``-p``, would lose to ``bag_player: bag: ''`` in config/robot.yaml.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from ssl_robot.config import load_node_parameters
 from ssl_robot.errors import ConfigError
 from ssl_robot.paths import config_path
 
@@ -37,6 +47,8 @@ class NodeSpec:
         lifecycle: Whether it is a lifecycle node that is brought to 'active'.
         condition: Boolean launch argument that enables the node ('' when always on).
         argument_parameters: Node parameter -> launch argument that sets it.
+        needs_model: Started only with a model (its `model_path` from the launch argument
+            or the parameter file) or with online training, which provides one.
     """
 
     executable: str
@@ -44,6 +56,7 @@ class NodeSpec:
     lifecycle: bool = False
     condition: str = ''
     argument_parameters: tuple[tuple[str, str], ...] = ()
+    needs_model: bool = False
 
 
 #: Launch argument -> the generic topic name it remaps (in every node of every graph).
@@ -63,7 +76,16 @@ RANGE_PREFIX_ARGUMENT = ('range_prefix', 'range')
 
 @dataclass(frozen=True)
 class ResolvedNode:
-    """A node of a graph with every launch argument substituted (what `up` starts)."""
+    """A node of a graph with every launch argument substituted (what is started).
+
+    Attributes:
+        params_files: The parameter files, in order (the package's or `params_file`).
+        parameters: What launch arguments set (use_sim_time, bag, model_path), given to
+            the node in a file of its own section (`write_overrides`), after
+            `params_files`.
+        activate: Whether a lifecycle node is configured and activated when it starts
+            (False when it has no model yet: the online trainer brings it up).
+    """
 
     executable: str
     name: str
@@ -71,19 +93,49 @@ class ResolvedNode:
     params_files: tuple[Path, ...]
     parameters: dict[str, object]
     remappings: tuple[tuple[str, str], ...]
+    activate: bool = False
 
-    def ros_args(self) -> list[str]:
-        """The node's `--ros-args` part of a command line (name, parameters, remappings)."""
+    def overrides(self) -> dict[str, object]:
+        """The launch-argument parameters as a parameter file of this node's own section."""
+        return {self.name: {'ros__parameters': dict(self.parameters)}}
+
+    def write_overrides(self, directory: Path) -> Path:
+        """Write `overrides()` to `directory`/<node>.yaml and return its path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f'{self.name}.yaml'
+        path.write_text(yaml.safe_dump(self.overrides(), default_flow_style=False))
+        return path
+
+    def all_params_files(self, overrides_file: Path) -> list[Path]:
+        """Every parameter file of the node in command-line order (later ones win)."""
+        return [*self.params_files, overrides_file]
+
+    def ros_args(self, overrides_file: Path) -> list[str]:
+        """The node's `--ros-args`: name, parameter files, remappings.
+
+        The same as launch_ros builds for `parameters=all_params_files(...)`.
+
+        Args:
+            overrides_file: Where `write_overrides` wrote this node's launch parameters.
+        """
         args = ['--ros-args', '-r', f'__node:={self.name}']
-        for path in self.params_files:
+        for path in self.all_params_files(overrides_file):
             args += ['--params-file', str(path)]
-        for key, value in self.parameters.items():
-            # Qualified by the node name: a plain `-p key:=value` applies to '/**', which
-            # the node's own section of the parameter file would override.
-            args += ['-p', f'{self.name}:{key}:={_param_text(value)}']
         for src, dst in self.remappings:
             args += ['-r', f'{src}:={dst}']
         return args
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """The nodes a graph starts for some argument values.
+
+    `notes` say why a node of the graph is not among them, or starts unconfigured (lines
+    for the launch output).
+    """
+
+    nodes: tuple[ResolvedNode, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +159,16 @@ class Graph:
 
     def resolve(self, values: dict[str, str] | None = None, *,
                 extra_remappings: list[tuple[str, str]] | None = None) -> list[ResolvedNode]:
+        """The nodes `plan` starts (see there)."""
+        return list(self.plan(values, extra_remappings=extra_remappings).nodes)
+
+    def plan(self, values: dict[str, str] | None = None, *,
+             extra_remappings: list[tuple[str, str]] | None = None) -> GraphPlan:
         """Substitute argument values (defaults where not given) into every enabled node.
+
+        A node that needs a model starts only when `model_path` is given (argument or
+        parameter file) or online training will provide one; then it starts unconfigured
+        and the trainer brings it up with its first model.
 
         Args:
             values: Launch argument values by name (strings, as on a launch command line).
@@ -126,7 +187,8 @@ class Graph:
         if not params_file.is_file():
             raise ConfigError(f'{params_file}: no such parameter file')
         remaps = tuple(self.remappings(merged) + list(extra_remappings or []))
-        resolved = []
+        online = parse_bool(merged.get('online_training', 'false'), 'online_training')
+        resolved, notes = [], []
         for spec in self.nodes:
             if spec.condition and not parse_bool(merged[spec.condition], spec.condition):
                 continue
@@ -134,9 +196,21 @@ class Graph:
                 'use_sim_time': parse_bool(merged['use_sim_time'], 'use_sim_time')}
             # An empty argument leaves the parameter to the parameter file.
             params.update((p, merged[a]) for p, a in spec.argument_parameters if merged[a])
+            activate = spec.lifecycle
+            if spec.needs_model:
+                model = str(params.get('model_path') or load_node_parameters(
+                    spec.name, params_file).get('model_path') or '')
+                if not model and not online:
+                    notes.append(f'{spec.name} not started: no model (give model_path:=MODEL'
+                                 '.onnx, or online_training:=true to train one here)')
+                    continue
+                if not model:
+                    activate = False
+                    notes.append(f'{spec.name} starts unconfigured: the online trainer '
+                                 'configures and activates it with its first model')
             resolved.append(ResolvedNode(spec.executable, spec.name, spec.lifecycle,
-                                         (params_file,), params, remaps))
-        return resolved
+                                         (params_file,), params, remaps, activate))
+        return GraphPlan(tuple(resolved), tuple(notes))
 
 
 def parse_bool(text: str, name: str) -> bool:
@@ -149,12 +223,6 @@ def parse_bool(text: str, name: str) -> bool:
     raise ConfigError(f'argument {name}: expected true or false, got {text!r}')
 
 
-def _param_text(value: object) -> str:
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    return str(value)
-
-
 def _common_arguments(use_sim_time: bool) -> tuple[LaunchArgument, ...]:
     topics = tuple(LaunchArgument(arg, generic, f'real topic of the generic {generic!r}')
                    for arg, generic in TOPIC_ARGUMENTS)
@@ -163,9 +231,13 @@ def _common_arguments(use_sim_time: bool) -> tuple[LaunchArgument, ...]:
                        'use /clock instead of the system clock (every node)'),
         LaunchArgument('params_file', '',
                        'parameter file (node: ros__parameters: form); '
-                       'empty = the package\'s config/robot.yaml'),
+                       "empty = the package's config/robot.yaml"),
         LaunchArgument('online_training', 'false',
                        'also run the trainer node (retrains on the live dataset)'),
+        LaunchArgument('model_path', '',
+                       'ONNX model of the inference node (ssl-robot export); empty = the '
+                       "parameter file's; without any, inference starts only with "
+                       'online_training'),
         *topics,
         LaunchArgument(RANGE_PREFIX_ARGUMENT[0], RANGE_PREFIX_ARGUMENT[1],
                        'namespace of the proximity sensors (<prefix>/left|center|right)'),
@@ -176,7 +248,8 @@ def _common_arguments(use_sim_time: bool) -> tuple[LaunchArgument, ...]:
 LEARNING_NODES: tuple[NodeSpec, ...] = (
     NodeSpec('recorder', 'recorder'),
     NodeSpec('labeller', 'labeller'),
-    NodeSpec('inference', 'inference', lifecycle=True),
+    NodeSpec('inference', 'inference', lifecycle=True,
+             argument_parameters=(('model_path', 'model_path'),), needs_model=True),
     NodeSpec('trainer', 'trainer', condition='online_training'),
 )
 

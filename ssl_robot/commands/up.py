@@ -2,8 +2,10 @@
 
 For machines without `launch`/`launch_ros`: every node of the graph (`ssl_robot.bringup.graph`,
 the same description the launch files use) runs as its own process from the package's
-console scripts, with the same parameter file, `use_sim_time` and remappings. Output
-lines are prefixed with the node name; lifecycle nodes are configured and activated;
+console scripts, with the same parameter files (the package's, then one of the node's own
+section with what the arguments set, as the launch files give them), `use_sim_time` and
+remappings. Output lines are prefixed with the node name; lifecycle nodes with a model
+are configured and activated;
 SIGINT/SIGTERM are forwarded to every node, and each node is stopped with SIGINT, then
 SIGTERM, then SIGKILL when it does not exit in time.
 
@@ -21,11 +23,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
+from ssl_robot.bringup.graph import graph, GraphPlan, GRAPHS, ResolvedNode, TOPIC_ARGUMENTS
 from ssl_robot.errors import ConfigError
-from ssl_robot.bringup.graph import GRAPHS, graph, ResolvedNode, TOPIC_ARGUMENTS
 
 #: Seconds each node gets to exit after SIGINT, then after SIGTERM, before SIGKILL.
 SIGINT_TIMEOUT_S = 10.0
@@ -40,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('graph', choices=list(GRAPHS), help='which graph to start')
     parser.add_argument('--bag', type=Path, help='bag to replay (replay graph)')
     parser.add_argument('--param-file', type=Path,
-                        help='parameter file (default: the package\'s config/robot.yaml)')
+                        help="parameter file (default: the package's config/robot.yaml)")
     parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
                         help='remap a topic in every node, e.g. image_raw:=/camera/image_raw')
     parser.add_argument('--use-sim-time', action='store_true', default=None,
@@ -53,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='stop everything after this many seconds (default: run until '
                              'SIGINT/SIGTERM)')
     parser.add_argument('--lifecycle-timeout', type=float, default=60.0,
-                        help='seconds to wait for a lifecycle node\'s services')
+                        help="seconds to wait for a lifecycle node's services")
     parser.set_defaults(func=run)
 
 
@@ -67,7 +70,12 @@ def _split_rule(text: str, what: str) -> tuple[str, str]:
 
 
 def resolve_args(args: argparse.Namespace) -> list[ResolvedNode]:
-    """Turn the command line into the resolved nodes of the graph.
+    """Turn the command line into the resolved nodes of the graph (see `plan_args`)."""
+    return list(plan_args(args).nodes)
+
+
+def plan_args(args: argparse.Namespace) -> GraphPlan:
+    """Turn the command line into the graph's plan: the nodes it starts, and why not all.
 
     Raises:
         ConfigError: For a bad remapping or argument, a missing bag or parameter file.
@@ -100,7 +108,7 @@ def resolve_args(args: argparse.Namespace) -> list[ResolvedNode]:
             values[topic_args[src]] = dst
         else:
             extra.append((src, dst))
-    return spec.resolve(values, extra_remappings=extra)
+    return spec.plan(values, extra_remappings=extra)
 
 
 def executable_argv(executable: str) -> list[str]:
@@ -121,9 +129,10 @@ def _die_with_parent() -> None:
 class _Child:
     """One node process and the thread that prefixes its output."""
 
-    def __init__(self, node: ResolvedNode, out_lock: threading.Lock) -> None:
+    def __init__(self, node: ResolvedNode, out_lock: threading.Lock, overrides_dir: Path) -> None:
         self.node = node
-        self.cmd = executable_argv(node.executable) + node.ros_args()
+        self.cmd = executable_argv(node.executable) + node.ros_args(
+            node.write_overrides(overrides_dir))
         env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
         # Own process group: a terminal's Ctrl-C reaches only `up`, which forwards it once.
         self.proc = subprocess.Popen(
@@ -172,20 +181,22 @@ class GraphRunner:
         """Start every node, wait, stop them all; return the exit status."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         failed: list[str] = []
+        overrides_dir = Path(tempfile.mkdtemp(prefix='ssl_robot_up_'))
         try:
             for node in self.nodes:
                 if self._stop.is_set():
                     break
-                child = _Child(node, self._lock)
+                child = _Child(node, self._lock, overrides_dir)
                 self.children.append(child)
                 self.log(f'started {node.name} (pid {child.proc.pid}): {" ".join(child.cmd)}')
-            lifecycle = [n.name for n in self.nodes if n.lifecycle]
+            lifecycle = [n.name for n in self.nodes if n.lifecycle and n.activate]
             if lifecycle and not self._stop.is_set():
                 threading.Thread(target=self._activate, args=(lifecycle,), daemon=True).start()
             failed = self._wait(duration)
         finally:
             self._stop.set()
             self.shutdown()
+            shutil.rmtree(overrides_dir, ignore_errors=True)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if failed:
@@ -254,7 +265,10 @@ class GraphRunner:
 
 def run(args: argparse.Namespace) -> int:
     """Start the graph; returns the exit status."""
-    nodes = resolve_args(args)
+    plan = plan_args(args)
+    nodes = list(plan.nodes)
     runner = GraphRunner(nodes, lifecycle_timeout=args.lifecycle_timeout)
     runner.log(f'graph {args.graph}: ' + ', '.join(n.name for n in nodes))
+    for note in plan.notes:
+        runner.log(note)
     return runner.run(args.duration)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 #: Metadata every robot model carries, and what each kind adds.
 REQUIRED_KEYS = ('kind', 'input_hw', 'channel_order', 'mean', 'std', 'output_names')
 KIND_KEYS = {'obstacle': ('distances_m', 'sensors'), 'terrain': ('grid',),
-             'tcn': ('embed_dim',), 'encoder': ('feature_dim',)}
+             'tcn': ('embed_dim',), 'encoder': ('feature_dim',), 'collision': ('horizon_s',)}
 
 
 class InferenceError(SslRobotError, RuntimeError):

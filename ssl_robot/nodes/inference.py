@@ -9,7 +9,9 @@ deactivate unsubscribes. Every output carries the header of the frame it came fr
   distance x sensor, 0-100, -1 unknown; stamp of the frame) and `obstacle/probabilities`
   (sensor_msgs/Image 32FC1, D rows x S columns, the frame's header);
 - terrain: `terrain/cost` (32FC1 image of the camera's size, the grid upsampled);
-- tcn (and vision 'encoder' models): `embedding` (32FC1 image 1 x E).
+- tcn (and vision 'encoder' models): `embedding` (32FC1 image 1 x E);
+- collision: `collision/probability` (32FC1 image 1 x 1: P(collision within the model's
+  `horizon_s` if the robot drives on), the frame's header).
 
 With `debug_image` on (off by default) it also publishes what the model sees:
 `debug/image` (rgb8, the input frame with the obstacle probabilities per sensor and
@@ -153,6 +155,7 @@ class InferenceNode(LifecycleNode):
             'probs': self.create_lifecycle_publisher(Image, 'obstacle/probabilities', qos),
             'terrain': self.create_lifecycle_publisher(Image, 'terrain/cost', qos),
             'embedding': self.create_lifecycle_publisher(Image, 'embedding', qos),
+            'collision': self.create_lifecycle_publisher(Image, 'collision/probability', qos),
         }
         if self._param('debug_image'):
             self._pubs['debug_image'] = self.create_lifecycle_publisher(Image, 'debug/image',
@@ -234,6 +237,8 @@ class InferenceNode(LifecycleNode):
             cost = cv2.resize(values.astype(np.float32), (rgb.shape[1], rgb.shape[0]),
                               interpolation=cv2.INTER_LINEAR)
             self._pubs['terrain'].publish(float_image(msg.header, cost))
+        elif model.kind == 'collision':
+            self._pubs['collision'].publish(float_image(msg.header, values.reshape(1, 1)))
         else:
             self._pubs['embedding'].publish(float_image(msg.header, values.reshape(1, -1)))
         if 'debug_image' in self._pubs and model.kind in ('obstacle', 'terrain'):

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `ssl-robot terrain-eval`."""
     p = subparsers.add_parser(
         'terrain-eval', help='validate terrain descriptors on real runs (BorealTC layout)',
-        description='Run-grouped cross-validation of terrain classes from the labeller\'s '
+        description="Run-grouped cross-validation of terrain classes from the labeller's "
                     'proprioceptive descriptors, next to the old scalar signal and '
                     'shuffled labels; unsupervised types against the classes.')
     p.add_argument('root', type=Path, metavar='DIR',
@@ -46,9 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print, write the figure (and JSON); returns the exit status."""
-    from ssl_robot.labelling.errors import LabelError  # noqa: PLC0415 - fast --help
     from ssl_robot.labelling.borealtc import load_runs, terrain_eval  # noqa: PLC0415
     from ssl_robot.labelling.descriptor import DescriptorParams  # noqa: PLC0415
+    from ssl_robot.labelling.errors import LabelError  # noqa: PLC0415 - fast --help
     if not args.root.is_dir():
         raise LabelError(f'{args.root}: not a directory')
     params = DescriptorParams(window_s=args.window_s, hop_s=args.hop_s, n_bands=args.bands)

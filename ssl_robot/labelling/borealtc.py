@@ -29,8 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ssl_robot.labelling.descriptor import (DescriptorParams, DescriptorSeries, IMU_AXES,
-                                            terrain_descriptors, WheelData)
+from ssl_robot.labelling.descriptor import (
+    DescriptorParams,
+    DescriptorSeries,
+    IMU_AXES,
+    terrain_descriptors,
+    WheelData,
+)
 from ssl_robot.labelling.terrain import imu_roughness, TerrainParams
 from ssl_robot.labelling.terrain_types import purity, TerrainTypes
 
@@ -275,8 +280,11 @@ def terrain_eval(runs: list[TerrainRun], *, folds: int = 5, seed: int = 0,
         class, columns predicted); best (the descriptor variant with the higher balanced
         accuracy); types (the unsupervised types: k, BIC criterion, AMI and purity).
     """
-    from sklearn.metrics import (adjusted_mutual_info_score,  # noqa: PLC0415
-                                 balanced_accuracy_score, confusion_matrix)
+    from sklearn.metrics import (  # noqa: PLC0415
+        adjusted_mutual_info_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+    )
     classes = sorted({r.terrain for r in runs})
     names = runs[0].descriptors.layout.names
     cols = variant_columns(names, 'imu_wheel')

@@ -207,7 +207,7 @@ def uniform_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
 
 def gap_windows(starts_ns: np.ndarray, window_ns: int, stamps_ns: np.ndarray,
                 fs: float) -> np.ndarray:
-    """bool [W]: windows that span an IMU gap (> 3 samples missing), interpolated over."""
+    """Which windows [W] span an IMU gap (> 3 samples missing), interpolated over."""
     bad = np.zeros(len(starts_ns), bool)
     gap_at = np.flatnonzero(np.diff(stamps_ns) > 3 * 1e9 / fs)
     for g in gap_at:

@@ -1,5 +1,9 @@
-"""The proprioceptive terrain descriptor: bands that follow the IMU rate, wheel and slip
-entries masked when absent, the scalar cost, terrain types, run-grouped validation."""
+"""The terrain descriptor: bands by IMU rate, masks, cost, types, run-grouped CV.
+
+Bands follow the IMU rate, wheel and slip entries are masked when absent, the scalar
+cost grows with vibration, terrain types round-trip as plain arrays, and the run-grouped
+validation never splits a run.
+"""
 from __future__ import annotations
 
 import json
@@ -9,8 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssl_robot.labelling.descriptor import (band_layout, DescriptorParams, IMU_AXES,
-                                            terrain_descriptors, WheelData)
+from ssl_robot.labelling.descriptor import (
+    band_layout,
+    DescriptorParams,
+    IMU_AXES,
+    terrain_descriptors,
+    WheelData,
+)
 from ssl_robot.labelling.terrain_types import purity, TerrainTypes
 
 BOREALTC = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real' / 'terrain' / \

@@ -164,7 +164,7 @@ def _map_rows(path: Path, header: _NpyHeader, n: int, *, mmap: bool) -> np.ndarr
     need = header.offset + n * header.row_bytes()
     have = path.stat().st_size
     if have < need:
-        raise DatasetError(f'{path}: truncated: {have} bytes, the dataset\'s {n} rows need '
+        raise DatasetError(f"{path}: truncated: {have} bytes, the dataset's {n} rows need "
                            f'{need}')
     if n == 0 or header.row_bytes() == 0:
         empty = np.zeros(shape, header.dtype)
@@ -377,6 +377,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def rows_digest(rows: Mapping[str, np.ndarray]) -> str:
+    """A content hash of a bag's rows: every stamp and up to 64 evenly spaced frames."""
+    import hashlib
+    digest = hashlib.sha256()
+    stamps = np.ascontiguousarray(rows.get('stamps_ns', np.zeros(0, np.int64)), np.int64)
+    digest.update(stamps.tobytes())
+    frames = rows.get('frames')
+    if frames is not None and len(frames):
+        step = max(1, len(frames) // 64)
+        digest.update(np.ascontiguousarray(frames[::step]).tobytes())
+    return digest.hexdigest()
+
+
+def _same_existing_paths(stored: str, new: str) -> bool:
+    """Whether two bag path lists (', '-joined) name one existing file or directory."""
+    def resolved(text: str) -> set[Path]:
+        return {Path(part).resolve() for part in text.split(', ') if part and
+                Path(part).exists()}
+    return bool(resolved(stored) & resolved(new))
+
+
 class DatasetWriter:
     """Writes a new dataset, or appends bags to an existing one, atomically.
 
@@ -418,6 +439,7 @@ class DatasetWriter:
                  append: bool = False, overwrite: bool = False,
                  views: Sequence[str] | None = None, collision: bool | None = None) -> None:
         self.path = Path(path).absolute()
+        self._overwrite = overwrite
         _recover_interrupted_swap(self.path)
         self._closed = True  # until the output files are open
         self._lock_fd: int | None = None
@@ -480,6 +502,10 @@ class DatasetWriter:
             'params': dict(params if params is not None
                            else (self._base.meta.get('params', {}) if self._base else {})),
             'code_version': code_version(),
+            # Content hash of each bag added whole (add_bag), by bag id: a bag already in
+            # the dataset is refused (see add_bag).
+            'bag_content_sha256': dict(self._base.meta.get('bag_content_sha256', {})
+                                       if self._base else {}),
         }
         self._trailing = _trailing_shapes(self.meta)
         self._names = _stored_arrays(self.meta)
@@ -591,8 +617,29 @@ class DatasetWriter:
 
     def add_bag(self, bag_path: Path | str, rows: Mapping[str, np.ndarray], *,
                 params: Mapping[str, Any] | None = None, **info: Any) -> int:
-        """Register a bag and append all its rows; returns the bag id."""
+        """Register a bag and append all its rows; returns the bag id.
+
+        Raises:
+            DatasetError: When the dataset holds this bag already (the same bag file, or
+                the same frames and stamps): the same frames in train and validation
+                would inflate every held-out metric.
+        """
+        self._check_open()
+        missing = [name for name in self._names if name != 'bag_ids' and name not in rows]
+        if missing:  # the rows' own errors first (add_rows checks them all)
+            raise DatasetError(f'rows lack {missing[0]}')
+        digest = rows_digest(rows)
+        hashes = self.meta['bag_content_sha256']
+        for bag in self.meta['bags']:
+            if hashes.get(str(bag['id'])) == digest:
+                raise DatasetError(f'{self.path}: holds these frames already (bag '
+                                   f'{bag["path"]!r}, same content hash); refusing to add '
+                                   f'{str(bag_path)!r} again')
+            if _same_existing_paths(bag['path'], str(bag_path)):
+                raise DatasetError(f'{self.path}: holds bag {bag["path"]!r} already; refusing '
+                                   'to label it again')
         bag_id = self.begin_bag(bag_path, params=params, **info)
+        hashes[str(bag_id)] = digest
         self.add_rows(bag_id, rows)
         return bag_id
 
@@ -680,6 +727,11 @@ class DatasetWriter:
                 part.close()
 
     def _swap(self) -> None:
+        if self.path.exists() and not self._overwrite:
+            # Absent when this writer started: another writer (a concurrent `label --out`)
+            # created it meanwhile. Replacing it would silently lose that dataset.
+            raise DatasetError(f'{self.path}: created by another writer while this one ran; '
+                               'not replacing it (use --overwrite, or another --out)')
         if self.path.exists():
             backup = _backup_path(self.path)
             if backup.exists():

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
+import stat
 from typing import Any, TYPE_CHECKING
 
 import cv2
@@ -27,8 +29,46 @@ KIND_KEYS = {'obstacle': ('distances_m', 'sensors'), 'terrain': ('grid',),
              'tcn': ('embed_dim',), 'encoder': ('feature_dim',), 'collision': ('horizon_s',)}
 
 
+#: Largest ONNX model file loaded (a robot model is a few MiB; /dev/zero is endless).
+MAX_MODEL_BYTES = 512 * 2**20
+
+
 class InferenceError(SslRobotError, RuntimeError):
     """The model cannot be loaded or used (missing, corrupt, metadata mismatch)."""
+
+
+def check_model_file(path: Path | str, *, models_dir: Path | str = '',
+                     max_bytes: int = MAX_MODEL_BYTES) -> Path:
+    """Check, without opening it, that `path` is a model file the node may load.
+
+    A regular file (no device such as /dev/zero, no FIFO that blocks until its writer
+    closes), at most `max_bytes`, and, when `models_dir` is given, inside it (after
+    resolving symbolic links).
+
+    Returns:
+        The resolved path.
+
+    Raises:
+        InferenceError: Naming the path and what is wrong with it.
+    """
+    if not str(path):
+        raise InferenceError('no model_path given')
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InferenceError(f'{path}: no such ONNX model ({exc.strerror})') from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InferenceError(f'{path}: not a regular file (a device, FIFO or directory is '
+                             'never loaded)')
+    if info.st_size > max_bytes:
+        raise InferenceError(f'{path}: {info.st_size} bytes, more than the '
+                             f'{max_bytes}-byte limit for a model')
+    resolved = Path(path).resolve()
+    if str(models_dir):
+        root = Path(models_dir).resolve()
+        if root != resolved and root not in resolved.parents:
+            raise InferenceError(f'{path}: outside the models directory {root}')
+    return resolved
 
 
 def parse_metadata(raw: dict[str, str]) -> dict[str, Any]:
@@ -87,6 +127,7 @@ class OnnxRobotModel:
             ones are skipped (CPU is always the last resort).
         expected_kind: Reject models of another kind ('' accepts any).
         intra_op_threads: onnxruntime intra-op threads (0: its default).
+        max_bytes: Refuse a larger file (`check_model_file`).
 
     Raises:
         InferenceError: When the file is missing or corrupt, or its metadata does not
@@ -94,14 +135,12 @@ class OnnxRobotModel:
     """
 
     def __init__(self, path: Path | str, *, providers: Sequence[str] = ('CPUExecutionProvider',),
-                 expected_kind: str = '', intra_op_threads: int = 0) -> None:
+                 expected_kind: str = '', intra_op_threads: int = 0,
+                 max_bytes: int = MAX_MODEL_BYTES) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        if not str(path):
-            raise InferenceError('no model_path given')
-        if not self.path.is_file():
-            raise InferenceError(f'{self.path}: no such ONNX model (or not a regular file)')
+        check_model_file(path, max_bytes=max_bytes)
         available = ort.get_available_providers()
         chosen = [p for p in providers if p in available] or ['CPUExecutionProvider']
         options = ort.SessionOptions()
@@ -165,6 +204,23 @@ class OnnxRobotModel:
     def run(self, x: np.ndarray) -> np.ndarray:
         """The model's first output for a preprocessed batch."""
         return self.session.run(None, {self.input_name: x})[0]
+
+    def smoke_test(self, rgb: np.ndarray | None = None) -> None:
+        """Run the model on a frame (default: mid-grey) and check its outputs are finite.
+
+        Raises:
+            InferenceError: When it fails or outputs NaN/inf.
+        """
+        if rgb is None:
+            rgb = np.full((*self.input_hw, 3), 128, np.uint8)
+        try:
+            outputs = self.session.run(None, {self.input_name: self.preprocess(rgb)})
+        except Exception as exc:  # onnxruntime's own error types
+            raise InferenceError(f'{self.path}: smoke inference failed: {exc}') from None
+        for name, out in zip(self.meta['output_names'], outputs):
+            if not np.isfinite(out).all():
+                raise InferenceError(f'{self.path}: output {name} is not finite (NaN/inf) '
+                                     'on a stored frame')
 
     def predict(self, rgb: np.ndarray) -> Prediction:
         """Predict for one uint8 RGB frame [H, W, 3]."""

@@ -146,12 +146,17 @@ def write_metadata(bag: Path, storage: str, files: list[FileInfo]) -> None:
 # -- recovery ---------------------------------------------------------------------------
 
 def unfinished_splits(bag: Path) -> list[Path]:
-    """Split sub-directories a recorder left behind (it was killed while writing them)."""
+    """Split sub-directories a recorder left behind (it was killed while writing them).
+
+    Found by content (a sub-directory holding a .mcap/.db3 file), not by name: a killed
+    bag that was copied or renamed keeps its unfinished split.
+    """
     if not bag.is_dir():
         return []
-    return sorted((p for p in bag.iterdir() if p.is_dir() and _split_index(bag, p) is not None
-                   and any(q.suffix in ('.mcap', '.db3') for q in p.iterdir())),
-                  key=lambda p: _split_index(bag, p))
+    found = [p for p in bag.iterdir() if p.is_dir() and not p.name.startswith('.')
+             and any(q.is_file() and q.suffix in ('.mcap', '.db3') for q in p.iterdir())]
+    return sorted(found, key=lambda p: (_split_index(bag, p) is None,
+                                        _split_index(bag, p) or 0, p.name))
 
 
 def storage_files(bag: Path) -> list[Path]:
@@ -278,6 +283,8 @@ class ReindexReport:
     files: list[Path]
     salvaged: dict[str, int]
     message_count: int
+    #: Cut files that could not be salvaged (kept where they were), with the reason.
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _storage_of(files: list[Path]) -> str:
@@ -310,21 +317,46 @@ def reindex(bag: Path | str, *, out: Path | str | None = None) -> ReindexReport:
         for path in storage_files(bag):
             (target / path.name).symlink_to(path.resolve())
     salvaged: dict[str, int] = {}
+    failed: dict[str, str] = {}
     for split_dir in unfinished_splits(bag):
         src = next(p for p in split_dir.iterdir() if p.suffix in ('.mcap', '.db3'))
         dst = target / src.name
+        if dst.exists():
+            failed[src.name] = f'{dst} exists already; {split_dir} kept'
+            continue
         try:
             salvage = salvage_mcap if src.suffix == '.mcap' else salvage_sqlite3
             salvaged[src.name] = salvage(src, dst)
         except BagError as exc:
-            # A split killed before its first chunk reached the disk holds nothing.
-            _LOG.warning('%s', exc)
-            salvaged[src.name] = 0
+            # Never delete what could not be salvaged: the split stays for another tool.
+            _LOG.warning('%s (kept in %s)', exc, split_dir)
+            failed[src.name] = str(exc)
+            continue
         if target == bag:
             shutil.rmtree(split_dir)
+    for path in storage_files(target):  # a cut top-level file (killed, or copied half)
+        if path.suffix != '.mcap' or path.is_symlink():
+            continue
+        try:
+            scan_file(path)
+            continue
+        except BagError:
+            pass
+        kept = path.with_name(path.name + '.cut')
+        try:
+            salvaged[path.name] = salvage_mcap(path, path.with_name(path.name + '.salvaged'))
+        except BagError as exc:
+            failed[path.name] = str(exc)
+            path.with_name(path.name + '.salvaged').unlink(missing_ok=True)
+            os.replace(path, kept)  # out of the bag's files, not deleted
+            continue
+        os.replace(path, kept)
+        os.replace(path.with_name(path.name + '.salvaged'), path)
+        _LOG.warning('%s: salvaged %d messages; the cut original is kept as %s', path,
+                     salvaged[path.name], kept)
     files = storage_files(target)
     if not files:
         raise BagError(f'{bag}: no storage files (.mcap/.db3) to reindex')
     infos = [scan_file(p) for p in files]
     write_metadata(target, _storage_of(files), infos)
-    return ReindexReport(target, files, salvaged, sum(i.count for i in infos))
+    return ReindexReport(target, files, salvaged, sum(i.count for i in infos), failed)

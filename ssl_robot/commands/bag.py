@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+import sys
 
 from ssl_robot.bags.reader import BagReader
 
@@ -56,4 +57,7 @@ def bag_reindex(args: argparse.Namespace) -> int:
         print(f'salvaged {count} messages from the cut split {name}')
     print(f'{report.bag}: {len(report.files)} files, {report.message_count} messages; '
           'metadata.yaml rebuilt')
-    return 0
+    for name, reason in report.failed.items():
+        print(f'ssl-robot bag reindex: error: could not salvage {name} (kept, not deleted): '
+              f'{reason}', file=sys.stderr)
+    return 1 if report.failed else 0

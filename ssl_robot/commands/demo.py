@@ -34,9 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'demo', help='end-to-end demo on the simulated robot',
         description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', type=Path, default=Path('runs/demo'),
-                        help='run directory (replaced if it exists)')
+                        help='run directory (an earlier demo run there is replaced; any '
+                             'other existing directory is refused)')
     parser.add_argument('--seeds', type=int, nargs='+', default=list(DEFAULT_SEEDS),
-                        help='world seeds (the first is recorded through the recorder node over DDS)')
+                        help='world seeds (the first is recorded through the recorder '
+                             'node over DDS)')
     parser.add_argument('--duration', type=float, default=240.0,
                         help='simulated seconds per world written straight to a bag')
     parser.add_argument('--dds-duration', type=float, default=40.0,
@@ -127,14 +129,40 @@ def record_through_dds(seed: int, duration_s: float, out: Path, domain_id: int) 
         raise RuntimeError(f'recorder exited with {code}')
 
 
+#: The file that marks a directory as a demo run (the only kind `--out` may replace).
+DEMO_MARKER = '.ssl_robot_demo'
+#: What a demo writes into --out (a run of an older version has no marker, only these).
+DEMO_OUTPUTS = frozenset({'bags', 'data', 'models', 'results.json', 'report.html',
+                          DEMO_MARKER})
+
+
+def _is_demo_run(out: Path) -> bool:
+    """Whether `out` is a demo's output (its marker, or only what a demo writes)."""
+    if (out / DEMO_MARKER).is_file():
+        return True
+    names = {p.name for p in out.iterdir()} if out.is_dir() else {'?'}
+    return bool(names) and 'results.json' in names and names <= DEMO_OUTPUTS
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the whole demo; returns 0 when every stage succeeded."""
     out: Path = args.out
     if out.exists():
-        shutil.rmtree(out)
+        if not _is_demo_run(out):
+            from ssl_robot.errors import ConfigError
+            if out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            else:
+                raise ConfigError(f'--out {out}: exists and is not an earlier demo run (no '
+                                  f'{DEMO_MARKER}); refusing to delete it; choose a new '
+                                  'directory')
+        else:
+            shutil.rmtree(out)  # an earlier demo run: the demo replaces its own output
     bags, data, models = out / 'bags', out / 'data', out / 'models'
     for d in (bags, data, models):
         d.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text('written by ssl-robot demo; --out may replace this '
+                                   'directory\n')
     stages = _Stages()
     total = 7
     results: dict[str, Any] = {'seeds': args.seeds}

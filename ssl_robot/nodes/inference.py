@@ -20,11 +20,24 @@ frame's header) and, for obstacle models, `debug/obstacle_markers`
 (visualization_msgs/MarkerArray: one cube per predicted cell of `obstacle/grid` in
 base_link, green free to red obstacle, its height the probability).
 
-Setting the `model_path` parameter while configured hot-swaps the model (rejected, and
-the old model kept, when the new one does not load).
+Setting the `model_path` parameter while configured hot-swaps the model. The new file must
+be a regular file (no device, no FIFO) of at most `max_model_bytes`, inside `models_dir`
+when one is set, and the model must be of the running one's kind and input size and give
+finite outputs on the last camera frame (a smoke inference) before it takes effect;
+otherwise the swap is rejected, logged, counted in the node's stats and the old model
+kept. `models_dir`, `max_model_bytes` and `expected_kind` are read-only after start.
+NaN/inf outputs on a frame are a WARN and a counted drop, never a silent all-unknown grid.
+
+`~/status` (std_msgs/String, JSON, reliable and transient local) says which model the
+node uses and in which lifecycle state, on every load, on the first prediction each model
+makes and every second: what the online trainer waits for before it calls a hand-over
+done. /diagnostics (about 1 Hz): camera rate against `expected_rates_hz.image`, drops
+by cause, latency median/p99, the onnxruntime providers in use (WARN when not the
+requested first one) and the model's id and metadata.
 """
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -35,18 +48,31 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ssl_robot.diagnostics import model_id, NodeHealth, OK, provider_check, WARN
 from ssl_robot.inference import (
-    default_lateral_offsets, InferenceError, obstacle_grid_data, obstacle_grid_layout,
-    OnnxRobotModel)
+    check_model_file,
+    default_lateral_offsets,
+    InferenceError,
+    MAX_MODEL_BYTES,
+    obstacle_grid_data,
+    obstacle_grid_layout,
+    OnnxRobotModel,
+)
 from ssl_robot.msgconv import image_to_rgb, MessageError
+from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
 from ssl_robot.overlay import (
-    obstacle_cell_centres, obstacle_overlay, probability_colour, terrain_overlay)
+    obstacle_cell_centres,
+    obstacle_overlay,
+    probability_colour,
+    terrain_overlay,
+)
 
 #: Accepted camera encodings (converted explicitly by msgconv.image_to_rgb).
 ENCODINGS = ('rgb8', 'bgr8', 'mono8')
@@ -63,7 +89,11 @@ class InferenceNode(LifecycleNode):
                       'onnxruntime execution providers in order of preference')
         self._declare('intra_op_threads', 1, 'onnxruntime intra-op threads (0: default)')
         self._declare('expected_kind', '', "accept only this model kind ('' any): "
-                      'obstacle, terrain or tcn')
+                      'obstacle, terrain or tcn', read_only=True)
+        self._declare('models_dir', '', 'model_path must lie inside this directory '
+                      "('' anywhere); set it on a fleet", read_only=True)
+        self._declare('max_model_bytes', MAX_MODEL_BYTES, 'largest model file loaded',
+                      read_only=True)
         self._declare('image_topic', 'image_raw', 'camera topic (sensor_msgs/Image)')
         self._declare('base_frame', 'base_link', 'frame of the obstacle OccupancyGrid')
         self._declare('sensor_lateral_offsets_m', [0.035, 0.0, -0.035],
@@ -74,7 +104,7 @@ class InferenceNode(LifecycleNode):
                       'sensor order; other lengths: all straight ahead')
         self._declare('grid_x_offset_m', 0.06, 'forward offset of the proximity sensors '
                       'from base_frame')
-        self._declare('grid_beam_range_m', 0.06, 'where along its beam a sensor\'s grid '
+        self._declare('grid_beam_range_m', 0.06, "where along its beam a sensor's grid "
                       "cell lies (about half the labeller's obstacle_range_threshold)")
         self._declare('camera_hw', [0, 0], 'expected camera [H, W]; configure fails when its '
                       "aspect ratio differs from the model's ([0, 0]: not checked)")
@@ -83,20 +113,37 @@ class InferenceNode(LifecycleNode):
         self.model: OnnxRobotModel | None = None
         self._sub = None
         self._pubs: dict[str, Any] = {}
-        self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}}
+        self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}, 'swaps': 0,
+                      'swaps_rejected': 0}
+        self._declare('expected_rates_hz.image', 0.0, 'nominal camera rate; diagnostics WARN '
+                      'below 70 % of it (0: only when silent)')
+        self._last_rgb: np.ndarray | None = None
+        self._lifecycle = 'unconfigured'
+        self._model_id = ''
+        self._predicted_with_model = 0
+        self._status_pub = self.create_publisher(String, '~/status', QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.health = NodeHealth('inference')
+        self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def _declare(self, name: str, default: Any, description: str) -> None:
-        self.declare_parameter(name, default, ParameterDescriptor(description=description))
+    def _declare(self, name: str, default: Any, description: str, *,
+                 read_only: bool = False) -> None:
+        self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=read_only))
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
     # ---------------------------------------------------------------- model
     def _load(self, path: str) -> OnnxRobotModel:
+        check_model_file(path, models_dir=self._param('models_dir'),
+                         max_bytes=int(self._param('max_model_bytes')))
         model = OnnxRobotModel(path, providers=list(self._param('providers')),
                                expected_kind=self._param('expected_kind'),
-                               intra_op_threads=int(self._param('intra_op_threads')))
+                               intra_op_threads=int(self._param('intra_op_threads')),
+                               max_bytes=int(self._param('max_model_bytes')))
         cam = list(self._param('camera_hw'))
         if len(cam) == 2 and min(cam) > 0 and model.aspect_mismatch(cam[0], cam[1]):
             raise InferenceError(f'{path}: model input {list(model.input_hw)} does not match '
@@ -126,18 +173,79 @@ class InferenceNode(LifecycleNode):
         self.get_logger().info(
             f'loaded {model.kind} model {model.path} (input {list(model.input_hw)}, outputs '
             f'{model.meta["output_names"]}); onnxruntime providers in use: {model.providers}')
+        self._model_id = model_id(model.path)
+        self._predicted_with_model = 0
+        self._publish_status()
+
+    # ---------------------------------------------------------------- health
+    def _status(self) -> dict[str, Any]:
+        model = self.model
+        return {'state': self._lifecycle, 'model_path': str(model.path.resolve()) if model
+                else '', 'model_id': self._model_id if model else '',
+                'kind': model.kind if model else '', 'providers': model.providers if model
+                else [], 'predicted_with_model': self._predicted_with_model,
+                'predicted': self.stats['predicted'], 'frames': self.stats['frames']}
+
+    def _publish_status(self) -> None:
+        self._status_pub.publish(String(data=json.dumps(self._status())))
+
+    def _update_health(self, now_s: float) -> None:
+        """Refresh the model section of the diagnostics; republish ~/status."""
+        sec = self.health.section('model')
+        model = self.model
+        if model is None:
+            sec.set(WARN, f'no model loaded ({self._lifecycle})', state=self._lifecycle)
+        else:
+            requested = list(self._param('providers'))
+            level, text = provider_check(requested, model.providers)
+            sec.set(level, f'{model.kind} model {self._model_id}, {self._lifecycle}; {text}',
+                    state=self._lifecycle, model_path=str(model.path), model_id=self._model_id,
+                    kind=model.kind, input_hw=list(model.input_hw),
+                    providers_requested=requested, providers_in_use=model.providers,
+                    predicted_with_model=self._predicted_with_model,
+                    **{f'meta {k}': v for k, v in model.meta.items()
+                       if k in ('distances_m', 'sensors', 'grid', 'embed_dim', 'horizon_s')})
+        self.health.section('frames').set(
+            OK, f'{self.stats["predicted"]} of {self.stats["frames"]} frames predicted',
+            frames=self.stats['frames'], predicted=self.stats['predicted'],
+            swaps=self.stats['swaps'], swaps_rejected=self.stats['swaps_rejected'])
+        self._publish_status()
+
+    def _swap_candidate(self, path: str) -> OnnxRobotModel:
+        """Load `path` and check it may replace the running model (see the docstring)."""
+        model = self._load(path)
+        old = self.model
+        if model.kind != old.kind:
+            raise InferenceError(f'{path}: a {model.kind} model cannot replace the running '
+                                 f'{old.kind} model')
+        if model.input_hw != old.input_hw:
+            raise InferenceError(f'{path}: input {list(model.input_hw)} differs from the '
+                                 f"running model's {list(old.input_hw)}")
+        model.smoke_test(self._last_rgb)
+        return model
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         for p in params:
-            if p.name == 'model_path' and self.model is not None:
+            if p.name != 'model_path':
+                continue
+            if self.model is None:  # not configured: configure loads it; check the file
                 try:
-                    model = self._load(p.value)
+                    check_model_file(p.value, models_dir=self._param('models_dir'),
+                                     max_bytes=int(self._param('max_model_bytes')))
                 except InferenceError as exc:
-                    self.get_logger().error(f'hot-swap rejected, keeping {self.model.path}: '
-                                            f'{exc}')
+                    self.get_logger().error(f'model_path rejected: {exc}')
                     return SetParametersResult(successful=False, reason=str(exc))
-                self._use(model)
-                self.get_logger().info(f'hot-swapped model to {p.value}')
+                continue
+            try:
+                model = self._swap_candidate(p.value)
+            except InferenceError as exc:
+                self.stats['swaps_rejected'] += 1
+                self.get_logger().error(f'hot-swap rejected (rolled back), keeping '
+                                        f'{self.model.path}: {exc}')
+                return SetParametersResult(successful=False, reason=str(exc))
+            self._use(model)
+            self.stats['swaps'] += 1
+            self.get_logger().info(f'hot-swapped model to {p.value} (swap {self.stats["swaps"]})')
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- lifecycle
@@ -162,6 +270,8 @@ class InferenceNode(LifecycleNode):
                                                                         qos)
             self._pubs['markers'] = self.create_lifecycle_publisher(
                 MarkerArray, 'debug/obstacle_markers', qos)
+        self._lifecycle = 'inactive'
+        self._publish_status()
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -173,6 +283,10 @@ class InferenceNode(LifecycleNode):
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
         self.get_logger().info(f'active: {self._param("image_topic")} -> predictions')
+        self.health.watch_input(self._sub.topic_name, expected_hz=float(
+            self._param('expected_rates_hz.image')))
+        self._lifecycle = 'active'
+        self._publish_status()
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -180,6 +294,9 @@ class InferenceNode(LifecycleNode):
             self.destroy_subscription(self._sub)
             self._sub = None
         self._log_stats()
+        self.health.inputs.clear()
+        self._lifecycle = 'inactive'
+        self._publish_status()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -187,6 +304,8 @@ class InferenceNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
         self.model = None
+        self._lifecycle = 'unconfigured'
+        self._publish_status()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -204,11 +323,15 @@ class InferenceNode(LifecycleNode):
     def _drop(self, reason: str, detail: str) -> None:
         dropped = self.stats['dropped']
         dropped[reason] = dropped.get(reason, 0) + 1
+        self.health.dropped(reason)
         self.get_logger().warning(f'dropped frame ({reason}, {dropped[reason]} so far): '
                                   f'{detail}', throttle_duration_sec=5.0)
 
     def _on_image(self, msg: Image) -> None:
         self.stats['frames'] += 1
+        received_s = self.diagnostics.now_s()
+        if self._sub is not None:
+            self.health.arrived(self._sub.topic_name, received_s)
         model = self.model
         if model is None:
             self._drop('no_model', 'no model loaded')
@@ -230,7 +353,14 @@ class InferenceNode(LifecycleNode):
         except Exception as exc:  # onnxruntime's own error types; never crash the node
             self._drop('inference_error', f'{type(exc).__name__}: {exc}')
             return
+        if not np.isfinite(values).all():
+            self._drop('non_finite', f'{model.path} output NaN/inf on this frame; nothing '
+                       'published')
+            return
+        self._last_rgb = rgb  # the stored frame a hot-swap's smoke inference runs on
         self.stats['predicted'] += 1
+        self._predicted_with_model += 1
+        self.health.latency.add(self.diagnostics.now_s() - received_s)
         if model.kind == 'obstacle':
             self._publish_obstacle(msg.header, values)
         elif model.kind == 'terrain':
@@ -243,6 +373,8 @@ class InferenceNode(LifecycleNode):
             self._pubs['embedding'].publish(float_image(msg.header, values.reshape(1, -1)))
         if 'debug_image' in self._pubs and model.kind in ('obstacle', 'terrain'):
             self._publish_debug(msg.header, rgb, model.kind, values)
+        if self._predicted_with_model == 1:  # the first prediction of this model is out
+            self._publish_status()
 
     def _publish_debug(self, header: Any, rgb: np.ndarray, kind: str, values: np.ndarray
                        ) -> None:
@@ -274,7 +406,8 @@ class InferenceNode(LifecycleNode):
     def _log_stats(self) -> None:
         s = self.stats
         self.get_logger().info(f'frames {s["frames"]}, predicted {s["predicted"]}, '
-                               f'dropped {s["dropped"] or 0}')
+                               f'dropped {s["dropped"] or 0}, model swaps {s["swaps"]}, '
+                               f'rejected {s["swaps_rejected"]}')
 
 
 def float_image(header: Any, values: np.ndarray) -> Image:

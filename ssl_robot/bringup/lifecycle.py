@@ -2,6 +2,8 @@
 
 `ssl-robot up` calls `activate_lifecycle_nodes` from a thread of its own process, so this
 helper installs no signal handlers: `up` keeps SIGINT/SIGTERM to forward to its children.
+`LifecycleBringUp` does the same from inside a running node (the online trainer bringing
+the inference node up with its first model), with futures its executor completes.
 """
 from __future__ import annotations
 
@@ -83,3 +85,82 @@ def _activate(node, executor, name: str, timeout: float, stop: threading.Event,
             return state
         log(f'{name}: {label}d')
     return state
+
+
+class LifecycleBringUp:
+    """Bring another lifecycle node to 'active' from inside a node (futures, no spinning).
+
+    What the online trainer does after handing a model over: ask the node's state and
+    configure, then activate it as needed. The node's own executor runs the callbacks;
+    `done(state, error)` is called once, with the state the target ended in and '' when
+    it is active, else why not.
+
+    Args:
+        node: The node that makes the calls.
+        target: Name of the lifecycle node, e.g. 'inference'.
+    """
+
+    def __init__(self, node, target: str) -> None:
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        self.target = target.lstrip('/')
+        self._get_state = node.create_client(GetState, f'/{self.target}/get_state')
+        self._change_state = node.create_client(ChangeState, f'/{self.target}/change_state')
+        self._done: Callable[[str, str], None] | None = None
+        self._steps = 0
+        self._state = 'unknown'
+        self._step = ''
+
+    def ready(self) -> bool:
+        """Whether the target's lifecycle services are there."""
+        return self._get_state.service_is_ready() and self._change_state.service_is_ready()
+
+    def start(self, done: Callable[[str, str], None]) -> None:
+        """Configure and/or activate the target as needed; `done` says how it ended."""
+        self._done, self._steps = done, 0
+        if not self.ready():
+            self._finish(f'/{self.target} has no lifecycle services')
+            return
+        self._query()
+
+    def _finish(self, error: str) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(self._state, error)
+
+    def _query(self) -> None:
+        from lifecycle_msgs.srv import GetState
+        self._get_state.call_async(GetState.Request()).add_done_callback(self._on_state)
+
+    def _on_state(self, future) -> None:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        try:
+            self._state = future.result().current_state.label
+        except Exception as exc:  # the call itself failed
+            self._finish(f'get_state failed: {exc}')
+            return
+        steps = {'unconfigured': ('configure', Transition.TRANSITION_CONFIGURE),
+                 'inactive': ('activate', Transition.TRANSITION_ACTIVATE)}
+        if self._state == 'active':
+            self._finish('')
+            return
+        if self._state not in steps or self._steps >= len(steps):
+            self._finish(f'cannot bring it to active from {self._state!r}')
+            return
+        self._steps += 1
+        self._step, transition_id = steps[self._state]
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        self._change_state.call_async(request).add_done_callback(self._on_changed)
+
+    def _on_changed(self, future) -> None:
+        try:
+            success = bool(future.result().success)
+        except Exception as exc:  # the call itself failed
+            self._finish(f'{self._step} call failed: {exc}')
+            return
+        if not success:
+            self._finish(f'{self._step} failed; it stays {self._state!r} (its log says why)')
+            return
+        self._query()

@@ -343,15 +343,19 @@ def reindex(bag: Path | str, *, out: Path | str | None = None) -> ReindexReport:
         except BagError:
             pass
         kept = path.with_name(path.name + '.cut')
+        work = path.with_name(f'.{path.name}.salvage')
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
         try:
-            salvaged[path.name] = salvage_mcap(path, path.with_name(path.name + '.salvaged'))
+            salvaged[path.name] = salvage_mcap(path, work / path.name)
         except BagError as exc:
             failed[path.name] = str(exc)
-            path.with_name(path.name + '.salvaged').unlink(missing_ok=True)
+            shutil.rmtree(work, ignore_errors=True)
             os.replace(path, kept)  # out of the bag's files, not deleted
             continue
         os.replace(path, kept)
-        os.replace(path.with_name(path.name + '.salvaged'), path)
+        os.replace(work / path.name, path)
+        shutil.rmtree(work, ignore_errors=True)
         _LOG.warning('%s: salvaged %d messages; the cut original is kept as %s', path,
                      salvaged[path.name], kept)
     files = storage_files(target)

@@ -177,6 +177,12 @@ def run(args: argparse.Namespace) -> int:
               f'{", ".join(f"{v:.3f}" for v in stats["percentiles_5_50_95"]) or "-"} m/s², '
               f'odometry {stats["odometry_segments"]} segment(s), '
               f'{stats["path_length_m"]:.1f} m driven')
+        d = stats.get('descriptor')
+        if d:
+            print(f'{", ".join(lb.paths)}: terrain descriptor in {d["windows"]} windows, '
+                  f'{len(d["names"])} entries (known in {d["known_share"]:.0%} of them); IMU '
+                  f'{d["sample_rate_hz"]:.1f} Hz, {len(d["bands_hz"])} bands per axis (Hz): '
+                  + ', '.join(f'{lo:.1f}-{hi:.1f}' for lo, hi in d['bands_hz']))
     if writer is None:
         for lb in labelled:
             for note in lb.bag.notes:
@@ -245,7 +251,14 @@ def _signal_stats(lb: Any) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
     rough, traj = lb.result.roughness, lb.result.trajectory
     sig = rough.signal[np.isfinite(rough.signal)]
+    desc = getattr(lb.result, 'descriptors', None)
+    descriptor = None if desc is None else {
+        **desc.layout.as_dict(), 'windows': int(len(desc.stamps_ns)),
+        'known_share': float(desc.mask.mean()) if desc.mask.size else 0.0,
+        'known_per_entry': dict(zip(desc.layout.names, desc.mask.mean(axis=0).tolist()
+                                    if len(desc.mask) else [0.0] * len(desc.layout.names)))}
     return {'windows': int(len(rough.signal)), 'imu_rate_hz': rough.sample_rate_hz,
+            'descriptor': descriptor,
             'band_hz': list(rough.band_hz),
             'percentiles_5_50_95': np.percentile(sig, [5, 50, 95]).tolist() if sig.size else [],
             'odometry_segments': traj.n_segments,

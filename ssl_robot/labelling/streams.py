@@ -15,6 +15,7 @@ from ssl_robot.labelling.collision import (CollisionLabels, Collisions, detect_c
 from ssl_robot.labelling.params import LabellingParams
 from ssl_robot.labelling.poses import build_trajectory, Trajectory
 from ssl_robot.labelling.proximity import label_proximity_at_distances, ProximityLabels
+from ssl_robot.labelling.descriptor import DescriptorSeries, terrain_descriptors, WheelData
 from ssl_robot.labelling.terrain import (imu_roughness, label_terrain, RoughnessSeries,
                                          TerrainLabels)
 
@@ -107,6 +108,8 @@ class SensorStreams:
         odom_stamps: [M]; odom_poses: [M, 3]; odom_speed: [M] forward speed (m/s).
         imu_stamps: [I]; imu_accel, imu_gyro: [I, 3].
         cmd_stamps: [C]; cmd_speed: [C] commanded forward speed (m/s).
+        wheels: wheel joint velocity (and effort) per side, or None where the robot
+            publishes none (the descriptor's wheel entries are then masked).
         views: uint8 [N, V, H, W, 3] extra camera frames matched to the frames (None:
             no extra cameras); views_mask: bool [N, V], False where a view had no match.
         bumper_stamps: [B] contact samples, bumper_force: [B] |force_xy| (N) on the robot
@@ -131,6 +134,7 @@ class SensorStreams:
     views_mask: np.ndarray | None = None
     bumper_stamps: np.ndarray | None = None
     bumper_force: np.ndarray | None = None
+    wheels: WheelData | None = None
 
 
 @dataclass
@@ -145,6 +149,7 @@ class LabelResult:
     counts: dict[str, int] = field(default_factory=dict)
     collisions: Collisions | None = None
     crash: CollisionLabels | None = None
+    descriptors: DescriptorSeries | None = None
 
 
 def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResult:
@@ -187,6 +192,11 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
                           cmd_speed=streams.cmd_speed, odom_stamps_ns=ostamps,
                           odom_speed=ospeed)
     counts.update({f'imu_{k}': v for k, v in rough.counts.items()})
+    descriptors = terrain_descriptors(
+        streams.imu_stamps, streams.imu_accel, streams.imu_gyro,
+        params.terrain.descriptor_params(), wheels=streams.wheels,
+        cmd_stamps_ns=streams.cmd_stamps, cmd_speed=streams.cmd_speed, odom_stamps_ns=ostamps,
+        odom_speed=ospeed)
     gh, gw = params.terrain.grid
     if streams.k_matrix is not None and streams.image_hw is not None and len(fstamps):
         terrain = label_terrain(fstamps, traj, rough, streams.k_matrix, streams.image_hw,
@@ -206,7 +216,8 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
             'collision': crash.labels, 'collision_mask': crash.mask,
             'prov_collision_tti_ns': crash.time_to_impact_ns,
             'prov_collision_dist_m': crash.distance_to_impact_m}
-    return LabelResult(rows, traj, rough, prox, terrain, counts, collisions, crash)
+    return LabelResult(rows, traj, rough, prox, terrain, counts, collisions, crash,
+                       descriptors)
 
 
 def _crash_labels(streams: SensorStreams, fstamps: np.ndarray, traj: Trajectory,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ssl_robot.labelling.descriptor import DescriptorParams
 from ssl_robot.labelling.poses import interpolate_poses, relative_pose, Trajectory
 
 FEATURE_NAMES = ('vibration', 'attitude_rate', 'slip')
@@ -48,6 +49,16 @@ class TerrainParams:
     footprint_points: int = 3
     camera_xyz: tuple[float, float, float] = (0.10, 0.0, 0.12)
     camera_pitch: float = 0.35
+    n_bands: int = 8
+    wheel_track_m: float = 0.555
+
+    def descriptor_params(self) -> DescriptorParams:
+        """The descriptor's parameters: the same windows, band and weights as the signal."""
+        return DescriptorParams(
+            window_s=self.window_s, hop_s=self.hop_s, n_bands=self.n_bands,
+            wheel_track_m=self.wheel_track_m, min_command_mps=self.min_command_mps,
+            band_hz=tuple(self.band_hz), gyro_weight=self.gyro_weight,
+            slip_weight=self.slip_weight)
 
 
 @dataclass

@@ -11,7 +11,9 @@ probe at 10 % labels against the targets (>= +10 and >= +3; the best >= +8 over 
 Writes benchmarks/results/pretext_eval_seeds.json (with the arguments) and
 pretext_eval_seeds.png (probe accuracy against label fraction, mean ± sd), prints a table.
 Usage: python benchmarks/eval_pretext_seeds.py [--seeds 0 1 2] [--budget small]
-       [--tasks ...] [--out-root runs/pretext_seeds]   (a seed's finished runs are reused)
+       [--tasks ...] [--out-root runs/pretext_seeds] [--reuse] [--only-run]
+(a seed's trained pretexts are reused; with --reuse its whole results.json, so the seeds
+can run as separate jobs: `--seeds 0 --only-run`, ..., then `--seeds 0 1 2 --reuse`)
 """
 from __future__ import annotations
 
@@ -50,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--out-root', type=Path, default=Path('runs/pretext_seeds'))
     ap.add_argument('--tasks', nargs='+', default=None, help='pretexts (default: all)')
     ap.add_argument('--out', type=Path, default=RESULTS / 'pretext_eval_seeds.json')
+    ap.add_argument('--reuse', action='store_true',
+                    help="reuse a seed's finished OUT_ROOT/seedN/results.json of the same "
+                         'budget and tasks (run the seeds as separate jobs, then summarise)')
+    ap.add_argument('--only-run', action='store_true',
+                    help='run the seeds and stop (no summary, nothing written to --out)')
     args = ap.parse_args(argv)
 
     from ssl_robot.vision.evaluate import (
@@ -64,9 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     from ssl_robot.vision.pretext import PRETEXTS
     tasks = list(args.tasks or PRETEXTS)
-    runs = [run_pretext_eval(args.out_root / f'seed{s}', tasks=tasks,
-                             budget=args.budget, seed=s, export=False, progress=False)
-            for s in args.seeds]
+    runs = []
+    for s in args.seeds:
+        out = args.out_root / f'seed{s}'
+        done = out / 'results.json'
+        previous = json.loads(done.read_text()) if args.reuse and done.exists() else None
+        if previous is not None and (previous.get('budget'), previous.get('seed'),
+                                     [m for m in previous['methods'] if m in tasks]) == (
+                                         args.budget, s, tasks):
+            print(f'seed {s}: reusing {done}')
+            runs.append(previous)
+            continue
+        runs.append(run_pretext_eval(out, tasks=tasks, budget=args.budget, seed=s,
+                                     export=False, progress=False))
+        print(f'seed {s}: {runs[-1]["seconds"]:.0f} s', flush=True)
+    if args.only_run:
+        return 0
     summary = summarise(runs)
     short = {'linear': 'lin', 'knn': 'kNN'}
     header = f'{"method":<18}' + ''.join(f'{f"{short[k]} {p}%":>12}' for k, p in COLUMNS)

@@ -25,6 +25,7 @@ from ssl_robot.vision.evaluate import (
     pretext_targets,
 )
 from ssl_robot.vision.pretext.jigsaw import cut_tiles, paste_tiles
+from ssl_robot.vision.pretext.relative_position import canvas_pairs, NEIGHBOUR_OFFSETS
 
 
 @pytest.fixture(autouse=True)
@@ -179,3 +180,18 @@ def test_paste_tiles_puts_each_tile_inside_its_cell() -> None:
             cell = canvas[n, 0, 4 * cy:4 * cy + 4, 4 * cx:4 * cx + 4]
             values = cell[cell != -1]
             assert sorted(values.tolist()) == sorted(tiles[n, i].flatten().tolist())
+
+
+def test_relative_position_canvas_shows_the_labelled_neighbour() -> None:
+    # A 12x12 image whose 4x4 cells hold the values 10..18: the tile values tell the cell.
+    cells = (torch.arange(9.) + 10).view(1, 1, 3, 3)
+    x = cells.repeat_interleave(4, 2).repeat_interleave(4, 3).repeat(32, 1, 1, 1) / 20
+    canvas, labels = canvas_pairs(x, tile=3, generator=torch.Generator().manual_seed(0))
+    assert canvas.shape == x.shape and set(labels.tolist()) <= set(range(8))
+    for n in range(32):
+        source = int(labels[n]) + int(labels[n] >= 4)  # the grid cell, centre skipped
+        values = set((canvas[n, 0] * 20).round().long().unique().tolist())
+        # The centre tile (14), the labelled neighbour, and the background fill only.
+        assert {14, 10 + source} <= values and len(values - {14, 10 + source}) <= 1
+        dy, dx = NEIGHBOUR_OFFSETS[int(labels[n])]
+        assert 10 + (1 + dy) * 3 + (1 + dx) == 10 + source

@@ -4,6 +4,12 @@ The image is cut into a grid x grid of cells; each tile is a random crop smaller
 cell, so neighbouring tiles are separated by a random gap and edge continuity does not
 give the order away. The tiles are shuffled by one of a fixed set of permutations chosen
 greedily for maximal minimum Hamming distance, and the network predicts its index.
+
+By default the grid is cut from the object's bounding square (not background), each
+tile's brightness and contrast are jittered on their own, and the shuffled tiles are laid
+out on one full-size canvas that the encoder sees whole (JiGen-style), rather than
+encoded one 7-px tile at a time (benchmarks/eval_pretext_ablation.py measures each
+change).
 """
 from __future__ import annotations
 
@@ -171,8 +177,8 @@ class JigsawTask(PretextTask):
     name = 'jigsaw'
     #: tile 0: 7/9 of the cell side (7 px tiles in 9 px cells at 28 px).
     defaults: dict[str, Any] = {'grid': 3, 'tile': 0, 'n_perms': 64, 'perm_seed': 0,
-                                'hidden': 256, 'object_crop': False, 'tile_jitter': False,
-                                'canvas': False}
+                                'hidden': 256, 'object_crop': True, 'tile_jitter': True,
+                                'canvas': True}
 
     def __init__(self, images: torch.Tensor | None = None, *,
                  params: dict[str, Any] | None = None) -> None:

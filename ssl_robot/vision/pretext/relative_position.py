@@ -5,6 +5,12 @@ random spot of the image; the centre cell and one of its 8 neighbours are cut ou
 shifted independently by up to `jitter` pixels, so that the position cannot be read off
 continuing edges or lines. The network sees both patches and predicts the neighbour's
 label (row-major order, centre skipped: 0 = up-left ... 7 = down-right).
+
+By default (`canvas`) the two tiles are cut from the object's bounding square and shown
+on one full-size canvas instead, the centre tile in the centre cell and the neighbour in
+a random other cell: the encoder then learns on images of the size and layout it is
+evaluated on, where the two-patch network learns on 7-px patches alone
+(benchmarks/eval_pretext_ablation.py measures each change).
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ import torch.nn.functional as F
 from ssl_robot.vision.augment import crop_to_object, jitter_each_patch, MILD
 from ssl_robot.vision.heads import mlp
 from ssl_robot.vision.pretext.base import accuracy, PretextTask
-from ssl_robot.vision.pretext.jigsaw import crop_patches
+from ssl_robot.vision.pretext.jigsaw import crop_patches, cut_tiles, paste_tiles
+from ssl_robot.vision.pretext.rotation import Classifier
 
 #: (row, column) offset in cells of the neighbour with each label.
 NEIGHBOUR_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -86,6 +93,43 @@ def sample_patch_pairs(x: torch.Tensor, *, patch: int, gap: int, jitter: int,
     return patches[:, 0], patches[:, 1], labels
 
 
+def canvas_pairs(x: torch.Tensor, *, tile: int, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relative position on one full-size canvas, the encoder's evaluation scale.
+
+    The image is cut into a 3x3 grid of `tile`-px tiles (random crops of their cells,
+    so a random gap separates neighbours); the centre tile is pasted back into the
+    centre cell of a background canvas, one neighbour (the label) into a random other
+    cell, independent of the label, so its place shows nothing: only its content tells
+    where it came from.
+
+    Args:
+        x: [N, C, S, S] pixels on [0, 1].
+        tile: Tile side (<= S // 3).
+
+    Returns:
+        (canvases [N, C, S, S], labels [N] indexing NEIGHBOUR_OFFSETS).
+    """
+    n, c, s, _ = x.shape
+    tiles = cut_tiles(x, grid=3, tile=tile, generator=generator)         # [N, 9, C, t, t]
+
+    def randint(high: int) -> torch.Tensor:
+        return torch.randint(0, high, (n,), generator=generator).to(x.device)
+
+    labels = randint(len(NEIGHBOUR_OFFSETS))
+    # Label k is cell k of the 3x3 grid with the centre (cell 4) skipped.
+    source = labels + (labels >= 4).long()
+    slot = randint(len(NEIGHBOUR_OFFSETS))
+    slot = slot + (slot >= 4).long()
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+    fill = border.median(dim=-1).values                                  # [N, C]
+    laid = fill.view(n, 1, c, 1, 1).expand(n, 9, c, tile, tile).clone()
+    rows = torch.arange(n, device=x.device)
+    laid[:, 4] = tiles[:, 4]
+    laid[rows, slot] = tiles[rows, source]
+    return paste_tiles(laid, grid=3, size=s, fill=fill, generator=generator), labels
+
+
 class PairNet(nn.Module):
     """Shared encoder on both patches -> concatenated features -> MLP -> 8 logits."""
 
@@ -108,22 +152,32 @@ class RelativePositionTask(PretextTask):
     brightness and contrast (and greys RGB patches at random), Doersch's remedy for
     chromatic aberration and other low-level shortcuts; `patch_scale` upsamples both
     patches by that factor before the encoder, so that its last feature map is more than
-    one cell, as on the whole images it is evaluated on.
+    one cell, as on the whole images it is evaluated on; `canvas` shows the centre and
+    the neighbour tile on one full-size canvas, the neighbour in a random cell
+    (`canvas_pairs`), so that the encoder learns at the scale it is evaluated at.
     """
 
     name = 'relative-position'
     #: patch 0: the largest patch whose layout fits the image (7 px at 28 px).
     defaults: dict[str, Any] = {'patch': 0, 'gap': 2, 'jitter': 1, 'hidden': 256,
-                                'object_crop': False, 'patch_jitter': False,
-                                'patch_scale': 1}
+                                'object_crop': True, 'patch_jitter': False,
+                                'patch_scale': 1, 'canvas': True}
 
     def build_model(self) -> nn.Module:
+        if self.params['canvas']:
+            return Classifier(self.build_encoder(), len(NEIGHBOUR_OFFSETS),
+                              int(self.params['hidden']))
         return PairNet(self.build_encoder(), len(NEIGHBOUR_OFFSETS), int(self.params['hidden']))
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         x = MILD(self.pixels(batch))
         if self.params['object_crop']:
             x = crop_to_object(x)
+        if self.params['canvas']:
+            tile = int(self.params['patch']) or max(1, (x.shape[-1] // 3) * 7 // 9)
+            canvas, labels = canvas_pairs(x, tile=tile)
+            logits = model(self.normalize(canvas))
+            return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}
         gap, jitter = int(self.params['gap']), int(self.params['jitter'])
         patch = int(self.params['patch']) or (x.shape[-1] - 2 * gap - 2 * jitter) // 3
         centre, neighbour, labels = sample_patch_pairs(x, patch=patch, gap=gap, jitter=jitter)

@@ -196,6 +196,11 @@ def _graph_nodes(tmp_path: Path, bag: Path, model: Path) -> list:
     return sim + replay
 
 
+def _values(status) -> dict[str, str]:
+    """A diagnostic_msgs/DiagnosticStatus's key-values."""
+    return {kv.key: kv.value for kv in status.values}
+
+
 def _start_as_launch_does(node, overrides_dir: Path, log_dir: Path):
     """Start a resolved node with the command line launch_ros builds for it.
 
@@ -229,6 +234,7 @@ def test_launch_arguments_reach_every_node_and_config_parameters_are_declared(tm
     And it declares every parameter that config/robot.yaml gives it (a node ignores
     parameters it does not declare, silently).
     """
+    from diagnostic_msgs.msg import DiagnosticArray
     bag = _tiny_bag(tmp_path / 'bag')
     model = tmp_path / 'models' / 'obstacle.onnx'
     nodes = _graph_nodes(tmp_path, bag, model)
@@ -238,6 +244,7 @@ def test_launch_arguments_reach_every_node_and_config_parameters_are_declared(tm
     expected = {'bag_player': {'bag': str(bag)}, 'inference': {'model_path': str(model)}}
     try:
         with Probe(DOMAIN_ID) as probe:
+            diagnostics = probe.subscribe('/diagnostics', DiagnosticArray, reliable=True)
             names = [n.name for n in nodes]
             assert probe.spin_until(lambda: set(names) <= set(probe.node_names()), 60), \
                 {p.cmd[0]: p.output()[-500:] for p in procs}
@@ -249,10 +256,36 @@ def test_launch_arguments_reach_every_node_and_config_parameters_are_declared(tm
                 assert values is not None, f'{name} did not answer get_parameters'
                 reported[name] = {k: v.bool_value if k == 'use_sim_time' else v.string_value
                                   for k, v in zip(wanted, values)}
+            # Every node publishes /diagnostics (about 1 Hz); the simulator's camera reaches
+            # the recorder and the labeller.
+            def latest() -> dict:
+                return {s.name: s for array in diagnostics for s in array.status}
+
+            def publishing() -> bool:
+                statuses = latest()
+                recorder = statuses.get('recorder: inputs')
+                camera = recorder and _values(recorder).get('/image_raw rate_hz', '0')
+                return {n.split(':')[0] for n in statuses} >= set(names) and float(
+                    camera or 0) > 0
+            assert probe.spin_until(publishing, 20), sorted(latest())
+            statuses = latest()
     finally:
         for proc in procs:
             proc.stop()
     assert reported == {n: {'use_sim_time': True, **expected.get(n, {})} for n in names}
+
+    def kv(name: str) -> dict[str, str]:
+        return _values(statuses[name])
+
+    assert {'bytes', 'splits', 'backlog', 'backlog_growing'} <= set(kv('recorder: bag'))
+    assert {'buffer_fill', 'label_yield', 'frames_labelled'} <= set(kv('labeller: labels'))
+    assert float(kv('labeller: inputs')['/image_raw rate_hz']) > 0
+    assert kv('sim_robot: simulation')['real_time_factor'] == '1'
+    assert kv('bag_player: playback')['published /clock'] != '0'
+    assert kv('trainer: training')['round'] == '0'
+    # Unconfigured (the test does not drive its lifecycle): no model, a WARN that says so.
+    inference = statuses['inference: model']
+    assert (inference.level, inference.message) == (b'\x01', 'no model loaded (unconfigured)')
 
     data = yaml.safe_load(config_path().read_text())
     for node, names in declared.items():

@@ -15,16 +15,18 @@ import json
 import sys
 import threading
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import ParameterDescriptor
 from rosgraph_msgs.msg import Clock as ClockMsg
 from std_msgs.msg import String
 
 from ssl_robot.bags.reader import BagError, BagReader, kilted_cdr
+from ssl_robot.diagnostics import ERROR, NodeHealth, OK
+from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
 
@@ -78,6 +80,8 @@ class BagPlayer(Node):
         self.published: dict[str, int] = {}
         self.loops = 0
         self.error: str | None = None
+        self.health = NodeHealth('bag_player', hardware_id=str(self.bag_path))
+        self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         with BagReader(self.bag_path) as bag:  # fail early, on the main thread
             self.topic_types = dict(bag.topics)
             self.counts = bag.message_counts
@@ -210,6 +214,15 @@ class BagPlayer(Node):
             self.skipped[topic] = self.skipped.get(topic, 0) + 1
             return
         self.published[topic] = self.published.get(topic, 0) + 1
+
+    def _update_health(self, now_s: float) -> None:
+        """/diagnostics: messages published per topic, loops, skipped, a playback error."""
+        published = dict(self.published)
+        self.health.drops.update(self.skipped)
+        self.health.section('playback').set(
+            ERROR if self.error else OK, self.error or
+            f'{sum(published.values())} of {sum(self.counts.values())} messages published',
+            loops=self.loops, **{f'published {t}': n for t, n in published.items()})
 
     def summary(self) -> dict:
         """Published and skipped counts per topic, and loops done."""

@@ -48,6 +48,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, Range
 from std_msgs.msg import String
 
 from ssl_robot.dataset import DatasetError, DatasetWriter
+from ssl_robot.diagnostics import ERROR, NodeHealth, OK, WARN
 from ssl_robot.labelling import labelling_params
 from ssl_robot.labelling.buffers import LiveLabelBuffer
 from ssl_robot.labelling.params import absolute, DEFAULTS, DESCRIPTIONS, STRING_ARRAY_DEFAULTS
@@ -60,6 +61,7 @@ from ssl_robot.msgconv import (
     range_reading,
     stamp_ns,
 )
+from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
 
 #: Parameters of the node only (not of labelling): default and description.
@@ -129,6 +131,8 @@ class Labeller(Node):
         self.session_bag: int | None = None
         self.flush_thread: threading.Thread | None = None
         self.lock = threading.Lock()
+        self.health = NodeHealth('labeller')
+        self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
 
         depth = int(gp('queue_depth').value)
         self._subscribe(Image, self.params.image_topic, self._on_image, depth)
@@ -166,9 +170,11 @@ class Labeller(Node):
             incompatible_qos=lambda info, t=topic: self._on_incompatible(t, info))
         resolved = self.resolve_topic_name(topic)
         self.received[resolved] = 0
+        self.health.watch_input(resolved)
 
         def counted(msg: Any, t: str = resolved) -> None:
             self.received[t] += 1
+            self.health.arrived(t, self.diagnostics.now_s())
             try:
                 callback(msg)
             except (MessageError, ValueError, AttributeError, TypeError) as exc:
@@ -308,6 +314,26 @@ class Labeller(Node):
 
     def _publish_status(self) -> None:
         self.status_pub.publish(String(data=json.dumps(self.status())))
+
+    def _update_health(self, now_s: float) -> None:
+        """/diagnostics: label yield, buffer fill, drops by cause."""
+        s = self.status()
+        self.health.drops.update({k: v for k, v in self.label_counts.items() if v})
+        self.health.drops.update(messages_bad=s['messages_bad'])
+        stamps = [stamp for stamp, _ in self.buffer.frames]
+        fill = (max(stamps) - min(stamps)) / self.buffer.buffer_ns if len(stamps) > 1 else 0.0
+        labelled = s['frames_labelled']
+        level, message = OK, f'{labelled} frames labelled, {s["frames_written"]} written'
+        if s['incompatible_qos']:
+            level, message = WARN, f'{s["incompatible_qos"]} incompatible QoS events'
+        if s['flush_errors']:
+            level, message = ERROR, f'{s["flush_errors"]} dataset appends failed'
+        self.health.section('labels').set(
+            level, message, dataset=s['dataset'], frames_received=s['frames_received'],
+            frames_labelled=labelled, frames_written=s['frames_written'],
+            frames_waiting=s['frames_waiting'], buffer_fill=round(min(fill, 1.0), 3),
+            label_yield=float(np.mean(s['yield'])) if labelled else 0.0,
+            terrain_patch_yield=s['terrain_patch_yield'], flush_errors=s['flush_errors'])
 
     def finish(self) -> dict[str, Any]:
         """Label what is pending with the future there is, write it; final counters."""

@@ -18,17 +18,19 @@ import queue
 import sys
 import threading
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import ParameterDescriptor
 from std_msgs.msg import String
 
+from ssl_robot.bags.split import SplitBagWriter
 from ssl_robot.bags.typestore import BagError, typestore
+from ssl_robot.diagnostics import ERROR, Growth, NodeHealth, OK, WARN
+from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
-from ssl_robot.bags.split import SplitBagWriter
 
 #: Generic topic parameter -> message type of that sensor stream.
 SENSOR_TOPICS = (
@@ -105,6 +107,9 @@ class Recorder(Node):
         self.sim_time_warned = False
 
         self.status_pub = self.create_publisher(String, 'recorder/status', 10)
+        self.health = NodeHealth('recorder')
+        self._backlog_growth = Growth()
+        self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         for topic, msgtype in self._wanted_topics():
             if msgtype:
                 self._subscribe(topic, msgtype)
@@ -154,6 +159,7 @@ class Recorder(Node):
             self.get_logger().error(f'{topic}: not recorded: {exc}')
             return
         self.received[topic] = self.dropped[topic] = self.lost[topic] = 0
+        self.health.watch_input(topic)
         depth = int(self.get_parameter('queue_depth').value)
         qos = QoSProfile(history=qos_profile_sensor_data.history, depth=depth,
                          reliability=qos_profile_sensor_data.reliability,
@@ -184,6 +190,7 @@ class Recorder(Node):
             self.get_logger().warning('use_sim_time is on but no /clock yet: receive time 0')
         with self.lock:
             self.received[topic] += 1
+        self.health.arrived(topic, self.diagnostics.now_s())
         try:
             self.queue.put_nowait((topic, msgtype, data, now))
         except queue.Full:
@@ -237,6 +244,26 @@ class Recorder(Node):
 
     def _publish_status(self) -> None:
         self.status_pub.publish(String(data=json.dumps(self.status())))
+
+    def _update_health(self, now_s: float) -> None:
+        """/diagnostics: bytes, splits, backlog (WARN while it grows), drops by cause."""
+        s = self.status()
+        self.health.drops.update(queue_full=s['dropped'], lost_in_dds=s['lost_in_dds'],
+                                 write_errors=s['write_errors'])
+        growing = self._backlog_growth.add(s['backlog'])
+        level, message = OK, f'{s["written"]} messages, {s["bytes"]} bytes in {s["output"]}'
+        if growing:
+            level, message = WARN, f'backlog growing ({s["backlog"]} of {s["queue_size"]})'
+        if s['incompatible_qos']:
+            level, message = WARN, f'{s["incompatible_qos"]} incompatible QoS events'
+        if s['write_errors']:
+            level, message = ERROR, f'{s["write_errors"]} bag write errors'
+        self.health.section('bag').set(
+            level, message, output=s['output'], bytes=s['bytes'], splits=s['files'],
+            written=s['written'], durable=s['durable'], backlog=s['backlog'],
+            queue_size=s['queue_size'], backlog_growing=growing,
+            incompatible_qos=s['incompatible_qos'],
+            waiting_for_type=', '.join(s['waiting_for_type']))
 
     def finish(self) -> dict:
         """Stop receiving, write everything queued, finalise the bag; the final counters."""

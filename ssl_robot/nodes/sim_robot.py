@@ -31,6 +31,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
+from ssl_robot.diagnostics import NodeHealth, OK, WARN
+from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
 from ssl_robot.sim import ROBOT, SIM_EPOCH_NS, SimError, STREAMS
@@ -146,6 +148,10 @@ class SimRobot(Node):
         self.done = False
         self._last_lag_log_ns = 0
         self.create_timer(TICK_S, self._tick, clock=self.steady)
+        self.published: dict[str, int] = {}
+        self._behind_s = 0.0
+        self.health = NodeHealth('sim_robot', hardware_id=f'world seed {world.seed}')
+        self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         self.get_logger().info(
             f'world seed {world.seed}: {len(world.obstacles)} obstacles, '
             f'{len(world.patches)} terrain patches; camera {options.width}x{options.height} '
@@ -203,6 +209,7 @@ class SimRobot(Node):
         if self.duration_ns:
             target = min(target, self.duration_ns)
         behind = target - self.session.time_ns
+        self._behind_s = max(0.0, behind / 1e9)
         if behind > MAX_TICK_SIM_S * 1e9:
             if now - self._last_lag_log_ns > 10e9:
                 self._last_lag_log_ns = now
@@ -214,9 +221,21 @@ class SimRobot(Node):
             publisher = self.pubs.get(key)
             if publisher is not None:
                 publisher.publish(msg)
+                self.published[key] = self.published.get(key, 0) + 1
         if self.duration_ns and self.session.time_ns >= self.duration_ns:
             self.done = True
             self.get_logger().info(f'simulated {self.session.time_ns / 1e9:.1f} s: done')
+
+    def _update_health(self, now_s: float) -> None:
+        """/diagnostics: simulated time, lag behind the real-time factor, messages out."""
+        lagging = self._behind_s > MAX_TICK_SIM_S
+        self.health.section('simulation').set(
+            WARN if lagging else OK,
+            f'{self._behind_s:.2f} s behind real_time_factor {self.rtf}' if lagging
+            else f'at {self.session.time_ns / 1e9:.1f} s simulated',
+            sim_time_s=self.session.time_ns / 1e9, behind_s=self._behind_s,
+            real_time_factor=self.rtf, dropped_commands=self.dropped_commands,
+            **{f'published {self.topics.get(k, k)}': n for k, n in self.published.items()})
 
     def close(self) -> None:
         """Free the simulator."""

@@ -225,10 +225,19 @@ class LabelledDataset:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
             raise DatasetError(f'{meta_path}: unreadable: {exc}') from exc
+        if not isinstance(meta, dict):
+            raise DatasetError(f'{meta_path}: not a dataset description (a JSON object)')
         if meta.get('format_version') != FORMAT_VERSION:
             raise DatasetError(f'{path}: dataset format {meta.get("format_version")!r}, '
                                f'this code reads format {FORMAT_VERSION}')
-        trailing = _trailing_shapes(meta)
+        try:
+            trailing = _trailing_shapes(meta)
+            if not isinstance(meta.get('bags', []), list) or not all(
+                    isinstance(b, dict) for b in meta.get('bags', [])):
+                raise ValueError('bags is not a list of objects')
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f'{meta_path}: malformed ({type(exc).__name__}: {exc})') \
+                from None
         n = meta.get('n_frames')  # absent in datasets written before in-place appends
         arrays: dict[str, np.ndarray] = {}
         for name in _stored_arrays(meta):

@@ -74,7 +74,10 @@ def export_onnx(
         ExportError: When export fails or the outputs disagree beyond `atol`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f'{path}: cannot write there: {exc.strerror or exc}') from None
     model = model.eval().cpu()
     inputs = tuple(t.detach().cpu() for t in example_inputs)
     dynamic_axes = {name: {0: 'batch'} for name in [*input_names, *output_names]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ssl_robot.commands.argtypes import int_at_least, out_dir
+
 
 def add_parser(subparsers: Any) -> None:
     """Register `ssl-robot eval`."""
@@ -20,9 +22,11 @@ def add_parser(subparsers: Any) -> None:
                     'eval.json and eval.png.')
     p.add_argument('run', help='run directory')
     p.add_argument('--dataset', default=None, help="dataset (default: the run's own)")
-    p.add_argument('--out', default=None, help='output directory (default RUN/eval)')
-    p.add_argument('--bootstrap', type=int, default=500, help='bootstrap resamples')
-    p.add_argument('--seed', type=int, default=0, help='seed of baselines and bootstrap')
+    p.add_argument('--out', type=out_dir, default=None,
+                   help='output directory (default RUN/eval)')
+    p.add_argument('--bootstrap', type=int_at_least(1), default=500, help='bootstrap resamples')
+    p.add_argument('--seed', type=int_at_least(0), default=0,
+                   help='seed of baselines and bootstrap')
     p.add_argument('--train-baseline', action='store_true', default=None,
                    help='also train the model from random init on the same labels')
     p.add_argument('--no-truth-upper-bound', dest='truth_upper_bound', action='store_false',

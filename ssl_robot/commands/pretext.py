@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ssl_robot.commands.argtypes import finite_float, int_at_least
+
 #: Names listed in --help without importing torch.
 PRETEXT_NAMES = ('rotation', 'jigsaw', 'inpainting', 'relative-position', 'simclr', 'moco',
                  'denoising')
@@ -33,10 +35,11 @@ def add_parser(subparsers: Any) -> None:
                    help='1 (grey) or 3 (RGB); default 1 for fashion-mnist, else 3')
     p.add_argument('--max-images', type=int, default=None,
                    help='use at most this many images (fixed-seed subset)')
-    p.add_argument('--epochs', type=int, default=5, help='passes over the pool (5)')
-    p.add_argument('--batch-size', type=int, default=128, help='batch size (128)')
-    p.add_argument('--lr', type=float, default=2e-3, help='peak learning rate (2e-3)')
-    p.add_argument('--seed', type=int, default=0, help='seed (0)')
+    p.add_argument('--epochs', type=int_at_least(1), default=5, help='passes over the pool (5)')
+    p.add_argument('--batch-size', type=int_at_least(1), default=128, help='batch size (128)')
+    p.add_argument('--lr', type=finite_float(0.0, low_ok=False), default=2e-3,
+                   help='peak learning rate (2e-3)')
+    p.add_argument('--seed', type=int_at_least(0), default=0, help='seed (0)')
     p.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
                    help='pretext parameter (JSON value), e.g. widths=[32,64,128], '
                         'temperature=0.2')

@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ssl_robot.commands.argtypes import device, finite_float, int_at_least, out_dir
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `ssl-robot text-pretrain` and `ssl-robot text-eval`."""
@@ -23,21 +25,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pre.add_argument('--task', choices=('mlm', 'nsp', 'ar', 'rtd'), required=True)
     pre.add_argument('--corpus', type=Path, default=PYTHON_DOCS,
                      help='folder of .rst.txt/.txt/.rst/.md files (default: Python docs)')
-    pre.add_argument('--out', type=Path, default=None, help='run directory '
+    pre.add_argument('--out', type=out_dir, default=None, help='run directory '
                      '(default runs/text/<task>)')
     pre.add_argument('--tokenizer', type=Path, default=None,
                      help='existing tokenizer.json to use (default: train one)')
-    pre.add_argument('--max-chars', type=int, default=0, help='read at most this much text')
-    pre.add_argument('--vocab-size', type=int, default=4000)
-    pre.add_argument('--max-len', type=int, default=64)
-    pre.add_argument('--dim', type=int, default=128)
-    pre.add_argument('--depth', type=int, default=2)
-    pre.add_argument('--heads', type=int, default=4)
-    pre.add_argument('--steps', type=int, default=1000, help='optimiser steps')
-    pre.add_argument('--batch-size', type=int, default=32)
-    pre.add_argument('--lr', type=float, default=1e-3)
-    pre.add_argument('--seed', type=int, default=0)
-    pre.add_argument('--device', default='auto')
+    pre.add_argument('--max-chars', type=int_at_least(0), default=0,
+                     help='read at most this much text (0: all)')
+    pre.add_argument('--vocab-size', type=int_at_least(16, 1_000_000), default=4000)
+    pre.add_argument('--max-len', type=int_at_least(4, 8192), default=64)
+    pre.add_argument('--dim', type=int_at_least(8, 8192), default=128)
+    pre.add_argument('--depth', type=int_at_least(1, 64), default=2)
+    pre.add_argument('--heads', type=int_at_least(1, 256), default=4,
+                     help='attention heads (must divide --dim)')
+    pre.add_argument('--steps', type=int_at_least(1), default=1000, help='optimiser steps')
+    pre.add_argument('--batch-size', type=int_at_least(1), default=32)
+    pre.add_argument('--lr', type=finite_float(0.0, low_ok=False), default=1e-3)
+    pre.add_argument('--seed', type=int_at_least(0), default=0)
+    pre.add_argument('--device', type=device, default='auto')
     pre.add_argument('--onnx', action='store_true', help='export the encoder to '
                      'OUT/encoder.onnx')
     pre.add_argument('--prompt', action='append', default=None,
@@ -56,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument('--out', type=Path, default=Path('runs/text_eval'))
     ev.add_argument('--corpus', type=Path, default=PYTHON_DOCS)
     ev.add_argument('--wordnet', type=Path, default=WORDNET_DIR)
-    ev.add_argument('--steps', type=int, default=0,
-                    help='override the budget\'s steps per task')
+    ev.add_argument('--steps', type=int_at_least(0), default=0,
+                    help="override the budget's steps per task")
     ev.add_argument('--seed', type=int, default=0)
     ev.set_defaults(func=run_eval)
 
@@ -69,6 +73,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from ssl_robot.text.tasks import ARTask, TASKS
     from ssl_robot.text.tokenizer import TextTokenizer
 
+    if args.dim % args.heads:
+        from ssl_robot.errors import ConfigError
+        raise ConfigError(f'--heads {args.heads} does not divide --dim {args.dim}')
     out = args.out or Path('runs/text') / args.task
     tokenizer = TextTokenizer.load(args.tokenizer) if args.tokenizer else None
     corpus = prepare_corpus(args.corpus, max_chars=args.max_chars,

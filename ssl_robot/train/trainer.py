@@ -357,9 +357,13 @@ class Trainer:
         optimizer = torch.optim.AdamW(self.task.optimizer_groups(model), lr=cfg.lr,
                                       weight_decay=cfg.weight_decay)
         if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / 'config.json').write_text(
-                json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / 'config.json').write_text(
+                    json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+            except OSError as exc:
+                raise TrainError(f'{self.out_dir}: cannot write the run there: '
+                                 f'{exc.strerror or exc}') from None
 
         start_epoch, step, best, bad_epochs = 0, 0, None, 0
         history: list[dict[str, float]] = []

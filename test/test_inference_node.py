@@ -232,3 +232,7 @@ def test_core_preprocess_matches_training_transform() -> None:
     ours = model.preprocess(frames)
     ref = frames_to_input(torch.from_numpy(frames), [24, 32], [0.5] * 3, [0.25] * 3).numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+    # And against a reference of neither: a 2x2 block mean by hand, then (x - 0.5) / 0.25.
+    blocks = frames.reshape(2, 24, 2, 32, 2, 3).mean(axis=(2, 4)) / 255.0
+    by_hand = ((blocks - 0.5) / 0.25).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(ours, by_hand, atol=1e-4)

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ssl_robot.metrics import roc_auc
 from ssl_robot.robot.losses import masked_bce_with_logits
-from ssl_robot.robot.tasks import FrameItems, RobotTask
+from ssl_robot.robot.tasks import FrameItems, predict_probabilities, probability_metrics, RobotTask
 from ssl_robot.train import TrainError
 
 
@@ -65,23 +64,8 @@ class CollisionTask(RobotTask):
 
     def predict(self, model: torch.nn.Module, loader: Any) -> tuple[np.ndarray, ...]:
         """(probabilities, labels, masks) over a loader, as numpy [N]."""
-        probs, labels, masks = [], [], []
-        with torch.no_grad():
-            for batch in loader:
-                logits = model(self.images(model, batch['frames'], None))
-                probs.append(torch.sigmoid(logits).cpu().numpy())
-                labels.append(batch['collision'].cpu().numpy())
-                masks.append(batch['collision_mask'].cpu().numpy())
-        return np.concatenate(probs), np.concatenate(labels), np.concatenate(masks)
+        return predict_probabilities(self, model, loader, 'collision', 'collision_mask')
 
     def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
         probs, labels, masks = self.predict(model, loader)
-        known = masks.astype(bool)
-        auc = roc_auc(probs[known], labels[known])
-        with torch.no_grad():
-            loss = float(masked_bce_with_logits(
-                torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6)),
-                torch.from_numpy(labels.astype(np.float32)), torch.from_numpy(known)))
-        # AUC is undefined with one class only; report chance so early stopping works.
-        return {'val_auc': 0.5 if np.isnan(auc) else auc, 'val_loss': loss,
-                'val_known': float(known.sum())}
+        return {**probability_metrics(probs, labels, masks), 'val_known': float(masks.sum())}

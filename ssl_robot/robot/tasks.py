@@ -300,25 +300,36 @@ class ObstacleTask(RobotTask):
 
     def predict(self, model: torch.nn.Module, loader: Any) -> tuple[np.ndarray, ...]:
         """(probabilities, labels, masks) over a loader, as numpy [N, D, S]."""
-        probs, labels, masks = [], [], []
-        with torch.no_grad():
-            for batch in loader:
-                logits = model(self.images(model, batch['frames'], None))
-                probs.append(torch.sigmoid(logits).cpu().numpy())
-                labels.append(batch['proximity'].cpu().numpy())
-                masks.append(batch['proximity_mask'].cpu().numpy())
-        return np.concatenate(probs), np.concatenate(labels), np.concatenate(masks)
+        return predict_probabilities(self, model, loader, 'proximity', 'proximity_mask')
 
     def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
-        probs, labels, masks = self.predict(model, loader)
-        known = masks.astype(bool)
-        auc = roc_auc(probs[known], labels[known])
-        with torch.no_grad():
-            loss = float(masked_bce_with_logits(
-                torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6)),
-                torch.from_numpy(labels), torch.from_numpy(known)))
-        # AUC is undefined with one class only; report chance so early stopping works.
-        return {'val_auc': 0.5 if np.isnan(auc) else auc, 'val_loss': loss}
+        return probability_metrics(*self.predict(model, loader))
+
+
+def predict_probabilities(task: RobotTask, model: torch.nn.Module, loader: Any, label: str,
+                          mask: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sigmoid of the model's logits, the batches' `label`, their `mask`) over a loader."""
+    probs, labels, masks = [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(task.images(model, batch['frames'], None))
+            probs.append(torch.sigmoid(logits).cpu().numpy())
+            labels.append(batch[label].cpu().numpy())
+            masks.append(batch[mask].cpu().numpy())
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(masks)
+
+
+def probability_metrics(probs: np.ndarray, labels: np.ndarray, masks: np.ndarray
+                        ) -> dict[str, float]:
+    """ROC-AUC and masked BCE of probabilities over the known labels (validation)."""
+    known = masks.astype(bool)
+    auc = roc_auc(probs[known], labels[known])
+    with torch.no_grad():
+        loss = float(masked_bce_with_logits(
+            torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6)),
+            torch.from_numpy(labels.astype(np.float32)), torch.from_numpy(known)))
+    # AUC is undefined with one class only; report chance so early stopping works.
+    return {'val_auc': 0.5 if np.isnan(auc) else auc, 'val_loss': loss}
 
 
 class TerrainTask(RobotTask):

@@ -56,8 +56,10 @@ def test_player_plays_every_message_with_clock(tmp_path, storage):
     ticks = _ns(clock, 'clock')
     assert ticks == sorted(ticks)  # no loop: bag time never goes back
     assert ticks[0] == T0 and ticks[-1] == expected[-1]
-    # 100 Hz of wall time over ~0.5 s of playback, plus one tick per message.
-    assert len(ticks) > len(expected) + 10
+    # One tick per message and ticks between messages (100 Hz of wall time): more ticks than
+    # messages, however slowly a loaded machine plays them.
+    assert len(ticks) > len(expected)
+    assert set(expected) <= set(ticks)
 
 
 def test_player_loop_jumps_back_and_offset_skips(tmp_path):

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
                              **overrides)
     config.progress = not args.no_progress
     config.task_params = task.params
+    check_known_labels(task)
     result = Trainer(task, config).fit(resume=args.resume)
     if result.metrics:
         print('final validation metrics: ' + ', '.join(
@@ -166,3 +167,29 @@ def check_task_params(task: str, params: dict[str, Any]) -> None:
     for name in ('dataset', 'init_from'):
         if name in params and not isinstance(params[name], str):
             raise bad(name, 'a path')
+
+
+#: The label mask each supervised robot task learns from.
+LABEL_MASKS = {'obstacle': 'proximity_mask', 'terrain': 'terrain_mask'}
+
+
+def check_known_labels(task: Any) -> None:
+    """Refuse to train on a split without one known label (the loss would be 0 throughout).
+
+    Raises:
+        TrainError: Naming the dataset and the mask.
+    """
+    import numpy as np
+
+    from ssl_robot.train import TrainError
+    name = LABEL_MASKS.get(task.name)
+    if name is None or task.params.get('labels', 'pseudo') != 'pseudo':
+        return
+    train, _ = task.split()
+    mask = getattr(task.data, name)
+    known = int(np.count_nonzero(np.asarray(mask[np.sort(np.asarray(train))]))) \
+        if len(train) else 0
+    if known == 0:
+        raise TrainError(f'{task.params["dataset"]}: no known {task.name} label in the '
+                         f'{len(train)} training frames ({name} all false); nothing to learn')
+    log.info('%s: %d known labels in %d training frames', task.name, known, len(train))

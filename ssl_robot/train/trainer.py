@@ -434,7 +434,7 @@ class Trainer:
             history.append(record)
             if not self.is_main:
                 continue
-            _append_csv(metrics_file, record)
+            append_csv(metrics_file, record)
             metric = record.get(self.task.primary_metric, record['train_loss'])
             improved = best is None or (metric > best if self.task.higher_is_better
                                         else metric < best)
@@ -551,7 +551,7 @@ def plain_state(value: Any, where: str = 'checkpoint') -> Any:
                      'only tensors, numbers, strings, lists and dicts')
 
 
-def _append_csv(path: Path, record: dict[str, float]) -> None:
+def append_csv(path: Path, record: dict[str, float]) -> None:
     """Append `record` to the CSV log, widening its header when a new column appears."""
     existing: list[str] = []
     if path.exists():

@@ -49,7 +49,6 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
@@ -66,6 +65,7 @@ from ssl_robot.inference import (
 )
 from ssl_robot.msgconv import image_to_rgb, MessageError
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
+from ssl_robot.nodes._qos import FollowingSubscription
 from ssl_robot.nodes._run import run_node
 from ssl_robot.overlay import (
     obstacle_cell_centres,
@@ -115,6 +115,9 @@ class InferenceNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}, 'swaps': 0,
                       'swaps_rejected': 0}
+        self._declare('qos_policy', 'auto', 'reliability of the camera subscription: auto '
+                      '(follow the publishers, checked again when they appear), reliable '
+                      'or best_effort')
         self._declare('expected_rates_hz.image', 0.0, 'nominal camera rate; diagnostics WARN '
                       'below 70 % of it (0: only when silent)')
         self._last_rgb: np.ndarray | None = None
@@ -278,9 +281,9 @@ class InferenceNode(LifecycleNode):
         # Depth 1: when inference is slower than the camera, the newest frame wins.
         qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                          durability=qos_profile_sensor_data.durability)
-        self._sub = self.create_subscription(
-            Image, self._param('image_topic'), self._on_image, qos,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        self._sub = FollowingSubscription(
+            self, Image, self._param('image_topic'), self._on_image, qos=qos,
+            policy=self._param('qos_policy'),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
         self.get_logger().info(f'active: {self._param("image_topic")} -> predictions')
         self.health.watch_input(self._sub.topic_name, expected_hz=float(
@@ -291,7 +294,7 @@ class InferenceNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._sub is not None:
-            self.destroy_subscription(self._sub)
+            self._sub.destroy()
             self._sub = None
         self._log_stats()
         self.health.inputs.clear()
@@ -310,7 +313,7 @@ class InferenceNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._sub is not None:
-            self.destroy_subscription(self._sub)
+            self._sub.destroy()
             self._sub = None
         self._log_stats()
         return super().on_shutdown(state)

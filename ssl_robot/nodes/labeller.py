@@ -43,7 +43,6 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, Range
 from std_msgs.msg import String
 
@@ -62,6 +61,7 @@ from ssl_robot.msgconv import (
     stamp_ns,
 )
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
+from ssl_robot.nodes._qos import FollowingSubscription
 from ssl_robot.nodes._run import run_node
 
 #: Parameters of the node only (not of labelling): default and description.
@@ -72,6 +72,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     'status_period_s': (1.0, 'seconds between labeller/status messages'),
     'label_period_s': (1.0, 'seconds between labelling passes'),
     'queue_depth': (50, 'DDS history depth of each subscription'),
+    'qos_policy': ('auto', 'reliability of the sensor subscriptions: auto (follow the '
+                   'publishers, checked again when they appear), reliable or best_effort'),
 }
 
 
@@ -132,6 +134,7 @@ class Labeller(Node):
         self.flush_thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.health = NodeHealth('labeller')
+        self.subscribed: dict[str, FollowingSubscription] = {}
         self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
 
         depth = int(gp('queue_depth').value)
@@ -182,9 +185,9 @@ class Labeller(Node):
                 self.get_logger().warning(f'{t}: message dropped: {exc}',
                                           throttle_duration_sec=5.0)
 
-        self.create_subscription(cls, topic, counted, qos, event_callbacks=events,
-                                 qos_overriding_options=QoSOverridingOptions
-                                 .with_default_policies())
+        self.subscribed[resolved] = FollowingSubscription(
+            self, cls, topic, counted, qos=qos, policy=self.get_parameter('qos_policy').value,
+            event_callbacks=events)
 
     def _on_incompatible(self, topic: str, info: Any) -> None:
         self.counts['incompatible_qos'] += 1
@@ -345,10 +348,23 @@ class Labeller(Node):
         return final
 
 
+def unwritten_exit_code(node: Labeller) -> int:
+    """1 when labelled frames could not be written (e.g. an unwritable dataset), else 0."""
+    with node.lock:
+        unwritten = sum(len(rows['stamps_ns']) for rows in node.pending_rows)
+    if unwritten:
+        print(f'labeller: {unwritten} labelled frames could not be written to '
+              f'{node.dataset} ({node.counts["flush_errors"]} failed appends)', file=sys.stderr)
+    return 1 if unwritten else 0
+
+
 def main(args: list[str] | None = None) -> int:
-    """Run the labeller until SIGINT/SIGTERM, then write what is labelled."""
+    """Run the labeller until SIGINT/SIGTERM, then write what is labelled.
+
+    Exits 1 when labelled frames could not be written (the reason is logged).
+    """
     return run_node('labeller', Labeller, args=args, startup_errors=(DatasetError, ValueError),
-                    finish=Labeller.finish)
+                    finish=Labeller.finish, exit_code=unwritten_exit_code)
 
 
 if __name__ == '__main__':

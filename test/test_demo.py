@@ -33,9 +33,26 @@ def test_demo_runs_every_stage_and_writes_its_report(tmp_path):
         'evaluate on the held-out worlds', 'export ONNX',
         'replay a held-out world through the inference node']
     assert results['labels']['bags'] == 3 and results['labels']['frames'] > 100
+    # Counted independently of the demo's own summary: the dataset on disk, and the camera
+    # messages in the bags (the labeller keeps at most one frame per 1/frame_rate_hz slot).
+    from ssl_robot.bags.reader import BagReader
+    from ssl_robot.dataset import LabelledDataset
+    dataset = LabelledDataset.open(out / 'data' / 'worlds')
+    assert len(dataset) == results['labels']['frames']
+    assert len(dataset.meta['bags']) == 3
+    camera = 0
+    for bag in sorted((out / 'bags').iterdir()):
+        with BagReader(bag) as reader:
+            camera += reader.message_counts.get('/image_raw', 0)
+    assert 0.3 * camera <= len(dataset) <= camera, (len(dataset), camera)
     assert results['labels']['known_proximity_labels'] > 0
     for task in ('obstacle', 'terrain', 'tcn'):
         assert set(results[task]['models']) >= {'trained', 'random_init'}, task
+    # Simulator worlds: AUC against the geometric truth, next to the hand-made detector
+    # and the truth-trained upper bound.
+    assert set(results['obstacle_vs_truth']['truth_auc']) == {
+        'trained', 'random_init', 'hand_detector', 'truth_trained'}
+    assert "simulator's geometric truth" in proc.stdout
     assert results['inference']['frames'] > 0
     assert results['inference']['predictions'] > 0
     for name in ('obstacle', 'terrain', 'tcn'):

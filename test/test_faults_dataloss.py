@@ -168,3 +168,37 @@ def test_reindex_salvages_a_cut_top_level_mcap(finished_bag, tmp_path, capsys,
     got = _count(bag)
     assert got > 0
     fault_case.notes.append(f'{got}/70 messages salvaged from a cut file')
+
+
+def test_labeller_node_with_an_unwritable_dataset_exits_non_zero(tmp_path, fault_case) -> None:
+    import json
+    import signal
+
+    from std_msgs.msg import String
+    from test_labeller_node_dds import _publish_drive, TOPICS
+
+    from ros_procs import copy_config, Probe, start_node
+    reliable = {f'qos_overrides./{t}.subscription.reliability': 'reliable' for t in TOPICS}
+    dataset = Path('/sys/ssl_robot_test_dataset')  # even root cannot write in sysfs
+    config = copy_config(tmp_path, labeller={
+        'dataset': str(dataset), 'frame_rate_hz': 5.0, 'label_horizon_s': 1.0,
+        'terrain_horizon_s': 1.0, 'buffer_seconds': 10.0, 'flush_every_s': 0.5,
+        'status_period_s': 0.2, 'label_period_s': 0.2, 'queue_depth': 200,
+        'label_distances': [0.0, 0.1], **reliable})
+    node = start_node('labeller', domain_id=116, log_dir=tmp_path, params_file=config)
+    try:
+        with Probe(116) as probe:
+            status = probe.subscribe('/labeller/status', String, reliable=True)
+            assert probe.wait_for_node('labeller', timeout=30), node.output()
+            _publish_drive(probe, seconds=4.0)
+            assert probe.spin_until(
+                lambda: bool(status) and json.loads(status[-1].data)['flush_errors'] > 0,
+                30), node.output()
+        node.signal(signal.SIGINT)
+        code = node.wait(30)
+    finally:
+        node.stop()
+    log = node.log_path.read_text()
+    assert code == 1, log[-2000:]
+    assert 'could not be written' in log and str(dataset) in log, log[-2000:]
+    assert not dataset.exists()

@@ -20,6 +20,17 @@ A dataset is a directory::
     collision_mask.npy     bool    [N]          True where the crash label is known
     prov_collision_tti_ns.npy int64 [N]         time to impact of 'ahead' frames, -1 else
     prov_collision_dist_m.npy float32 [N]       odometry distance to impact, NaN else
+    terrain_descriptor.npy float32 [N, GH, GW, DT] mean terrain descriptor felt in the patch
+                                                (NaN where unknown)
+    terrain_descriptor_mask.npy bool [N, GH, GW, DT] True where that entry is known
+    prov_terrain_t_future_ns.npy int64 [N, GH, GW] earliest t' felt in the patch, -1 none
+    terrain_types.npz                           fitted terrain types (plain arrays)
+
+Terrain descriptors (format 2; `ssl_robot.labelling.descriptor`; meta.json
+``terrain_descriptor``: the layout, DT = len(names)) are on disk only in datasets written
+with them; format-1 datasets, and any written without them, read as DT = 0 with
+empty [N, GH, GW, 0] arrays and t' -1. The unsupervised terrain types fitted on the
+dataset's descriptors (`ssl_robot.labelling.terrain_types`) sit beside them.
 
 Crash labels (`ssl_robot.labelling.collision`; meta.json ``collision``: true) are on
 disk only in datasets written with them; any other dataset reads them as unknown
@@ -63,7 +74,9 @@ from ssl_robot.errors import SslRobotError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Formats this code reads (1: before terrain descriptors).
+READABLE_FORMATS = (1, 2)
 
 #: Array name -> (dtype, trailing shape as a function of (H, W, D, S, GH, GW)).
 ARRAYS: dict[str, tuple[np.dtype, Any]] = {
@@ -94,12 +107,22 @@ COLLISION_ARRAYS: dict[str, np.dtype] = {
 _COLLISION_UNKNOWN = {'collision': 0.0, 'collision_mask': False, 'prov_collision_tti_ns': -1,
                       'prov_collision_dist_m': np.nan}
 
+#: Arrays of the terrain descriptor labels: name -> (dtype, trailing shape of (GH, GW, DT));
+#: on disk only when the dataset has them (meta ``terrain_descriptor``).
+DESCRIPTOR_ARRAYS: dict[str, tuple[np.dtype, Any]] = {
+    'terrain_descriptor': (np.dtype(np.float32), lambda gh, gw, dt: (gh, gw, dt)),
+    'terrain_descriptor_mask': (np.dtype(np.bool_), lambda gh, gw, dt: (gh, gw, dt)),
+    'prov_terrain_t_future_ns': (np.dtype(np.int64), lambda gh, gw, dt: (gh, gw)),
+}
+_DESCRIPTOR_UNKNOWN = {'terrain_descriptor': np.nan, 'terrain_descriptor_mask': False,
+                       'prov_terrain_t_future_ns': -1}
+
 #: Arrays a bag's rows must provide (bag_ids is filled in by the writer; views and
 #: views_mask too when the dataset has views).
 ROW_ARRAYS = tuple(name for name in ARRAYS if name != 'bag_ids')
 
 _DTYPES = {**{name: dtype for name, (dtype, _) in {**ARRAYS, **VIEW_ARRAYS}.items()},
-           **COLLISION_ARRAYS}
+           **COLLISION_ARRAYS, **{name: dtype for name, (dtype, _) in DESCRIPTOR_ARRAYS.items()}}
 
 _LOG = logging.getLogger(__name__)
 
@@ -128,13 +151,17 @@ def _trailing_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     shapes = {name: tuple(shape(h, w, d, s, gh, gw)) for name, (_, shape) in ARRAYS.items()}
     shapes.update({name: tuple(shape(v, h, w)) for name, (_, shape) in VIEW_ARRAYS.items()})
     shapes.update({name: () for name in COLLISION_ARRAYS})
+    dt = len((meta.get('terrain_descriptor') or {}).get('names', []))
+    shapes.update({name: tuple(shape(gh, gw, dt))
+                   for name, (_, shape) in DESCRIPTOR_ARRAYS.items()})
     return shapes
 
 
 def _stored_arrays(meta: Mapping[str, Any]) -> list[str]:
     """Names of the array files a dataset of this meta has (view arrays only with views)."""
     return [*ARRAYS, *(VIEW_ARRAYS if meta.get('views') else ()),
-            *(COLLISION_ARRAYS if meta.get('collision') else ())]
+            *(COLLISION_ARRAYS if meta.get('collision') else ()),
+            *(DESCRIPTOR_ARRAYS if meta.get('terrain_descriptor') else ())]
 
 
 class _NpyHeader:
@@ -227,9 +254,10 @@ class LabelledDataset:
             raise DatasetError(f'{meta_path}: unreadable: {exc}') from exc
         if not isinstance(meta, dict):
             raise DatasetError(f'{meta_path}: not a dataset description (a JSON object)')
-        if meta.get('format_version') != FORMAT_VERSION:
+        if meta.get('format_version') not in READABLE_FORMATS:
             raise DatasetError(f'{path}: dataset format {meta.get("format_version")!r}, '
-                               f'this code reads format {FORMAT_VERSION}')
+                               f'this code reads formats '
+                               f'{", ".join(map(str, READABLE_FORMATS))}')
         try:
             trailing = _trailing_shapes(meta)
             if not isinstance(meta.get('bags', []), list) or not all(
@@ -263,6 +291,12 @@ class LabelledDataset:
         if not meta.get('collision'):
             for name, dtype in COLLISION_ARRAYS.items():
                 unknown = np.full(int(n or 0), _COLLISION_UNKNOWN[name], dtype)
+                unknown.flags.writeable = False
+                arrays[name] = unknown
+        if not meta.get('terrain_descriptor'):
+            for name in DESCRIPTOR_ARRAYS:
+                unknown = np.full((int(n or 0), *trailing[name]), _DESCRIPTOR_UNKNOWN[name],
+                                  _DTYPES[name])
                 unknown.flags.writeable = False
                 arrays[name] = unknown
         return cls(path, meta, arrays)
@@ -432,6 +466,9 @@ class DatasetWriter:
         params: Parameters that made the labels (stored in meta.json).
         collision: Store crash labels (rows then need the COLLISION_ARRAYS); when
             appending it must equal the dataset's (None: take it from it, else False).
+        terrain_descriptor: The descriptor layout (`DescriptorLayout.as_dict()`) to store
+            descriptor patch labels (rows then need the DESCRIPTOR_ARRAYS); when
+            appending it must equal the dataset's (None: take it from it, else none).
         append: Add to an existing dataset at `path` (created when absent).
         overwrite: Replace an existing dataset (without `append`).
 
@@ -446,7 +483,8 @@ class DatasetWriter:
                  image_hw: Sequence[int] | None = None,
                  params: Mapping[str, Any] | None = None,
                  append: bool = False, overwrite: bool = False,
-                 views: Sequence[str] | None = None, collision: bool | None = None) -> None:
+                 views: Sequence[str] | None = None, collision: bool | None = None,
+                 terrain_descriptor: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path).absolute()
         self._overwrite = overwrite
         _recover_interrupted_swap(self.path)
@@ -463,7 +501,7 @@ class DatasetWriter:
                 raise DatasetError(f'{self.path}: exists and is not a dataset; not replacing it')
         try:
             self._open_output(distances_m, sensors, terrain_grid, image_hw, params, views,
-                              collision)
+                              collision, terrain_descriptor)
         except BaseException:
             self._unlock()
             raise
@@ -471,7 +509,8 @@ class DatasetWriter:
     def _open_output(self, distances_m: Sequence[float] | None, sensors: Sequence[str] | None,
                      terrain_grid: Sequence[int] | None, image_hw: Sequence[int] | None,
                      params: Mapping[str, Any] | None, views: Sequence[str] | None,
-                     collision: bool | None = None) -> None:
+                     collision: bool | None = None,
+                     terrain_descriptor: Mapping[str, Any] | None = None) -> None:
         parent = self.path.parent
         if not parent.is_dir():
             try:
@@ -487,11 +526,14 @@ class DatasetWriter:
                  'terrain_grid': None if terrain_grid is None else [int(g) for g in terrain_grid],
                  'image_hw': None if image_hw is None else [int(v) for v in image_hw],
                  'views': None if views is None else [str(v) for v in views],
-                 'collision': None if collision is None else bool(collision)}
+                 'collision': None if collision is None else bool(collision),
+                 'terrain_descriptor': None if terrain_descriptor is None
+                 else json.loads(json.dumps(dict(terrain_descriptor)))}
         if self._base is not None:
             for key, value in given.items():
                 have = (self._base.meta.get(key, []) if key == 'views' else
                         bool(self._base.meta.get(key)) if key == 'collision' else
+                        self._base.meta.get(key) if key == 'terrain_descriptor' else
                         self._base.meta[key])
                 if value is not None and (
                         not np.allclose(value, have) if key == 'distances_m' else value != have):
@@ -502,6 +544,8 @@ class DatasetWriter:
             given['views'] = []
         if given['collision'] is None:
             given['collision'] = False
+        if given['terrain_descriptor'] is None:
+            given['terrain_descriptor'] = {}
         missing = [k for k, v in given.items() if v is None]
         if missing:
             raise DatasetError(f'{self.path}: a new dataset needs {", ".join(missing)}')

@@ -40,7 +40,7 @@ def test_round_trip_memory_mapped(tmp_path):
         assert getattr(ds, name).dtype == ARRAYS[name][0]
     np.testing.assert_array_equal(ds.bag_ids, np.zeros(7, np.int32))
     meta = json.loads((tmp_path / 'ds' / 'meta.json').read_text())
-    assert meta['format_version'] == 1
+    assert meta['format_version'] == 2
     assert meta['bags'] == [{'id': 0, 'path': 'a.mcap', 'n_frames': 7, 'params': {}}]
     assert meta['params'] == {'frame_rate_hz': 5.0}
     assert meta['code_version'].startswith('0.1.0')

@@ -152,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
                 if writer is None:
                     writer = DatasetWriter(args.out, image_hw=rows['frames'].shape[1:3],
                                            append=args.append, overwrite=args.overwrite,
-                                           **dataset_layout(params))
+                                           **dataset_layout(params,
+                                                            None if args.append else lb))
                 writer.add_bag(', '.join(lb.paths), rows, params=params.as_dict(),
                                counts=lb.provenance['counts'], notes=lb.bag.notes)
                 if any(len(other.rows['stamps_ns']) for other in labelled):
@@ -167,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             writer.abort()  # no-op after a commit; removes the temporary files otherwise
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
+    if writer is not None and not args.append:
+        _store_terrain_types(labelled, args.out)
     summary = summarise(labelled)
     summary['terrain_signal'] = [_signal_stats(lb) for lb in labelled]
     print(format_summary(summary))
@@ -245,6 +248,18 @@ def _labelled_in_jobs(args: argparse.Namespace, params: Any, spool: Path
             lb.rows['views'] = np.array(rows['views'])
         yield lb, rows
         result.discard()
+
+
+def _store_terrain_types(labelled: list[Any], out: Path) -> None:
+    """Fit the unsupervised terrain types on the bags' descriptors; store with the dataset."""
+    from ssl_robot.labelling import terrain_types  # noqa: PLC0415 - fast --help
+    types = terrain_types.fit_dataset_types(
+        [getattr(lb.result, 'descriptors', None) for lb in labelled])
+    if types is None:
+        print(f'{out}: too few terrain descriptors to fit terrain types', file=sys.stderr)
+        return
+    path = terrain_types.save_dataset_types(types, out)
+    print(f'terrain types: {types.n_types} (lowest BIC over 2..10), {path}')
 
 
 def _signal_stats(lb: Any) -> dict[str, Any]:

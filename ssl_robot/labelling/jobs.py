@@ -70,11 +70,16 @@ class JobResult:
             shutil.rmtree(self.spool, ignore_errors=True)
 
 
-def dataset_layout(params: LabellingParams) -> dict[str, Any]:
-    """The DatasetWriter arguments (besides image size) that the labelling params decide."""
+def dataset_layout(params: LabellingParams, labelled: Any = None) -> dict[str, Any]:
+    """The DatasetWriter arguments (besides image size) that the labelling params decide.
+
+    With `labelled` (a LabelledBag), also the terrain descriptor layout its IMU rate gave.
+    """
+    descriptors = getattr(getattr(labelled, 'result', None), 'descriptors', None)
     return {'distances_m': params.proximity.distances_m, 'sensors': params.sensors,
             'terrain_grid': params.terrain.grid, 'params': params.as_dict(),
-            'views': [absolute(t) for t in params.view_topics], 'collision': True}
+            'views': [absolute(t) for t in params.view_topics], 'collision': True,
+            'terrain_descriptor': None if descriptors is None else descriptors.layout.as_dict()}
 
 
 def label_job(index: int, source: str, params: LabellingParams, *, spool_dir: str,
@@ -102,7 +107,7 @@ def label_job(index: int, source: str, params: LabellingParams, *, spool_dir: st
     if len(rows['stamps_ns']):
         spool = str(Path(spool_dir) / f'{index:06d}')
         with DatasetWriter(spool, image_hw=rows['frames'].shape[1:3],
-                           **dataset_layout(params)) as writer:
+                           **dataset_layout(params, lb)) as writer:
             writer.add_bag(', '.join(lb.paths), rows)
     # The frames travel through the spool, not back through a pipe.
     rows['frames'] = rows['frames'][:0]

@@ -10,14 +10,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssl_robot.labelling.collision import (CollisionLabels, Collisions, detect_collisions,
-                                           label_collisions)
+from ssl_robot.labelling.collision import (
+    CollisionLabels,
+    Collisions,
+    detect_collisions,
+    label_collisions,
+)
+from ssl_robot.labelling.descriptor import DescriptorSeries, terrain_descriptors, WheelData
 from ssl_robot.labelling.params import LabellingParams
 from ssl_robot.labelling.poses import build_trajectory, Trajectory
 from ssl_robot.labelling.proximity import label_proximity_at_distances, ProximityLabels
-from ssl_robot.labelling.descriptor import DescriptorSeries, terrain_descriptors, WheelData
-from ssl_robot.labelling.terrain import (imu_roughness, label_terrain, RoughnessSeries,
-                                         TerrainLabels)
+from ssl_robot.labelling.terrain import (
+    DescriptorLabels,
+    imu_roughness,
+    label_terrain,
+    label_terrain_descriptors,
+    RoughnessSeries,
+    TerrainLabels,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -201,10 +211,16 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
     if streams.k_matrix is not None and streams.image_hw is not None and len(fstamps):
         terrain = label_terrain(fstamps, traj, rough, streams.k_matrix, streams.image_hw,
                                 params.terrain)
+        felt = label_terrain_descriptors(fstamps, traj, descriptors, streams.k_matrix,
+                                         streams.image_hw, params.terrain)
     else:
         n = len(fstamps)
         terrain = TerrainLabels(np.zeros((n, gh, gw), np.float32), np.zeros((n, gh, gw), bool),
                                 {'no_camera_info': 1})
+        dt = len(descriptors.layout.names)
+        felt = DescriptorLabels(np.full((n, gh, gw, dt), np.nan, np.float32),
+                                np.zeros((n, gh, gw, dt), bool),
+                                np.full((n, gh, gw), -1, np.int64))
     counts.update({f'terrain_{k}': v for k, v in terrain.counts.items()})
     collisions, crash = _crash_labels(streams, fstamps, traj, ostamps, ospeed, params)
     counts.update({f'collision_{k}': v for k, v in {**collisions.counts,
@@ -215,7 +231,9 @@ def label_streams(streams: SensorStreams, params: LabellingParams) -> LabelResul
             'prov_pose_err': prox.pose_err, 'views': views, 'views_mask': views_mask,
             'collision': crash.labels, 'collision_mask': crash.mask,
             'prov_collision_tti_ns': crash.time_to_impact_ns,
-            'prov_collision_dist_m': crash.distance_to_impact_m}
+            'prov_collision_dist_m': crash.distance_to_impact_m,
+            'terrain_descriptor': felt.values, 'terrain_descriptor_mask': felt.mask,
+            'prov_terrain_t_future_ns': felt.t_future_ns}
     return LabelResult(rows, traj, rough, prox, terrain, counts, collisions, crash,
                        descriptors)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ssl_robot.labelling.descriptor import DescriptorParams
+from ssl_robot.labelling.descriptor import DescriptorParams, DescriptorSeries
 from ssl_robot.labelling.poses import interpolate_poses, relative_pose, Trajectory
 
 FEATURE_NAMES = ('vibration', 'attitude_rate', 'slip')
@@ -267,6 +267,73 @@ def footprint_offsets(params: TerrainParams) -> np.ndarray:
     return np.column_stack([gx.ravel(), gy.ravel()])
 
 
+def footprint_cells(frame_stamps: np.ndarray, traj: Trajectory, window_stamps: np.ndarray,
+                    k_matrix: np.ndarray, image_hw: tuple[int, int], params: TerrainParams
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Where the footprints of later windows land in the patches of earlier frames.
+
+    The footprint at each window centre t' is expressed in the frame of the robot at
+    every frame time t (t' - t in (0, horizon_s], same odometry segment), projected
+    into the image and binned into the GH x GW patch grid.
+
+    Args:
+        frame_stamps: int64 [N] frame stamps.
+        traj: Odometry trajectory.
+        window_stamps: int64 [W] sorted window centres t'.
+        k_matrix: 3x3 camera intrinsics of images of size `image_hw`.
+        image_hw: (H, W) of the images.
+        params: Grid, horizon, footprint, camera extrinsics.
+
+    Returns:
+        (cell, window, counts): for every footprint point seen in a frame, its patch
+        as a flat index into [N, GH, GW] and the index of its window; counts
+        'frames_without_pose', 'points_projected', 'points_in_image'.
+    """
+    frame_stamps = np.asarray(frame_stamps, np.int64).reshape(-1)
+    n = len(frame_stamps)
+    gh, gw = (int(g) for g in params.grid)
+    h, w = (int(v) for v in image_hw)
+    at = interpolate_poses(traj, frame_stamps)
+    counts = {'frames_without_pose': int((~at.known).sum()), 'points_projected': 0,
+              'points_in_image': 0}
+    sig_at = interpolate_poses(traj, np.asarray(window_stamps, np.int64))
+    known = np.flatnonzero(sig_at.known)
+    sig_t = np.asarray(window_stamps, np.int64)[known]
+    sig_pose, sig_seg = sig_at.poses[known], sig_at.segment[known]
+    empty = np.zeros(0, np.int64)
+    if not (n and len(sig_t)):
+        return empty, empty, counts
+    a = np.searchsorted(sig_t, frame_stamps, side='right')       # t' > t
+    b = np.searchsorted(sig_t, frame_stamps + int(params.horizon_s * 1e9), side='right')
+    size = np.where(at.known, np.maximum(b - a, 0), 0)
+    total = int(size.sum())
+    fi = np.repeat(np.arange(n), size)
+    offsets = np.cumsum(size) - size
+    si = a[fi] + (np.arange(total) - np.repeat(offsets, size))
+    same = sig_seg[si] == at.segment[fi]
+    fi, si = fi[same], si[same]
+    rel = relative_pose(at.poses[fi], sig_pose[si])
+    # Footprints nearer than the bottom image row (or behind the camera) are never
+    # seen: drop those pairs before projecting every footprint point.
+    reach = np.hypot(params.footprint_length_m, params.footprint_width_m) / 2
+    visible = rel[:, 0] + reach >= nearest_visible_ground_m(k_matrix, h, params)
+    fi, si, rel = fi[visible], si[visible], rel[visible]
+    foot = footprint_offsets(params)
+    c, s = np.cos(rel[:, 2])[:, None], np.sin(rel[:, 2])[:, None]
+    px = rel[:, 0:1] + c * foot[None, :, 0] - s * foot[None, :, 1]
+    py = rel[:, 1:2] + s * foot[None, :, 0] + c * foot[None, :, 1]
+    u, v, front = project_ground_points(np.stack([px, py], axis=-1), k_matrix,
+                                        tuple(params.camera_xyz), params.camera_pitch)
+    inside = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    counts['points_projected'] = int(inside.size)
+    counts['points_in_image'] = int(inside.sum())
+    row = np.floor(v * gh / h).astype(np.int64)
+    col = np.floor(u * gw / w).astype(np.int64)
+    cell = (fi[:, None] * gh + row) * gw + col
+    window = np.broadcast_to(known[si][:, None], cell.shape)
+    return cell[inside], window[inside], counts
+
+
 def label_terrain(frame_stamps: np.ndarray, traj: Trajectory, roughness: RoughnessSeries,
                   k_matrix: np.ndarray, image_hw: tuple[int, int],
                   params: TerrainParams) -> TerrainLabels:
@@ -280,53 +347,67 @@ def label_terrain(frame_stamps: np.ndarray, traj: Trajectory, roughness: Roughne
         image_hw: (H, W) of the images.
         params: Grid, horizon, footprint, camera extrinsics.
     """
-    frame_stamps = np.asarray(frame_stamps, np.int64).reshape(-1)
-    n = len(frame_stamps)
+    n = len(np.asarray(frame_stamps).reshape(-1))
     gh, gw = (int(g) for g in params.grid)
-    h, w = (int(v) for v in image_hw)
-    sums = np.zeros(n * gh * gw)
-    hits = np.zeros(n * gh * gw)
-    at = interpolate_poses(traj, frame_stamps)
-    counts = {'frames_without_pose': int((~at.known).sum()), 'points_projected': 0,
-              'points_in_image': 0}
-    valid = np.isfinite(roughness.signal)
-    sig_t = roughness.stamps_ns[valid]
-    sig_v = roughness.signal[valid]
-    sig_at = interpolate_poses(traj, sig_t)
-    ok = sig_at.known
-    sig_t, sig_v, sig_pose, sig_seg = sig_t[ok], sig_v[ok], sig_at.poses[ok], sig_at.segment[ok]
-    if n and len(sig_t):
-        a = np.searchsorted(sig_t, frame_stamps, side='right')       # t' > t
-        b = np.searchsorted(sig_t, frame_stamps + int(params.horizon_s * 1e9), side='right')
-        size = np.where(at.known, np.maximum(b - a, 0), 0)
-        total = int(size.sum())
-        fi = np.repeat(np.arange(n), size)
-        offsets = np.cumsum(size) - size
-        si = a[fi] + (np.arange(total) - np.repeat(offsets, size))
-        same = sig_seg[si] == at.segment[fi]
-        fi, si = fi[same], si[same]
-        rel = relative_pose(at.poses[fi], sig_pose[si])
-        # Footprints nearer than the bottom image row (or behind the camera) are never
-        # seen: drop those pairs before projecting every footprint point.
-        reach = np.hypot(params.footprint_length_m, params.footprint_width_m) / 2
-        visible = rel[:, 0] + reach >= nearest_visible_ground_m(k_matrix, h, params)
-        fi, si, rel = fi[visible], si[visible], rel[visible]
-        foot = footprint_offsets(params)
-        c, s = np.cos(rel[:, 2])[:, None], np.sin(rel[:, 2])[:, None]
-        px = rel[:, 0:1] + c * foot[None, :, 0] - s * foot[None, :, 1]
-        py = rel[:, 1:2] + s * foot[None, :, 0] + c * foot[None, :, 1]
-        u, v, front = project_ground_points(np.stack([px, py], axis=-1), k_matrix,
-                                            tuple(params.camera_xyz), params.camera_pitch)
-        inside = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        counts['points_projected'] = int(inside.size)
-        counts['points_in_image'] = int(inside.sum())
-        row = np.floor(v * gh / h).astype(np.int64)
-        col = np.floor(u * gw / w).astype(np.int64)
-        cell = (fi[:, None] * gh + row) * gw + col
-        vals = np.broadcast_to(sig_v[si][:, None], cell.shape)
-        sums += np.bincount(cell[inside], weights=vals[inside], minlength=len(sums))
-        hits += np.bincount(cell[inside], minlength=len(hits))
+    valid = np.flatnonzero(np.isfinite(roughness.signal))
+    cell, window, counts = footprint_cells(frame_stamps, traj, roughness.stamps_ns[valid],
+                                           k_matrix, image_hw, params)
+    sums = np.bincount(cell, weights=roughness.signal[valid][window], minlength=n * gh * gw)
+    hits = np.bincount(cell, minlength=n * gh * gw)
     mask = hits > 0
     values = np.where(mask, sums / np.maximum(hits, 1), 0.0)
     return TerrainLabels(values.reshape(n, gh, gw).astype(np.float32),
                          mask.reshape(n, gh, gw), counts)
+
+
+@dataclass
+class DescriptorLabels:
+    """Terrain descriptor labels of N frames on a GH x GW patch grid.
+
+    Attributes:
+        values: float32 [N, GH, GW, D] mean over the footprints seen in the patch of each
+            entry where it was known (NaN where not).
+        mask: bool [N, GH, GW, D] True where some footprint with that entry known landed.
+        t_future_ns: int64 [N, GH, GW] earliest window centre t' seen in the patch, -1
+            where none.
+        counts: as `TerrainLabels`.
+    """
+
+    values: np.ndarray
+    mask: np.ndarray
+    t_future_ns: np.ndarray
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def label_terrain_descriptors(frame_stamps: np.ndarray, traj: Trajectory,
+                              descriptors: DescriptorSeries, k_matrix: np.ndarray,
+                              image_hw: tuple[int, int], params: TerrainParams
+                              ) -> DescriptorLabels:
+    """Descriptor patch labels of frames: the same footprint projection as `label_terrain`.
+
+    Each entry is averaged over the footprints where it was known; an entry known in no
+    footprint of a patch stays masked (NaN), never zero.
+    """
+    n = len(np.asarray(frame_stamps).reshape(-1))
+    gh, gw = (int(g) for g in params.grid)
+    d = len(descriptors.layout.names)
+    cells = n * gh * gw
+    used = np.flatnonzero(descriptors.mask.any(axis=1))
+    cell, window, counts = footprint_cells(frame_stamps, traj, descriptors.stamps_ns[used],
+                                           k_matrix, image_hw, params)
+    rows = used[window]
+    values = np.full((cells, d), np.nan, np.float32)
+    mask = np.zeros((cells, d), bool)
+    for k in range(d):   # one entry at a time: memory stays O(points), not O(points x D)
+        known = descriptors.mask[rows, k]
+        hits = np.bincount(cell[known], minlength=cells)
+        sums = np.bincount(cell[known], weights=descriptors.values[rows[known], k],
+                           minlength=cells)
+        seen = hits > 0
+        values[seen, k] = sums[seen] / hits[seen]
+        mask[seen, k] = True
+    first = np.full(cells, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, cell, descriptors.stamps_ns[rows])
+    t_future = np.where(first == np.iinfo(np.int64).max, -1, first)
+    return DescriptorLabels(values.reshape(n, gh, gw, d), mask.reshape(n, gh, gw, d),
+                            t_future.reshape(n, gh, gw), counts)

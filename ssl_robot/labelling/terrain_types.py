@@ -132,3 +132,53 @@ def purity(types: np.ndarray, classes: np.ndarray) -> float:
     for t in np.unique(types):
         hits += np.bincount(classes[types == t]).max()
     return float(hits / max(len(types), 1))
+
+
+#: File of the fitted types inside a dataset directory.
+TYPES_FILE = 'terrain_types.npz'
+
+
+def fit_dataset_types(series: list, *, n_types: int | None = None,
+                      seed: int = 0) -> TerrainTypes | None:
+    """Types fitted on the window descriptors of a dataset's bags (`DescriptorSeries`).
+
+    Only series with the first one's layout are used. None when too few windows.
+    """
+    series = [s for s in series if s is not None and len(s.stamps_ns)]
+    if not series:
+        return None
+    names = series[0].layout.names
+    same = [s for s in series if s.layout.names == names]
+    values = np.concatenate([s.values for s in same])
+    mask = np.concatenate([s.mask for s in same])
+    try:
+        return TerrainTypes.fit(values, mask, n_types=n_types, seed=seed)
+    except ValueError:
+        return None
+
+
+def save_dataset_types(types: TerrainTypes, dataset_dir: Path | str) -> Path:
+    """Store the types in a dataset directory (written beside it, then renamed in)."""
+    target = Path(dataset_dir) / TYPES_FILE
+    tmp = target.with_name('.terrain_types.tmp.npz')
+    types.save(tmp)
+    tmp.replace(target)
+    return target
+
+
+def load_dataset_types(dataset_dir: Path | str) -> TerrainTypes | None:
+    """The types stored with a dataset, or None (datasets without them)."""
+    path = Path(dataset_dir) / TYPES_FILE
+    return TerrainTypes.load(path) if path.is_file() else None
+
+
+def patch_types(dataset: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """(type id int16 [N, GH, GW], -1 unknown; confidence float32) of a dataset's patches.
+
+    None when the dataset has no descriptors or no fitted types.
+    """
+    types = load_dataset_types(dataset.path)
+    values = dataset.terrain_descriptor
+    if types is None or values.shape[-1] == 0:
+        return None
+    return types.assign(np.asarray(values), np.asarray(dataset.terrain_descriptor_mask))

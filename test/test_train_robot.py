@@ -124,3 +124,17 @@ def test_pretrained_encoder_eval_adds_scratch_baseline(tmp_path: Path, dataset: 
     for name in ('trained', 'random_init'):
         assert 0.0 <= tcn_report['models'][name]['retrieval_accuracy'] <= 1.0
         assert 'overall' in tcn_report['models'][name]['probe']
+
+
+def test_tcn_learns_temporal_neighbours_past_random_init(tmp_path: Path) -> None:
+    """A learning threshold an untrained encoder cannot pass: after 6 epochs on synthetic
+    scenes, the nearest frame in embedding space is a temporal neighbour clearly more often
+    than with the same network at random init (0.48 vs 0.32 when written; 0.08 required)."""
+    from ssl_robot.robot.evaluate import evaluate_run
+    data = write_synthetic_dataset(tmp_path / 'ds', n_bags=4, frames_per_bag=90)
+    tcn = build_task('tcn', {'dataset': str(data), **TINY})
+    Trainer(tcn, TrainConfig(out_dir=str(tmp_path / 'tcn'), epochs=6, batch_size=32, lr=3e-3,
+                             progress=False, task='tcn', task_params=tcn.params)).fit()
+    models = evaluate_run(tmp_path / 'tcn', n_boot=10)['models']
+    trained, untrained = (models[n]['retrieval_accuracy'] for n in ('trained', 'random_init'))
+    assert trained >= untrained + 0.08, (trained, untrained)

@@ -4,7 +4,8 @@ The inference node starts without a model (unconfigured, as `sim.launch.py
 online_training:=true` starts it); the trainer's first round hands its model over, brings
 the node to active through its lifecycle services, and reports success only once the
 node confirms (active, and a prediction from the new model); predictions are then
-published. Both nodes' /diagnostics are read over DDS on the way.
+published. Both nodes' /diagnostics are read over DDS on the way, and the inference node
+grades its predictions against labels of their frames that arrive later (self-grading).
 """
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def _frame(i: int) -> object:
     msg.header.stamp.sec, msg.header.frame_id = i, 'camera_optical_frame'
     msg.height, msg.width, msg.encoding, msg.step = 48, 64, 'rgb8', 64 * 3
     msg.data = np.random.default_rng(i).integers(0, 255, 48 * 64 * 3, np.uint8).tobytes()
+    return msg
+
+
+def _labels(header: object, obstacle: np.ndarray) -> object:
+    from sensor_msgs.msg import Image
+    msg = Image(header=header, height=obstacle.shape[0], width=obstacle.shape[1],
+                encoding='32FC1', step=4 * obstacle.shape[1])
+    msg.data = obstacle.astype('<f4').tobytes()
     return msg
 
 
@@ -68,9 +77,18 @@ def test_first_round_brings_an_unconfigured_inference_node_to_predictions(tmp_pa
             meta = OnnxRobotModel(onnx).meta  # one row per distance, a column per sensor
             assert (predictions[-1].height, predictions[-1].width, predictions[-1].encoding) \
                 == (len(meta['distances_m']), len(meta['sensors']), '32FC1')
+            # Labels of the predicted frames arrive later (as the labeller's would): an
+            # obstacle where the prediction is above the median, so the live AUC is 1.
+            labels = probe.node.create_publisher(Image, '/labeller/labels', 50)
+            predicted = [np.frombuffer(bytes(m.data), '<f4').reshape(m.height, m.width)
+                         for m in predictions]
+            median = float(np.median(np.stack(predicted)))
+            for msg, probs in zip(list(predictions), predicted):
+                labels.publish(_labels(msg.header, probs > median))
             for i in range(25):  # the camera runs on; the diagnostics tick twice
                 camera.publish(_frame(10**6 + i))
                 probe.spin(0.1)
+            graded = len(predicted)
     finally:
         trainer.stop()
         inference.stop()
@@ -91,3 +109,9 @@ def test_first_round_brings_an_unconfigured_inference_node_to_predictions(tmp_pa
     assert training['round'] == '1' and float(training['steps_per_s']) > 0
     assert 'val_loss' in training or any(k.startswith('val_') for k in training)
     assert latest['trainer: hand-over'].level == bytes([OK])
+    grading = latest['inference: self-grading']
+    values = {kv.key: kv.value for kv in grading.values}
+    cells = graded * len(meta['distances_m']) * len(meta['sensors'])
+    assert (values['auc'], values['samples'], values['labels_matched']) == (
+        '1', str(cells), str(graded)), grading.message
+    assert values['model_id'] == model_id(onnx) and grading.level == bytes([OK])

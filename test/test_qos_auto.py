@@ -71,7 +71,6 @@ def test_labeller_follows_publishers_and_an_explicit_override_wins(tmp_path):
             log = node.output()
     assert '/camera_info: subscribing reliable' in log
     assert 'qos_policy auto: 1 reliable publisher(s)' in log
-    assert '/odom: subscribing best_effort, qos_policy auto: publishers offer best_effort' \
-        in log
+    assert '/odom: subscribing best_effort, qos_policy auto' in log
     assert '/image_raw: subscribing best_effort, qos_policy best_effort' in log
     assert '/imu: subscribing reliable (was best_effort), qos_policy auto' in log

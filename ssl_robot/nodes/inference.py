@@ -34,6 +34,13 @@ makes and every second: what the online trainer waits for before it calls a hand
 done. /diagnostics (about 1 Hz): camera rate against `expected_rates_hz.image`, drops
 by cause, latency median/p99, the onnxruntime providers in use (WARN when not the
 requested first one) and the model's id and metadata.
+
+Self-grading (obstacle models): the predictions made for frame t are scored against the
+labeller's labels of t (`labeller/labels`) when they arrive, in a rolling window per model
+(`ssl_robot.grading`): live ROC-AUC overall and per distance with its sample count, in the
+diagnostics ('inference: self-grading', WARN below `grade_floor_auc`) and in `~/status`;
+each hot-swap logs the outgoing model's grade, and the new model's is logged against it
+once it has `grade_min_samples` labelled cells.
 """
 from __future__ import annotations
 
@@ -54,6 +61,7 @@ from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ssl_robot.diagnostics import model_id, NodeHealth, OK, provider_check, WARN
+from ssl_robot.grading import Grade, PerceptionGrader
 from ssl_robot.inference import (
     check_model_file,
     default_lateral_offsets,
@@ -118,6 +126,11 @@ class InferenceNode(LifecycleNode):
         self._declare('qos_policy', 'auto', 'reliability of the camera subscription: auto '
                       '(follow the publishers, checked again when they appear), reliable '
                       'or best_effort')
+        self._declare('grade_labels_topic', 'labeller/labels', "the labeller's per-frame "
+                      'proximity labels (32FC1 D x S) that predictions are graded against')
+        self._declare('grade_floor_auc', 0.6, 'diagnostics WARN when the live AUC is below')
+        self._declare('grade_min_samples', 50, 'labelled cells before the AUC is judged')
+        self._declare('grade_window_frames', 1000, 'labelled frames in the rolling window')
         self._declare('expected_rates_hz.image', 0.0, 'nominal camera rate; diagnostics WARN '
                       'below 70 % of it (0: only when silent)')
         self._last_rgb: np.ndarray | None = None
@@ -128,6 +141,13 @@ class InferenceNode(LifecycleNode):
             depth=1, reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.health = NodeHealth('inference')
+        self.grader = PerceptionGrader(
+            window_frames=int(self._param('grade_window_frames')),
+            floor_auc=float(self._param('grade_floor_auc')),
+            min_samples=int(self._param('grade_min_samples')))
+        self._swapped_from: Grade | None = None  # the outgoing model's grade at a swap
+        self.create_subscription(Image, self._param('grade_labels_topic'), self._on_labels,
+                                 QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
         self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -190,7 +210,37 @@ class InferenceNode(LifecycleNode):
                 'predicted': self.stats['predicted'], 'frames': self.stats['frames']}
 
     def _publish_status(self) -> None:
-        self._status_pub.publish(String(data=json.dumps(self._status())))
+        status = self._status()
+        if self.model is not None and self.model.kind == 'obstacle':
+            status['grade'] = self.grader.grade(self._model_id).as_dict()
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+    def _on_labels(self, msg: Image) -> None:
+        """Grade the prediction of the labelled frame (labels: 1, 0, NaN unknown)."""
+        if msg.encoding != '32FC1' or len(msg.data) != 4 * msg.height * msg.width:
+            return
+        values = np.frombuffer(bytes(msg.data), '<f4').reshape(msg.height, msg.width)
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        self.grader.labelled(stamp, np.nan_to_num(values), np.isfinite(values))
+
+    def _update_grade(self) -> None:
+        if self.model is None or self.model.kind != 'obstacle':
+            return
+        grade = self.grader.grade(self._model_id)
+        per_distance = {f'auc at {d:g} m': a for d, (a, _) in zip(
+            self.model.meta['distances_m'], grade.per_distance)}
+        self.health.section('self-grading').set(
+            grade.level, grade.message, model_id=grade.model_id, auc=grade.auc,
+            samples=grade.samples, frames=grade.frames, floor_auc=self.grader.floor_auc,
+            labels_matched=self.grader.labels_matched,
+            labels_unmatched=self.grader.labels_unmatched, **per_distance)
+        old = self._swapped_from
+        if old is not None and grade.samples >= self.grader.min_samples:
+            self._swapped_from = None
+            log = self.get_logger().warning if grade.auc < old.auc else self.get_logger().info
+            log(f'model {grade.model_id} after the swap: AUC {grade.auc:.3f} over '
+                f'{grade.samples} labelled cells; {old.model_id} had {old.auc:.3f} over '
+                f'{old.samples}')
 
     def _update_health(self, now_s: float) -> None:
         """Refresh the model section of the diagnostics; republish ~/status."""
@@ -208,6 +258,7 @@ class InferenceNode(LifecycleNode):
                     predicted_with_model=self._predicted_with_model,
                     **{f'meta {k}': v for k, v in model.meta.items()
                        if k in ('distances_m', 'sensors', 'grid', 'embed_dim', 'horizon_s')})
+        self._update_grade()
         self.health.section('frames').set(
             OK, f'{self.stats["predicted"]} of {self.stats["frames"]} frames predicted',
             frames=self.stats['frames'], predicted=self.stats['predicted'],
@@ -246,6 +297,10 @@ class InferenceNode(LifecycleNode):
                 self.get_logger().error(f'hot-swap rejected (rolled back), keeping '
                                         f'{self.model.path}: {exc}')
                 return SetParametersResult(successful=False, reason=str(exc))
+            old = self.grader.grade(self._model_id)
+            self.get_logger().info(f'hot-swap: outgoing model {self._model_id} graded '
+                                   f'{old.message}')
+            self._swapped_from = old
             self._use(model)
             self.stats['swaps'] += 1
             self.get_logger().info(f'hot-swapped model to {p.value} (swap {self.stats["swaps"]})')
@@ -405,6 +460,8 @@ class InferenceNode(LifecycleNode):
         grid.data = obstacle_grid_data(probs, layout).tolist()
         self._pubs['grid'].publish(grid)
         self._pubs['probs'].publish(float_image(header, probs))
+        self.grader.predicted(header.stamp.sec * 10**9 + header.stamp.nanosec, self._model_id,
+                              probs)
 
     def _log_stats(self) -> None:
         s = self.stats

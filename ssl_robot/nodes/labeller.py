@@ -7,7 +7,9 @@ frames whose future is in the buffer (the newest odometry stamp is `label_horizo
 past them, or half the buffer when that is shorter) with the same core as
 `ssl-robot label` (`ssl_robot.labelling.label_streams`), and every `flush_every_s` a
 worker thread appends the labelled frames to the dataset (atomically, `DatasetWriter`).
-Counts and yield go out as JSON on ``labeller/status``.
+Counts and yield go out as JSON on ``labeller/status``; each labelled frame's proximity labels
+on ``labeller/labels`` (32FC1 D x S, 1 obstacle, 0 free, NaN unknown; the frame's stamp), which
+the inference node grades its predictions with.
 
 Multi-view like `ssl-robot label`: each topic of `extra_image_topics` (an extra camera)
 is subscribed too, and its frames are decoded and buffered only while a frame may still
@@ -156,6 +158,8 @@ class Labeller(Node):
         if self.params.bumper_topic:
             self._subscribe(WrenchStamped, self.params.bumper_topic, self._on_bumper, depth)
         self.status_pub = self.create_publisher(String, 'labeller/status', 10)
+        # Each labelled frame's proximity labels, for the inference node to grade itself.
+        self.labels_pub = self.create_publisher(Image, 'labeller/labels', 50)
         self.create_timer(float(gp('label_period_s').value), self._label_ready)
         self.create_timer(float(gp('flush_every_s').value), self._flush)
         self.create_timer(float(gp('status_period_s').value), self._publish_status)
@@ -253,6 +257,9 @@ class Labeller(Node):
         self.terrain_cells += int(rows['terrain_mask'].size)
         n = len(rows['stamps_ns'])
         self.counts['frames_labelled'] += n
+        for stamp, labels, mask in zip(rows['stamps_ns'], rows['proximity'],
+                                       rows['proximity_mask']):
+            self.labels_pub.publish(label_image(int(stamp), labels, mask))
         if n:
             with self.lock:
                 self.pending_rows.append(rows)
@@ -356,6 +363,20 @@ def unwritten_exit_code(node: Labeller) -> int:
         print(f'labeller: {unwritten} labelled frames could not be written to '
               f'{node.dataset} ({node.counts["flush_errors"]} failed appends)', file=sys.stderr)
     return 1 if unwritten else 0
+
+
+def label_image(stamp_ns: int, labels: np.ndarray, mask: np.ndarray) -> Image:
+    """A frame's proximity labels [D, S] as a 32FC1 image: 1 obstacle, 0 free, NaN unknown.
+
+    Its stamp is the labelled frame's (the camera frame's header stamp).
+    """
+    values = np.where(np.asarray(mask, bool), np.asarray(labels, np.float32), np.nan)
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
+    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
+    msg.encoding, msg.is_bigendian, msg.step = '32FC1', 0, 4 * msg.width
+    msg.data = np.ascontiguousarray(values, '<f4').tobytes()
+    return msg
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,14 +1,24 @@
-"""`ssl-robot up` as a real process: brings a graph up over DDS, stops every child on
-SIGINT/SIGTERM (checked by PID), and exits non-zero when a node dies.
+"""`ssl-robot up` as a real process over DDS.
+
+It brings a graph up, stops every child on SIGINT/SIGTERM (checked by PID), and exits
+non-zero when a node dies.
 """
 from __future__ import annotations
 
 import signal
 
-from ros_procs import (child_pids, copy_config, dds_env, NodeProcess, pid_alive,
-                       Probe, venv_tool, wait_until)
-
 from ssl_robot.bringup.graph import GRAPHS
+
+from ros_procs import (
+    child_pids,
+    copy_config,
+    dds_env,
+    NodeProcess,
+    pid_alive,
+    Probe,
+    venv_tool,
+    wait_until,
+)
 
 DOMAIN_ID = 63
 

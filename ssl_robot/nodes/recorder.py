@@ -230,7 +230,8 @@ class Recorder(Node):
             received, dropped, lost = dict(self.received), dict(self.dropped), dict(self.lost)
         return {
             'output': str(self.output),
-            'received': sum(received.values()), 'written': sum(self.writer.message_counts.values()),
+            'received': sum(received.values()),
+            'written': sum(self.writer.message_counts.values()),
             'durable': self.writer.durable_messages,
             'dropped': sum(dropped.values()), 'lost_in_dds': sum(lost.values()),
             'write_errors': self.write_errors, 'incompatible_qos': self.incompatible_qos,

@@ -163,3 +163,42 @@ def test_label_command_stores_descriptor_patches_and_types(tmp_path, capsys):
     ids, conf = patch_types(ds)
     assert ((ids >= 0) == mask.any(axis=-1)).all()
     assert load_dataset_types(tmp_path / 'ds').n_types >= 2
+
+
+def test_wheel_joint_states_of_a_bag_fill_the_wheel_entries(tmp_path):
+    from ssl_robot.bags.writer import BagWriter
+    from ssl_robot.config import load_node_parameters
+    from ssl_robot.labelling import labelling_params
+    from ssl_robot.labelling.bag import label_bag
+
+    from bag_factory import default_msg, header, sensor_messages
+    params = labelling_params({**load_node_parameters('labeller'), 'wheel_radius_m': 0.05,
+                               'wheel_track_m': 0.2,
+                               'wheel_joints_left': ['front_left', 'rear_left'],
+                               'wheel_joints_right': ['front_right', 'rear_right']})
+    bag = tmp_path / 'joints'
+    with BagWriter(bag) as writer:
+        for i in range(400):                              # 4 s at 100 Hz
+            t = 1_000_000_000 + i * 10_000_000
+            for topic, msgtype, msg in sensor_messages(t, x=0.2 * i / 100):
+                if topic in ('/imu', '/odom') or i % 10 == 0:
+                    writer.write(topic, msgtype, msg, t)
+            if i % 2 == 0:                                # joint states at 50 Hz
+                joint = default_msg(
+                    'sensor_msgs/msg/JointState', header=header(t, 'base_link'),
+                    name=['front_left', 'front_right', 'rear_left', 'rear_right', 'arm'],
+                    position=np.zeros(5), velocity=np.array([2.0, 6.0, 4.0, 6.0, 9.0]),
+                    effort=np.array([1.0, 3.0, 1.0, 3.0, 0.0]))
+                writer.write('/joint_states', 'sensor_msgs/msg/JointState', joint, t)
+    lb = label_bag(bag, params)
+    desc = lb.result.descriptors
+    v = dict(zip(desc.layout.names, desc.values[len(desc.values) // 2]))
+    assert v['wheel_speed'] == pytest.approx(0.225)       # left 0.15 m/s, right 0.30 m/s
+    assert v['wheel_yaw_rate'] == pytest.approx(0.75)     # (0.30 - 0.15) / 0.2
+    assert v['effort_mean'] == pytest.approx(2.0) and v['effort_diff'] == pytest.approx(2.0)
+    # Without the topic the wheel entries are masked and the bag says so.
+    no_joints = label_bag(bag, labelling_params({**load_node_parameters('labeller'),
+                                                 'joint_states_topic': 'other_joints'}))
+    names = no_joints.result.descriptors.layout.names
+    assert not no_joints.result.descriptors.mask[:, names.index('wheel_speed')].any()
+    assert any('no wheel joint states' in note for note in no_joints.bag.notes)

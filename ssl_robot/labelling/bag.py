@@ -29,6 +29,7 @@ from ssl_robot.bags.fastcdr import FieldReader, READERS
 from ssl_robot.bags.reader import BagReader
 from ssl_robot.bags.typestore import cdr_header_stamp_ns
 from ssl_robot.labelling import LabelError
+from ssl_robot.labelling.descriptor import wheels_from_joint_states
 from ssl_robot.labelling.params import absolute, LabellingParams
 from ssl_robot.labelling.scan import scan_fields, ScanSectorReader
 from ssl_robot.labelling.streams import label_streams, LabelResult, match_views, SensorStreams
@@ -110,6 +111,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     gt_s, gt_p = [], []
     bump_t = absolute(params.bumper_topic) if params.bumper_topic else ''
     bump_s, bump_f = [], []
+    joint_t = absolute(params.joint_states_topic) if params.joint_states_topic else ''
+    joints: tuple[list, list, list, list] = ([], [], [], [])   # stamps, names, vel, effort
     world_json = None
     with BagReader(paths) as bag:
         topics = bag.topics
@@ -139,8 +142,11 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                 notes.append(f'no proximity stream (topic {t}): its labels are unknown')
         if imu_t not in topics and not frames_only:
             notes.append(f'no IMU stream (topic {imu_t}): terrain labels unknown')
-        wanted = [t for t in (image_t, info_t, odom_t, imu_t, cmd_t, *range_ts, bump_t)
-                  if t in topics]
+        if joint_t and joint_t not in topics and not frames_only:
+            notes.append(f'no wheel joint states (topic {joint_t}): the wheel entries of the '
+                         f'terrain descriptor are masked')
+        wanted = [t for t in (image_t, info_t, odom_t, imu_t, cmd_t, *range_ts, bump_t,
+                              joint_t) if t and t in topics]
         if frames_only:
             notes.append('frames only: every label is unknown (masked)')
             wanted = [t for t in (image_t, info_t) if t in topics]
@@ -226,6 +232,12 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                     bump_f.append(float(np.hypot(force.x, force.y)))
                 elif topic == WORLD_TOPIC and world_json is None:
                     world_json = str(msg.data)
+                elif topic == joint_t:
+                    # sensor_msgs/JointState: wheel velocity (rad/s) and effort per joint.
+                    for part, value in zip(joints, (stamp_ns(msg.header), tuple(msg.name),
+                                                    np.asarray(msg.velocity, np.float64),
+                                                    np.asarray(msg.effort, np.float64))):
+                        part.append(value)
             except (MessageError, AttributeError, ValueError, struct.error) as exc:
                 counts['messages_bad'] += 1
                 _LOG.debug('message on %s dropped: %s', topic, exc)
@@ -253,7 +265,10 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
         cmd_stamps=np.asarray(cmd_s, np.int64), cmd_speed=np.asarray(cmd_v, np.float64),
         views=views, views_mask=views_mask,
         bumper_stamps=np.asarray(bump_s, np.int64) if bump_s else None,
-        bumper_force=np.asarray(bump_f, np.float64) if bump_s else None)
+        bumper_force=np.asarray(bump_f, np.float64) if bump_s else None,
+        wheels=wheels_from_joint_states(*joints, left=params.wheel_joints[0],
+                                        right=params.wheel_joints[1],
+                                        radius_m=params.wheel_radius_m) if joints[0] else None)
     gt = (np.asarray(gt_s, np.int64), np.asarray(gt_p).reshape(-1, 3)) if gt_s else None
     return BagStreams(streams, counts, notes, has_camera, gt, world_json, duration)
 

@@ -51,7 +51,10 @@ POWER_FLOOR = 1e-12
 
 @dataclass(frozen=True)
 class DescriptorParams:
-    """How descriptors are computed (stored with every dataset)."""
+    """How descriptors are computed (stored with every dataset).
+
+    `wheel_track_m` defaults to the Husky A200's (BorealTC); the labeller sets its robot's.
+    """
 
     window_s: float = 0.5
     hop_s: float = 0.1
@@ -114,6 +117,42 @@ class WheelData:
     stamps_ns: np.ndarray
     velocity: np.ndarray
     effort: np.ndarray | None = None
+
+
+def wheels_from_joint_states(stamps_ns: np.ndarray, names: list[tuple[str, ...]],
+                             velocity: list[np.ndarray], effort: list[np.ndarray], *,
+                             left: tuple[str, ...], right: tuple[str, ...],
+                             radius_m: float) -> WheelData | None:
+    """Wheel data from `sensor_msgs/JointState` messages (each side's joints averaged).
+
+    Args:
+        stamps_ns: [J] header stamps.
+        names, velocity, effort: Per message, its joint names, velocities (rad/s) and
+            efforts (empty where not published).
+        left, right: Joint names of the left and right wheels.
+        radius_m: Wheel radius (rim speed = rad/s x radius).
+
+    Returns:
+        None when no message names a left and a right wheel with a velocity; effort None
+        unless every used message has the efforts of both sides.
+    """
+    keep, vel, eff = [], [], []
+    for k, (joints, v, e) in enumerate(zip(names, velocity, effort)):
+        index = {n: i for i, n in enumerate(joints)}
+        sides = [[index[j] for j in side if j in index and index[j] < len(v)]
+                 for side in (left, right)]
+        if not all(sides):
+            continue
+        keep.append(k)
+        vel.append([float(np.mean(np.asarray(v)[s])) * radius_m for s in sides])
+        full = all(max(s) < len(e) for s in sides)
+        eff.append([float(np.mean(np.asarray(e)[s])) for s in sides] if full
+                   else [np.nan, np.nan])
+    if not keep:
+        return None
+    effort_arr = np.asarray(eff, np.float64)
+    return WheelData(np.asarray(stamps_ns, np.int64)[keep], np.asarray(vel, np.float64),
+                     None if np.isnan(effort_arr).any() else effort_arr)
 
 
 @dataclass

@@ -50,6 +50,14 @@ PARAMETERS: dict[str, tuple[Any, str, str]] = {
     'terrain_horizon_s': (5.0, 's', 'how far ahead footprints are projected into a frame'),
     'footprint_length_m': (0.10, 'm', 'robot footprint length'),
     'footprint_width_m': (0.09, 'm', 'robot footprint width'),
+    'terrain_bands': (8, '', 'IMU bands per axis of the terrain descriptor, edges up to the '
+                      'IMU Nyquist frequency (fewer on a slow IMU)'),
+    'joint_states_topic': ('joint_states', '', 'wheel joint states (sensor_msgs/JointState): '
+                           'wheel velocity and effort of the terrain descriptor'),
+    'wheel_joints_left': (['left_wheel'], '', 'joint names of the left wheels'),
+    'wheel_joints_right': (['right_wheel'], '', 'joint names of the right wheels'),
+    'wheel_radius_m': (0.022, 'm', 'wheel radius (JointState rad/s to rim speed)'),
+    'wheel_track_m': (0.095, 'm', 'distance between left and right wheels'),
     'view_match_tolerance_s': (0.015, 's', 'largest |extra camera stamp - frame stamp| matched; '
                                'a view farther from its frame is masked'),
     'scan_topic': ('', '', "laser scan (sensor_msgs/LaserScan) read as proximity sensors, "
@@ -123,6 +131,9 @@ class LabellingParams:
     scan_sectors: tuple[ScanSector, ...] = ()
     scan_mount: ScanMount = field(default_factory=ScanMount)
     bumper_topic: str = 'bumper'
+    joint_states_topic: str = 'joint_states'
+    wheel_joints: tuple[tuple[str, ...], tuple[str, ...]] = (('left_wheel',), ('right_wheel',))
+    wheel_radius_m: float = 0.022
     collision: CollisionParams = field(default_factory=CollisionParams)
     proximity: ProximityParams = field(default_factory=ProximityParams)
     terrain: TerrainParams = field(default_factory=TerrainParams)
@@ -176,6 +187,10 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
         view_match_tolerance_s=tolerance,
         scan_topic=scan_topic, scan_sectors=sectors, scan_mount=ScanMount(*pose),
         bumper_topic=str(c['bumper_topic'] or ''),
+        joint_states_topic=str(c['joint_states_topic'] or ''),
+        wheel_joints=(tuple(str(j) for j in c['wheel_joints_left']),
+                      tuple(str(j) for j in c['wheel_joints_right'])),
+        wheel_radius_m=float(c['wheel_radius_m']),
         collision=CollisionParams(
             bumper_force_n=float(c['collision_force_n']),
             decel_mps2=float(c['collision_decel_mps2']),
@@ -201,7 +216,8 @@ def labelling_params(config: dict[str, Any] | None = None) -> LabellingParams:
             footprint_length_m=float(c['footprint_length_m']),
             footprint_width_m=float(c['footprint_width_m']),
             camera_xyz=tuple(float(v) for v in c['camera_xyz']),
-            camera_pitch=float(c['camera_pitch'])))
+            camera_pitch=float(c['camera_pitch']), n_bands=int(c['terrain_bands']),
+            wheel_track_m=float(c['wheel_track_m'])))
     names = params.sensors
     if len(set(names)) != len(names):
         raise LabelError(f'proximity sensor names repeat: {names} (rename the scan sectors)')

@@ -50,7 +50,7 @@ class TerrainParams:
     camera_xyz: tuple[float, float, float] = (0.10, 0.0, 0.12)
     camera_pitch: float = 0.35
     n_bands: int = 8
-    wheel_track_m: float = 0.555
+    wheel_track_m: float = 0.095
 
     def descriptor_params(self) -> DescriptorParams:
         """The descriptor's parameters: the same windows, band and weights as the signal."""

@@ -16,8 +16,8 @@ def add_parser(subparsers: Any) -> None:
     """Register `ssl-robot train`."""
     p = subparsers.add_parser(
         'train', help='train a robot model on a labelled dataset',
-        description='Train an obstacle, terrain or time-contrastive (TCN) model on a '
-                    'labelled dataset with the shared trainer (DDP under torchrun).')
+        description='Train an obstacle, terrain, time-contrastive (TCN) or collision model '
+                    'on a labelled dataset with the shared trainer (DDP under torchrun).')
     p.add_argument('--task', choices=['obstacle', 'terrain', 'tcn', 'collision'], default=None,
                    help='what to learn (required unless --resume)')
     p.add_argument('--dataset', help='labelled dataset directory (ssl-robot label)')

@@ -21,7 +21,7 @@ from ssl_robot.config import load_node_parameters
 from ssl_robot.errors import ConfigError
 from ssl_robot.paths import config_path, launch_dir
 
-from ros_procs import copy_config, dds_env, executable_argv, NodeProcess, Probe, REPO
+from ros_procs import copy_config, dds_env, executable_argv, NodeProcess, Probe, REPO, start_node
 
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
 DOMAIN_ID = 61
@@ -296,3 +296,23 @@ def test_launch_arguments_reach_every_node_and_config_parameters_are_declared(tm
     shared = set(data['/**']['ros__parameters'])
     used = set().union(*(set(v) for v in declared.values()))
     assert not shared - used, f'no node declares {sorted(shared - used)} (config "/**")'
+
+
+def test_sigints_while_a_node_stops_are_no_crash(tmp_path):
+    """Ctrl-C under `ros2 launch` sends SIGINT twice; a node that stops exits 0.
+
+    The terminal's SIGINT reaches every node, then launch sends its own: the repeat must
+    not kill a node that is stopping cleanly.
+    """
+    import signal
+    import time
+    config = copy_config(tmp_path, trainer={'dataset': str(tmp_path / 'ds'),
+                                            'run_dir': str(tmp_path / 'run')})
+    with start_node('trainer', domain_id=DOMAIN_ID, log_dir=tmp_path,
+                    params_file=config) as node:
+        assert node.wait_for_output('watching', timeout=30), node.output()
+        deadline = time.monotonic() + 20
+        while node.alive() and time.monotonic() < deadline:
+            node.signal(signal.SIGINT)
+            time.sleep(0.005)
+        assert node.wait(10) == 0, node.output()

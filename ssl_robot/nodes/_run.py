@@ -6,7 +6,9 @@ node finish its work (close a bag, write a dataset) before it is destroyed.
 
 rclpy's own signal handlers are replaced by ones that only ask the loop to stop: rclpy's
 would shut the context down at once, and the node's last log lines (the recorder's bag
-summary, the labeller's totals) would then fail to reach /rosout.
+summary, the labeller's totals) would then fail to reach /rosout. After a stop signal,
+further SIGINT/SIGTERM are ignored until the process exits (under `ros2 launch` a Ctrl-C
+arrives twice), so a node that stopped cleanly exits 0, not killed by the second one.
 """
 from __future__ import annotations
 
@@ -41,13 +43,20 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
         exit_code: The status to return after a normal stop.
     """
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    signalled: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        signalled.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _run(name, make_node, args, startup_errors, finish, done, exit_code, stop)
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # Once asked to stop, a repeated signal is no crash: Ctrl-C reaches the whole
+            # process group, and `ros2 launch` then forwards its own SIGINT to each node.
+            signal.signal(sig, signal.SIG_IGN if signalled else handler)
 
 
 def _run(name: str, make_node: Callable[[], N], args: list[str] | None,

@@ -64,7 +64,7 @@ def test_default_driver_never_crashes_on_purpose() -> None:
     world = generate_world(1, style='plain')
     session = SimSession(world, SimOptions(render=False))
     try:
-        session.advance(int(25e9))
+        session.advance(int(12e9))
     finally:
         session.close()
     assert 'crash' not in session.policy.mode_counts

@@ -121,6 +121,12 @@ MILD = ViewAugment(crop_scale=(1.0, 1.0), flip_p=0.5, brightness=0.0, contrast=0
 STRONG = ViewAugment()
 
 
+def border_median(x: torch.Tensor) -> torch.Tensor:
+    """Each image's background estimate: the per-channel median of its border pixels [N, C]."""
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+    return border.median(dim=-1).values
+
+
 def object_boxes(x: torch.Tensor, *, threshold: float = 0.1, min_fraction: float = 0.5
                  ) -> torch.Tensor:
     """The bounding square of each image's object: pixels that differ from the background.
@@ -139,8 +145,7 @@ def object_boxes(x: torch.Tensor, *, threshold: float = 0.1, min_fraction: float
         int64 [N, 3]: (top, left, side) of each square.
     """
     n, _, s, _ = x.shape
-    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
-    background = border.median(dim=-1).values                       # [N, C]
+    background = border_median(x)                                    # [N, C]
     fg = ((x - background[..., None, None]).abs() > threshold).any(dim=1)  # [N, S, S]
     rows, cols = fg.any(dim=2), fg.any(dim=1)                        # [N, S]
     idx = torch.arange(s, device=x.device)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ssl_robot.vision.augment import crop_to_object, jitter_each_patch, MILD
+from ssl_robot.vision.augment import border_median, crop_to_object, jitter_each_patch, MILD
 from ssl_robot.vision.heads import mlp
 from ssl_robot.vision.pretext.base import accuracy, PretextTask
 from ssl_robot.vision.pretext.rotation import Classifier
@@ -206,9 +206,7 @@ class JigsawTask(PretextTask):
         labels = torch.randint(0, len(self.perms), (x.shape[0],)).to(x.device)
         shuffled = shuffle_tiles(tiles, self.perms, labels)
         if self.params['canvas']:
-            border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
-            canvas = paste_tiles(shuffled, grid=grid, size=x.shape[-1],
-                                 fill=border.median(dim=-1).values)
+            canvas = paste_tiles(shuffled, grid=grid, size=x.shape[-1], fill=border_median(x))
             logits = model(self.normalize(canvas))
         else:
             logits = model(self.normalize(shuffled.flatten(0, 1)).unflatten(0, shuffled.shape[:2]))

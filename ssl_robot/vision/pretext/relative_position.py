@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ssl_robot.vision.augment import crop_to_object, jitter_each_patch, MILD
+from ssl_robot.vision.augment import border_median, crop_to_object, jitter_each_patch, MILD
 from ssl_robot.vision.heads import mlp
 from ssl_robot.vision.pretext.base import accuracy, PretextTask
 from ssl_robot.vision.pretext.jigsaw import crop_patches, cut_tiles, paste_tiles
@@ -121,8 +121,7 @@ def canvas_pairs(x: torch.Tensor, *, tile: int, generator: torch.Generator | Non
     source = labels + (labels >= 4).long()
     slot = randint(len(NEIGHBOUR_OFFSETS))
     slot = slot + (slot >= 4).long()
-    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
-    fill = border.median(dim=-1).values                                  # [N, C]
+    fill = border_median(x)                                              # [N, C]
     laid = fill.view(n, 1, c, 1, 1).expand(n, 9, c, tile, tile).clone()
     rows = torch.arange(n, device=x.device)
     laid[:, 4] = tiles[:, 4]

@@ -115,3 +115,42 @@ def test_first_round_brings_an_unconfigured_inference_node_to_predictions(tmp_pa
     assert (values['auc'], values['samples'], values['labels_matched']) == (
         '1', str(cells), str(graded)), grading.message
     assert values['model_id'] == model_id(onnx) and grading.level == bytes([OK])
+
+
+def test_a_hand_over_the_inference_node_cannot_take_is_reported_as_failed(tmp_path: Path):
+    """A hand-over that cannot bring the node up is an ERROR, never a success.
+
+    An inference node that accepts only terrain models cannot be configured with the
+    trainer's obstacle model: the trainer says so, in its log and its diagnostics.
+    """
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from ssl_robot.diagnostics import ERROR
+    data = write_synthetic_dataset(tmp_path / 'ds', n_bags=1, frames_per_bag=40)
+    config = copy_config(
+        tmp_path,
+        trainer={'dataset': str(data), 'run_dir': str(tmp_path / 'runs'),
+                 'retrain_every_frames': 30, 'poll_period_s': 0.5, 'epochs': 1,
+                 'max_steps': 2, 'batch_size': 16, 'niceness': 0,
+                 'train_params': ['width=4', 'input_hw=[24,32]']},
+        inference={'model_path': '', 'expected_kind': 'terrain'})
+    inference = start_node('inference', domain_id=DOMAIN, log_dir=tmp_path, params_file=config)
+    trainer = start_node('trainer', domain_id=DOMAIN, log_dir=tmp_path, params_file=config)
+    try:
+        with Probe(DOMAIN) as probe:
+            diagnostics = probe.subscribe('/diagnostics', DiagnosticArray, reliable=True)
+            assert probe.spin_until(lambda: 'did not take' in trainer.output()
+                                    or not trainer.alive(), 90), trainer.output()[-3000:]
+
+            def hand_over_level() -> bytes | None:
+                levels = [s.level for a in diagnostics for s in a.status
+                          if s.name == 'trainer: hand-over']
+                return levels[-1] if levels else None
+            assert probe.spin_until(lambda: hand_over_level() == bytes([ERROR]), 5)
+            assert probe.lifecycle_state('inference') == 'unconfigured'
+    finally:
+        trainer.stop()
+        inference.stop()
+    out = trainer.log_path.read_text()
+    assert "configure failed; it stays 'unconfigured'" in out
+    assert 'inference node now uses' not in out

@@ -14,6 +14,7 @@ true pose, whether or not the labeller found a pseudo-label for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from ssl_robot.labelling.errors import LabelError
 from ssl_robot.labelling.poses import build_trajectory, interpolate_poses
 from ssl_robot.msgconv import odometry_to_pose2d, stamp_ns
 from ssl_robot.sim.world import ROBOT, World
+
+_LOG = logging.getLogger(__name__)
 
 #: Topics of the simulator's truth in a sim bag.
 GROUND_TRUTH_TOPIC = '/ground_truth/odom'
@@ -109,7 +112,12 @@ def dataset_proximity_truth(data: Any, indices: np.ndarray | None = None, *,
         rows = np.flatnonzero(bag_ids == int(bag['id']))
         if not len(rows):
             continue
-        sim = read_sim_truth(str(bag['path']).split(', '))  # the files of one recording
+        files = str(bag['path']).split(', ')  # the files of one recording
+        if not all(Path(f).exists() for f in files):
+            # A dataset outlives its bags (moved, deleted, or never a bag): no truth there.
+            _LOG.info('%s: bag not found; no simulator truth for its frames', bag['path'])
+            continue
+        sim = read_sim_truth(files)
         if sim is None:
             continue
         threshold = obstacle_range_m if obstacle_range_m is not None else float(

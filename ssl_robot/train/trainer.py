@@ -356,120 +356,158 @@ class Trainer:
         model = self.task.build_model().to(self.device)
         optimizer = torch.optim.AdamW(self.task.optimizer_groups(model), lr=cfg.lr,
                                       weight_decay=cfg.weight_decay)
-        if self.is_main:
-            try:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                (self.out_dir / 'config.json').write_text(
-                    json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
-            except OSError as exc:
-                raise TrainError(f'{self.out_dir}: cannot write the run there: '
-                                 f'{exc.strerror or exc}') from None
-
-        start_epoch, step, best, bad_epochs = 0, 0, None, 0
-        history: list[dict[str, float]] = []
-        last_path = self.out_dir / 'last.pt'
-        if resume and last_path.exists():
-            state = load_checkpoint(last_path, map_location=self.device)
-            if state.get('task') != self.task.name:
-                raise TrainError(f'{last_path}: checkpoint of task {state.get("task")!r}, '
-                                 f'not {self.task.name!r}')
-            unwrap(model).load_state_dict(state['model'])
-            optimizer.load_state_dict(state['optimizer'])
-            start_epoch, step = state['epoch'] + 1, state['step']
-            best, bad_epochs, history = state['best'], state['bad_epochs'], state['history']
-            log.info('resumed %s at epoch %d, step %d', last_path, start_epoch, step)
-
+        self._write_config()
+        run = self._resume(model, optimizer) if resume else _RunState()
         train_model: nn.Module = model
         if self.distributed:
             train_model = nn.parallel.DistributedDataParallel(model)
-
         steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * self.world_size))
         total_steps = steps_per_epoch * cfg.epochs
         if cfg.max_steps:
             total_steps = min(total_steps, cfg.max_steps)
         progress = _Progress(total_steps, self.task.name, cfg.progress and self.is_main)
-        progress.done = step
-        metrics_file = self.out_dir / 'metrics.csv'
+        progress.done = run.step
 
-        for epoch in range(start_epoch, cfg.epochs):
-            if cfg.max_steps and step >= cfg.max_steps:
+        for epoch in range(run.start_epoch, cfg.epochs):
+            if cfg.max_steps and run.step >= cfg.max_steps:
                 break
-            # Per-epoch seed: augmentation and order do not depend on where a run resumed.
-            torch.manual_seed(cfg.seed * 1000 + epoch + self.rank)
-            np.random.seed((cfg.seed * 1000 + epoch + self.rank) % 2**32)
-            train_model.train()
-            epoch_start = time.monotonic()
-            loss_sum, batches = 0.0, 0
-            lr = get_lr(cfg, step, total_steps)
-            for batch in self._loader(train_set, train=True, epoch=epoch):
-                if cfg.max_steps and step >= cfg.max_steps:
-                    break
-                lr = get_lr(cfg, step, total_steps)
-                for group in optimizer.param_groups:
-                    group['lr'] = lr
-                loss, extras = self.task.loss(train_model, move_to(batch, self.device))
-                if not torch.isfinite(loss):
-                    raise TrainError(f'task {self.task.name}: loss is {float(loss)} at step '
-                                     f'{step}; lower the learning rate')
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                self.task.after_step(unwrap(train_model), step)
-                step += 1
-                loss_value = float(loss.detach())
-                loss_sum += loss_value
-                batches += 1
-                progress.update({'loss': loss_value, **extras})
-
-            record = {'epoch': epoch, 'step': step, 'lr': lr,
-                      'train_loss': loss_sum / max(batches, 1),
-                      'seconds': time.monotonic() - epoch_start}
+            record = self._train_epoch(train_model, optimizer, train_set, epoch=epoch, run=run,
+                                       total_steps=total_steps, progress=progress)
             if val_set is not None and len(val_set) and self.is_main:
-                model.eval()
-                record.update(self.task.evaluate(
-                    model, move_batches(self._loader(val_set, train=False, epoch=0),
-                                        self.device)))
-            history.append(record)
+                record.update(self._validate(model, val_set))
+            run.history.append(record)
             if not self.is_main:
                 continue
-            append_csv(metrics_file, record)
-            metric = record.get(self.task.primary_metric, record['train_loss'])
-            improved = best is None or (metric > best if self.task.higher_is_better
-                                        else metric < best)
-            if improved:
-                best, bad_epochs = metric, 0
-            else:
-                bad_epochs += 1
-            state = self._checkpoint(train_model, optimizer, epoch=epoch, step=step,
-                                     best=best, bad_epochs=bad_epochs, history=history)
-            if improved:
-                self._save(state, 'best.pt')
-            self._save(state, 'last.pt')
+            append_csv(self.out_dir / 'metrics.csv', record)
+            self._keep_best(train_model, optimizer, record, epoch=epoch, run=run)
             log.info('epoch %d: %s', epoch,
                      ', '.join(f'{k} {v:.4g}' for k, v in record.items()))
-            if cfg.patience and bad_epochs >= cfg.patience:
+            if cfg.patience and run.bad_epochs >= cfg.patience:
                 log.info('early stop: %s did not improve for %d epochs',
-                         self.task.primary_metric, bad_epochs)
+                         self.task.primary_metric, run.bad_epochs)
                 break
         progress.close()
 
         best_path = self.out_dir / 'best.pt'
-        final: dict[str, float] = {}
-        if self.is_main and best_path.exists():
-            state = load_checkpoint(best_path, map_location=self.device)
-            model.load_state_dict(state['model'])
-            if val_set is not None and len(val_set):
-                model.eval()
-                final = self.task.evaluate(
-                    model, move_batches(self._loader(val_set, train=False, epoch=0),
-                                        self.device))
-            (self.out_dir / 'final_metrics.json').write_text(json.dumps(final, indent=2))
+        final = self._final_metrics(model, val_set, best_path)
         if self.distributed:
             dist.barrier()
-        return TrainResult(model=model, metrics=final, history=history,
+        return TrainResult(model=model, metrics=final, history=run.history,
                            out_dir=self.out_dir, best_checkpoint=best_path)
+
+    # -- the pieces of fit, in the order it calls them
+    def _write_config(self) -> None:
+        """The run directory and its config.json (the main process only)."""
+        if not self.is_main:
+            return
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / 'config.json').write_text(
+                json.dumps(dataclasses.asdict(self.config), indent=2, default=str))
+        except OSError as exc:
+            raise TrainError(f'{self.out_dir}: cannot write the run there: '
+                             f'{exc.strerror or exc}') from None
+
+    def _resume(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> _RunState:
+        """Model, optimizer and counters from ``last.pt`` (a fresh state without one)."""
+        last_path = self.out_dir / 'last.pt'
+        if not last_path.exists():
+            return _RunState()
+        state = load_checkpoint(last_path, map_location=self.device)
+        if state.get('task') != self.task.name:
+            raise TrainError(f'{last_path}: checkpoint of task {state.get("task")!r}, '
+                             f'not {self.task.name!r}')
+        unwrap(model).load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        run = _RunState(start_epoch=state['epoch'] + 1, step=state['step'], best=state['best'],
+                        bad_epochs=state['bad_epochs'], history=state['history'])
+        log.info('resumed %s at epoch %d, step %d', last_path, run.start_epoch, run.step)
+        return run
+
+    def _train_epoch(self, train_model: nn.Module, optimizer: torch.optim.Optimizer,
+                     train_set: Dataset, *, epoch: int, run: _RunState, total_steps: int,
+                     progress: _Progress) -> dict[str, float]:
+        """One pass over the training set; the epoch's record (loss, lr, time, data wait)."""
+        cfg = self.config
+        # Per-epoch seed: augmentation and order do not depend on where a run resumed.
+        torch.manual_seed(cfg.seed * 1000 + epoch + self.rank)
+        np.random.seed((cfg.seed * 1000 + epoch + self.rank) % 2**32)
+        train_model.train()
+        epoch_start = time.monotonic()
+        loss_sum, batches, data_wait = 0.0, 0, 0.0
+        lr = get_lr(cfg, run.step, total_steps)
+        batches_iter = iter(self._loader(train_set, train=True, epoch=epoch))
+        while not (cfg.max_steps and run.step >= cfg.max_steps):
+            fetch_start = time.monotonic()
+            batch = next(batches_iter, None)
+            data_wait += time.monotonic() - fetch_start  # the step waiting for data
+            if batch is None:
+                break
+            lr = get_lr(cfg, run.step, total_steps)
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            loss, extras = self.task.loss(train_model, move_to(batch, self.device))
+            if not torch.isfinite(loss):
+                raise TrainError(f'task {self.task.name}: loss is {float(loss)} at step '
+                                 f'{run.step}; lower the learning rate')
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(train_model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            self.task.after_step(unwrap(train_model), run.step)
+            run.step += 1
+            loss_value = float(loss.detach())
+            loss_sum += loss_value
+            batches += 1
+            progress.update({'loss': loss_value, **extras})
+        seconds = time.monotonic() - epoch_start
+        return {'epoch': epoch, 'step': run.step, 'lr': lr,
+                'train_loss': loss_sum / max(batches, 1), 'seconds': seconds,
+                'data_wait_fraction': data_wait / max(seconds, 1e-9)}
+
+    def _validate(self, model: nn.Module, val_set: Dataset) -> dict[str, float]:
+        """The task's validation metrics of `model` on the held-out set."""
+        model.eval()
+        return self.task.evaluate(
+            model, move_batches(self._loader(val_set, train=False, epoch=0), self.device))
+
+    def _keep_best(self, train_model: nn.Module, optimizer: torch.optim.Optimizer,
+                   record: dict[str, float], *, epoch: int, run: _RunState) -> None:
+        """Save ``last.pt`` every epoch and ``best.pt`` when the primary metric improved."""
+        metric = record.get(self.task.primary_metric, record['train_loss'])
+        improved = run.best is None or (metric > run.best if self.task.higher_is_better
+                                        else metric < run.best)
+        if improved:
+            run.best, run.bad_epochs = metric, 0
+        else:
+            run.bad_epochs += 1
+        state = self._checkpoint(train_model, optimizer, epoch=epoch, step=run.step,
+                                 best=run.best, bad_epochs=run.bad_epochs, history=run.history)
+        if improved:
+            self._save(state, 'best.pt')
+        self._save(state, 'last.pt')
+
+    def _final_metrics(self, model: nn.Module, val_set: Dataset | None,
+                       best_path: Path) -> dict[str, float]:
+        """Load the best checkpoint into `model`, evaluate it, write final_metrics.json."""
+        if not (self.is_main and best_path.exists()):
+            return {}
+        model.load_state_dict(load_checkpoint(best_path, map_location=self.device)['model'])
+        final = self._validate(model, val_set) if val_set is not None and len(val_set) else {}
+        (self.out_dir / 'final_metrics.json').write_text(json.dumps(final, indent=2))
+        return final
+
+
+@dataclass
+class _RunState:
+    """What a run carries from epoch to epoch (and what `last.pt` resumes)."""
+
+    start_epoch: int = 0
+    step: int = 0
+    best: float | None = None
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def move_batches(loader: Iterable[Any], device: torch.device) -> Iterable[Any]:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ssl_robot.errors import ConfigError
+
 #: diagnostic_msgs/DiagnosticStatus levels.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', STALE: 'STALE'}
@@ -262,3 +264,27 @@ def training_progress(metrics_csv: Path | str) -> dict[str, float]:
            'steps_per_s': steps / seconds if seconds > 0 else float('nan')}
     out.update((k, number(last, k)) for k in last if k.startswith('val_'))
     return out
+
+
+def parse_expected_rates(items: list[str]) -> dict[str, float]:
+    """The `expected_rates_hz` parameter ('TOPIC=HZ' items) as {topic: Hz}.
+
+    Topics are the generic names the nodes use (remapped like every topic); '' items are
+    skipped (an empty string array).
+
+    Raises:
+        ConfigError: For an item that is not TOPIC=HZ with HZ >= 0.
+    """
+    rates: dict[str, float] = {}
+    for item in items:
+        if not item:
+            continue
+        topic, sep, value = item.partition('=')
+        try:
+            hz = float(value)
+        except ValueError:
+            hz = -1.0
+        if not sep or not topic or hz < 0:
+            raise ConfigError(f'expected_rates_hz item {item!r}: use TOPIC=HZ, e.g. image_raw=30')
+        rates[topic] = hz
+    return rates

@@ -14,10 +14,12 @@ from ssl_robot.diagnostics import (
     model_id,
     NodeHealth,
     OK,
+    parse_expected_rates,
     provider_check,
     training_progress,
     WARN,
 )
+from ssl_robot.errors import ConfigError
 
 
 def test_input_rate_ok_slow_and_silent():
@@ -106,3 +108,11 @@ def test_training_progress_and_model_id(tmp_path):
     model = tmp_path / 'm.onnx'
     model.write_bytes(b'abc' * 1000)
     assert model_id(model) == hashlib.sha256(b'abc' * 1000).hexdigest()[:12]
+
+
+def test_parse_expected_rates():
+    assert parse_expected_rates(['image_raw=30', 'range/left=12.5', '']) == {
+        'image_raw': 30.0, 'range/left': 12.5}
+    for bad in ('image_raw', 'image_raw=fast', '=3', 'odom=-1'):
+        with pytest.raises(ConfigError, match='TOPIC=HZ'):
+            parse_expected_rates([bad])

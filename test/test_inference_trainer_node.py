@@ -42,7 +42,7 @@ def test_first_round_brings_an_unconfigured_inference_node_to_predictions(tmp_pa
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from ssl_robot.diagnostics import model_id, OK
+    from ssl_robot.diagnostics import model_id, OK, WARN
     from ssl_robot.inference import OnnxRobotModel
     data = write_synthetic_dataset(tmp_path / 'ds', n_bags=2, frames_per_bag=40)
     config = copy_config(
@@ -102,7 +102,10 @@ def test_first_round_brings_an_unconfigured_inference_node_to_predictions(tmp_pa
     assert values['model_id'] == model_id(onnx) and values['state'] == 'active'
     assert values['providers_in_use'] == "['CPUExecutionProvider']"
     inputs = {kv.key: kv.value for kv in latest['inference: inputs'].values}
-    assert float(inputs['/image_raw rate_hz']) > 1.0
+    assert 1.0 < float(inputs['/image_raw rate_hz']) < 21.0
+    # The test's camera runs at most at 10 Hz; config/robot.yaml expects 30 Hz.
+    assert latest['inference: inputs'].level == bytes([WARN])
+    assert latest['inference: inputs'].message.endswith('Hz, expected 30 Hz')
     drops = {kv.key: kv.value for kv in latest['inference: drops and latency'].values}
     assert float(drops['latency p99_ms']) >= float(drops['latency median_ms']) > 0
     training = {kv.key: kv.value for kv in latest['trainer: training'].values}

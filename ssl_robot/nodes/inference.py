@@ -31,7 +31,7 @@ NaN/inf outputs on a frame are a WARN and a counted drop, never a silent all-unk
 `~/status` (std_msgs/String, JSON, reliable and transient local) says which model the
 node uses and in which lifecycle state, on every load, on the first prediction each model
 makes and every second: what the online trainer waits for before it calls a hand-over
-done. /diagnostics (about 1 Hz): camera rate against `expected_rates_hz.image`, drops
+done. /diagnostics (about 1 Hz): camera rate against `expected_rates_hz`, drops
 by cause, latency median/p99, the onnxruntime providers in use (WARN when not the
 requested first one) and the model's id and metadata.
 
@@ -60,7 +60,15 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ssl_robot.diagnostics import model_id, NodeHealth, OK, provider_check, WARN
+from ssl_robot.diagnostics import (
+    model_id,
+    NodeHealth,
+    OK,
+    parse_expected_rates,
+    provider_check,
+    WARN,
+)
+from ssl_robot.errors import ConfigError
 from ssl_robot.grading import Grade, PerceptionGrader
 from ssl_robot.inference import (
     check_model_file,
@@ -131,8 +139,9 @@ class InferenceNode(LifecycleNode):
         self._declare('grade_floor_auc', 0.6, 'diagnostics WARN when the live AUC is below')
         self._declare('grade_min_samples', 50, 'labelled cells before the AUC is judged')
         self._declare('grade_window_frames', 1000, 'labelled frames in the rolling window')
-        self._declare('expected_rates_hz.image', 0.0, 'nominal camera rate; diagnostics WARN '
-                      'below 70 % of it (0: only when silent)')
+        self._declare('expected_rates_hz', [''], "nominal input rates, 'TOPIC=HZ' each "
+                      '(generic names); diagnostics WARN below 70 % (none: only when silent)')
+        self._expected_hz = parse_expected_rates(list(self._param('expected_rates_hz')))
         self._last_rgb: np.ndarray | None = None
         self._lifecycle = 'unconfigured'
         self._model_id = ''
@@ -341,8 +350,9 @@ class InferenceNode(LifecycleNode):
             policy=self._param('qos_policy'),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
         self.get_logger().info(f'active: {self._param("image_topic")} -> predictions')
-        self.health.watch_input(self._sub.topic_name, expected_hz=float(
-            self._param('expected_rates_hz.image')))
+        expected = {self.resolve_topic_name(t): hz for t, hz in self._expected_hz.items()}
+        self.health.watch_input(self._sub.topic_name,
+                                expected_hz=expected.get(self._sub.topic_name, 0.0))
         self._lifecycle = 'active'
         self._publish_status()
         return super().on_activate(state)
@@ -523,7 +533,7 @@ def obstacle_markers(header: Any, frame_id: str, cell_m: float, centres: np.ndar
 
 def main(argv: list[str] | None = None) -> int:
     """Run the inference node until shut down (starts unconfigured)."""
-    return run_node('inference', InferenceNode, args=argv,
+    return run_node('inference', InferenceNode, args=argv, startup_errors=(ConfigError,),
                     finish=InferenceNode._log_stats)
 
 

@@ -49,7 +49,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, Range
 from std_msgs.msg import String
 
 from ssl_robot.dataset import DatasetError, DatasetWriter
-from ssl_robot.diagnostics import ERROR, NodeHealth, OK, WARN
+from ssl_robot.diagnostics import ERROR, NodeHealth, OK, parse_expected_rates, WARN
 from ssl_robot.labelling import labelling_params
 from ssl_robot.labelling.buffers import LiveLabelBuffer
 from ssl_robot.labelling.params import absolute, DEFAULTS, DESCRIPTIONS, STRING_ARRAY_DEFAULTS
@@ -74,6 +74,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     'status_period_s': (1.0, 'seconds between labeller/status messages'),
     'label_period_s': (1.0, 'seconds between labelling passes'),
     'queue_depth': (50, 'DDS history depth of each subscription'),
+    'expected_rates_hz': ([''], "nominal input rates, 'TOPIC=HZ' each (generic names); "
+                          'diagnostics WARN below 70 % (none: only when silent)'),
     'qos_policy': ('auto', 'reliability of the sensor subscriptions: auto (follow the '
                    'publishers, checked again when they appear), reliable or best_effort'),
 }
@@ -136,6 +138,8 @@ class Labeller(Node):
         self.flush_thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.health = NodeHealth('labeller')
+        self.expected_hz = {self.resolve_topic_name(t): hz for t, hz in parse_expected_rates(
+            list(gp('expected_rates_hz').value)).items()}
         self.subscribed: dict[str, FollowingSubscription] = {}
         self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
 
@@ -177,7 +181,7 @@ class Labeller(Node):
             incompatible_qos=lambda info, t=topic: self._on_incompatible(t, info))
         resolved = self.resolve_topic_name(topic)
         self.received[resolved] = 0
-        self.health.watch_input(resolved)
+        self.health.watch_input(resolved, expected_hz=self.expected_hz.get(resolved, 0.0))
 
         def counted(msg: Any, t: str = resolved) -> None:
             self.received[t] += 1

@@ -27,7 +27,8 @@ from std_msgs.msg import String
 
 from ssl_robot.bags.split import SplitBagWriter
 from ssl_robot.bags.typestore import BagError, typestore
-from ssl_robot.diagnostics import ERROR, Growth, NodeHealth, OK, WARN
+from ssl_robot.diagnostics import ERROR, Growth, NodeHealth, OK, parse_expected_rates, WARN
+from ssl_robot.errors import ConfigError
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
 from ssl_robot.nodes.msgtypes import message_class
@@ -84,6 +85,8 @@ class Recorder(Node):
             p(name, default, _describe(f'generic {default} topic'))
         p('range_topics', ['range/left', 'range/center', 'range/right'],
           _describe('proximity sensor topics (sensor_msgs/Range)'))
+        p('expected_rates_hz', [''], _describe("nominal input rates, 'TOPIC=HZ' each (generic "
+                                               'names); diagnostics WARN below 70 %'))
 
         gp = self.get_parameter
         self.queue_size = max(1, gp('queue_size').value)
@@ -108,6 +111,8 @@ class Recorder(Node):
 
         self.status_pub = self.create_publisher(String, 'recorder/status', 10)
         self.health = NodeHealth('recorder')
+        self.expected_hz = {self.resolve_topic_name(t): hz for t, hz in parse_expected_rates(
+            list(gp('expected_rates_hz').value)).items()}
         self._backlog_growth = Growth()
         self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         for topic, msgtype in self._wanted_topics():
@@ -159,7 +164,7 @@ class Recorder(Node):
             self.get_logger().error(f'{topic}: not recorded: {exc}')
             return
         self.received[topic] = self.dropped[topic] = self.lost[topic] = 0
-        self.health.watch_input(topic)
+        self.health.watch_input(topic, expected_hz=self.expected_hz.get(topic, 0.0))
         depth = int(self.get_parameter('queue_depth').value)
         qos = QoSProfile(history=qos_profile_sensor_data.history, depth=depth,
                          reliability=qos_profile_sensor_data.reliability,
@@ -284,7 +289,7 @@ class Recorder(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the recorder until SIGINT/SIGTERM, then finalise the bag."""
-    return run_node('recorder', Recorder, args=args, startup_errors=(BagError,),
+    return run_node('recorder', Recorder, args=args, startup_errors=(BagError, ConfigError),
                     finish=Recorder.finish)
 
 

@@ -75,12 +75,43 @@ def test_console_script_targets_exist(script):
     assert callable(getattr(module, func)), target
 
 
-@pytest.mark.parametrize('node', ['recorder', 'bag_player'])
-def test_my_nodes_have_main_and_declared_parameters(node):
-    module = importlib.import_module(f'ssl_robot.nodes.{node}')
-    assert callable(module.main)
-    source = Path(module.__file__).read_text()
-    assert 'ParameterDescriptor' in source and 'QoSOverridingOptions' in source
+NODES = ('sim_robot', 'recorder', 'bag_player', 'labeller', 'trainer', 'inference')
+
+
+def test_every_node_parameter_is_declared_with_a_description_read_back_over_rclpy(tmp_path):
+    """Each node, as a real process, lists its parameters and describes every one of them
+    (a description and a type) through the standard parameter services."""
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import DescribeParameters, ListParameters
+    from ros_procs import copy_config, Probe, start_node
+    domain = 74
+    bag = REPO.parent / 'shared' / 'data' / 'real' / 'bags' / 'mcap_talker'
+    config = copy_config(tmp_path, bag_player={'bag': str(bag), 'loop': True},
+                         recorder={'output': str(tmp_path / 'rec')},
+                         labeller={'dataset': str(tmp_path / 'ds')},
+                         trainer={'dataset': str(tmp_path / 'ds'), 'run_dir': str(tmp_path / 'run')})
+    procs = [start_node(n, domain_id=domain, log_dir=tmp_path / 'logs', params_file=config)
+             for n in NODES]
+    try:
+        with Probe(domain) as probe:
+            assert probe.spin_until(lambda: set(NODES) <= set(probe.node_names()), 90), \
+                {p.executable: p.output()[-1500:] for p in procs if not p.alive()}
+            for node in NODES:
+                listed = probe.call(ListParameters, f'/{node}/list_parameters',
+                                    ListParameters.Request())
+                assert listed is not None, f'{node} does not list its parameters'
+                names = [n for n in listed.result.names
+                         if n != 'use_sim_time' and not n.startswith('qos_overrides.')]
+                assert len(names) >= 3, (node, names)
+                described = probe.call(DescribeParameters, f'/{node}/describe_parameters',
+                                       DescribeParameters.Request(names=names))
+                assert described is not None, f'{node} does not describe its parameters'
+                for d in described.descriptors:
+                    assert d.description.strip(), f'{node}: parameter {d.name} undescribed'
+                    assert d.type != ParameterType.PARAMETER_NOT_SET, (node, d.name)
+    finally:
+        for proc in procs:
+            proc.stop()
 
 
 def test_data_files_globs_match_files_present():

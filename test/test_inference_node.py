@@ -236,3 +236,20 @@ def test_core_preprocess_matches_training_transform() -> None:
     blocks = frames.reshape(2, 24, 2, 32, 2, 3).mean(axis=(2, 4)) / 255.0
     by_hand = ((blocks - 0.5) / 0.25).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(ours, by_hand, atol=1e-4)
+
+
+def test_autostart_for_ros2_run_configures_and_activates_by_itself(tmp_path: Path) -> None:
+    """`ros2 run ssl_robot inference --ros-args -p model_path:=M -p autostart:=true`."""
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import Image
+    model = _export('obstacle', tmp_path / 'obstacle.onnx',
+                    distances_m=[0.0, 0.05, 0.1], sensors=['left', 'center', 'right'])
+    config = copy_config(tmp_path, inference={'model_path': str(model), 'autostart': True})
+    with start_node('inference', domain_id=DOMAIN, log_dir=tmp_path,
+                    params_file=config) as node, Probe(DOMAIN) as probe:
+        assert probe.spin_until(lambda: probe.lifecycle_state('inference', 2) == 'active',
+                                40), node.output()[-2000:]
+        grids = probe.subscribe('/obstacle/grid', OccupancyGrid)
+        pub = probe.publisher('/image_raw', Image)
+        assert probe.wait_for_subscribers('/image_raw', timeout=10)
+        assert probe.spin_until(lambda: (pub.publish(_image(300)), grids)[1], 15)

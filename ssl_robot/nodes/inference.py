@@ -126,6 +126,8 @@ class InferenceNode(LifecycleNode):
                       "aspect ratio differs from the model's ([0, 0]: not checked)")
         self._declare('debug_image', False, 'also publish debug/image (the frame with the '
                       'predictions drawn over it) and debug/obstacle_markers (MarkerArray)')
+        self._declare('autostart', False, 'configure and activate by itself at start (for '
+                      '`ros2 run`; launch files drive the lifecycle instead)', read_only=True)
         self.model: OnnxRobotModel | None = None
         self._sub = None
         self._pubs: dict[str, Any] = {}
@@ -159,6 +161,16 @@ class InferenceNode(LifecycleNode):
                                  QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
         self.diagnostics = DiagnosticsPublisher(self, self.health, update=self._update_health)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._autostart_timer = None
+        if self._param('autostart'):
+            self._autostart_timer = self.create_timer(0.1, self._autostart)
+
+    def _autostart(self) -> None:
+        """Configure and activate once, from the executor (`autostart`); a failed configure
+        leaves the node unconfigured, with the reason logged, like a manual one."""
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
 
     def _declare(self, name: str, default: Any, description: str, *,
                  read_only: bool = False) -> None:

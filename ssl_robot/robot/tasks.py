@@ -564,19 +564,13 @@ class TCNTask(RobotTask):
         return loss, {}
 
     def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for batch in loader:
-                loss, _ = self.loss(model, batch)
-                total += float(loss)
-                count += 1
+        metrics = super().evaluate(model, loader)  # the mean validation loss
         _, val = self.split()
         emb = embed_frames(model, self, val)
         bags, stamps = np.asarray(self.data.bag_ids)[val], np.asarray(self.data.stamps_ns)[val]
         radius = float(self.params['pos_radius_s'])
-        metrics = {'val_retrieval': temporal_retrieval_accuracy(emb, bags, stamps,
-                                                                radius_s=radius),
-                   'val_loss': total / max(count, 1)}
+        metrics['val_retrieval'] = temporal_retrieval_accuracy(emb, bags, stamps,
+                                                               radius_s=radius)
         if self.data.view_names:
             metrics['val_cross_view'] = cross_view_retrieval_accuracy(
                 emb, embed_views(model, self, val), np.asarray(self.data.views_mask)[val],

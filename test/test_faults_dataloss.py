@@ -202,3 +202,82 @@ def test_labeller_node_with_an_unwritable_dataset_exits_non_zero(tmp_path, fault
     assert code == 1, log[-2000:]
     assert 'could not be written' in log and str(dataset) in log, log[-2000:]
     assert not dataset.exists()
+
+
+def test_split_writer_on_a_full_disk_reports_the_real_cause_once(tmp_path, fault_case):
+    from test_faults_disk import _mount_tmpfs, _umount
+
+    from ssl_robot.bags.split import SplitBagWriter
+    from ssl_robot.bags.typestore import BagError
+    disk = tmp_path / 'tiny'
+    if not _mount_tmpfs(disk, 'size=256k'):
+        pytest.skip('cannot mount a tmpfs here (needs root)')
+    try:
+        writer = SplitBagWriter(disk / 'rec', max_duration_s=1.0, flush_period_s=0.1)
+        writer.open()
+        payload = b'\0\1\0\0' + bytes(20_000)
+        failure = None
+        for i in range(200):
+            try:
+                writer.write_raw('/image_raw', 'sensor_msgs/msg/Image', payload,
+                                 1_000_000_000 + i * 50_000_000)
+            except BagError as exc:
+                failure = exc
+                break
+        assert failure is not None, 'the 256 KiB disk never filled'
+        assert 'No space left on device (ENOSPC)' in str(failure), failure
+        with pytest.raises(BagError) as again:  # later writes: the same cause, at once
+            writer.write_raw('/image_raw', 'sensor_msgs/msg/Image', payload, 10**11)
+        assert again.value is failure and 'exists already' not in str(again.value)
+        writer.close()
+        with BagReader(disk / 'rec') as reader:
+            on_disk = sum(reader.message_counts.values())
+        assert on_disk == writer.durable_messages, (on_disk, writer.durable_messages)
+        fault_case.notes.append(f'{on_disk} messages on the full disk, all counted')
+    finally:
+        _umount(disk)
+
+
+def test_recorder_on_a_full_disk_says_why_counts_what_is_on_disk_and_fails(tmp_path,
+                                                                         fault_case):
+    import json
+    import signal
+
+    from std_msgs.msg import String
+    from test_faults_disk import _mount_tmpfs, _umount
+    from test_faults_messages import _image
+
+    from ros_procs import copy_config, Probe, start_node
+    disk = tmp_path / 'tiny'
+    if not _mount_tmpfs(disk, 'size=256k'):
+        pytest.skip('cannot mount a tmpfs here (needs root)')
+    out = disk / 'rec'
+    config = copy_config(tmp_path, recorder={'output': str(out), 'max_bag_duration': 1.0,
+                                             'flush_period': 0.5, 'status_period': 0.2})
+    try:
+        with start_node('recorder', domain_id=117, log_dir=tmp_path,
+                        params_file=config) as recorder, Probe(117) as probe:
+            status = probe.subscribe('/recorder/status', String, reliable=True)
+            pub = probe.publisher('/image_raw', type(_image(0)), reliable=True)
+            assert probe.spin_until(lambda: probe.node.count_subscribers('/image_raw') > 0,
+                                    60), recorder.output()[-2000:]
+            probe.spin(1.0)
+            for i in range(60):  # 60 x 14 KB: far more than the 256 KiB disk holds
+                pub.publish(_image(1000 * 10**9 + i * 10**8, h=60, w=80))
+                probe.spin(0.05)
+            assert probe.spin_until(
+                lambda: bool(status) and json.loads(status[-1].data).get('failure'), 20), \
+                recorder.output()[-2000:]
+            recorder.signal(signal.SIGINT)
+            code = recorder.wait(30)
+        log = recorder.log_path.read_text()
+        last = json.loads(status[-1].data)
+        with BagReader(out) as reader:
+            on_disk = reader.message_counts.get('/image_raw', 0)
+    finally:
+        _umount(disk)
+    assert code == 1, log[-2000:]
+    assert 'No space left on device' in log and 'exists already' not in log, log[-2000:]
+    assert log.count('bag write failed') <= 2, log[-2000:]
+    assert last['written'] == on_disk, (last['written'], on_disk)
+    fault_case.notes.append(f'{on_disk}/60 images fit; status said {last["written"]}')

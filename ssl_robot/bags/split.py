@@ -5,6 +5,7 @@ finishes what this writer leaves behind when it is killed.
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 import shutil
@@ -55,6 +56,14 @@ class SplitBagWriter:
         self._split_start_ns: int | None = None
         self._split_bytes = 0
         self._last_flush_ns = 0
+        #: Set by the first failed write (a full disk...): later writes raise it at once.
+        self.failure: BagError | None = None
+
+    def _fail(self, exc: BaseException, what: str) -> BagError:
+        """Remember (and return) why the bag cannot be written any more."""
+        self.failure = BagError(f'{self.path}: {what} failed: {root_cause(exc)}; recording '
+                                f'stopped, {self.durable_messages} messages are on disk')
+        return self.failure
 
     def __enter__(self) -> SplitBagWriter:
         self.open()
@@ -108,19 +117,31 @@ class SplitBagWriter:
 
     def write_raw(self, topic: str, msgtype: str, data: bytes | memoryview,
                   time_ns: int) -> None:
-        """Write a CDR-serialised message at bag time `time_ns` (splits when due)."""
+        """Write a CDR-serialised message at bag time `time_ns` (splits when due).
+
+        Raises:
+            BagError: For an unknown type; and, after the first failed write (e.g. a full
+                disk), at once on every later call, with the real cause.
+        """
+        if self.failure is not None:
+            raise self.failure
         self.add_topic(topic, msgtype)
-        if self._writer is not None and self._split_due(time_ns):
-            self.split()
-        if self._writer is None:
-            self._open_split(time_ns)
-        self._writer.write(self._connections[topic], int(time_ns), data)
-        self.message_counts[topic] += 1
-        self._split_bytes += len(data)
-        self.bytes_written += len(data)
-        if self.flush_period_ns and time_ns - self._last_flush_ns >= self.flush_period_ns:
-            self.flush()
-            self._last_flush_ns = time_ns
+        try:
+            if self._writer is not None and self._split_due(time_ns):
+                self.split()
+            if self._writer is None:
+                self._open_split(time_ns)
+            self._writer.write(self._connections[topic], int(time_ns), data)
+            self.message_counts[topic] += 1
+            self._split_bytes += len(data)
+            self.bytes_written += len(data)
+            if self.flush_period_ns and time_ns - self._last_flush_ns >= self.flush_period_ns:
+                self.flush()
+                self._last_flush_ns = time_ns
+        except Exception as exc:
+            if self.failure is not None:
+                raise self.failure from None
+            raise self._fail(exc, 'writing') from exc
 
     def _split_due(self, time_ns: int) -> bool:
         return bool((self.max_duration_ns
@@ -130,16 +151,19 @@ class SplitBagWriter:
     def flush(self) -> None:
         """Make everything written so far survive a SIGKILL of this process."""
         storage = self._writer.storage if self._writer is not None else None
-        if storage is None:
+        if storage is None or self.failure is not None:
             return
         # rosbags' McapWriter keeps up to 1 MiB in a pending chunk and sqlite3 one open
         # transaction until close; close the chunk / commit so the bytes reach the file.
-        if hasattr(storage, 'close_chunk'):
-            if any(storage.chunk.msgs.values()):
-                storage.close_chunk()
-            storage.bio.flush()
-        elif hasattr(storage, 'conn'):
-            storage.conn.commit()
+        try:
+            if hasattr(storage, 'close_chunk'):
+                if any(storage.chunk.msgs.values()):
+                    storage.close_chunk()
+                storage.bio.flush()
+            elif hasattr(storage, 'conn'):
+                storage.conn.commit()
+        except Exception as exc:
+            raise self._fail(exc, 'flushing') from exc
         self.durable_messages = sum(self.message_counts.values())
 
     def split(self) -> None:
@@ -157,8 +181,22 @@ class SplitBagWriter:
         self.durable_messages = sum(self.message_counts.values())
 
     def close(self) -> None:
-        """Close the last split and write the final metadata."""
-        self.split()
+        """Close the last split and write the final metadata.
+
+        After a failure the cut split is left as it is, for `ssl-robot bag reindex`.
+        """
+        if self.failure is None:
+            self.split()
+
+
+def root_cause(exc: BaseException) -> str:
+    """The OS error behind `exc` (e.g. 'No space left on device'), else its message."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return f'{os.strerror(seen.errno)} ({errno.errorcode.get(seen.errno, seen.errno)})'
+        seen = seen.__cause__ or seen.__context__
+    return str(exc)
 
 
 def _finish_split_dir(bag: Path, split_dir: Path) -> Path:

@@ -227,7 +227,9 @@ class Recorder(Node):
         except Exception as exc:  # noqa: BLE001 - a write error is counted, never fatal
             with self.lock:
                 self.write_errors += 1
-            self.get_logger().error(f'bag write failed: {exc}')
+                first = self.write_errors == 1
+            if first or exc is not self.writer.failure:  # one line per cause, not per message
+                self.get_logger().error(f'bag write failed: {exc}')
 
     def status(self) -> dict:
         """Counters since start (what recorder/status publishes)."""
@@ -236,7 +238,10 @@ class Recorder(Node):
         return {
             'output': str(self.output),
             'received': sum(received.values()),
-            'written': sum(self.writer.message_counts.values()),
+            # After a failed write only what reached the disk counts as written.
+            'written': (sum(self.writer.message_counts.values()) if self.writer.failure is None
+                        else self.writer.durable_messages),
+            'failure': None if self.writer.failure is None else str(self.writer.failure),
             'durable': self.writer.durable_messages,
             'dropped': sum(dropped.values()), 'lost_in_dds': sum(lost.values()),
             'write_errors': self.write_errors, 'incompatible_qos': self.incompatible_qos,
@@ -290,7 +295,16 @@ class Recorder(Node):
 def main(args: list[str] | None = None) -> int:
     """Run the recorder until SIGINT/SIGTERM, then finalise the bag."""
     return run_node('recorder', Recorder, args=args, startup_errors=(BagError, ConfigError),
-                    finish=Recorder.finish)
+                    finish=Recorder.finish, exit_code=_exit_code)
+
+
+def _exit_code(node: Recorder) -> int:
+    """1 when the bag could not be written completely (a full disk...), else 0."""
+    if node.writer.failure is not None:
+        print(f'recorder: {node.writer.failure} ({node.write_errors} messages not written)',
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

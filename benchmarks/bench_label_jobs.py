@@ -7,7 +7,8 @@ so worker start-up is in the figure, as a user would see it. The two datasets ar
 checked equal (every array, and the bag list) before the times are reported.
 
 Usage: python benchmarks/bench_label_jobs.py [--bags 8] [--seconds 30] [--jobs 1 2]
-Writes benchmarks/results/bench_label_jobs.json.
+Writes benchmarks/results/bench_label_jobs.json (bench_label_jobs_<S>s.json for other
+bag lengths).
 """
 from __future__ import annotations
 
@@ -92,8 +93,9 @@ def main() -> int:
     result = {'bags': args.bags, 'seconds_per_bag': args.seconds, 'frames': frames,
               'cpus': os.cpu_count(), 'datasets_equal': equal, 'bag_build_s': build_s,
               'results': {str(k): v for k, v in rows.items()}}
-    (RESULTS / 'bench_label_jobs.json').write_text(json.dumps(result, indent=1))
-    print(f'wrote {RESULTS / "bench_label_jobs.json"}')
+    name = 'bench_label_jobs' + ('' if args.seconds == 30.0 else f'_{args.seconds:g}s')
+    (RESULTS / f'{name}.json').write_text(json.dumps(result, indent=1))
+    print(f'wrote {RESULTS / name}.json')
     return 0 if equal else 1
 
 

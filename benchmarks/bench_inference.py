@@ -28,8 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / 'test'))
 
 from ssl_robot.inference import OnnxRobotModel  # noqa: E402
-from ssl_robot.robot.nets import build_robot_model  # noqa: E402
-from ssl_robot.robot.nets import default_spec, export_robot_onnx  # noqa: E402
+from ssl_robot.robot.nets import (  # noqa: E402
+    build_robot_model,  # noqa: E402
+    default_spec,
+    export_robot_onnx,
+)
 from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 
 DOMAIN = 43
@@ -86,8 +89,9 @@ def bench_runtimes(model: torch.nn.Module, onnx_path: Path, frames: np.ndarray) 
 
 
 def bench_dds(onnx_path: Path, seconds: float, rate_hz: float = 30.0) -> dict:
-    from ros_procs import copy_config, Probe, start_node
     from sensor_msgs.msg import Image
+
+    from ros_procs import copy_config, Probe, start_node
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_'))
     config = copy_config(tmp, inference={'model_path': str(onnx_path)})
     node = start_node('inference', domain_id=DOMAIN, log_dir=tmp, params_file=config)

@@ -89,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from ssl_robot.config import load_node_parameters
-    from ssl_robot.labelling import (build_trajectory, label_proximity_at_distances,
-                                     label_proximity_naive, labelling_params)
+    from ssl_robot.labelling import (
+        build_trajectory,
+        label_proximity_at_distances,
+        label_proximity_naive,
+        labelling_params,
+    )
     from ssl_robot.labelling.bag import label_bag
     from ssl_robot.labelling.params import absolute
     params = labelling_params(load_node_parameters('labeller'))

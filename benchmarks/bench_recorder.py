@@ -34,8 +34,8 @@ W, H = 640, 480
 def run_publisher(duration: float, domain: int, reliable: bool, history: int) -> None:
     """Child process: publish the streams for `duration` s; print counts as JSON."""
     os.environ['ROS_DOMAIN_ID'] = str(domain)
-    import rclpy
     from nav_msgs.msg import Odometry
+    import rclpy
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, Imu
     rclpy.init()
@@ -83,8 +83,9 @@ def rosbags_baseline(counts: dict[str, int], out: Path) -> dict:
 
     from ssl_robot.bags.reader import typestore
     sys.path.insert(0, str(REPO / 'test'))
-    from bag_factory import default_msg
     import numpy as np
+
+    from bag_factory import default_msg
     ts = typestore()
     samples = {
         '/image_raw': default_msg('sensor_msgs/msg/Image', height=H, width=W, encoding='rgb8',
@@ -118,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='reliable QoS on both sides (qos_overrides on the recorder) '
                              'instead of the default best-effort sensor-data QoS')
     parser.add_argument('--publisher-depth', type=int, default=10,
-                        help='history depth of the reliable publishers (a camera driver\'s '
-                             'queue; deeper rides out the recorder\'s pauses)')
+                        help="history depth of the reliable publishers (a camera driver's "
+                             "queue; deeper rides out the recorder's pauses)")
     parser.add_argument('--publisher', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--json', type=Path,
                         default=REPO / 'benchmarks' / 'results' / 'bench_recorder.json')
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import yaml
+
     from ssl_robot.bags.reader import BagReader
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain), PYTHONUNBUFFERED='1',
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')

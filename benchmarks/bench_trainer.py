@@ -20,9 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ssl_robot.robot.nets import build_robot_model
 from ssl_robot.robot.losses import masked_bce_with_logits
-from ssl_robot.robot.nets import default_spec
+from ssl_robot.robot.nets import build_robot_model, default_spec
 from ssl_robot.train import Task, TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import torch
 
 
 def uniform(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """n draws from U[0, 1) on the CPU generator, in x's device and dtype."""
+    """N draws from U[0, 1) on the CPU generator, in x's device and dtype."""
     return torch.rand(n, generator=generator, device='cpu').to(x.device, x.dtype)
 
 

@@ -44,8 +44,10 @@ def load_node_parameters(node: str, path: Path | str | None = None) -> dict[str,
 
 
 def parse_key_values(items: list[str], option: str = '--param') -> dict[str, Any]:
-    """`KEY=VALUE` command-line items as a dict; each value parsed as JSON when it is JSON
-    (numbers, booleans, lists), else kept as a string.
+    """`KEY=VALUE` command-line items as a dict.
+
+    Each value is parsed as JSON when it is JSON (numbers, booleans, lists), else kept as a
+    string.
 
     Raises:
         ConfigError: For an item without '='.

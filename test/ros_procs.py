@@ -42,7 +42,7 @@ def dds_env(domain_id: int, **extra: str) -> dict[str, str]:
 
 
 def executable_argv(executable: str) -> list[str]:
-    """argv prefix that runs a node's console script (the venv's, else `python -m`)."""
+    """Argv prefix that runs a node's console script (the venv's, else `python -m`)."""
     script = VENV_BIN / executable
     if script.is_file():
         return [str(script)]

@@ -117,8 +117,9 @@ def test_rclpy_and_ros_messages_only_in_the_shell():
 
 
 def _loaded_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, '-c', code + '\nimport sys\nprint(" ".join(sys.modules))'],
-                         capture_output=True, text=True, cwd=REPO, check=True, timeout=120)
+    probe = code + '\nimport sys\nprint(" ".join(sys.modules))'
+    out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                         cwd=REPO, check=True, timeout=120)
     return set(out.stdout.split())
 
 

@@ -6,13 +6,14 @@ import shutil
 import subprocess
 import sys
 
-from bag_factory import default_msg, header
 import pytest
 
 from ssl_robot.bags.reader import BagError, BagReader, kilted_cdr, stamp_to_ns, typestore
-from ssl_robot.cli import main as cli_main
 from ssl_robot.bags.recovery import needs_recovery, reindex
 from ssl_robot.bags.split import SplitBagWriter
+from ssl_robot.cli import main as cli_main
+
+from bag_factory import default_msg, header
 
 REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real' / 'bags'
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason='real bags not present')
@@ -166,7 +167,7 @@ def test_split_writer_splits_by_duration_and_size(tmp_path, storage):
             assert len(list(reader.messages())) == n
 
 
-_KILLED_WRITER = '''
+_KILLED_WRITER = """
 import os, sys
 from ssl_robot.bags.split import SplitBagWriter
 cdr = bytes.fromhex(sys.argv[3])
@@ -175,7 +176,7 @@ w.open()
 for i in range(250):  # 2.5 s of bag time at 100 Hz
     w.write_raw('/odom', 'nav_msgs/msg/Odometry', cdr, i * 10**7)
 os.kill(os.getpid(), 9)  # no close: the last split is cut
-'''
+"""
 
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])

@@ -21,7 +21,7 @@ from ssl_robot.dataset import DatasetWriter, LabelledDataset
 
 HERE = Path(__file__).resolve().parent
 
-CHILD = r'''
+CHILD = r"""
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {here!r})
@@ -74,7 +74,7 @@ else:
     with DatasetWriter(path, overwrite=True, **SHAPE) as writer:
         writer.add_bag('replacement.mcap', make_rows(3, seed=2))
 print('finished without being stopped', point)
-'''
+"""
 
 #: (point, mode, rows expected after the kill): before the commit point the dataset is as it
 #: was (20 rows), past it (headers update) the append is in (27); a swap cut between its two

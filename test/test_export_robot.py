@@ -9,13 +9,16 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from robot_data import write_synthetic_dataset  # noqa: E402
-
 from ssl_robot.export import read_metadata  # noqa: E402
 from ssl_robot.inference import OnnxRobotModel  # noqa: E402
-from ssl_robot.robot.nets import build_robot_model  # noqa: E402
-from ssl_robot.robot.nets import default_spec, export_robot_onnx  # noqa: E402
+from ssl_robot.robot.nets import (  # noqa: E402
+    build_robot_model,  # noqa: E402
+    default_spec,
+    export_robot_onnx,
+)
 from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
+
+from robot_data import write_synthetic_dataset  # noqa: E402
 
 
 @pytest.mark.parametrize('kind, extra', [

@@ -1,4 +1,6 @@
-"""Fault suite: bad bags give one clear error naming the file (and the topic where one is
+"""Fault suite: bad bags give one clear error naming the file.
+
+Fault suite: bad bags give one clear error naming the file (and the topic where one is
 at fault), through the bag reader and through `ssl-robot label`; nothing crashes.
 """
 from __future__ import annotations
@@ -8,12 +10,13 @@ from pathlib import Path
 import subprocess
 import sys
 
-from bag_factory import sensor_messages, write_sensor_bag
 import pytest
 from rosbags.rosbag2 import Writer
-from rosbags.typesys import get_typestore, get_types_from_msg, Stores
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from ssl_robot.bags.reader import BagError, BagReader, typestore
+
+from bag_factory import sensor_messages, write_sensor_bag
 
 WEIRD_DEF = 'int32 a\nstring b\n'
 SENSOR_TOPICS = ['/image_raw', '/camera_info', '/odom', '/imu', '/range/left',

@@ -1,4 +1,6 @@
-"""Fault suite: a full disk or an unwritable output path gives a clear error and leaves no
+"""Fault suite: a full disk or an unwritable output path.
+
+Fault suite: a full disk or an unwritable output path gives a clear error and leaves no
 partial dataset or bag behind; an existing dataset survives a failed append.
 
 The full disk is a real one: a tiny tmpfs mounted for the test (needs root; the tests
@@ -12,13 +14,14 @@ from pathlib import Path
 import subprocess
 import sys
 
-from bag_factory import write_sensor_bag
 import numpy as np
 import pytest
 
 from ssl_robot.bags.reader import BagError, BagReader
 from ssl_robot.bags.writer import BagWriter
 from ssl_robot.dataset import DatasetError, DatasetWriter, LabelledDataset
+
+from bag_factory import write_sensor_bag
 
 SHAPE = dict(distances_m=[0.1, 0.2], sensors=['left', 'center', 'right'],
              terrain_grid=(2, 3), image_hw=(24, 32))

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from ros_procs import copy_config, Probe, start_node
 from test_faults_messages import _image
+
+from ros_procs import copy_config, Probe, start_node
 
 DOMAIN_ID = 68
 

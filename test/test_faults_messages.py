@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from ros_procs import copy_config, Probe, start_node
 
 DOMAIN_ID = 65
@@ -148,8 +149,7 @@ def _obstacle_model(path):
     """A small untrained obstacle model, exported as `ssl-robot export` does."""
     import torch
 
-    from ssl_robot.robot.nets import build_robot_model
-    from ssl_robot.robot.nets import default_spec, export_robot_onnx
+    from ssl_robot.robot.nets import build_robot_model, default_spec, export_robot_onnx
     torch.manual_seed(0)
     export_robot_onnx(build_robot_model(default_spec('obstacle', input_hw=[24, 32], width=4)),
                       path)

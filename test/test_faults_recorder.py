@@ -11,10 +11,11 @@ from __future__ import annotations
 import signal
 
 import pytest
-from ros_procs import copy_config, Probe, start_node
 from test_faults_messages import _instant
 
 from ssl_robot.bags.reader import BagError, BagReader, stamp_to_ns
+
+from ros_procs import copy_config, Probe, start_node
 
 DOMAIN_ID = 67
 RATE_HZ = 10.0

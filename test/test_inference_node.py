@@ -14,8 +14,11 @@ DOMAIN = 41
 
 
 def _model(kind: str, **spec: object) -> object:
-    """A seeded random model; an obstacle model's weights doubled so that, like a trained
-    one (and unlike a fresh init), its output depends clearly on the frame."""
+    """A seeded random model whose output depends clearly on the frame.
+
+    A seeded random model; an obstacle model's weights doubled so that, like a trained
+    one (and unlike a fresh init), its output depends clearly on the frame.
+    """
     import torch
 
     from ssl_robot.robot.nets import build_robot_model, default_spec
@@ -35,8 +38,11 @@ def _export(kind: str, path: Path, **spec: object) -> Path:
 
 
 def _torch_probabilities(msg: object, **spec: object) -> np.ndarray:
-    """What the exported obstacle model should publish for `msg`, computed independently:
-    the torch model (rebuilt from the same seed), torch's area resize, our own decoding."""
+    """What the exported obstacle model should publish for `msg`.
+
+    What the exported obstacle model should publish for `msg`, computed independently:
+    the torch model (rebuilt from the same seed), torch's area resize, our own decoding.
+    """
     import torch
 
     from ssl_robot.robot.transforms import frames_to_input

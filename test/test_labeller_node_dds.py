@@ -14,9 +14,10 @@ import math
 import signal
 
 import numpy as np
-from ros_procs import copy_config, Probe, start_node
 
 from ssl_robot.dataset import LabelledDataset
+
+from ros_procs import copy_config, Probe, start_node
 
 DOMAIN = 31
 T0 = 1_700_000_000_000_000_000

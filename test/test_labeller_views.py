@@ -13,10 +13,11 @@ import signal
 
 import numpy as np
 import pytest
-from ros_procs import copy_config, Probe, start_node
 
 from ssl_robot.dataset import LabelledDataset
 from ssl_robot.labelling.streams import gather_views
+
+from ros_procs import copy_config, Probe, start_node
 
 SIM_DOMAIN = 32
 NODE_DOMAIN = 33
@@ -52,6 +53,7 @@ def make_labeller():
     """Build Labeller nodes in a context of this process; all destroyed afterwards."""
     import rclpy
     from rclpy.context import Context
+
     from ssl_robot.nodes.labeller import Labeller
     context = Context()
     rclpy.init(context=context, domain_id=NODE_DOMAIN)
@@ -143,7 +145,7 @@ def test_views_matched_masked_counted_and_appended(make_labeller, tmp_path):
     # Only views a frame can still match are kept: one per kept frame (15, one missing),
     # plus the late one at 2030 ms, not yet known to be unmatched; camera3's are refused.
     assert [len(v) for v in node.buffer.views] == [15 - 1, 0]
-    node._take(node.buffer.label(everything=False))          # frames up to 1.98 s: 1 s of future needed
+    node._take(node.buffer.label(everything=False))  # frames up to 1.98 s: 1 s of future
     assert len(node.buffer.frames) == 5 and [len(v) for v in node.buffer.views] == [4, 0]
     node._take(node.buffer.label(everything=True))
     assert [len(v) for v in node.buffer.views] == [0, 0]

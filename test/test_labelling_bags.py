@@ -1,5 +1,8 @@
-"""Labelling whole bags: a simulator bag against its ground truth, the real Husky bag
-(no camera), malformed streams, and `ssl-robot label` end to end."""
+"""Labelling whole bags.
+
+Labelling whole bags: a simulator bag against its ground truth, the real Husky bag
+(no camera), malformed streams, and `ssl-robot label` end to end.
+"""
 from __future__ import annotations
 
 import json
@@ -12,13 +15,12 @@ from ssl_robot.bags.writer import BagWriter
 from ssl_robot.cli import main as cli_main
 from ssl_robot.config import load_node_parameters
 from ssl_robot.dataset import LabelledDataset
-from ssl_robot.labelling import (build_trajectory, interpolate_poses, LabelError,
-                                 labelling_params)
+from ssl_robot.labelling import build_trajectory, interpolate_poses, LabelError, labelling_params
 from ssl_robot.labelling.bag import label_bag
-from ssl_robot.labelling.streams import match_views
-from ssl_robot.msgconv import MessageError
 from ssl_robot.labelling.borealtc import auc
 from ssl_robot.labelling.sim_truth import precision_recall, proximity_truth
+from ssl_robot.labelling.streams import match_views
+from ssl_robot.msgconv import MessageError
 
 REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real'
 HUSKY = REAL / 'bags' / 'husky_outdoor_imu_odom.bag'
@@ -194,8 +196,11 @@ def test_match_views_hand_computed(frames, views, tolerance, expected):
 
 
 def _write_two_camera_bag(path, *, view_hw=(2, 3)):
-    """Odometry, /image_raw at 5 Hz and /camera2/image_raw 5 ms later, except at 400 ms
-    (60 ms later, beyond the 15 ms tolerance); camera2 pixel values are 10 + frame index."""
+    """A two-camera bag with one view beyond the match tolerance.
+
+    Odometry, /image_raw at 5 Hz and /camera2/image_raw 5 ms later, except at 400 ms
+    (60 ms later, beyond the 15 ms tolerance); camera2 pixel values are 10 + frame index.
+    """
     from bag_factory import default_msg, header
     s = 1_000_000_000
     with BagWriter(path) as writer:
@@ -257,8 +262,8 @@ def test_bag_without_odometry_is_a_clear_error(tmp_path):
 
 
 def test_fast_field_reading_equals_full_deserialisation(sim_bag, tmp_path):
-    from ssl_robot.bags.reader import BagReader
     from ssl_robot.bags.fastcdr import _same, FieldReader, READERS
+    from ssl_robot.bags.reader import BagReader
     _write_messy_bag(tmp_path / 'messy')                  # NaN ranges, other frame ids
     checked = 0
     for bag in (sim_bag, tmp_path / 'messy'):

@@ -6,9 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from ssl_robot.labelling import (build_trajectory, interpolate_poses,
-                                 label_proximity_at_distances, label_proximity_naive,
-                                 ProximityParams, se2_interpolate, wrap_angle)
+from ssl_robot.labelling import (
+    build_trajectory,
+    interpolate_poses,
+    label_proximity_at_distances,
+    label_proximity_naive,
+    ProximityParams,
+    se2_interpolate,
+    wrap_angle,
+)
 from ssl_robot.labelling.proximity import match_readings, reading_labels
 
 MS = 1_000_000

@@ -1,5 +1,8 @@
-"""Terrain self-labels: the roughness signal, the camera projection, the patch labels,
-and the signal's validation on real Husky data (BorealTC)."""
+"""Terrain self-labels.
+
+Terrain self-labels: the roughness signal, the camera projection, the patch labels,
+and the signal's validation on real Husky data (BorealTC).
+"""
 from __future__ import annotations
 
 import math

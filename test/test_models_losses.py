@@ -10,9 +10,18 @@ import pytest
 import torch
 
 from ssl_robot.metrics import (
-    bootstrap_ci, ridge_probe, roc_auc, spearman, temporal_retrieval_accuracy)
+    bootstrap_ci,
+    ridge_probe,
+    roc_auc,
+    spearman,
+    temporal_retrieval_accuracy,
+)
 from ssl_robot.robot.losses import (
-    masked_bce_with_logits, masked_smooth_l1, npairs_loss, triplet_loss)
+    masked_bce_with_logits,
+    masked_smooth_l1,
+    npairs_loss,
+    triplet_loss,
+)
 from ssl_robot.robot.transforms import mirror_permutation
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -162,9 +171,9 @@ class _FixedLogits(torch.nn.Module):
 
 
 def test_obstacle_flip_mirrors_image_and_sensor_order(tmp_path: Path) -> None:
-    from robot_data import write_synthetic_dataset
-
     from ssl_robot.robot.tasks import ObstacleTask
+
+    from robot_data import write_synthetic_dataset
     data = write_synthetic_dataset(tmp_path / 'ds', n_bags=2, frames_per_bag=8)
     base = {'dataset': str(data), 'jitter': 0.0, 'input_hw': [48, 64]}
     flipped, plain = ObstacleTask({**base, 'flip_p': 1.0}), ObstacleTask({**base, 'flip_p': 0.0})

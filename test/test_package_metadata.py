@@ -79,17 +79,22 @@ NODES = ('sim_robot', 'recorder', 'bag_player', 'labeller', 'trainer', 'inferenc
 
 
 def test_every_node_parameter_is_declared_with_a_description_read_back_over_rclpy(tmp_path):
-    """Each node, as a real process, lists its parameters and describes every one of them
-    (a description and a type) through the standard parameter services."""
+    """Every node parameter is described, read back over rclpy.
+
+    Each node, as a real process, lists its parameters and describes every one of them
+    (a description and a type) through the standard parameter services.
+    """
     from rcl_interfaces.msg import ParameterType
     from rcl_interfaces.srv import DescribeParameters, ListParameters
+
     from ros_procs import copy_config, Probe, start_node
     domain = 74
     bag = REPO.parent / 'shared' / 'data' / 'real' / 'bags' / 'mcap_talker'
     config = copy_config(tmp_path, bag_player={'bag': str(bag), 'loop': True},
                          recorder={'output': str(tmp_path / 'rec')},
                          labeller={'dataset': str(tmp_path / 'ds')},
-                         trainer={'dataset': str(tmp_path / 'ds'), 'run_dir': str(tmp_path / 'run')})
+                         trainer={'dataset': str(tmp_path / 'ds'),
+                                  'run_dir': str(tmp_path / 'run')})
     procs = [start_node(n, domain_id=domain, log_dir=tmp_path / 'logs', params_file=config)
              for n in NODES]
     try:

@@ -5,10 +5,11 @@ from pathlib import Path
 import signal
 
 import pytest
-from bag_factory import write_sensor_bag
-from ros_procs import copy_config, Probe, start_node
 
 from ssl_robot.bags.reader import stamp_to_ns
+
+from bag_factory import write_sensor_bag
+from ros_procs import copy_config, Probe, start_node
 
 REAL_BAGS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real' / 'bags'
 T0 = 1_000_000_000

@@ -9,9 +9,9 @@ import onnx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from robot_data import write_synthetic_dataset  # noqa: E402
-
 from ssl_robot.cli import main  # noqa: E402
+
+from robot_data import write_synthetic_dataset  # noqa: E402
 
 
 @pytest.fixture(scope='module')

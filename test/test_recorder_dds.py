@@ -9,10 +9,11 @@ import json
 import signal
 
 import pytest
-from ros_procs import copy_config, Probe, start_node
 
 from ssl_robot.bags.reader import BagReader, stamp_to_ns
 from ssl_robot.bags.recovery import needs_recovery, reindex
+
+from ros_procs import copy_config, Probe, start_node
 
 T0_NS = 1_700_000_000_000_000_000
 RELIABLE = {f'qos_overrides./{t}.subscription.reliability': 'reliable'

@@ -7,16 +7,16 @@ from pathlib import Path
 import signal
 
 import pytest
-from ros_procs import copy_config, Probe, start_node
 
+from ros_procs import copy_config, Probe, start_node
 
 
 def test_sim_robot_publishes_sensors_clock_and_world(tmp_path: Path) -> None:
     from nav_msgs.msg import Odometry
+    from rclpy.qos import DurabilityPolicy, QoSProfile
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, Imu, Range
     from std_msgs.msg import String
-    from rclpy.qos import DurabilityPolicy, QoSProfile
     # Node-specific entries of a parameter file beat -p overrides: override in a copy.
     config = copy_config(tmp_path, sim_robot={'seed': 2, 'rate_hz': 10.0, 'extra_cameras': 1})
     with start_node('sim_robot', domain_id=13, log_dir=tmp_path,
@@ -92,14 +92,19 @@ def test_sim_robot_follows_cmd_vel_and_stops_after_duration(tmp_path: Path) -> N
 
 
 def test_node_defaults_match_the_parameter_file() -> None:
-    """Every sim_robot (and shared '/**') key in config/robot.yaml is declared by the node
-    with the same default, so the node behaves the same with or without the file."""
+    """The node declares every sim_robot key of the parameter file with its default.
+
+    Every sim_robot (and shared '/**') key in config/robot.yaml is declared by the node
+    with the same default, so the node behaves the same with or without the file.
+    """
     import rclpy
     from rclpy.context import Context
-    from ros_procs import CONFIG
+    import yaml
+
     from ssl_robot.config import load_node_parameters
     from ssl_robot.nodes.sim_robot import SimRobot
-    import yaml
+
+    from ros_procs import CONFIG
     context = Context()
     rclpy.init(context=context, domain_id=15)
     try:

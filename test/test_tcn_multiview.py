@@ -1,5 +1,8 @@
-"""Multi-view TCN: the triple sampler and cross-view retrieval against hand-computed cases,
-and simulator (two cameras) -> `ssl-robot label` -> multi-view training end to end."""
+"""Multi-view TCN.
+
+Multi-view TCN: the triple sampler and cross-view retrieval against hand-computed cases,
+and simulator (two cameras) -> `ssl-robot label` -> multi-view training end to end.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -129,8 +132,8 @@ def test_two_camera_sim_label_and_multi_view_training(tmp_path: Path) -> None:
         assert losses[-1] < losses[0], (loss, losses)
         assert 0.0 <= result.metrics['val_cross_view'] <= 1.0
     # The exported model is unchanged: one camera image in, a unit-norm embedding out.
-    from ssl_robot.robot.export import export_run
     from ssl_robot.inference import OnnxRobotModel
+    from ssl_robot.robot.export import export_run
     report = export_run(tmp_path / 'triplet', tmp_path / 'tcn.onnx')
     assert report.max_abs_diff < 1e-4 and report.metadata['kind'] == 'tcn'
     core = OnnxRobotModel(report.path, intra_op_threads=1)

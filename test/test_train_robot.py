@@ -11,10 +11,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from robot_data import write_synthetic_dataset  # noqa: E402
-
 from ssl_robot.robot import build_task  # noqa: E402
 from ssl_robot.train import TrainConfig, Trainer  # noqa: E402
+
+from robot_data import write_synthetic_dataset  # noqa: E402
 
 TINY = {'width': 4, 'input_hw': [24, 32]}
 
@@ -127,9 +127,12 @@ def test_pretrained_encoder_eval_adds_scratch_baseline(tmp_path: Path, dataset: 
 
 
 def test_tcn_learns_temporal_neighbours_past_random_init(tmp_path: Path) -> None:
-    """A learning threshold an untrained encoder cannot pass: after 6 epochs on synthetic
+    """The TCN learns temporal neighbours past random init.
+
+    A learning threshold an untrained encoder cannot pass: after 6 epochs on synthetic
     scenes, the nearest frame in embedding space is a temporal neighbour clearly more often
-    than with the same network at random init (0.48 vs 0.32 when written; 0.08 required)."""
+    than with the same network at random init (0.48 vs 0.32 when written; 0.08 required).
+    """
     from ssl_robot.robot.evaluate import evaluate_run
     data = write_synthetic_dataset(tmp_path / 'ds', n_bags=4, frames_per_bag=90)
     tcn = build_task('tcn', {'dataset': str(data), **TINY})

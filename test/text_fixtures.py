@@ -13,9 +13,12 @@ TEMPLATES = ['The {a} {verb} the {b}.', 'A {adj} {a} is near the {b} today.',
 
 
 def synthetic_docs(n_docs: int = 16, n_sentences: int = 24, seed: int = 0) -> list[list[str]]:
-    """Documents of templated sentences over a shared word pool; consecutive sentences
+    """Documents of templated sentences over a shared word pool.
+
+    Documents of templated sentences over a shared word pool; consecutive sentences
     share a word and each document keeps one style, so every task has something to
-    learn that carries over to held-out documents."""
+    learn that carries over to held-out documents.
+    """
     rng = random.Random(seed)
     docs = []
     for d in range(n_docs):

@@ -17,8 +17,13 @@ import struct
 from typing import Any, Callable
 
 from ssl_robot.bags.typestore import cdr_endian, cdr_header_end
-from ssl_robot.msgconv import (MessageError, odometry_to_pose2d, range_reading, stamp_ns,
-                               yaw_from_quaternion)
+from ssl_robot.msgconv import (
+    MessageError,
+    odometry_to_pose2d,
+    range_reading,
+    stamp_ns,
+    yaw_from_quaternion,
+)
 
 
 def _align(offset: int, size: int) -> int:

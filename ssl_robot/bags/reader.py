@@ -1,9 +1,9 @@
 """The package's one bag reader, on top of `rosbags`.
 
 Reads rosbag2 (mcap and sqlite3) and ROS 1 bags, and salvages an unfinished recording on
-the fly (`ssl_robot.bags.recovery`). Imports no rclpy: messages are `rosbags` dataclasses, whose field
-names are those of the ROS messages, so the converters in `ssl_robot.msgconv` take
-both kinds.
+the fly (`ssl_robot.bags.recovery`). Imports no rclpy: messages are `rosbags` dataclasses,
+whose field names are those of the ROS messages, so the converters in `ssl_robot.msgconv`
+take both kinds.
 """
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from rosbags.interfaces import Nodetype
 
 from ssl_robot.bags.recovery import needs_recovery, reindex, scan_file
 from ssl_robot.bags.typestore import (  # noqa: F401 - re-exported for callers of the reader
-    BagError, BagMessage, msg_class, ns_to_stamp, stamp_to_ns, typestore)
+    BagError,
+    BagMessage,
+    msg_class,
+    ns_to_stamp,
+    stamp_to_ns,
+    typestore,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -183,7 +189,7 @@ class BagReader:
             else:
                 if conn.topic not in self._kilted_fallback:
                     self._kilted_fallback.add(conn.topic)
-                    _LOG.warning('%s: the bag\'s definition of %s does not decode %s (%s); '
+                    _LOG.warning("%s: the bag's definition of %s does not decode %s (%s); "
                                  'using the ROS 2 Kilted definition', _names(self.paths),
                                  conn.msgtype, conn.topic, exc)
                 return msg

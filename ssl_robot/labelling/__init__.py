@@ -13,12 +13,26 @@ from __future__ import annotations
 from ssl_robot.labelling.errors import LabelError
 from ssl_robot.labelling.params import labelling_params, LabellingParams
 from ssl_robot.labelling.poses import (
-    build_trajectory, interpolate_poses, relative_pose, se2_interpolate, Trajectory,
-    wrap_angle)
+    build_trajectory,
+    interpolate_poses,
+    relative_pose,
+    se2_interpolate,
+    Trajectory,
+    wrap_angle,
+)
 from ssl_robot.labelling.proximity import (
-    label_proximity_at_distances, label_proximity_naive, ProximityLabels, ProximityParams)
+    label_proximity_at_distances,
+    label_proximity_naive,
+    ProximityLabels,
+    ProximityParams,
+)
 from ssl_robot.labelling.terrain import (
-    imu_roughness, label_terrain, RoughnessSeries, TerrainLabels, TerrainParams)
+    imu_roughness,
+    label_terrain,
+    RoughnessSeries,
+    TerrainLabels,
+    TerrainParams,
+)
 
 __all__ = [
     'build_trajectory', 'imu_roughness', 'interpolate_poses', 'label_proximity_at_distances',

@@ -27,7 +27,9 @@ FRAME_DROPS = ('frames_skipped_rate', 'frames_bad_encoding', 'frames_bad_size')
 
 
 class FrameAdmission:
-    """Which camera frames are kept: the first of each `1 / frame_rate_hz` slot that decodes
+    """Which camera frames are kept, and why the others are not.
+
+    Which camera frames are kept: the first of each `1 / frame_rate_hz` slot that decodes
     and has the size of the first kept frame. Every other frame is counted by cause.
 
     Args:
@@ -257,7 +259,7 @@ class LiveLabelBuffer:
             return ''
         self.counts['views_bad_size'] += 1
         return (f'view frame of size {rgb.shape[:2]} dropped: views must have the main '
-                f'camera\'s size {self.image_hw} (they are not resized)')
+                f"camera's size {self.image_hw} (they are not resized)")
 
     def views_wanted(self, stamps: np.ndarray) -> np.ndarray:
         """Which view stamps a frame may still be matched to.

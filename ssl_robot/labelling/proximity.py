@@ -1,4 +1,6 @@
-"""Proximity self-labels after Nava et al., "Learning long-range perception using
+"""Proximity self-labels after Nava et al. (RA-L 2019).
+
+Proximity self-labels after Nava et al., "Learning long-range perception using
 self-supervision from short-range sensors and odometry", RA-L 2019.
 
 For a frame at time t (pose P(t)) and a distance d ahead, the label comes from the

@@ -166,8 +166,11 @@ class InferenceNode(LifecycleNode):
             self._autostart_timer = self.create_timer(0.1, self._autostart)
 
     def _autostart(self) -> None:
-        """Configure and activate once, from the executor (`autostart`); a failed configure
-        leaves the node unconfigured, with the reason logged, like a manual one."""
+        """Configure and activate once, from the executor (`autostart`).
+
+        Configure and activate once, from the executor (`autostart`); a failed configure
+        leaves the node unconfigured, with the reason logged, like a manual one.
+        """
         self.destroy_timer(self._autostart_timer)
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()

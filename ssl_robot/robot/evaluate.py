@@ -16,8 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ssl_robot.metrics import (auc_table, bootstrap_ci, cross_view_retrieval_accuracy,
-                               ridge_probe, spearman, temporal_retrieval_accuracy, time_blocks)
+from ssl_robot.metrics import (
+    auc_table,
+    bootstrap_ci,
+    cross_view_retrieval_accuracy,
+    ridge_probe,
+    spearman,
+    temporal_retrieval_accuracy,
+    time_blocks,
+)
 
 log = logging.getLogger('ssl_robot.robot.evaluate')
 
@@ -50,8 +57,8 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
     """
     import torch
 
-    from ssl_robot.robot.nets import build_robot_model
     from ssl_robot.robot import build_task
+    from ssl_robot.robot.nets import build_robot_model
     from ssl_robot.train import load_checkpoint, TrainError
 
     run_dir = Path(run_dir)

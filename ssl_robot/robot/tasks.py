@@ -18,12 +18,19 @@ import torch
 from torch.utils.data import Dataset
 
 from ssl_robot.augment import color_jitter, hflip
-from ssl_robot.metrics import (cross_view_retrieval_accuracy, roc_auc, spearman,
-                               temporal_retrieval_accuracy)
-from ssl_robot.robot.nets import build_robot_model, RobotNet
+from ssl_robot.metrics import (
+    cross_view_retrieval_accuracy,
+    roc_auc,
+    spearman,
+    temporal_retrieval_accuracy,
+)
 from ssl_robot.robot.losses import (
-    masked_bce_with_logits, masked_smooth_l1, npairs_loss, triplet_loss)
-from ssl_robot.robot.nets import default_spec
+    masked_bce_with_logits,
+    masked_smooth_l1,
+    npairs_loss,
+    triplet_loss,
+)
+from ssl_robot.robot.nets import build_robot_model, default_spec, RobotNet
 from ssl_robot.robot.transforms import mirror_permutation, normalize, resize
 from ssl_robot.train import Task, TrainError
 
@@ -399,8 +406,11 @@ class TerrainTask(RobotTask):
 
 
 class _BagTimeline(Dataset):
-    """Frames of the given indices in (bag, time) order, with each frame's negatives:
-    the frames of its bag at least `neg_radius_s` away (Sermanet et al.)."""
+    """Frames of the given indices in (bag, time) order, with each one's negatives.
+
+    Frames of the given indices in (bag, time) order, with each frame's negatives:
+    the frames of its bag at least `neg_radius_s` away (Sermanet et al.).
+    """
 
     def __init__(self, data: Any, indices: np.ndarray, neg_radius_s: float) -> None:
         self.data = data
@@ -419,8 +429,11 @@ class _BagTimeline(Dataset):
         self.anchors = np.zeros(0, np.int64)
 
     def _window(self, radius_ns: int, *, inclusive: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Per position, [lo, hi) of the same bag's positions within `radius_ns` in time
-        (|dt| <= radius when `inclusive`, else |dt| < radius)."""
+        """Per position, [lo, hi) of the same bag's positions within `radius_ns`.
+
+        Per position, [lo, hi) of the same bag's positions within `radius_ns` in time
+        (|dt| <= radius when `inclusive`, else |dt| < radius).
+        """
         lo = np.empty(len(self.idx), np.int64)
         hi = np.empty(len(self.idx), np.int64)
         left, right = ('left', 'right') if inclusive else ('right', 'left')
@@ -473,7 +486,9 @@ class TCNItems(_BagTimeline):
 
 
 class MultiViewTCNItems(_BagTimeline):
-    """Multi-view triples (Sermanet et al. 2018): the main camera at t as anchor, another
+    """Multi-view triples (Sermanet et al.
+
+    2018): the main camera at t as anchor, another
     camera at the same t as positive, the main camera at |dt| >= `neg_radius_s` in the
     same bag as negative.
 
@@ -612,8 +627,11 @@ def embed_frames(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *
 
 def embed_views(model: torch.nn.Module, task: RobotTask, indices: np.ndarray, *,
                 batch_size: int = 128) -> np.ndarray:
-    """Model outputs for every extra camera view of dataset frames, [N, V, E] (masked
-    views are embedded too, as the zero images they are stored as)."""
+    """Model outputs for every extra camera view of dataset frames, [N, V, E].
+
+    Model outputs for every extra camera view of dataset frames, [N, V, E] (masked
+    views are embedded too, as the zero images they are stored as).
+    """
     views = [embed_frames(model, task, indices, batch_size=batch_size, view=v)
              for v in range(len(task.data.view_names))]
     if not views:

@@ -149,16 +149,18 @@ def test_lifecycle_bad_models_then_predictions_with_input_header(tmp_path: Path)
             assert (data >= 0).sum() == 9 and set(np.unique(data[data < 0])) <= {-1}
             assert node.wait_for_output('yuv422', timeout=5)  # the drop is logged
 
-            # Hot swap: a bad path is rejected (old model kept), a good one reloads.
+            # Hot swap: a bad path, or a model of another kind, is rejected (old model kept);
+            # expected_kind is read-only; another obstacle model of the same input reloads.
             assert _set_param(probe, 'model_path', str(corrupt)) is False
-            assert _set_param(probe, 'expected_kind', '')
-            assert _set_param(probe, 'model_path', str(terrain))
-            costs = probe.subscribe('/terrain/cost', Image)
+            assert _set_param(probe, 'expected_kind', '') is False
+            assert _set_param(probe, 'model_path', str(terrain)) is False
+            retrained = _export('obstacle', tmp_path / 'obstacle_2.onnx',
+                                distances_m=[0.0, 0.05, 0.1], sensors=['left', 'center', 'right'])
+            assert _set_param(probe, 'model_path', str(retrained))
             pub.publish(_image(200))
-            assert probe.spin_until(lambda: any(m.header.stamp.sec == 200 for m in costs),
+            assert probe.spin_until(lambda: any(m.header.stamp.sec == 200 for m in probs),
                                     timeout=10)
-            c = costs[-1]
-            assert (c.height, c.width, c.encoding) == (48, 64, '32FC1')
+            assert node.wait_for_output('hot-swapped model to', timeout=5)
             assert probe.change_state('inference', 'deactivate') is True
             assert probe.lifecycle_state('inference') == 'inactive'
     finally:

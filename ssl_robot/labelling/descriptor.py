@@ -220,8 +220,8 @@ def uniform_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
 
     Returns:
         (grid_ns [G], imu [6, G] accel xyz then gyro xyz, stamps_ns [M] of the samples
-        kept, fs Hz from the median interval, counts); fs 0 and an empty grid for fewer
-        than 8 samples.
+        kept, fs Hz from the median interval (to 0.01 Hz), counts); fs 0 and an empty
+        grid for fewer than 8 samples.
     """
     stamps = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
     order = np.argsort(stamps, kind='stable')
@@ -236,7 +236,8 @@ def uniform_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
     stamps, accel, gyro = stamps[finite], accel[finite], gyro[finite]
     if len(stamps) < 8:
         return np.zeros(0, np.int64), np.zeros((6, 0)), stamps, 0.0, counts
-    fs = 1e9 / float(np.median(np.diff(stamps)))
+    # Rounded to 0.01 Hz: bags of one IMU give one band layout despite stamp jitter.
+    fs = round(1e9 / float(np.median(np.diff(stamps))), 2)
     grid = np.arange(stamps[0], stamps[-1], int(round(1e9 / fs)), dtype=np.int64)
     t = (grid - stamps[0]).astype(np.float64)
     ts = (stamps - stamps[0]).astype(np.float64)

@@ -202,3 +202,24 @@ def test_wheel_joint_states_of_a_bag_fill_the_wheel_entries(tmp_path):
     names = no_joints.result.descriptors.layout.names
     assert not no_joints.result.descriptors.mask[:, names.index('wheel_speed')].any()
     assert any('no wheel joint states' in note for note in no_joints.bag.notes)
+
+
+def test_live_buffer_turns_joint_states_into_the_same_wheel_data():
+    from ssl_robot.labelling import labelling_params
+    from ssl_robot.labelling.buffers import LiveLabelBuffer
+    from ssl_robot.labelling.descriptor import wheels_from_joint_states
+    params = labelling_params({'wheel_radius_m': 0.1})
+    buffer = LiveLabelBuffer(params, buffer_s=10.0)
+    stamps = np.arange(20) * 50 * MS
+    for t in stamps:
+        buffer.sensors.add_joint_state(int(t), ('right_wheel', 'left_wheel'), [3.0, 1.0],
+                                       [0.5, 0.2])
+    wheels = buffer.streams([]).wheels
+    offline = wheels_from_joint_states(stamps, [('right_wheel', 'left_wheel')] * 20,
+                                       [np.array([3.0, 1.0])] * 20, [np.array([0.5, 0.2])] * 20,
+                                       left=('left_wheel',), right=('right_wheel',),
+                                       radius_m=0.1)
+    np.testing.assert_allclose(wheels.velocity, [[0.1, 0.3]] * 20)
+    np.testing.assert_array_equal(wheels.velocity, offline.velocity)
+    np.testing.assert_array_equal(wheels.effort, offline.effort)
+    assert LiveLabelBuffer(params, buffer_s=10.0).streams([]).wheels is None

@@ -14,6 +14,7 @@ from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
+from ssl_robot.labelling.descriptor import WheelData, wheels_from_joint_states
 from ssl_robot.labelling.poses import wrap_angle
 from ssl_robot.labelling.streams import gather_views, label_streams, match_views, SensorStreams
 from ssl_robot.msgconv import image_to_rgb, MessageError
@@ -95,6 +96,8 @@ class SensorBuffer:
     cmd: list[tuple[int, float]] = field(default_factory=list)
     ranges: list[list[tuple[int, float]]] = field(default_factory=list)
     bumper: list[tuple[int, float]] = field(default_factory=list)
+    joints: list[tuple[int, tuple[str, ...], np.ndarray, np.ndarray]] = field(
+        default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ('odom_out_of_order', 'odom_duplicate', 'odom_jumps', 'range_nan', 'range_too_close',
          'range_nothing'), 0))
@@ -141,6 +144,12 @@ class SensorBuffer:
         """Add a contact sample: |force| on the robot in the ground plane (N)."""
         self.bumper.append((int(stamp_ns), float(force_n)))
 
+    def add_joint_state(self, stamp_ns: int, names: tuple[str, ...], velocity: np.ndarray,
+                        effort: np.ndarray) -> None:
+        """Add a sensor_msgs/JointState sample (wheel velocity rad/s and effort)."""
+        self.joints.append((int(stamp_ns), tuple(names), np.asarray(velocity, np.float64),
+                            np.asarray(effort, np.float64)))
+
     def newest_stamps(self) -> list[int]:
         """The newest stamp of every stream that has data, odometry first."""
         out = [max(o[0] for o in self.odom)] if self.odom else []
@@ -155,6 +164,7 @@ class SensorBuffer:
         self.cmd = [c for c in self.cmd if c[0] >= stamp_ns]
         self.ranges = [[r for r in rs if r[0] >= stamp_ns] for rs in self.ranges]
         self.bumper = [b for b in self.bumper if b[0] >= stamp_ns]
+        self.joints = [j for j in self.joints if j[0] >= stamp_ns]
 
     def arrays(self) -> dict[str, Any]:
         """The `SensorStreams` fields of these samples."""
@@ -315,7 +325,17 @@ class LiveLabelBuffer:
             frames=np.stack([f[1] for f in frames]) if frames else np.zeros((0, h, w, 3),
                                                                              np.uint8),
             k_matrix=self.k_matrix, image_hw=self.image_hw, views=views,
-            views_mask=views_mask, **self.sensors.arrays())
+            views_mask=views_mask, wheels=self._wheels(), **self.sensors.arrays())
+
+    def _wheels(self) -> WheelData | None:
+        """The buffered joint states as wheel data (as `ssl-robot label` reads them)."""
+        joints = self.sensors.joints
+        if not joints:
+            return None
+        return wheels_from_joint_states(
+            np.array([j[0] for j in joints], np.int64), [j[1] for j in joints],
+            [j[2] for j in joints], [j[3] for j in joints], left=self.params.wheel_joints[0],
+            right=self.params.wheel_joints[1], radius_m=self.params.wheel_radius_m)
 
     def ready_frames(self, *, everything: bool = False) -> list[tuple[int, np.ndarray]]:
         """The waiting frames whose future is known (all of them when `everything`)."""

@@ -45,7 +45,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, Range
+from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan, Range
 from std_msgs.msg import String
 
 from ssl_robot.dataset import DatasetError, DatasetWriter
@@ -161,6 +161,9 @@ class Labeller(Node):
             self._subscribe(LaserScan, self.params.scan_topic, self._on_scan, depth)
         if self.params.bumper_topic:
             self._subscribe(WrenchStamped, self.params.bumper_topic, self._on_bumper, depth)
+        if self.params.joint_states_topic:
+            self._subscribe(JointState, self.params.joint_states_topic, self._on_joint_state,
+                            depth)
         self.status_pub = self.create_publisher(String, 'labeller/status', 10)
         # Each labelled frame's proximity labels, for the inference node to grade itself.
         self.labels_pub = self.create_publisher(Image, 'labeller/labels', 50)
@@ -234,6 +237,10 @@ class Labeller(Node):
     def _on_bumper(self, msg: WrenchStamped) -> None:
         force = msg.wrench.force
         self.buffer.sensors.add_bumper(stamp_ns(msg.header), float(np.hypot(force.x, force.y)))
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        self.buffer.sensors.add_joint_state(stamp_ns(msg.header), tuple(msg.name),
+                                            np.asarray(msg.velocity), np.asarray(msg.effort))
 
     def _on_cmd(self, msg: Twist) -> None:
         # Twist has no header: the node clock (sim time under use_sim_time) stamps it.

@@ -171,3 +171,11 @@ def test_simulated_scan_labels_like_the_range_sensors(tmp_path: Path) -> None:
     assert common.sum() > 100
     assert (ir[common] == sector[common]).mean() > 0.9
     assert np.array_equal(scan_only.rows['proximity'][:, :, 0], sector)
+
+
+def test_label_command_remaps_a_lidar_only_robot() -> None:
+    from ssl_robot.commands.label import apply_remaps
+    config = apply_remaps({}, ['scan:=/front/scan', 'range:=none'])
+    assert config == {'scan_topic': '/front/scan', 'range_topics': []}
+    params = labelling_params(config)
+    assert params.sensors == ['scan_left', 'scan_center', 'scan_right']

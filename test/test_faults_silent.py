@@ -111,3 +111,22 @@ def test_inference_node_warns_on_nan_outputs_and_publishes_nothing(tmp_path, fau
         assert probe.responsive('inference')
     log = node.log_path.read_text()
     assert '[WARN]' in log and 'Traceback' not in log
+
+
+def test_a_bag_whose_stamps_are_all_zero_is_refused(tmp_path, capsys, fault_case):
+    from ssl_robot.bags.typestore import ns_to_stamp
+    from ssl_robot.bags.writer import BagWriter
+
+    from bag_factory import sensor_messages
+    bag = tmp_path / 'bag'
+    with BagWriter(bag) as writer:  # bag times advance, header stamps are all zero
+        for i in range(30):
+            t = 10**9 + i * 10**8
+            for topic, msgtype, msg in sensor_messages(t, x=0.02 * i):
+                msg.header.stamp = ns_to_stamp(0)
+                writer.write(topic, msgtype, msg, t)
+    capsys.readouterr()
+    code = main(['label', str(bag), '--out', str(tmp_path / 'ds'), '--no-figures'])
+    err = capsys.readouterr().err
+    assert code == 2 and '30 camera frames collapse to 1' in err, err
+    assert not (tmp_path / 'ds').exists()

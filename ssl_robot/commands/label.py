@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for lb, rows in (_labelled_in_jobs(args, params, spool) if spool is not None
                          else _labelled_in_turn(args, params)):
+            refuse_collapsed_stamps(lb)
             if len(rows['stamps_ns']):
                 if writer is None:
                     writer = DatasetWriter(args.out, image_hw=rows['frames'].shape[1:3],
@@ -203,6 +204,24 @@ def run(args: argparse.Namespace) -> int:
         for path in write_figures(labelled, report_dir):
             print(f'figure: {path}')
     return 0
+
+
+def refuse_collapsed_stamps(lb: Any) -> None:
+    """Refuse a source whose camera frames all carry one header stamp (e.g. all zero).
+
+    Such frames collapse to one at the frame rate with exit 0 otherwise.
+
+    Raises:
+        LabelError: Naming the source and the counts.
+    """
+    from ssl_robot.labelling.errors import LabelError  # noqa: PLC0415
+    counts = lb.provenance.get('counts', {})
+    read = int(counts.get('frames_read', 0))
+    kept = len(lb.rows['stamps_ns'])
+    if read >= 3 and kept <= 1 and int(counts.get('frames_skipped_rate', 0)) >= read - 1:
+        raise LabelError(f'{", ".join(map(str, lb.paths))}: {read} camera frames collapse to '
+                         f'{kept}: their header stamps are all the same (a driver that '
+                         'leaves header.stamp at 0?); refusing to label them')
 
 
 def _labelled_in_turn(args: argparse.Namespace, params: Any) -> Iterator[tuple[Any, Any]]:

@@ -24,7 +24,7 @@ from ssl_robot.text.evaluate import prepare_corpus
 from ssl_robot.text.model import TextModelConfig, TextTransformer
 from ssl_robot.text.tasks import TASKS, TextCorpus
 from ssl_robot.text.tokenizer import train_tokenizer
-from ssl_robot.train import Trainer, TrainConfig
+from ssl_robot.train import TrainConfig, Trainer
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'text.json'
 

@@ -6,9 +6,19 @@ from collections import Counter
 import pytest
 
 from ssl_robot.text import TextError
-from ssl_robot.text.data import (build_nsp_pairs, clean_rst, LEXNAMES, load_corpus,
-                                 parse_wordnet_line, PYTHON_DOCS, read_wordnet_glosses,
-                                 split_documents, split_glosses, split_sentences, WORDNET_DIR)
+from ssl_robot.text.data import (
+    build_nsp_pairs,
+    clean_rst,
+    LEXNAMES,
+    load_corpus,
+    parse_wordnet_line,
+    PYTHON_DOCS,
+    read_wordnet_glosses,
+    split_documents,
+    split_glosses,
+    split_sentences,
+    WORDNET_DIR,
+)
 from ssl_robot.text.tokenizer import SPECIAL_TOKENS, TextTokenizer, train_tokenizer
 
 

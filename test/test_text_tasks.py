@@ -9,12 +9,25 @@ import torch.nn.functional as F
 
 from ssl_robot.export import read_metadata
 from ssl_robot.text.data import split_documents
-from ssl_robot.text.model import (CausalLMModel, export_text_encoder, ReplacedTokenModel,
-                                  TextModelConfig, TextTransformer)
-from ssl_robot.text.tasks import (ARTask, build_pair_input, corrupt_with_samples, mask_tokens,
-                                  MLMTask, NSPTask, pack_blocks, RTDTask, TextCorpus)
+from ssl_robot.text.masking import corrupt_with_samples, mask_tokens
+from ssl_robot.text.model import (
+    CausalLMModel,
+    export_text_encoder,
+    ReplacedTokenModel,
+    TextModelConfig,
+    TextTransformer,
+)
+from ssl_robot.text.tasks import (
+    ARTask,
+    build_pair_input,
+    MLMTask,
+    NSPTask,
+    pack_blocks,
+    RTDTask,
+    TextCorpus,
+)
 from ssl_robot.text.tokenizer import train_tokenizer
-from ssl_robot.train import Trainer, TrainConfig
+from ssl_robot.train import TrainConfig, Trainer
 
 from text_fixtures import synthetic_docs  # noqa: I100
 
@@ -137,7 +150,8 @@ def test_rtd_detector_beats_the_prior_on_learnable_text(tmp_path, corpus):
 
 def test_rtd_uniform_ablation_replaces_with_non_special_tokens():
     """The ablation draws replacements uniformly from [uniform_from, vocab); labels stay
-    exactly the changed positions, and the untouched ones are the original ids."""
+    exactly the changed positions, and the untouched ones are the original ids.
+    """
     cfg = TextModelConfig(vocab_size=40, max_len=16, dim=16, depth=1, heads=2)
     model = ReplacedTokenModel(cfg, cfg, uniform_from=5)
     torch.manual_seed(0)
@@ -180,7 +194,8 @@ class _CopyModel(torch.nn.Module):
 
 def test_mlm_accuracy_per_kind_of_position_catches_a_copying_model(corpus):
     """A model that copies its input is right on every kept token and wrong at every
-    [MASK]: the [MASK]-only accuracy is 0, BERT's all-selected accuracy the kept share (~10 %)."""
+    [MASK]: the [MASK]-only accuracy is 0, BERT's all-selected accuracy the kept share (~10 %).
+    """
     task = MLMTask(corpus, _cfg(corpus))
     _, val = task.datasets()
     loader = [task.collate([val[i] for i in range(j, min(j + 16, len(val)))])
@@ -215,6 +230,7 @@ def test_encoder_onnx_export_parity(tmp_path):
 
 def test_text_pretrain_command_trains_samples_and_exports(tmp_path, capsys):
     from ssl_robot.cli import main
+
     from text_fixtures import synthetic_docs
     corpus = tmp_path / 'corpus'
     corpus.mkdir()

@@ -33,12 +33,19 @@ from torch import nn
 import torch.nn.functional as F
 
 from ssl_robot.text import TextError
-from ssl_robot.text.data import (LEXNAMES, load_corpus, PYTHON_DOCS, read_wordnet_glosses,
-                                 split_documents, split_glosses, WORDNET_DIR)
+from ssl_robot.text.data import (
+    LEXNAMES,
+    load_corpus,
+    PYTHON_DOCS,
+    read_wordnet_glosses,
+    split_documents,
+    split_glosses,
+    WORDNET_DIR,
+)
 from ssl_robot.text.model import mean_pool, TextModelConfig, TextTransformer
 from ssl_robot.text.tasks import ARTask, MLMTask, pad_sequences, TASKS, TextCorpus, TextTask
 from ssl_robot.text.tokenizer import TextTokenizer, train_tokenizer
-from ssl_robot.train import Trainer, TrainConfig
+from ssl_robot.train import TrainConfig, Trainer
 
 log = logging.getLogger('ssl_robot.text')
 
@@ -114,7 +121,8 @@ def _val_loader(task: TextTask, batch_size: int) -> list[Any]:
 
 def unigram_perplexity(corpus: TextCorpus, task: ARTask) -> float:
     """Held-out perplexity of an add-one unigram model of the training tokens, on the
-    same targets the AR model predicts."""
+    same targets the AR model predicts.
+    """
     train, val = task.datasets()
     counts = np.bincount(train.rows.reshape(-1).numpy(), minlength=corpus.tokenizer.vocab_size)
     logp = np.log((counts + 1) / (counts.sum() + len(counts)))
@@ -124,7 +132,8 @@ def unigram_perplexity(corpus: TextCorpus, task: ARTask) -> float:
 
 def most_frequent_token_accuracy(task: MLMTask) -> float:
     """MLM accuracy of always predicting the most frequent training token (on the
-    maskable held-out tokens, which masking selects uniformly)."""
+    maskable held-out tokens, which masking selects uniformly).
+    """
     train, val = task.datasets()
     num_special = task.tok.num_special
     train_ids = train.rows[train.rows >= num_special]
@@ -159,7 +168,8 @@ def encoder_features(encoder: TextTransformer, seqs: list[list[int]], *, causal:
     """Features [N, (depth + 1) * D] of a frozen encoder: the hidden states after the
     embeddings and after every block, each mean-pooled over the real tokens, concatenated
     (the feature-based protocol of BERT, which pooled its last layers; a linear probe
-    then weighs the layers itself)."""
+    then weighs the layers itself).
+    """
     encoder = encoder.eval()
     device = next(encoder.parameters()).device
     feats = torch.empty(len(seqs), (encoder.cfg.depth + 1) * encoder.cfg.dim)
@@ -179,7 +189,8 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tens
                  n_classes: int, steps: int = 200,
                  weight_decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1)) -> dict[str, float]:
     """Multinomial logistic regression on standardised features; weight decay picked on
-    the validation split. Returns test accuracy and the chosen weight decay."""
+    the validation split. Returns test accuracy and the chosen weight decay.
+    """
     mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
     train_x, val_x, test_x = ((x - mean) / std for x in (train_x, val_x, test_x))
     best = None

@@ -16,6 +16,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ssl_robot.export import export_onnx, ExportReport
+from ssl_robot.text.masking import corrupt_with_samples
 
 
 @dataclass
@@ -31,6 +32,14 @@ class TextModelConfig:
         mlp_ratio: MLP hidden size / `dim`.
         dropout: Dropout in embeddings, attention output and MLP.
         type_vocab: Segment ids (2: sentence A / B for NSP).
+        relative_positions: Add a learned bias per head and per offset j - i to the
+            attention logits (T5-style, one table per block), initialised to a
+            locality prior (`local_attention_prior`). Without it a head can look at
+            its neighbours only once the query and key projections of the absolute
+            position embeddings line up, a product of small matrices whose gradient
+            starts near zero: the bidirectional models then sit on a bag-of-words
+            plateau (a masked token told apart from the other tokens of its block,
+            never from its neighbours).
     """
 
     vocab_size: int
@@ -41,6 +50,7 @@ class TextModelConfig:
     mlp_ratio: int = 4
     dropout: float = 0.1
     type_vocab: int = 2
+    relative_positions: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (saved in task parameters and ONNX metadata)."""
@@ -112,6 +122,8 @@ class TextTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.ln_f = nn.LayerNorm(cfg.dim)
         self.apply(_init_weights)
+        if cfg.relative_positions:
+            self.rel_bias = nn.Parameter(local_attention_prior(cfg))
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, *,
@@ -123,7 +135,8 @@ class TextTransformer(nn.Module):
                      token_type_ids: torch.Tensor | None = None, *,
                      causal: bool = False) -> list[torch.Tensor]:
         """Hidden states [B, T, D] after the embeddings and after each block (the last
-        one through the final LayerNorm): depth + 1 tensors."""
+        one through the final LayerNorm): depth + 1 tensors.
+        """
         length = ids.shape[1]
         positions = torch.arange(length, device=ids.device)
         x = self.tok_emb(ids) + self.pos_emb(positions)[None]
@@ -131,12 +144,36 @@ class TextTransformer(nn.Module):
             x = x + self.type_emb(token_type_ids)
         x = self.drop(x)
         bias = attention_bias(attention_mask, length, causal=causal, dtype=x.dtype)
+        rel = None
+        if self.cfg.relative_positions:
+            offsets = positions[None, :] - positions[:, None] + self.cfg.max_len - 1
+            rel = self.rel_bias[:, :, offsets].to(x.dtype)  # [depth, heads, T, T]
         states = [x]
-        for block in self.blocks:
-            x = block(x, bias)
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias if rel is None else rel[i] if bias is None else bias + rel[i])
             states.append(x)
         states[-1] = self.ln_f(x)
         return states
+
+
+def local_attention_prior(cfg: TextModelConfig, *, slope: float = 2.0) -> torch.Tensor:
+    """Initial relative-position bias [depth, heads, 2 * max_len - 1] (index
+    max_len - 1 + j - i): in every block the first quarter of the heads look at the
+    token on the left, the second quarter at the one on the right (bias 0 at that
+    offset, -slope per step away from it), the other half everywhere (bias 0).
+
+    Neighbours are what a masked or replaced token is most predictable from; with the
+    bias alone at step 0 (query-key logits start near 0) those heads already carry the
+    neighbours' tokens, so the model learns from context at once instead of first
+    having to discover where its neighbours are. All of it stays trainable.
+    """
+    offsets = torch.arange(-(cfg.max_len - 1), cfg.max_len, dtype=torch.float32)
+    bias = torch.zeros(cfg.depth, cfg.heads, len(offsets))
+    quarter = max(1, cfg.heads // 4)
+    for head in range(min(2 * quarter, cfg.heads)):
+        centre = -1.0 if head < quarter else 1.0
+        bias[:, head] = -slope * (offsets - centre).abs()
+    return bias
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -176,7 +213,8 @@ class MaskedLMModel(nn.Module):
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor,
                 selected: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, T, V], or [N, V] at the N `selected` positions only (the LM head
-        over the whole vocabulary is the costliest layer; MLM needs 15 % of it)."""
+        over the whole vocabulary is the costliest layer; MLM needs 15 % of it).
+        """
         hidden = self.encoder(ids, attention_mask)
         return self.head(hidden if selected is None else hidden[selected])
 
@@ -257,7 +295,6 @@ class ReplacedTokenModel(nn.Module):
             corrupted [B, T] and
             replaced (bool [B, T]).
         """
-        from ssl_robot.text.tasks import corrupt_with_samples
         gen_logits = self.generator(masked_ids, attention_mask, selected)
         with torch.no_grad():
             if self.uniform_from is None:

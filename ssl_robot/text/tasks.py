@@ -8,10 +8,9 @@
 - `RTDTask`: ELECTRA's replaced-token detection, a small generator and the discriminator
   trained jointly.
 
-Masking and corruption are small pure functions on tensors (`select_positions`,
-`mask_tokens`, `corrupt_with_samples`), applied in `loss` (with the trainer's seeded
-RNG) rather than in the dataset, so validation can use one fixed RNG and report
-comparable numbers every epoch.
+Masking and corruption are small pure functions on tensors (`ssl_robot.text.masking`),
+applied in `loss` (with the trainer's seeded RNG) rather than in the dataset, so
+validation can use one fixed RNG and report comparable numbers every epoch.
 """
 from __future__ import annotations
 
@@ -30,8 +29,14 @@ from torch.utils.data import Dataset
 from ssl_robot.metrics import roc_auc
 from ssl_robot.text import TextError
 from ssl_robot.text.data import build_nsp_pairs
-from ssl_robot.text.model import (CausalLMModel, MaskedLMModel, NextSentenceModel,
-                                  ReplacedTokenModel, TextModelConfig)
+from ssl_robot.text.masking import mask_tokens, select_positions
+from ssl_robot.text.model import (
+    CausalLMModel,
+    MaskedLMModel,
+    NextSentenceModel,
+    ReplacedTokenModel,
+    TextModelConfig,
+)
 from ssl_robot.text.tokenizer import TextTokenizer
 from ssl_robot.train import Task
 
@@ -40,65 +45,6 @@ VAL_SEED = 1234
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def select_positions(maskable: torch.Tensor, prob: float, *,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pick each maskable position independently with probability `prob` (bool tensor)."""
-    draw = torch.rand(maskable.shape, generator=generator, device=maskable.device)
-    return (draw < prob) & maskable
-
-
-def mask_tokens(ids: torch.Tensor, *, maskable: torch.Tensor, mask_id: int,
-                random_low: int, random_high: int, prob: float = 0.15,
-                generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """BERT masking: select `prob` of the maskable tokens; of those 80 % become [MASK],
-    10 % a random regular token, 10 % stay unchanged.
-
-    Args:
-        ids: Token ids [B, T].
-        maskable: Bool [B, T], False for special tokens and padding.
-        mask_id: Id of [MASK].
-        random_low: Smallest id a random replacement may take (first regular token).
-        random_high: One past the largest (the vocabulary size).
-        prob: Selection probability.
-        generator: RNG (None: torch's global one).
-
-    Returns:
-        (inputs, labels, selected): the corrupted ids; labels equal to `ids` at selected
-        positions and -100 (ignored by cross-entropy) elsewhere; the selection.
-    """
-    selected = select_positions(maskable, prob, generator=generator)
-    action = torch.rand(ids.shape, generator=generator, device=ids.device)
-    to_mask = selected & (action < 0.8)
-    to_random = selected & (action >= 0.8) & (action < 0.9)
-    random_ids = torch.randint(random_low, random_high, ids.shape, generator=generator,
-                               device=ids.device)
-    inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
-    inputs = torch.where(to_random, random_ids, inputs)
-    labels = torch.where(selected, ids, torch.full_like(ids, -100))
-    return inputs, labels, selected
-
-
-def corrupt_with_samples(original: torch.Tensor, selected: torch.Tensor,
-                         samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Put generator samples at the selected positions; label what actually changed.
-
-    A sample equal to the original token counts as *not* replaced (as in ELECTRA): the
-    discriminator's target is whether the token differs from the original.
-
-    Args:
-        original: Ids [B, T].
-        selected: Bool [B, T].
-        samples: One id per selected position, in row-major order.
-
-    Returns:
-        (corrupted ids, replaced) where replaced = corrupted != original.
-    """
-    corrupted = original.clone()
-    corrupted[selected] = samples.to(original.dtype)
-    return corrupted, corrupted != original
-
 
 def pack_blocks(docs: Sequence[Sequence[Sequence[int]]], block_len: int, *,
                 sep_id: int) -> torch.Tensor:
@@ -288,7 +234,8 @@ class MLMTask(TextTask):
     def _step(self, model: nn.Module, batch: dict[str, torch.Tensor],
               generator: torch.Generator | None = None):
         """Loss and, per kind of selected position (shown as [MASK], as a random token,
-        left as it was), (correct, count)."""
+        left as it was), (correct, count).
+        """
         inputs, labels, selected = self._mask(batch, generator)
         logits = model(inputs, batch['attention_mask'], selected)
         target = labels[selected]
@@ -308,7 +255,8 @@ class MLMTask(TextTask):
     def evaluate(self, model, loader):
         """Held-out loss and accuracy over all selected positions (BERT's figure) and per
         kind: `mlm_masked_accuracy`, on the [MASK] positions only, is the one that a
-        model copying its input cannot inflate (a kept token is in plain sight)."""
+        model copying its input cannot inflate (a kept token is in plain sight).
+        """
         generator = torch.Generator().manual_seed(VAL_SEED)
         total = 0.0
         sums = {k: [0, 0] for k in ('masked', 'kept', 'random')}

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
-from tokenizers import Tokenizer
+from tokenizers import decoders, models, normalizers, pre_tokenizers, Tokenizer, trainers
 
 from ssl_robot.text import TextError
 

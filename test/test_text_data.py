@@ -74,15 +74,16 @@ def test_split_documents_disjoint_and_seeded():
     assert split_documents(50, val_fraction=0.2, seed=1) == (train, val)
 
 
-WORDNET_SAMPLE = '''\
-  1 This software and database is being provided to you, the LICENSEE, by  
-  2 Princeton University under the following license.  
-00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived or known  
-00015388 05 n 01 animal 0 002 @ 00004475 n 0000 | a living organism; "animals move"  
-this line is broken
-00002098 00 a 01 unable 0 001 ! 00001740 a 0101 | not able  
-00002312 44 s 01 abaxial 0 000 | facing away from the axis  
-'''
+# WordNet data lines end in two spaces (kept: the reader must cope with them).
+WORDNET_SAMPLE = ''.join(line + '  \n' for line in [
+    '  1 This software and database is being provided to you, the LICENSEE, by',
+    '  2 Princeton University under the following license.',
+    '00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived or known',
+    '00015388 05 n 01 animal 0 002 @ 00004475 n 0000 | a living organism; "animals move"',
+    'this line is broken',
+    '00002098 00 a 01 unable 0 001 ! 00001740 a 0101 | not able',
+    '00002312 44 s 01 abaxial 0 000 | facing away from the axis',
+])
 
 
 def test_wordnet_reader_on_a_hand_written_file(tmp_path, caplog):

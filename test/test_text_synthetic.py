@@ -87,8 +87,11 @@ def _train(task, tmp_path, steps: int, lr: float = 3e-3) -> dict[str, float]:
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One thread: these models are tiny, and two threads on two busy cores are ~20x
-    slower per step than one (measured), the spin-waits outweighing the work."""
+    """Train on one thread.
+
+    These models are tiny: two threads on two busy cores were ~20x slower per step than
+    one (measured), the spin-waits outweighing the work.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -149,8 +149,9 @@ def test_rtd_detector_beats_the_prior_on_learnable_text(tmp_path, corpus):
 
 
 def test_rtd_uniform_ablation_replaces_with_non_special_tokens():
-    """The ablation draws replacements uniformly from [uniform_from, vocab); labels stay
-    exactly the changed positions, and the untouched ones are the original ids.
+    """The ablation draws replacements uniformly from [uniform_from, vocab).
+
+    Labels stay exactly the changed positions, and the untouched ones are the original ids.
     """
     cfg = TextModelConfig(vocab_size=40, max_len=16, dim=16, depth=1, heads=2)
     model = ReplacedTokenModel(cfg, cfg, uniform_from=5)
@@ -193,8 +194,9 @@ class _CopyModel(torch.nn.Module):
 
 
 def test_mlm_accuracy_per_kind_of_position_catches_a_copying_model(corpus):
-    """A model that copies its input is right on every kept token and wrong at every
-    [MASK]: the [MASK]-only accuracy is 0, BERT's all-selected accuracy the kept share (~10 %).
+    """A copying model is right on every kept token and wrong at every [MASK].
+
+    The [MASK]-only accuracy is 0, BERT's all-selected accuracy the kept share (~10 %).
     """
     task = MLMTask(corpus, _cfg(corpus))
     _, val = task.datasets()

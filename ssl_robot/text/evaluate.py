@@ -99,8 +99,9 @@ BUDGETS = {
 def prepare_corpus(root: Path | str = PYTHON_DOCS, *, max_chars: int = 0,
                    vocab_size: int = 4000, seed: int = 0, val_fraction: float = 0.1,
                    tokenizer: TextTokenizer | None = None) -> TextCorpus:
-    """Read, split (by document) and tokenise a corpus; train the tokenizer on the
-    training documents unless one is given.
+    """Read, split (by document) and tokenise a corpus.
+
+    The tokenizer is trained on the training documents unless one is given.
 
     Raises:
         TextError: When the corpus is missing or too small.
@@ -120,8 +121,9 @@ def _val_loader(task: TextTask, batch_size: int) -> list[Any]:
 
 
 def unigram_perplexity(corpus: TextCorpus, task: ARTask) -> float:
-    """Held-out perplexity of an add-one unigram model of the training tokens, on the
-    same targets the AR model predicts.
+    """Held-out perplexity of an add-one unigram model of the training tokens.
+
+    Measured on the same targets the AR model predicts.
     """
     train, val = task.datasets()
     counts = np.bincount(train.rows.reshape(-1).numpy(), minlength=corpus.tokenizer.vocab_size)
@@ -131,8 +133,9 @@ def unigram_perplexity(corpus: TextCorpus, task: ARTask) -> float:
 
 
 def most_frequent_token_accuracy(task: MLMTask) -> float:
-    """MLM accuracy of always predicting the most frequent training token (on the
-    maskable held-out tokens, which masking selects uniformly).
+    """MLM accuracy of always predicting the most frequent training token.
+
+    Measured on the maskable held-out tokens, which masking selects uniformly.
     """
     train, val = task.datasets()
     num_special = task.tok.num_special
@@ -165,10 +168,11 @@ def encode_glosses(texts: list[str], tokenizer: TextTokenizer,
 
 def encoder_features(encoder: TextTransformer, seqs: list[list[int]], *, causal: bool,
                      pad_id: int, batch_size: int = 256) -> torch.Tensor:
-    """Features [N, (depth + 1) * D] of a frozen encoder: the hidden states after the
-    embeddings and after every block, each mean-pooled over the real tokens, concatenated
-    (the feature-based protocol of BERT, which pooled its last layers; a linear probe
-    then weighs the layers itself).
+    """Features [N, (depth + 1) * D] of a frozen encoder.
+
+    The hidden states after the embeddings and after every block, each mean-pooled over
+    the real tokens, concatenated (the feature-based protocol of BERT, which pooled its
+    last layers; a linear probe then weighs the layers itself).
     """
     encoder = encoder.eval()
     device = next(encoder.parameters()).device
@@ -188,8 +192,10 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tens
                  val_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, *,
                  n_classes: int, steps: int = 200,
                  weight_decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1)) -> dict[str, float]:
-    """Multinomial logistic regression on standardised features; weight decay picked on
-    the validation split. Returns test accuracy and the chosen weight decay.
+    """Multinomial logistic regression on standardised features.
+
+    Weight decay is picked on the validation split. Returns test accuracy and the
+    chosen weight decay.
     """
     mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
     train_x, val_x, test_x = ((x - mean) / std for x in (train_x, val_x, test_x))
@@ -222,9 +228,10 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
                   corpus_root: Path | str = PYTHON_DOCS,
                   wordnet_root: Path | str = WORDNET_DIR, seed: int = 0,
                   steps: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Pre-train MLM, NSP, AR and RTD, evaluate each against random init and a
-    baseline, probe every encoder on WordNet glosses; write results.json and
-    text_eval.png under `out_dir`.
+    """Pre-train MLM, NSP, AR and RTD and evaluate them.
+
+    Each is evaluated against random init and a baseline, every encoder is probed on
+    WordNet glosses; results.json and text_eval.png are written under `out_dir`.
 
     Args:
         out_dir: Run directory (one sub-folder per pretext run).

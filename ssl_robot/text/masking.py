@@ -1,5 +1,7 @@
-"""Masking and corruption of token ids: pure functions on tensors, shared by the task
-models (`ssl_robot.text.model`) and the tasks (`ssl_robot.text.tasks`).
+"""Masking and corruption of token ids: pure functions on tensors.
+
+They are shared by the task models (`ssl_robot.text.model`) and the tasks
+(`ssl_robot.text.tasks`).
 
 A leaf module (it imports only torch), so the model and the tasks both depend on it and
 not on each other.
@@ -20,8 +22,9 @@ def mask_tokens(ids: torch.Tensor, *, maskable: torch.Tensor, mask_id: int,
                 random_low: int, random_high: int, prob: float = 0.15,
                 generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """BERT masking: select `prob` of the maskable tokens; of those 80 % become [MASK],
-    10 % a random regular token, 10 % stay unchanged.
+    """BERT masking: select `prob` of the maskable tokens.
+
+    Of those 80 % become [MASK], 10 % a random regular token, 10 % stay unchanged.
 
     Args:
         ids: Token ids [B, T].

@@ -134,8 +134,9 @@ class TextTransformer(nn.Module):
     def layer_states(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                      token_type_ids: torch.Tensor | None = None, *,
                      causal: bool = False) -> list[torch.Tensor]:
-        """Hidden states [B, T, D] after the embeddings and after each block (the last
-        one through the final LayerNorm): depth + 1 tensors.
+        """Hidden states [B, T, D] after the embeddings and after each block.
+
+        depth + 1 tensors; the last one goes through the final LayerNorm.
         """
         length = ids.shape[1]
         positions = torch.arange(length, device=ids.device)
@@ -157,8 +158,9 @@ class TextTransformer(nn.Module):
 
 
 def local_attention_prior(cfg: TextModelConfig, *, slope: float = 2.0) -> torch.Tensor:
-    """Initial relative-position bias [depth, heads, 2 * max_len - 1] (index
-    max_len - 1 + j - i): in every block the first quarter of the heads look at the
+    """Initial relative-position bias [depth, heads, 2 * max_len - 1].
+
+    Index max_len - 1 + j - i. In every block the first quarter of the heads look at the
     token on the left, the second quarter at the one on the right (bias 0 at that
     offset, -slope per step away from it), the other half everywhere (bias 0).
 
@@ -212,8 +214,9 @@ class MaskedLMModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor,
                 selected: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [B, T, V], or [N, V] at the N `selected` positions only (the LM head
-        over the whole vocabulary is the costliest layer; MLM needs 15 % of it).
+        """Logits [B, T, V], or [N, V] at the N `selected` positions only.
+
+        The LM head over the whole vocabulary is the costliest layer; MLM needs 15 % of it.
         """
         hidden = self.encoder(ids, attention_mask)
         return self.head(hidden if selected is None else hidden[selected])
@@ -252,8 +255,10 @@ class NextSentenceModel(nn.Module):
 
 
 class ReplacedTokenModel(nn.Module):
-    """ELECTRA: a small MLM generator fills masked positions, the discriminator
-    (``.encoder`` + a per-token head) says which tokens were replaced.
+    """ELECTRA: a generator fills masked positions, a discriminator spots them.
+
+    A small MLM generator fills the masked positions; the discriminator (``.encoder`` +
+    a per-token head) says which tokens were replaced.
 
     The forward pass samples the generator's tokens; no gradient flows from the
     discriminator into the generator through the sampling (as in ELECTRA).

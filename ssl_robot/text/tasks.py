@@ -233,8 +233,9 @@ class MLMTask(TextTask):
 
     def _step(self, model: nn.Module, batch: dict[str, torch.Tensor],
               generator: torch.Generator | None = None):
-        """Loss and, per kind of selected position (shown as [MASK], as a random token,
-        left as it was), (correct, count).
+        """Loss and (correct, count) per kind of selected position.
+
+        Kinds: shown as [MASK], as a random token, left as it was.
         """
         inputs, labels, selected = self._mask(batch, generator)
         logits = model(inputs, batch['attention_mask'], selected)
@@ -253,9 +254,11 @@ class MLMTask(TextTask):
         return loss, {'mlm_accuracy': correct / max(count, 1)}
 
     def evaluate(self, model, loader):
-        """Held-out loss and accuracy over all selected positions (BERT's figure) and per
-        kind: `mlm_masked_accuracy`, on the [MASK] positions only, is the one that a
-        model copying its input cannot inflate (a kept token is in plain sight).
+        """Held-out loss and accuracy, over all selected positions and per kind.
+
+        Over all selected positions is BERT's figure; `mlm_masked_accuracy`, on the [MASK]
+        positions only, is the one that a model copying its input cannot inflate (a kept
+        token is in plain sight).
         """
         generator = torch.Generator().manual_seed(VAL_SEED)
         total = 0.0

@@ -23,6 +23,7 @@ import pytest
 from tokenizers import models, pre_tokenizers, Tokenizer
 import torch
 
+from ssl_robot.text import TextError
 from ssl_robot.text.model import TextModelConfig
 from ssl_robot.text.tasks import MLMTask, NSPTask, RTDTask, TextCorpus
 from ssl_robot.text.tokenizer import SPECIAL_TOKENS, TextTokenizer
@@ -127,3 +128,11 @@ def test_nsp_tells_pairs_of_one_group_from_pairs_of_two(tmp_path):
     m = _train(NSPTask(corpus, _cfg(corpus)), tmp_path, steps=300)
     # At most 0.95: a random other document is of the same group 1 time in 10.
     assert m['nsp_accuracy'] > 0.85, m
+
+
+def test_nsp_on_one_sentence_texts_says_why_it_cannot_be_built():
+    tok = _tokenizer()
+    docs = [['s1 s2 s3'], ['s4 s5'], ['s6 s7 s8'], ['s9 s1']]  # reviews, one sentence each
+    corpus = TextCorpus.from_sentences(docs, tok, train_idx=[0, 1, 2], val_idx=[3])
+    with pytest.raises(TextError, match='NSP cannot be built.*consecutive sentences'):
+        NSPTask(corpus, _cfg(corpus)).datasets()

@@ -306,8 +306,24 @@ class NSPTask(TextTask):
         return out
 
     def datasets(self) -> tuple[Dataset, Dataset]:
-        return (_Rows(self._limit(self.examples(self.corpus.train, self.seed))),
-                _Rows(self.examples(self.corpus.val, self.seed + 1)))
+        """Pairs of the training and the held-out documents.
+
+        Raises:
+            TextError: When a split has no two consecutive sentences in one document
+                (a corpus of one-sentence texts) or fewer than two documents.
+        """
+        splits = []
+        for split, seed in (('train', self.seed), ('held-out', self.seed + 1)):
+            docs = self.corpus.train if split == 'train' else self.corpus.val
+            if not any(len(d) >= 2 for d in docs) or len(docs) < 2:
+                raise TextError(
+                    f'NSP cannot be built: the {split} split has {len(docs)} document(s) '
+                    f'and {sum(len(d) >= 2 for d in docs)} with two or more sentences; NSP '
+                    'needs consecutive sentences within documents and at least two '
+                    'documents (put one text per file, several sentences each, or train '
+                    'mlm, ar or rtd on short texts)')
+            splits.append(_Rows(self.examples(docs, seed)))
+        return _Rows(self._limit(splits[0].rows)), splits[1]
 
     def collate(self, items):
         ids, mask = pad_sequences([i[0] for i in items], self.tok.pad_id)

@@ -2,8 +2,9 @@
 
 The inference node (real process, domain 114) runs an obstacle model; a peer then tries
 to hot-swap in /dev/zero, a FIFO, a directory, a file outside `models_dir`, an
-oversized file, a TCN model, a model of another input size and one whose outputs are
-NaN, and to clear the read-only `expected_kind` / `models_dir`. Every attempt must be
+oversized file, a TCN model (with `expected_kind` unset: the running model's kind
+holds), a model of another input size and one whose outputs are NaN, and to change the
+read-only `expected_kind` / `models_dir` / `max_model_bytes`. Every attempt must be
 refused with a reason, within seconds (no blocking read), leaving the running model in
 place (rolled back, counted, logged); a good model then swaps in. The trainer node
 refuses changes of `train_params`, `dataset` and `run_dir` (read-only) and out-of-range
@@ -87,7 +88,7 @@ def graph(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     limit = 2 * models['good'].stat().st_size
     config = copy_config(
         tmp, inference={'model_path': str(models['good']), 'models_dir': str(models['models_dir']),
-                        'max_model_bytes': limit, 'expected_kind': 'obstacle'},
+                        'max_model_bytes': limit, 'expected_kind': ''},
         trainer={'dataset': str(tmp / 'no_dataset'), 'run_dir': str(tmp / 'runs'),
                  'poll_period_s': 60.0})
     inference = start_node('inference', domain_id=DOMAIN_ID, log_dir=tmp, params_file=config)
@@ -135,7 +136,7 @@ def _model_path(probe: Probe) -> str:
     ('directory', 'not a regular file'),
     ('outside', 'outside the models directory'),
     ('oversized', 'byte limit'),
-    ('other_kind', 'expected obstacle'),
+    ('other_kind', 'cannot replace the running obstacle model'),
     ('other_input', 'input'),
     ('nan_outputs', 'not finite'),
 ])
@@ -151,7 +152,7 @@ def test_hot_swap_to_a_bad_model_is_refused_and_rolled_back(bad: str, reason: st
     assert graph['inference'].wait_for_output('hot-swap rejected (rolled back)', 10)
 
 
-@pytest.mark.parametrize('name, value', [('expected_kind', ''), ('models_dir', '/'),
+@pytest.mark.parametrize('name, value', [('expected_kind', 'tcn'), ('models_dir', '/'),
                                          ('max_model_bytes', 10**12)])
 def test_inference_guard_parameters_are_read_only(name: str, value: object, graph,
                                                   fault_case) -> None:

@@ -19,11 +19,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from robot_data import write_synthetic_dataset  # noqa: E402
-
 from ssl_robot.cli import main  # noqa: E402
 from ssl_robot.robot.tasks import load_encoder  # noqa: E402
 from ssl_robot.train import load_checkpoint, TrainError  # noqa: E402
+
+from robot_data import write_synthetic_dataset  # noqa: E402
 
 TINY = ['--param', 'width=4', '--param', 'input_hw=[24,32]']
 

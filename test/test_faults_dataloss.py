@@ -190,7 +190,7 @@ def test_labeller_node_with_an_unwritable_dataset_exits_non_zero(tmp_path, fault
         with Probe(116) as probe:
             status = probe.subscribe('/labeller/status', String, reliable=True)
             assert probe.wait_for_node('labeller', timeout=30), node.output()
-            _publish_drive(probe, seconds=4.0)
+            _publish_drive(probe, seconds=2.5)
             assert probe.spin_until(
                 lambda: bool(status) and json.loads(status[-1].data)['flush_errors'] > 0,
                 30), node.output()

@@ -160,9 +160,9 @@ class TextTransformer(nn.Module):
 def local_attention_prior(cfg: TextModelConfig, *, slope: float = 2.0) -> torch.Tensor:
     """Initial relative-position bias [depth, heads, 2 * max_len - 1].
 
-    Index max_len - 1 + j - i. In every block the first quarter of the heads look at the
-    token on the left, the second quarter at the one on the right (bias 0 at that
-    offset, -slope per step away from it), the other half everywhere (bias 0).
+    Index max_len - 1 + j - i. In every block the first half of the heads look at the
+    token on the left and on the right in turn (bias 0 at that offset, -slope per step
+    away from it), the other half everywhere (bias 0).
 
     Neighbours are what a masked or replaced token is most predictable from; with the
     bias alone at step 0 (query-key logits start near 0) those heads already carry the
@@ -171,9 +171,10 @@ def local_attention_prior(cfg: TextModelConfig, *, slope: float = 2.0) -> torch.
     """
     offsets = torch.arange(-(cfg.max_len - 1), cfg.max_len, dtype=torch.float32)
     bias = torch.zeros(cfg.depth, cfg.heads, len(offsets))
-    quarter = max(1, cfg.heads // 4)
-    for head in range(min(2 * quarter, cfg.heads)):
-        centre = -1.0 if head < quarter else 1.0
+    # The other half stays global, so a 2-head model keeps a head that sees the whole
+    # sequence (NSP reads [CLS]) and a 1-head model has no local head.
+    for head in range(cfg.heads // 2):
+        centre = -1.0 if head % 2 == 0 else 1.0
         bias[:, head] = -slope * (offsets - centre).abs()
     return bias
 

@@ -5,6 +5,7 @@ import ast
 import configparser
 import importlib
 from pathlib import Path
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -137,3 +138,12 @@ def test_config_has_sections_for_my_nodes():
     assert recorder['odom_topic'] == 'odom'  # merged over '/**'
     player = load_node_parameters('bag_player')
     assert {'bag', 'rate', 'loop', 'start_offset', 'publish_clock'} <= set(player)
+
+
+def test_make_bench_runs_every_benchmark_script():
+    sys.path.insert(0, str(REPO / 'benchmarks'))
+    from run_all import BENCHMARKS
+    listed = [script for script, _ in BENCHMARKS]
+    present = sorted(p.name for p in (REPO / 'benchmarks').glob('*.py') if p.name != 'run_all.py')
+    assert sorted(listed) == present
+    assert len(set(listed)) == len(listed)

@@ -12,21 +12,27 @@ import pytest
 
 from ssl_robot.cli import main as cli_main
 from ssl_robot.dataset import LabelledDataset
+from ssl_robot.sim.bag import write_sim_bag
 
 from bag_factory import write_sensor_bag
 
 
 @pytest.fixture(scope='module')
 def bags(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Four recordings of different lengths; the third has no camera (no rows)."""
+    """Four recordings, the third without a camera (no rows).
+
+    The others are simulator bags of different lengths, with every kind of label
+    (proximity, terrain signal and descriptors, collisions).
+    """
     root = tmp_path_factory.mktemp('bags')
     out = []
     for i, seconds in enumerate((2.0, 3.0, 2.0, 1.5)):
         path = root / f'run{i}'
-        topics = None if i != 2 else {'/odom', '/imu', '/range/left', '/range/center',
-                                      '/range/right'}
-        write_sensor_bag(path, seconds=seconds, t0_ns=(1 + 10 * i) * 1_000_000_000,
-                         topics=topics)
+        if i == 2:
+            write_sensor_bag(path, seconds=seconds, topics={
+                '/odom', '/imu', '/range/left', '/range/center', '/range/right'})
+        else:
+            write_sim_bag(i, seconds, path, width=32, height=24, camera_rate_hz=10.0)
         out.append(path)
     return out
 
@@ -54,7 +60,9 @@ def test_jobs_merge_equals_one_job(bags: list[Path], in_turn: LabelledDataset,
                                    tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     out = tmp_path / 'data'
     assert cli_main(['label', *map(str, bags), '--out', str(out), '--jobs', '2']) == 0
-    assert_same_dataset(in_turn, LabelledDataset.open(out))
+    merged = LabelledDataset.open(out)
+    assert_same_dataset(in_turn, merged)
+    assert merged.meta.get('terrain_descriptor') and merged.meta.get('collision')
     # Bags keep the order given, whichever job finished first; the camera-less one adds none.
     assert [b['path'] for b in in_turn.meta['bags']] == [str(bags[i]) for i in (0, 1, 3)]
     err = capfd.readouterr().err

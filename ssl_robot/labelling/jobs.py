@@ -57,12 +57,15 @@ class JobResult:
 
     def rows(self) -> dict[str, np.ndarray]:
         """The source's dataset rows with frames and views, read from the spool."""
-        from ssl_robot.dataset import COLLISION_ARRAYS, LabelledDataset, ROW_ARRAYS  # noqa: PLC0415
+        from ssl_robot import dataset  # noqa: PLC0415
         if self.spool is None:
             return self.labelled.rows
-        part = LabelledDataset.open(self.spool)
-        return {name: getattr(part, name)
-                for name in (*ROW_ARRAYS, 'views', 'views_mask', *COLLISION_ARRAYS)}
+        part = dataset.LabelledDataset.open(self.spool)
+        # Every row array a dataset can hold (the optional ones read as unknown when absent).
+        groups = (dataset.ARRAYS, dataset.VIEW_ARRAYS, dataset.COLLISION_ARRAYS,
+                  dataset.DESCRIPTOR_ARRAYS)
+        return {name: getattr(part, name) for group in groups for name in group
+                if name != 'bag_ids'}
 
     def discard(self) -> None:
         """Remove the spooled rows."""

@@ -1,19 +1,26 @@
-"""Inference benchmark: onnxruntime vs torch eager on one core, and DDS end-to-end latency.
+"""Inference benchmark: real camera sizes over DDS, where the time goes, runtimes on 1 core.
 
-Part 1 runs the same obstacle model on the same frames in both runtimes, one thread each
-(torch.set_num_threads(1), ort intra_op_num_threads=1), preprocessing included (uint8
-camera frame -> resized, normalised input -> probabilities): median and p99 per frame,
-frames/s, and the ratio. Part 2 starts the inference node as a real process, publishes
-frames at 30 Hz over DDS on loopback, and measures publish -> prediction latency (stamp
-to arrival), the share of frames answered, and whether latency grows over the run
-(backlog).
+Part 1 runs the same obstacle model on the same 128x96 frames in onnxruntime and torch
+eager, one thread each (torch.set_num_threads(1), ort intra_op_num_threads=1),
+preprocessing included and model only: median and p99 per frame, frames/s, the ratio.
+Part 2 times the session run per onnxruntime graph optimisation level and thread count.
+Part 3 times each stage of the node's per-frame work on one thread (CDR deserialisation,
+image_to_rgb, preprocess, session run, outputs + serialisation) at 128x96 and --camera.
+Part 4 starts two inference nodes (obstacle and terrain model) as real processes on one
+camera topic and publishes frames at 30 Hz over DDS on loopback: 128x96 rgb8, then
+--camera rgb8 and bgr8, --seconds each. Per model: frames answered, superseded (depth 1,
+newest wins) or lost, publish -> prediction latency median / p99 and its median per
+second (backlog), and each node's CPU (process CPU seconds / wall seconds, /proc).
 
-Usage: python benchmarks/bench_inference.py [--onnx MODEL] [--frames 300] [--seconds 10]
-Writes benchmarks/results/bench_inference.json.
+Usage: python benchmarks/bench_inference.py [--camera 640x480] [--seconds 10] [--no-dds]
+Writes benchmarks/results/bench_inference.json; the last line is
+`640x480 at 30 Hz: answered A/B, p99 X ms, cpu Y % of a core` (the fewer answered and
+the larger p99 of the two models, their summed CPU).
 """
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import os
 from pathlib import Path
@@ -27,7 +34,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / 'test'))
 
-from ssl_robot.inference import OnnxRobotModel  # noqa: E402
+from ssl_robot.inference import obstacle_grid_layout, OnnxRobotModel  # noqa: E402
 from ssl_robot.robot.nets import (  # noqa: E402
     build_robot_model,  # noqa: E402
     default_spec,
@@ -88,73 +95,264 @@ def bench_runtimes(model: torch.nn.Module, onnx_path: Path, frames: np.ndarray) 
     return results
 
 
-def bench_dds(onnx_path: Path, seconds: float, rate_hz: float = 30.0) -> dict:
+def bench_ort_settings(onnx_path: Path, runs: int = 300) -> dict:
+    """Session run time of the obstacle model per graph optimisation level and threads.
+
+    Interleaved runs; wall time and process CPU per run.
+    """
+    import onnxruntime as ort
+    levels = ort.GraphOptimizationLevel
+    configs = {f'{name} threads={t}': (getattr(levels, name), t)
+               for name in ('ORT_DISABLE_ALL', 'ORT_ENABLE_BASIC', 'ORT_ENABLE_EXTENDED',
+                            'ORT_ENABLE_ALL') for t in (1, 2)}
+    sessions = {}
+    for key, (level, threads) in configs.items():
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        sessions[key] = ort.InferenceSession(str(onnx_path), options,
+                                             providers=['CPUExecutionProvider'])
+    x = np.random.default_rng(0).standard_normal(
+        (1, 3, *sessions[key].get_inputs()[0].shape[2:])).astype(np.float32)
+    wall: dict[str, list[float]] = {k: [] for k in sessions}
+    cpu = dict.fromkeys(sessions, 0.0)
+    for i in range(runs + 10):
+        for key, session in sessions.items():
+            c, start = time.process_time(), time.perf_counter()
+            session.run(None, {'image': x})
+            if i >= 10:
+                wall[key].append(time.perf_counter() - start)
+                cpu[key] += time.process_time() - c
+    return {key: {'median_ms': float(np.median(wall[key]) * 1e3),
+                  'p99_ms': float(np.percentile(wall[key], 99) * 1e3),
+                  'cpu_ms_per_run': cpu[key] / runs * 1e3} for key in sessions}
+
+
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """'640x480' -> (height 480, width 640)."""
+    w, h = (int(v) for v in text.lower().split('x'))
+    return h, w
+
+
+def export_models(tmp: Path) -> dict[str, Path]:
+    """Random-initialised obstacle (11 distances x 3 sensors) and terrain (6 x 8) models.
+
+    The package's default spec; the speed does not depend on the weights.
+    """
+    paths = {}
+    for kind, extra in (('obstacle', {'distances_m': [round(0.05 * i, 2) for i in range(11)]}),
+                        ('terrain', {'grid': [6, 8]})):
+        torch.manual_seed(0)
+        paths[kind] = tmp / f'{kind}.onnx'
+        export_robot_onnx(build_robot_model(default_spec(kind, **extra)), paths[kind])
+    return paths
+
+
+#: Output topic of each model kind whose arrival time is a frame's prediction time.
+OUTPUT_TOPICS = {'obstacle': '/obstacle/probabilities', 'terrain': '/terrain/cost'}
+
+
+def _latency_summary(sent: list[int], sent_at: dict[int, float], arrivals: dict[int, float],
+                     seconds: float) -> dict:
+    """Answered / superseded / lost, latency stats and the median per second (backlog)."""
+    answered = [s for s in sent if s in arrivals]
+    lat = [arrivals[s] - sent_at[s] for s in answered]
+    last_answered = max(answered) if answered else -1
+    # Depth 1, newest wins: a frame with no answer of its own but a newer answered frame
+    # was superseded while the node was busy; one after the last answer was lost.
+    superseded = sum(1 for s in sent if s not in arrivals and s < last_answered)
+    bins: dict[int, list[float]] = {}
+    t0 = sent_at[sent[0]] if sent else 0.0
+    for s in answered:
+        bins.setdefault(int(sent_at[s] - t0), []).append(arrivals[s] - sent_at[s])
+    per_second = [float(np.median(bins[k]) * 1e3) for k in sorted(bins)]
+    third = max(1, len(lat) // 3)
+    first, last = (float(np.median(lat[:third])), float(np.median(lat[-third:]))) if lat \
+        else (0.0, 0.0)
+    return {'sent': len(sent), 'answered': len(lat), 'superseded': superseded,
+            'lost': len(sent) - len(lat) - superseded,
+            **(stats_ms(lat) if lat else {'median_ms': float('nan'), 'p99_ms': float('nan')}),
+            'median_ms_per_second': per_second,
+            'median_first_third_ms': first * 1e3, 'median_last_third_ms': last * 1e3,
+            'growing_backlog': bool(last > 2 * first + 0.010)}
+
+
+def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], seconds: float,
+              rate_hz: float = 30.0, warmup_s: float = 1.0) -> dict:
+    """One inference node per model (real processes) on one camera topic, case after case.
+
+    Each case publishes frames of one size and encoding at `rate_hz` for `seconds` (after
+    `warmup_s` not counted) and measures, per model, frames answered / superseded / lost,
+    publish -> prediction latency (frame stamp to the output's arrival here) and its
+    median per second, and each node's CPU (process CPU seconds / wall seconds).
+    """
     from sensor_msgs.msg import Image
 
-    from ros_procs import copy_config, Probe, start_node
+    from ros_procs import Probe, start_node
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_'))
-    config = copy_config(tmp, inference={'model_path': str(onnx_path)})
-    node = start_node('inference', domain_id=DOMAIN, log_dir=tmp, params_file=config)
+    nodes = {kind: start_node('inference', name=f'inference_{kind}', domain_id=DOMAIN,
+                              log_dir=tmp, params={'model_path': str(path), 'autostart': True})
+             for kind, path in models.items()}
+    results = []
     try:
         with Probe(DOMAIN) as probe:
-            assert probe.wait_for_node('inference', 30), node.output()
-            assert probe.change_state('inference', 'configure'), node.output()
-            assert probe.change_state('inference', 'activate'), node.output()
-            arrivals: dict[int, float] = {}
+            arrivals: dict[str, dict[int, float]] = {kind: {} for kind in models}
 
-            def on_probs(msg: Image) -> None:
-                key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-                arrivals.setdefault(key, time.time())
+            def on_output(kind: str):
+                box = arrivals[kind]
+
+                def callback(msg: Image) -> None:
+                    key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+                    box.setdefault(key, time.time())
+                return callback
 
             from rclpy.qos import qos_profile_sensor_data
-            probe.node.create_subscription(Image, '/obstacle/probabilities', on_probs,
-                                           qos_profile_sensor_data)
+            for kind in models:
+                probe.node.create_subscription(Image, OUTPUT_TOPICS[kind], on_output(kind),
+                                               qos_profile_sensor_data)
             pub = probe.publisher('/image_raw', Image)
-            assert probe.wait_for_subscribers('/image_raw', 10)
-            rng = np.random.default_rng(0)
-            payloads = [rng.integers(0, 255, 96 * 128 * 3, dtype=np.uint8).tobytes()
-                        for _ in range(8)]
-            sent: list[int] = []
-            sent_at: dict[int, float] = {}
-            period = 1.0 / rate_hz
-            start = time.monotonic()
-            k = 0
-            while time.monotonic() - start < seconds:
-                msg = Image()
-                now = time.time()
-                stamp = int(now * 1e9)
-                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-                msg.header.frame_id = 'camera_optical_frame'
-                msg.height, msg.width, msg.encoding, msg.step = 96, 128, 'rgb8', 128 * 3
-                msg.data = payloads[k % len(payloads)]
-                pub.publish(msg)
-                sent.append(stamp)
-                sent_at[stamp] = now
-                k += 1
-                # Spin (receive predictions) until the next frame is due.
-                probe.spin(max(0.0, start + k * period - time.monotonic()))
-            probe.spin(1.0)
+            ok = probe.wait_for_subscribers('/image_raw', 60, count=len(models))
+            assert ok, {k: n.output()[-2000:] for k, n in nodes.items()}
+            for h, w, encoding in cases:
+                rng = np.random.default_rng(0)
+                payloads = [array.array('B', rng.integers(0, 255, h * w * 3, np.uint8).tobytes())
+                            for _ in range(8)]
+                sent: list[int] = []
+                sent_at: dict[int, float] = {}
+                for box in arrivals.values():
+                    box.clear()
+                period = 1.0 / rate_hz
+                start = time.monotonic()
+                k = 0
+                cpu0: dict[str, float] = {}
+                while True:
+                    elapsed = time.monotonic() - start
+                    if elapsed >= warmup_s + seconds:
+                        break
+                    if not cpu0 and elapsed >= warmup_s:
+                        cpu0 = {kind: cpu_seconds(n.pid) for kind, n in nodes.items()}
+                        wall0 = time.monotonic()
+                    msg = Image()
+                    now = time.time()
+                    stamp = int(now * 1e9)
+                    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+                    msg.header.frame_id = 'camera_optical_frame'
+                    msg.height, msg.width, msg.encoding, msg.step = h, w, encoding, w * 3
+                    msg.data = payloads[k % len(payloads)]
+                    pub.publish(msg)
+                    if cpu0:
+                        sent.append(stamp)
+                        sent_at[stamp] = now
+                    k += 1
+                    # Spin (receive predictions) until the next frame is due.
+                    probe.spin(max(0.0, start + k * period - time.monotonic()))
+                wall = time.monotonic() - wall0
+                cpu = {kind: (cpu_seconds(n.pid) - cpu0[kind]) / wall
+                       for kind, n in nodes.items()}
+                probe.spin(0.5)  # the last frames' answers
+                case = {'camera': f'{w}x{h}', 'encoding': encoding, 'rate_hz': rate_hz,
+                        'seconds': seconds,
+                        'cpu_share_of_core': {**cpu, 'total': sum(cpu.values())},
+                        'models': {kind: _latency_summary(sent, sent_at, arrivals[kind],
+                                                          seconds) for kind in models}}
+                results.append(case)
+                probe.spin(0.5)
     finally:
-        node.stop()
-    lat = [arrivals[s] - sent_at[s] for s in sent if s in arrivals]
-    third = max(1, len(lat) // 3)
-    first, last = np.median(lat[:third]), np.median(lat[-third:])
-    return {'rate_hz': rate_hz, 'seconds': seconds, 'sent': len(sent),
-            'answered': len(lat), 'answered_share': len(lat) / max(1, len(sent)),
-            **stats_ms(lat), 'median_first_third_ms': float(first * 1e3),
-            'median_last_third_ms': float(last * 1e3),
-            'growing_backlog': bool(last > 2 * first + 0.010)}
+        for node in nodes.values():
+            node.stop()
+    return {'nodes': {kind: f'inference_{kind}' for kind in models}, 'cases': results}
+
+
+def bench_stages(models: dict[str, Path], cameras: list[tuple[int, int]],
+                 frames: int = 200) -> dict:
+    """Where a frame's time goes inside the node, stage by stage, on one thread.
+
+    The node's own functions on one message per camera size: CDR deserialisation of the
+    sensor_msgs/Image (what rclpy does before the callback), `image_to_rgb` (rgb8 and
+    bgr8), `preprocess`, the onnxruntime session run, and building + serialising the
+    outputs (obstacle: OccupancyGrid + probabilities image; terrain: cost image of the
+    camera's size).
+    """
+    import cv2
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    from ssl_robot.msgconv import image_to_rgb
+    from ssl_robot.nodes.inference import float_image, obstacle_grid_message
+    cv2.setNumThreads(1)
+
+    def ms(fn) -> float:
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(frames):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times) * 1e3)
+
+    cores = {kind: OnnxRobotModel(path, intra_op_threads=1) for kind, path in models.items()}
+    layout = obstacle_grid_layout(cores['obstacle'].meta['distances_m'],
+                                  [0.035, 0.0, -0.035], yaws_rad=[0.35, 0.0, -0.35])
+    out = {}
+    for h, w in cameras:
+        msg = Image()
+        msg.height, msg.width, msg.encoding, msg.step = h, w, 'rgb8', w * 3
+        msg.data = array.array(
+            'B', np.random.default_rng(0).integers(0, 255, h * w * 3, np.uint8).tobytes())
+        raw = serialize_message(msg)
+        got = deserialize_message(raw, Image)
+        bgr = deserialize_message(raw, Image)
+        bgr.encoding = 'bgr8'
+        rgb = image_to_rgb(got)
+        row = {'deserialize': ms(lambda: deserialize_message(raw, Image)),
+               'image_to_rgb rgb8': ms(lambda: image_to_rgb(got)),
+               'image_to_rgb bgr8': ms(lambda: image_to_rgb(bgr))}
+        for kind, core in cores.items():
+            x = core.preprocess(rgb)
+            values = core.run(x)[0]
+            row[f'{kind} preprocess'] = ms(lambda core=core: core.preprocess(rgb))
+            row[f'{kind} session run'] = ms(lambda core=core, x=x: core.run(x))
+            if kind == 'obstacle':
+                def publish(values=values):
+                    serialize_message(obstacle_grid_message(got.header, values, layout,
+                                                            'base_link'))
+                    serialize_message(float_image(got.header, values))
+            else:
+                def publish(values=values):
+                    cost = cv2.resize(values.astype(np.float32), (w, h),
+                                      interpolation=cv2.INTER_LINEAR)
+                    serialize_message(float_image(got.header, cost))
+            row[f'{kind} outputs + serialise'] = ms(publish)
+        out[f'{w}x{h}'] = row
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--onnx', help='an exported obstacle model (default: random init)')
+    parser.add_argument('--onnx', help='an exported obstacle model for part 1 (default: '
+                        'random init)')
     parser.add_argument('--frames', type=int, default=300)
-    parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--camera', default='640x480', help='camera WxH of the DDS cases '
+                        '(next to 128x96 in the same run)')
+    parser.add_argument('--seconds', type=float, default=10.0, help='per DDS case')
     parser.add_argument('--no-dds', action='store_true')
+    parser.add_argument('--out', default=str(REPO / 'benchmarks' / 'results'
+                                             / 'bench_inference.json'))
     args = parser.parse_args()
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_model_'))
+    models = export_models(tmp)
     if args.onnx:
         from ssl_robot.robot.tasks import model_from_checkpoint
         # The torch side is the checkpoint the ONNX file was exported from.
@@ -164,16 +362,20 @@ def main() -> int:
         torch.manual_seed(0)
         model = build_robot_model(default_spec(
             'obstacle', distances_m=[round(0.05 * i, 2) for i in range(11)]))
-        onnx_path = tmp / 'obstacle.onnx'
-        export_robot_onnx(model, onnx_path)
+        onnx_path = models['obstacle']
+    h, w = parse_hw(args.camera)
     frames = np.random.default_rng(0).integers(0, 255, (args.frames, 96, 128, 3), np.uint8)
     result = {'model': {'kind': 'obstacle', 'input_hw': model.spec['input_hw'],
                         'width': model.spec.get('width'),
                         'params': sum(p.numel() for p in model.parameters())},
-              'camera_hw': [96, 128], 'threads': 1,
-              'runtimes': bench_runtimes(model, onnx_path, frames)}
+              'camera_hw': [96, 128], 'threads': 1, 'cpus': os.cpu_count(),
+              'load_avg_at_start': list(os.getloadavg()),
+              'runtimes': bench_runtimes(model, onnx_path, frames),
+              'ort_settings': bench_ort_settings(models['obstacle']),
+              'stages_ms': bench_stages(models, [(96, 128), (h, w)])}
     if not args.no_dds:
-        result['dds'] = bench_dds(onnx_path, args.seconds)
+        result['dds'] = bench_dds(models, [(96, 128, 'rgb8'), (h, w, 'rgb8'), (h, w, 'bgr8')],
+                                  args.seconds)
     r = result['runtimes']
     print(f'obstacle model {result["model"]["params"]} params, input '
           f'{result["model"]["input_hw"]}, camera 96x128, 1 thread')
@@ -185,18 +387,39 @@ def main() -> int:
     print(f'onnxruntime speed-up vs torch eager (median): {r["speedup_ort_vs_torch"]:.2f}x '
           f'end-to-end, {r["speedup_ort_vs_torch_model_only"]:.2f}x model only '
           f'(providers {r["providers"]})')
-    if 'dds' in result:
-        d = result['dds']
-        print(f'DDS loopback at {d["rate_hz"]:.0f} Hz for {d["seconds"]:.0f} s: '
-              f'{d["answered"]}/{d["sent"]} frames answered, latency median '
-              f'{d["median_ms"]:.1f} ms, p99 {d["p99_ms"]:.1f} ms; first third '
-              f'{d["median_first_third_ms"]:.1f} ms vs last third '
-              f'{d["median_last_third_ms"]:.1f} ms -> growing backlog: '
-              f'{d["growing_backlog"]}')
-    out = REPO / 'benchmarks' / 'results' / 'bench_inference.json'
+    print('\nonnxruntime settings, obstacle model session run')
+    print(f'{"setting":<34}{"median ms":>10}{"p99 ms":>8}{"cpu ms/run":>11}')
+    for key, v in result['ort_settings'].items():
+        print(f'{key:<34}{v["median_ms"]:>10.3f}{v["p99_ms"]:>8.3f}{v["cpu_ms_per_run"]:>11.3f}')
+    stages = result['stages_ms']
+    print("\nwhere a frame's time goes in the node (median ms, 1 thread)")
+    print(f'{"stage":<32}' + ''.join(f'{cam:>10}' for cam in stages))
+    for name in next(iter(stages.values())):
+        print(f'{name:<32}' + ''.join(f'{row[name]:>10.3f}' for row in stages.values()))
+    final = ''
+    for case in result.get('dds', {}).get('cases', []):
+        cpu = case['cpu_share_of_core']
+        print(f'\nDDS loopback, {case["camera"]} {case["encoding"]} at {case["rate_hz"]:.0f} Hz '
+              f'for {case["seconds"]:.0f} s; node CPU obstacle {100 * cpu["obstacle"]:.1f} % + '
+              f'terrain {100 * cpu["terrain"]:.1f} % = {100 * cpu["total"]:.1f} % of a core')
+        print(f'  {"model":<10}{"answered":>10}{"superseded":>11}{"lost":>6}{"median ms":>10}'
+              f'{"p99 ms":>8}  median ms per second')
+        for kind, m in case['models'].items():
+            per_s = ' '.join(f'{v:.1f}' for v in m['median_ms_per_second'])
+            print(f'  {kind:<10}{m["answered"]:>6}/{m["sent"]:<4}{m["superseded"]:>10}'
+                  f'{m["lost"]:>6}{m["median_ms"]:>10.1f}{m["p99_ms"]:>8.1f}  {per_s}')
+        if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8':
+            worst = max(case['models'].values(), key=lambda m: m['p99_ms'])
+            least = min(case['models'].values(), key=lambda m: m['answered'])
+            final = (f'{w}x{h} at {case["rate_hz"]:.0f} Hz: answered {least["answered"]}/'
+                     f'{least["sent"]}, p99 {worst["p99_ms"]:.1f} ms, cpu '
+                     f'{100 * cpu["total"]:.0f} % of a core')
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f'wrote {out}')
+    if final:
+        print(final)
     return 0
 
 

@@ -25,8 +25,10 @@ def stamp_ns(header: object) -> int:
 
 
 def _pixel_buffer(msg: object, bytes_per_pixel: int) -> np.ndarray:
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray)
-                         else msg.data.tobytes(), dtype=np.uint8)
+    # A view of the message's own buffer (rclpy: array.array, rosbags: numpy), no copy.
+    data = (np.ascontiguousarray(msg.data).view(np.uint8).ravel()
+            if isinstance(msg.data, np.ndarray) else np.frombuffer(msg.data, dtype=np.uint8))
+    data.flags.writeable = False  # frames are read, never written through to the message
     if int(msg.width) <= 0 or int(msg.height) <= 0:  # nothing a model or label can use
         raise MessageError(f'empty image ({msg.width}x{msg.height} {msg.encoding})')
     row = int(msg.width) * bytes_per_pixel
@@ -54,7 +56,8 @@ def image_to_rgb(msg: object) -> np.ndarray:
     if msg.encoding == 'mono8':
         return np.repeat(pixels, 3, axis=2)
     if msg.encoding.startswith('bgr'):
-        return np.ascontiguousarray(pixels[:, :, 2::-1])
+        import cv2  # a channel swap in one pass (numpy's reversed-stride copy is ~20x slower)
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if channels == 4 else cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(pixels[:, :, :3])
 
 

@@ -44,6 +44,7 @@ once it has `grade_min_samples` labelled cells.
 """
 from __future__ import annotations
 
+import array
 import json
 import sys
 from typing import Any
@@ -471,19 +472,8 @@ class InferenceNode(LifecycleNode):
                 obstacle_cell_centres(self._layout), values))
 
     def _publish_obstacle(self, header: Any, probs: np.ndarray) -> None:
-        layout = self._layout
-        grid = OccupancyGrid()
-        grid.header.stamp = header.stamp
-        grid.header.frame_id = self._param('base_frame')
-        grid.info.map_load_time = header.stamp
-        grid.info.resolution = float(layout.resolution)
-        grid.info.width, grid.info.height = layout.width, layout.height
-        origin = Pose()
-        origin.position.x, origin.position.y = layout.origin_xy
-        origin.orientation.w = 1.0
-        grid.info.origin = origin
-        grid.data = obstacle_grid_data(probs, layout).tolist()
-        self._pubs['grid'].publish(grid)
+        self._pubs['grid'].publish(obstacle_grid_message(header, probs, self._layout,
+                                                         self._param('base_frame')))
         self._pubs['probs'].publish(float_image(header, probs))
         self.grader.predicted(header.stamp.sec * 10**9 + header.stamp.nanosec, self._model_id,
                               probs)
@@ -493,6 +483,23 @@ class InferenceNode(LifecycleNode):
         self.get_logger().info(f'frames {s["frames"]}, predicted {s["predicted"]}, '
                                f'dropped {s["dropped"] or 0}, model swaps {s["swaps"]}, '
                                f'rejected {s["swaps_rejected"]}')
+
+
+def obstacle_grid_message(header: Any, probs: np.ndarray, layout: Any,
+                          frame_id: str) -> OccupancyGrid:
+    """The nav_msgs/OccupancyGrid of obstacle probabilities [D, S] on `layout`."""
+    grid = OccupancyGrid()
+    grid.header.stamp = header.stamp
+    grid.header.frame_id = frame_id
+    grid.info.map_load_time = header.stamp
+    grid.info.resolution = float(layout.resolution)
+    grid.info.width, grid.info.height = layout.width, layout.height
+    origin = Pose()
+    origin.position.x, origin.position.y = layout.origin_xy
+    origin.orientation.w = 1.0
+    grid.info.origin = origin
+    grid.data = array.array('b', obstacle_grid_data(probs, layout).tobytes())
+    return grid
 
 
 def float_image(header: Any, values: np.ndarray) -> Image:

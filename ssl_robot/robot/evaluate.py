@@ -21,6 +21,7 @@ from ssl_robot.metrics import (
     bootstrap_ci,
     cross_view_retrieval_accuracy,
     ridge_probe,
+    roc_auc,
     spearman,
     temporal_retrieval_accuracy,
     time_blocks,
@@ -129,6 +130,17 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
             report['models'][name] = {'spearman': masked_rho(pred, target, mask),
                                       'ci_low': low, 'ci_high': high,
                                       'n_known': int(mask.sum())}
+    elif config['task'] == 'collision':
+        report['models'] = {}
+        for name, model in models.items():
+            probs, labels, masks = task.predict(model, _val_loader(task))
+            known = masks.astype(bool)
+            low, high = bootstrap_ci(roc_auc, probs[known], labels[known], n_boot=n_boot,
+                                     seed=seed, groups=groups[known])
+            report['models'][name] = {'auc': roc_auc(probs[known], labels[known]),
+                                      'ci_low': low, 'ci_high': high,
+                                      'n_known': int(known.sum()),
+                                      'n_pos': int(labels[known].sum())}
     elif config['task'] == 'tcn':
         report['models'] = _evaluate_tcn(task, models, n_boot=n_boot, seed=seed,
                                          groups=groups)
@@ -257,6 +269,12 @@ def format_report(report: dict[str, Any]) -> str:
             known = cells[0]['n_known']
             lines.append(f'{label:>14} ' + ' '.join(f'{_fmt_auc(c):>22}' for c in cells)
                          + f'   0.500  (n={known}, pos={cells[0]["n_pos"]})')
+    elif report['task'] == 'collision':
+        lines.append('collision-ahead AUC vs the held-out crash labels:')
+        for n in names:
+            e = report['models'][n]
+            lines.append(f'{n:>14} AUC {e["auc"]:.3f} [{e["ci_low"]:.3f},{e["ci_high"]:.3f}] '
+                         f'(n={e["n_known"]}, pos={e["n_pos"]}; chance 0.500)')
     else:
         for n in names:
             e = report['models'][n]

@@ -50,6 +50,10 @@ def test_collision_task_trains_exports_and_serves(tmp_path: Path) -> None:
                          progress=False, device='cpu')
     result = Trainer(task, config).fit()
     assert result.metrics['val_auc'] > 0.7
+    from ssl_robot.robot.evaluate import evaluate_run
+    report = evaluate_run(tmp_path / 'run', n_boot=20)
+    assert report['models']['trained']['auc'] == pytest.approx(result.metrics['val_auc'])
+    assert report['models']['random_init']['n_known'] == int(result.metrics['val_known'])
     model = task.build_model()
     from ssl_robot.train import load_checkpoint
     model.load_state_dict(load_checkpoint(result.best_checkpoint)['model'])

@@ -52,6 +52,65 @@ def run_session(seed: int, seconds: float, options: SimOptions,
             'path_m': path, 'odom_drift_m': drift}
 
 
+def stage_times(seed: int, width: int, height: int, frames: int = 20) -> dict[str, float]:
+    """Median ms per camera frame of each stage of a 30 Hz camera in the randomised world.
+
+    physics (the steps of 1/30 s), the GL pass (scene update, raster, colour + depth read
+    back in one pass), buffer conversion (row flip, metric depth), the camera's sensor
+    effects (blur, gain, noise) and building the image, depth and camera_info messages.
+    `sim_s_per_wall_s_bound` is what these stages alone allow (1 / (30 x their sum)).
+    """
+    import mujoco
+    import numpy as np
+
+    from ssl_robot.sim import messages as m
+    from ssl_robot.sim import ROBOT
+    from ssl_robot.sim.appearance import apply_camera_effects
+    session = SimSession(generate_world(seed), SimOptions(width=width, height=height))
+    sim, kit = session.sim, session.kit
+    cam = sim._camera  # the offscreen renderer's own buffers, stage by stage
+    cam_id = sim.model.camera('camera').id
+    steps = max(1, round(1 / 30 / sim.timestep_s))
+    look = sim.world.appearance
+    fx = ROBOT.camera_intrinsics(width, height)[0]
+
+    def draw() -> None:
+        cam._gl.make_current()
+        cam._camera.fixedcamid = cam_id
+        mujoco.mjv_updateScene(sim.model, sim.data, cam._option, None, cam._camera,
+                               mujoco.mjtCatBit.mjCAT_ALL, cam._scene)
+        mujoco.mjr_render(cam._rect, cam._scene, cam._context)
+        mujoco.mjr_readPixels(cam._rgb, cam._depth, cam._rect, cam._context)
+
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn):  # noqa: ANN202
+        start = time.perf_counter()
+        out = fn()
+        times.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
+        return out
+
+    try:
+        sim.set_cmd_vel(0.15, 0.5)  # turning: motion blur is on
+        for k in range(frames + 3):
+            timed('physics', lambda: sim.step(steps))
+            timed('GL pass (raster + read back)', draw)
+            total = timed('render total', lambda: cam.render(sim.data, cam_id))
+            rgb, depth = total
+            timed('sensor effects', lambda rgb=rgb: apply_camera_effects(
+                rgb, look, np.random.default_rng(k), turn_rate_rps=0.5, fx_px=fx))
+            timed('messages', lambda rgb=rgb, depth=depth: (
+                m.image_msg(kit, 0, 'camera', rgb), m.depth_msg(kit, 0, 'camera', depth),
+                m.camera_info_msg(kit, 0, 'camera', width, height, ROBOT)))
+    finally:
+        session.close()
+    med = {name: float(np.median(v[3:])) for name, v in times.items()}
+    gl_pass = med['GL pass (raster + read back)']
+    med['buffer conversion'] = max(0.0, med.pop('render total') - gl_pass)
+    med['sim_s_per_wall_s_bound'] = 1000.0 / (30 * sum(med.values()))
+    return med
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=20.0, help='simulated seconds per case')
@@ -76,6 +135,7 @@ def main() -> int:
             'bag_bytes': size}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    stages = {f'{w}x{h}': stage_times(args.seed, w, h) for w, h in ((128, 96), (640, 480))}
     base = results['physics only (baseline)']['speed']
     print(f'\nsimulator speed, world seed {args.seed}, {args.seconds:.0f} simulated s per case '
           f'({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
@@ -85,6 +145,10 @@ def main() -> int:
         r['ratio_to_baseline'] = r['speed'] / base
         print(f'{name:34s} {r["speed"]:15.1f} {r["ratio_to_baseline"]:11.2f}x '
               f'{r["messages"]:9d}')
+    print('\nper camera frame at 30 Hz, randomised world (median ms)')
+    print(f'{"stage":34s}' + ''.join(f'{cam:>10s}' for cam in stages))
+    for name in next(iter(stages.values())):
+        print(f'{name:34s}' + ''.join(f'{row[name]:10.2f}' for row in stages.values()))
     drift = results['physics only (baseline)']
     print(f'\nwheel odometry after {args.seconds:.0f} s: {drift["odom_drift_m"]:.3f} m from '
           f'ground truth over a {drift["path_m"]:.2f} m path '
@@ -92,7 +156,8 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({'seed': args.seed, 'seconds': args.seconds,
                                    'style': generate_world(args.seed).style,
-                                   'cpus': os.cpu_count(), 'results': results}, indent=2))
+                                   'cpus': os.cpu_count(), 'results': results,
+                                   'stages_ms_per_frame': stages}, indent=2))
     print(f'wrote {RESULTS}')
     return 0
 

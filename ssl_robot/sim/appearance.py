@@ -317,16 +317,20 @@ def apply_camera_effects(rgb: np.ndarray, appearance: Appearance, rng: np.random
     """
     if not appearance.has_camera_effects:
         return rgb
+    import cv2  # box filter and Gaussian noise ~10x faster than numpy's at 640x480
     img = rgb.astype(np.float32)
     smear = abs(turn_rate_rps) * appearance.exposure_s * fx_px
     k = int(round(smear))
     if k >= 1:
-        pad = np.pad(img, ((0, 0), (k // 2, k - k // 2), (0, 0)), mode='edge')
-        csum = np.cumsum(pad, axis=1, dtype=np.float32)
-        csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
-        width = img.shape[1]
-        img = (csum[:, k + 1:k + 1 + width] - csum[:, :width]) / (k + 1)
+        # k + 1 pixels from k // 2 left of each pixel, edges repeated.
+        img = cv2.blur(img, (k + 1, 1), anchor=(k // 2, 0), borderType=cv2.BORDER_REPLICATE)
     img *= appearance.exposure
     if appearance.noise_sigma > 0:
-        img += rng.normal(0.0, appearance.noise_sigma, img.shape).astype(np.float32)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+        noise = np.empty_like(img)
+        cv2.setRNGSeed(int(rng.integers(2**31)))  # OpenCV's generator, seeded from `rng`
+        cv2.randn(noise, 0.0, (appearance.noise_sigma,) * img.shape[2])
+        img += noise
+    # In place (each full-size temporary costs its page faults at 640x480).
+    np.rint(img, out=img)
+    np.clip(img, 0, 255, out=img)
+    return img.astype(np.uint8)

@@ -391,6 +391,7 @@ class _Camera:
         self._rect = mujoco.MjrRect(0, 0, width, height)
         self._rgb = np.empty((height, width, 3), np.uint8)
         self._depth = np.empty((height, width), np.float32)
+        self._depth64 = np.empty((height, width), np.float64)  # reused: no per-frame pages
         extent = model.stat.extent
         self._near = float(np.float32(model.vis.map.znear * extent))
         self._far = float(np.float32(model.vis.map.zfar * extent))
@@ -412,10 +413,12 @@ class _Camera:
         near, far = self._near, self._far
         c = -0.5 * (-(far + near) / (far - near)) - 0.5
         d = -0.5 * (-(2.0 * far * near) / (far - near))
-        raw = np.flipud(self._depth).astype(np.float64)
-        depth = (d / (raw + c)).astype(np.float32)
+        raw = self._depth64
+        np.add(self._depth[::-1], np.float64(c), out=raw)  # float64 loop, as before
+        depth = np.empty_like(self._depth)
+        np.divide(np.float64(d), raw, out=depth)
         depth[depth >= 0.99 * far] = np.inf
-        return np.flipud(self._rgb).copy(), depth
+        return self._rgb[::-1].copy(), depth
 
     def close(self) -> None:
         """Free the GL context."""

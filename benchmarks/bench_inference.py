@@ -167,10 +167,15 @@ def _latency_summary(sent: list[int], sent_at: dict[int, float], arrivals: dict[
     """Answered / superseded / lost, latency stats and the median per second (backlog)."""
     answered = [s for s in sent if s in arrivals]
     lat = [arrivals[s] - sent_at[s] for s in answered]
-    last_answered = max(answered) if answered else -1
-    # Depth 1, newest wins: a frame with no answer of its own but a newer answered frame
-    # was superseded while the node was busy; one after the last answer was lost.
-    superseded = sum(1 for s in sent if s not in arrivals and s < last_answered)
+    # Depth 1, newest wins: an unanswered frame was superseded when the node was still
+    # busy with an earlier frame (its answer came after the next frame was sent), so
+    # the next frame replaced it in the queue; any other unanswered frame was lost.
+    superseded, busy_until = 0, 0.0
+    for k, s in enumerate(sent):
+        if s in arrivals:
+            busy_until = arrivals[s]
+        elif k + 1 < len(sent) and busy_until >= sent_at[sent[k + 1]]:
+            superseded += 1
     bins: dict[int, list[float]] = {}
     t0 = sent_at[sent[0]] if sent else 0.0
     for s in answered:

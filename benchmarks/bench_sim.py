@@ -111,11 +111,31 @@ def stage_times(seed: int, width: int, height: int, frames: int = 20) -> dict[st
     return med
 
 
+def print_stages(stages: dict[str, dict[str, float]]) -> None:
+    """The per-stage table of `stage_times` per camera size."""
+    print('\nper camera frame at 30 Hz, randomised world (median ms)')
+    print(f'{"stage":34s}' + ''.join(f'{cam:>10s}' for cam in stages))
+    for name in next(iter(stages.values())):
+        print(f'{name:34s}' + ''.join(f'{row[name]:10.2f}' for row in stages.values()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=20.0, help='simulated seconds per case')
     parser.add_argument('--seed', type=int, default=1, help='world seed')
+    parser.add_argument('--stages-only', action='store_true',
+                        help='only the per-stage table (a few seconds), to '
+                        'benchmarks/results/bench_sim_stages.json')
     args = parser.parse_args()
+    if args.stages_only:
+        stages = {f'{w}x{h}': stage_times(args.seed, w, h) for w, h in ((128, 96), (640, 480))}
+        print_stages(stages)
+        out = RESULTS.with_name('bench_sim_stages.json')
+        out.write_text(json.dumps({'seed': args.seed, 'cpus': os.cpu_count(),
+                                   'load_avg': list(os.getloadavg()),
+                                   'stages_ms_per_frame': stages}, indent=2))
+        print(f'wrote {out}')
+        return 0
     cases = {
         'physics only (baseline)': (SimOptions(render=False), 'random'),
         'camera 128x96 @30Hz': (SimOptions(width=128, height=96), 'random'),
@@ -145,10 +165,7 @@ def main() -> int:
         r['ratio_to_baseline'] = r['speed'] / base
         print(f'{name:34s} {r["speed"]:15.1f} {r["ratio_to_baseline"]:11.2f}x '
               f'{r["messages"]:9d}')
-    print('\nper camera frame at 30 Hz, randomised world (median ms)')
-    print(f'{"stage":34s}' + ''.join(f'{cam:>10s}' for cam in stages))
-    for name in next(iter(stages.values())):
-        print(f'{name:34s}' + ''.join(f'{row[name]:10.2f}' for row in stages.values()))
+    print_stages(stages)
     drift = results['physics only (baseline)']
     print(f'\nwheel odometry after {args.seconds:.0f} s: {drift["odom_drift_m"]:.3f} m from '
           f'ground truth over a {drift["path_m"]:.2f} m path '

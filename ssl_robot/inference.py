@@ -177,16 +177,6 @@ class OnnxRobotModel:
         self._std = np.asarray(self.meta['std'], np.float32).reshape(1, 3, 1, 1)
 
     @property
-    def _scale(self) -> np.ndarray:
-        """Per-channel factor of uint8 pixel values, channels last: 1 / (255 std)."""
-        return (1.0 / (255.0 * self._std.reshape(3))).astype(np.float32)
-
-    @property
-    def _offset(self) -> np.ndarray:
-        """Per-channel offset, channels last: -mean / std."""
-        return (-self._mean.reshape(3) / self._std.reshape(3)).astype(np.float32)
-
-    @property
     def kind(self) -> str:
         return self.meta['kind']
 
@@ -209,30 +199,27 @@ class OnnxRobotModel:
         """
         if frames.ndim == 3:
             frames = frames[None]
-        h, w = self.input_hw
         n, height, width = frames.shape[:3]
-        out = np.empty((n, h, w, 3), np.float32)
-        if (height, width) == (h, w):
-            out[:] = frames
-        else:
-            r0, r1 = _area_bins(height, h)
-            c0, c1 = _area_bins(width, w)
-            area = ((r1 - r0)[:, None] * (c1 - c0)[None, :]).astype(np.float32)[..., None]
-            # int32 sums are exact below 2**31 / 255 pixels; beyond, float64 sums.
-            depth = cv2.CV_32S if height * width * 255 < 2**31 else cv2.CV_64F
-            fy, fx = height // h, width // w
-            uniform = height == fy * h and width == fx * w  # integer factors: slices
-            for k, frame in enumerate(frames):
-                table = cv2.integral(np.ascontiguousarray(frame), sdepth=depth)
-                if uniform:
-                    t = table[::fy, ::fx]
-                    sums = t[1:, 1:] - t[:-1, 1:] - t[1:, :-1] + t[:-1, :-1]
-                else:
-                    sums = (table[r1][:, c1] - table[r0][:, c1] - table[r1][:, c0]
-                            + table[r0][:, c0])
-                out[k] = sums / area
-        # (x / 255 - mean) / std == x * scale + offset, on [N, h, w, 3] then to NCHW.
-        return np.ascontiguousarray((out * self._scale + self._offset).transpose(0, 3, 1, 2))
+        plan = self._resize_plan(height, width)
+        h, w = self.input_hw
+        out = np.empty((n, 3, h, w), np.float32)
+        for k, frame in enumerate(frames):
+            if plan.sums is None:  # already the model's size
+                sums = frame
+            else:
+                sums = plan.sums(cv2.integral(np.ascontiguousarray(frame), sdepth=plan.depth))
+            # (mean of block / 255 - mean) / std == block sum * factor + offset.
+            out[k] = (sums * plan.factor + plan.offset).transpose(2, 0, 1)
+        return out
+
+    def _resize_plan(self, height: int, width: int) -> _ResizePlan:
+        """The bins and factors of one camera size, made once (`preprocess`)."""
+        plans = self.__dict__.setdefault('_plans', {})
+        plan = plans.get((height, width))
+        if plan is None:
+            plan = plans[(height, width)] = _ResizePlan.make(
+                (height, width), self.input_hw, self._mean.reshape(3), self._std.reshape(3))
+        return plan
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The model's first output for a preprocessed batch."""
@@ -263,6 +250,46 @@ class OnnxRobotModel:
         """Whether a camera frame's aspect ratio differs from the model's by > tolerance."""
         h, w = self.input_hw
         return abs((width / height) / (w / h) - 1.0) > tolerance
+
+
+@dataclass
+class _ResizePlan:
+    """How `OnnxRobotModel.preprocess` resizes frames of one size.
+
+    `sums` maps a frame's integral image to each output cell's pixel sum [h, w, 3]
+    (None: no resize); `factor` and `offset` [h, w, 3] then give the normalised input.
+    """
+
+    depth: int
+    sums: Any
+    factor: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def make(cls, frame_hw: tuple[int, int], input_hw: tuple[int, int], mean: np.ndarray,
+             std: np.ndarray) -> _ResizePlan:
+        (height, width), (h, w) = frame_hw, input_hw
+        scale = (1.0 / (255.0 * std)).astype(np.float64)
+        offset = np.broadcast_to((-mean / std).astype(np.float32), (h, w, 3))
+        # int32 sums are exact below 2**31 / 255 pixels; beyond, float64 sums.
+        depth = cv2.CV_32S if height * width * 255 < 2**31 else cv2.CV_64F
+        if (height, width) == (h, w):
+            return cls(depth, None, np.broadcast_to(scale.astype(np.float32), (h, w, 3)),
+                       offset)
+        r0, r1 = _area_bins(height, h)
+        c0, c1 = _area_bins(width, w)
+        area = (r1 - r0)[:, None, None] * (c1 - c0)[None, :, None]
+        factor = (scale[None, None, :] / area).astype(np.float32)
+        fy, fx = height // h, width // w
+        if height == fy * h and width == fx * w:  # integer factors: strided slices
+            def sums(table: np.ndarray) -> np.ndarray:
+                t = table[::fy, ::fx]
+                return t[1:, 1:] - t[:-1, 1:] - t[1:, :-1] + t[:-1, :-1]
+        else:
+            def sums(table: np.ndarray) -> np.ndarray:
+                a, b = table[r0], table[r1]
+                return b[:, c1] - a[:, c1] - b[:, c0] + a[:, c0]
+        return cls(depth, sums, factor, offset)
 
 
 def _area_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -130,10 +130,18 @@ def main() -> int:
     if args.stages_only:
         stages = {f'{w}x{h}': stage_times(args.seed, w, h) for w, h in ((128, 96), (640, 480))}
         print_stages(stages)
+        # And the whole session (randomised world) against physics alone, same run.
+        speed = {name: run_session(args.seed, args.seconds, opts)['speed'] for name, opts in (
+            ('physics only (baseline)', SimOptions(render=False)),
+            ('camera 128x96 @30Hz', SimOptions(width=128, height=96)),
+            ('camera 640x480 @30Hz', SimOptions(width=640, height=480)))}
+        for name, value in speed.items():
+            print(f'{name:34s} {value:6.2f} sim s / wall s')
         out = RESULTS.with_name('bench_sim_stages.json')
-        out.write_text(json.dumps({'seed': args.seed, 'cpus': os.cpu_count(),
-                                   'load_avg': list(os.getloadavg()),
-                                   'stages_ms_per_frame': stages}, indent=2))
+        out.write_text(json.dumps({'seed': args.seed, 'seconds': args.seconds,
+                                   'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
+                                   'stages_ms_per_frame': stages,
+                                   'sim_s_per_wall_s': speed}, indent=2))
         print(f'wrote {out}')
         return 0
     cases = {

@@ -25,9 +25,10 @@ def stamp_ns(header: object) -> int:
 
 
 def _pixel_buffer(msg: object, bytes_per_pixel: int) -> np.ndarray:
-    # A view of the message's own buffer (rclpy: array.array, rosbags: numpy), no copy.
-    data = (np.ascontiguousarray(msg.data).view(np.uint8).ravel()
-            if isinstance(msg.data, np.ndarray) else np.frombuffer(msg.data, dtype=np.uint8))
+    # rclpy: a view of the message's own array.array (no copy). rosbags: a copy, since its
+    # numpy field may view a larger buffer (a chunk) that a kept frame would pin.
+    data = np.frombuffer(msg.data.tobytes() if isinstance(msg.data, np.ndarray) else msg.data,
+                         dtype=np.uint8)
     data.flags.writeable = False  # frames are read, never written through to the message
     if int(msg.width) <= 0 or int(msg.height) <= 0:  # nothing a model or label can use
         raise MessageError(f'empty image ({msg.width}x{msg.height} {msg.encoding})')

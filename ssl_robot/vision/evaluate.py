@@ -536,8 +536,9 @@ def plot_accuracy_vs_labels(curves: dict[str, dict[str, tuple[list[float], list[
             style = ({'ls': '--', 'lw': 1.4} if method in BASELINES
                      else {'ls': ':', 'lw': 1.4} if method == 'supervised'
                      else {'ls': '-', 'lw': 1.8})
+            colour = 'black' if method == 'supervised' else f'C{i % 10}'
             ax.errorbar(fractions, mean, yerr=sd if any(sd) else None, marker='o', ms=4,
-                        capsize=3, color=f'C{i % 10}', label=method, **style)
+                        capsize=3, color=colour, label=method, **style)
         ax.set_xscale('log')
         ax.set_xticks(fractions, [f'{p}%' for p in fractions])
         ax.set_xlabel('labelled fraction of the pool')

@@ -29,6 +29,7 @@ from ssl_robot.bags.fastcdr import FieldReader, READERS
 from ssl_robot.bags.reader import BagReader
 from ssl_robot.bags.typestore import cdr_header_stamp_ns
 from ssl_robot.labelling import LabelError
+from ssl_robot.labelling.buffers import FrameAdmission
 from ssl_robot.labelling.descriptor import wheels_from_joint_states
 from ssl_robot.labelling.params import absolute, LabellingParams
 from ssl_robot.labelling.scan import scan_fields, ScanSectorReader
@@ -95,15 +96,14 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
     odom_t, imu_t, cmd_t = (absolute(params.odom_topic), absolute(params.imu_topic),
                             absolute(params.cmd_vel_topic))
     range_ts = [absolute(t) for t in params.range_topics]
-    period_ns = int(round(1e9 / params.frame_rate_hz)) if params.frame_rate_hz > 0 else 1
-    counts = {'frames_read': 0, 'frames_skipped_rate': 0, 'frames_bad_encoding': 0,
-              'frames_bad_size': 0, 'messages_bad': 0}
+    # The same frame admission as the live labeller's (one frame per rate slot, decoded,
+    # of the first frame's size), its drop counts merged into ours below.
+    admission = FrameAdmission(params.frame_rate_hz)
+    counts = {'frames_read': 0, 'messages_bad': 0}
     notes: list[str] = []
     frames: list[np.ndarray] = []
     frame_stamps: list[int] = []
-    slots: set[int] = set()
     k_matrix = None
-    image_hw = None
     rng = {t: ([], []) for t in range_ts}
     odom_s, odom_p, odom_v = [], [], []
     imu_s, imu_a, imu_g = [], [], []
@@ -171,23 +171,13 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
                     if stamp is None:
                         msg = reader.deserialize(raw, conn.msgtype)
                         stamp = stamp_ns(msg.header)
-                    slot = stamp // period_ns
-                    if slot in slots:
-                        counts['frames_skipped_rate'] += 1
+                    if admission.slot_taken(stamp):
+                        continue  # the slot has its frame: this one is not even decoded
+                    rgb, why = admission.admit(stamp, msg or reader.deserialize(
+                        raw, conn.msgtype))
+                    if rgb is None:
+                        _LOG.debug(why)
                         continue
-                    msg = msg or reader.deserialize(raw, conn.msgtype)
-                    try:
-                        rgb = image_to_rgb(msg)
-                    except MessageError as exc:
-                        counts['frames_bad_encoding'] += 1
-                        _LOG.debug('frame dropped: %s', exc)
-                        continue
-                    if image_hw is None:
-                        image_hw = rgb.shape[:2]
-                    elif rgb.shape[:2] != image_hw:
-                        counts['frames_bad_size'] += 1
-                        continue
-                    slots.add(slot)
                     frames.append(rgb)
                     frame_stamps.append(stamp)
                     continue
@@ -241,6 +231,8 @@ def read_bag_streams(paths: Sequence[Path | str], params: LabellingParams, *,
             except (MessageError, AttributeError, ValueError, struct.error) as exc:
                 counts['messages_bad'] += 1
                 _LOG.debug('message on %s dropped: %s', topic, exc)
+        image_hw = admission.image_hw
+        counts.update(admission.counts)
         views, views_mask = _read_views(bag, params, np.asarray(frame_stamps, np.int64),
                                         image_hw, counts, notes)
     if has_camera and not frames:

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-import torch.nn.functional as F
 
+from ssl_robot.metrics import logistic_probe
 from ssl_robot.text import TextError
 from ssl_robot.text.data import (
     LEXNAMES,
@@ -188,40 +188,6 @@ def encoder_features(encoder: TextTransformer, seqs: list[list[int]], *, causal:
     return feats
 
 
-def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
-                 val_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, *,
-                 n_classes: int, steps: int = 200,
-                 weight_decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1)) -> dict[str, float]:
-    """Multinomial logistic regression on standardised features.
-
-    Weight decay is picked on the validation split. Returns test accuracy and the
-    chosen weight decay.
-    """
-    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
-    train_x, val_x, test_x = ((x - mean) / std for x in (train_x, val_x, test_x))
-    best = None
-    for wd in weight_decays:
-        torch.manual_seed(0)
-        layer = nn.Linear(train_x.shape[1], n_classes)
-        # Convex problem, full batch: L-BFGS converges in far fewer passes than SGD.
-        opt = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=steps,
-                                line_search_fn='strong_wolfe')
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = (F.cross_entropy(layer(train_x), train_y)
-                    + wd * layer.weight.pow(2).sum() / 2)
-            loss.backward()
-            return loss
-        opt.step(closure)
-        with torch.no_grad():
-            val_acc = float((layer(val_x).argmax(1) == val_y).float().mean())
-            test_acc = float((layer(test_x).argmax(1) == test_y).float().mean())
-        if best is None or val_acc > best['val_accuracy']:
-            best = {'val_accuracy': val_acc, 'test_accuracy': test_acc, 'weight_decay': wd}
-    return best
-
-
 # ----------------------------------------------------------------------------- run
 
 def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
@@ -325,7 +291,7 @@ def probe_encoders(encoders: dict[str, tuple[TextTransformer, bool]], glosses: l
         'n_train': len(train_idx), 'n_val': len(val_idx), 'n_test': len(test_idx),
         'classes': len(LEXNAMES), 'fractions': list(LABEL_FRACTIONS),
         'majority_accuracy': float((ys['test'] == majority).float().mean()),
-        'accuracy': {}, 'weight_decay': {}}
+        'accuracy': {}, 'l2': {}}
     for name, (encoder, causal) in encoders.items():
         start = time.monotonic()
         feats = {k: encoder_features(encoder, s, causal=causal, pad_id=tokenizer.pad_id)
@@ -333,12 +299,14 @@ def probe_encoders(encoders: dict[str, tuple[TextTransformer, bool]], glosses: l
         accs, wds = [], []
         for frac in LABEL_FRACTIONS:
             n = max(len(LEXNAMES), round(frac * len(train_idx)))
-            res = linear_probe(feats['train'][:n], ys['train'][:n], feats['val'], ys['val'],
-                               feats['test'], ys['test'], n_classes=len(LEXNAMES),
-                               steps=b.probe_steps)
-            accs.append(res['test_accuracy'])
-            wds.append(res['weight_decay'])
-        out['accuracy'][name], out['weight_decay'][name] = accs, wds
+            # The probe of every wing (ssl_robot.metrics), L2 chosen on validation.
+            res = logistic_probe(feats['train'][:n].numpy(), ys['train'][:n].numpy(),
+                                 feats['val'].numpy(), ys['val'].numpy(),
+                                 feats['test'].numpy(), ys['test'].numpy(),
+                                 n_classes=len(LEXNAMES), max_iter=b.probe_steps)
+            accs.append(res['test_acc'])
+            wds.append(res['l2'])
+        out['accuracy'][name], out['l2'][name] = accs, wds
         log.info('probe %s: %s (%.0f s)', name, accs, time.monotonic() - start)
     return out
 

@@ -37,6 +37,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('eval_tcn_multiview.py', ()),
     ('eval_pretext_seeds.py', ()),
     ('eval_pretext_ablation.py', ()),
+    ('eval_text_plateau.py', ()),
 )
 
 

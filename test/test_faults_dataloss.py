@@ -17,8 +17,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ssl_robot.bags.reader import BagReader  # noqa: E402
-from ssl_robot.bags.recovery import _mcap_complete_prefix  # noqa: E402
+from ssl_robot.bags.reader import BagReader
+from ssl_robot.bags.recovery import (
+    _mcap_complete_prefix,  # noqa: E402
+    needs_recovery,
+)
 from ssl_robot.cli import main  # noqa: E402
 from ssl_robot.dataset import DatasetError, DatasetWriter, LabelledDataset  # noqa: E402
 
@@ -138,8 +141,11 @@ def test_reindex_keeps_a_split_it_cannot_salvage_and_fails(finished_bag, tmp_pat
     garbage.write_bytes(b'\x00' * 5000)  # killed before anything reached the disk
     code, err = _run(['bag', 'reindex', str(bag)], capsys)
     assert code == 1 and 'could not salvage killed_1.mcap' in err, err
-    assert garbage.read_bytes() == b'\x00' * 5000  # kept, not deleted
-    assert (bag / 'metadata.yaml').is_file()
+    # Kept, not deleted: moved out of the bag's files, so the bag is finished.
+    assert not garbage.exists()
+    assert (bag / 'killed_1.mcap.cut').read_bytes() == b'\x00' * 5000
+    assert (bag / 'metadata.yaml').is_file() and not needs_recovery(bag)
+    assert _count(bag) == 70  # the finished split's messages, all of them
 
 
 def test_reindex_finds_a_renamed_split_by_content(finished_bag, tmp_path, capsys,

@@ -328,9 +328,18 @@ def reindex(bag: Path | str, *, out: Path | str | None = None) -> ReindexReport:
             salvage = salvage_mcap if src.suffix == '.mcap' else salvage_sqlite3
             salvaged[src.name] = salvage(src, dst)
         except BagError as exc:
-            # Never delete what could not be salvaged: the split stays for another tool.
-            _LOG.warning('%s (kept in %s)', exc, split_dir)
+            # Never delete what could not be salvaged: in place, the cut file moves out of
+            # the bag's files as NAME.cut (like a cut top-level file), so the bag is finished
+            # and the bytes stay for another tool; elsewhere the original is left as it is.
             failed[src.name] = str(exc)
+            if target == bag:
+                kept = bag / (src.name + '.cut')
+                os.replace(src, kept)
+                if not any(split_dir.iterdir()):
+                    split_dir.rmdir()
+                _LOG.warning('%s (kept as %s)', exc, kept)
+            else:
+                _LOG.warning('%s (kept in %s)', exc, split_dir)
             continue
         if target == bag:
             shutil.rmtree(split_dir)

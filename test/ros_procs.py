@@ -250,10 +250,11 @@ class Probe:
         self.node.create_subscription(msg_type, topic, box.append, qos)
         return box
 
-    def publisher(self, topic: str, msg_type: type, *, reliable: bool = False) -> Any:
-        """A publisher (best-effort sensor QoS unless `reliable`, depth 100)."""
+    def publisher(self, topic: str, msg_type: type, *, reliable: bool = False,
+                  depth: int = 100) -> Any:
+        """A publisher (best-effort sensor QoS unless `reliable`, history `depth`)."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        qos = QoSProfile(depth=100, reliability=(ReliabilityPolicy.RELIABLE if reliable
+        qos = QoSProfile(depth=depth, reliability=(ReliabilityPolicy.RELIABLE if reliable
                                                  else ReliabilityPolicy.BEST_EFFORT))
         return self.node.create_publisher(msg_type, topic, qos)
 

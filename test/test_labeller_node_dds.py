@@ -118,7 +118,7 @@ def test_labeller_node_labels_a_drive_and_writes_a_dataset(tmp_path):
     config = copy_config(tmp_path, labeller={
         'dataset': str(tmp_path / 'ds'), 'frame_rate_hz': 5.0, 'label_horizon_s': 3.0,
         'terrain_horizon_s': 4.0, 'buffer_seconds': 10.0, 'flush_every_s': 1.0,
-        'status_period_s': 0.2, 'label_period_s': 0.2, 'queue_depth': 200,
+        'status_period_s': 0.2, 'label_period_s': 0.2, 'queue_depth': 5000,
         'label_distances': [0.0, 0.1, 0.2, 0.3], **reliable})
     node = start_node('labeller', domain_id=DOMAIN, log_dir=tmp_path, params_file=config)
     try:
@@ -134,7 +134,8 @@ def test_labeller_node_labels_a_drive_and_writes_a_dataset(tmp_path):
                 last = json.loads(status[-1].data)
                 return last['received'].get('/odom') == 452 and last['frames_written'] > 0
 
-            assert probe.spin_until(settled, 40), node.output()
+            assert probe.spin_until(settled, 40), \
+                status and json.loads(status[-1].data)['received']
             last = json.loads(status[-1].data)
         assert node.alive()
         node.signal(signal.SIGINT)

@@ -214,14 +214,12 @@ def descriptor_names(n_bands: int) -> tuple[str, ...]:
             *EFFORT_NAMES, *SLIP_NAMES)
 
 
-def uniform_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[str, int]]:
-    """IMU samples sorted, deduplicated, invalid ones dropped, on a uniform grid.
+def clean_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """IMU samples sorted by stamp, repeated stamps and non-finite samples dropped, counted.
 
     Returns:
-        (grid_ns [G], imu [6, G] accel xyz then gyro xyz, stamps_ns [M] of the samples
-        kept, fs Hz from the median interval (to 0.01 Hz), counts); fs 0 and an empty
-        grid for fewer than 8 samples.
+        (stamps_ns [M], accel [M, 3], gyro [M, 3], {'duplicate': n, 'invalid': n}).
     """
     stamps = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
     order = np.argsort(stamps, kind='stable')
@@ -234,6 +232,19 @@ def uniform_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
     finite = np.isfinite(accel).all(axis=1) & np.isfinite(gyro).all(axis=1)
     counts = {'duplicate': int((~keep).sum()), 'invalid': int((~finite).sum())}
     stamps, accel, gyro = stamps[finite], accel[finite], gyro[finite]
+    return stamps, accel, gyro, counts
+
+
+def uniform_imu(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[str, int]]:
+    """IMU samples sorted, deduplicated, invalid ones dropped, on a uniform grid.
+
+    Returns:
+        (grid_ns [G], imu [6, G] accel xyz then gyro xyz, stamps_ns [M] of the samples
+        kept, fs Hz from the median interval (to 0.01 Hz), counts); fs 0 and an empty
+        grid for fewer than 8 samples.
+    """
+    stamps, accel, gyro, counts = clean_imu(stamps_ns, accel, gyro)
     if len(stamps) < 8:
         return np.zeros(0, np.int64), np.zeros((6, 0)), stamps, 0.0, counts
     # Rounded to 0.01 Hz: bags of one IMU give one band layout despite stamp jitter.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ssl_robot.labelling.descriptor import DescriptorParams, DescriptorSeries
+from ssl_robot.labelling.descriptor import clean_imu, DescriptorParams, DescriptorSeries
 from ssl_robot.labelling.poses import interpolate_poses, relative_pose, Trajectory
 
 FEATURE_NAMES = ('vibration', 'attitude_rate', 'slip')
@@ -125,17 +125,7 @@ def imu_roughness(stamps_ns: np.ndarray, accel: np.ndarray, gyro: np.ndarray,
     Returns:
         The series; empty when there are too few IMU samples for one window.
     """
-    stamps = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
-    order = np.argsort(stamps, kind='stable')
-    stamps = stamps[order]
-    keep = np.ones(len(stamps), bool)
-    keep[1:] = stamps[1:] != stamps[:-1]
-    accel = np.asarray(accel, np.float64).reshape(-1, 3)[order][keep]
-    gyro = np.asarray(gyro, np.float64).reshape(-1, 3)[order][keep]
-    stamps = stamps[keep]
-    finite = np.isfinite(accel).all(axis=1) & np.isfinite(gyro).all(axis=1)
-    counts = {'duplicate': int((~keep).sum()), 'invalid': int((~finite).sum())}
-    stamps, accel, gyro = stamps[finite], accel[finite], gyro[finite]
+    stamps, accel, gyro, counts = clean_imu(stamps_ns, accel, gyro)
     empty = RoughnessSeries(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 3)), 0.0,
                             tuple(params.band_hz), counts)
     if len(stamps) < 8:

@@ -210,15 +210,7 @@ def salvage_mcap(src: Path, dst: Path) -> int:
         footer = (b'\x0f' + (4).to_bytes(8, 'little') + (0).to_bytes(4, 'little')
                   + b'\x02' + (20).to_bytes(8, 'little') + bytes(20) + _MCAP_MAGIC)
         fixed.write_bytes(data[:prefix] + footer)
-        reader = McapReader(fixed)
-        try:
-            reader.open()
-        except Exception as exc:
-            raise BagError(f'{src}: cannot salvage: {exc}') from exc
-        try:
-            return _rewrite(reader, dst, 'mcap')
-        finally:
-            reader.close()
+        return _rewrite(McapReader(fixed), src, dst, 'mcap')
 
 
 def salvage_sqlite3(src: Path, dst: Path) -> int:
@@ -236,18 +228,29 @@ def salvage_sqlite3(src: Path, dst: Path) -> int:
             conn.close()
         except sqlite3.Error as exc:
             raise BagError(f'{src}: cannot salvage sqlite3 split: {exc}') from exc
-        reader = Sqlite3Reader(copy)
-        try:
-            reader.open()
-        except Exception as exc:
-            raise BagError(f'{src}: cannot salvage: {exc}') from exc
-        try:
-            return _rewrite(reader, dst, 'sqlite3')
-        finally:
-            reader.close()
+        return _rewrite(Sqlite3Reader(copy), src, dst, 'sqlite3')
 
 
-def _rewrite(reader: McapReader | Sqlite3Reader, dst: Path, storage: str) -> int:
+def _rewrite(reader: McapReader | Sqlite3Reader, src: Path, dst: Path, storage: str) -> int:
+    """Open a storage reader of (a repaired copy of) `src`, copy its messages into `dst`.
+
+    Returns:
+        Number of messages copied.
+
+    Raises:
+        BagError: When the repaired copy does not open.
+    """
+    try:
+        reader.open()
+    except Exception as exc:
+        raise BagError(f'{src}: cannot salvage: {exc}') from exc
+    try:
+        return _copy_messages(reader, dst, storage)
+    finally:
+        reader.close()
+
+
+def _copy_messages(reader: McapReader | Sqlite3Reader, dst: Path, storage: str) -> int:
     """Copy every message of an open storage reader into a finished file `dst`."""
     # Not dst.parent / dst.stem: that may be the unfinished split directory itself.
     work = dst.parent / f'.{dst.stem}.reindex'

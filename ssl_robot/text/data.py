@@ -130,14 +130,40 @@ def corpus_files(root: Path | str) -> list[Path]:
     return files
 
 
+def clean_plain(text: str) -> list[str]:
+    """Paragraphs of a plain-text file (.txt), whitespace collapsed.
+
+    A file with blank lines holds wrapped prose: its paragraphs are the blank-line
+    separated blocks. A file without (reviews, log lines, one sentence per line) has one
+    paragraph per line. A paragraph needs a letter; nothing else is filtered (no reST
+    rules: a log line may be short and full of digits).
+    """
+    lines = text.splitlines()
+    if any(not line.strip() for line in lines[:-1]):
+        blocks = re.split(r'\n\s*\n', text)
+    else:
+        blocks = lines
+    out = [re.sub(r'\s+', ' ', block).strip() for block in blocks]
+    return [para for para in out if any(c.isalpha() for c in para)]
+
+
+def _is_rst(path: Path) -> bool:
+    return path.name.endswith(('.rst', '.rst.txt', '.md'))
+
+
 def load_corpus(root: Path | str = PYTHON_DOCS, *, max_chars: int = 0,
-                min_sentences: int = 2) -> list[list[str]]:
+                min_rst_sentences: int = 2) -> list[list[str]]:
     """Read a folder of text into documents, each a list of sentences in order.
+
+    reST and Markdown files (.rst, .rst.txt, .md) go through `clean_rst`, plain-text
+    files (.txt) through `clean_plain`; each paragraph is split into sentences.
 
     Args:
         root: A folder of .rst.txt/.txt/.rst/.md files, or one file.
         max_chars: Stop after about this many characters of prose (0: all).
-        min_sentences: Drop documents with fewer sentences (they give no NSP pair).
+        min_rst_sentences: Drop reST/Markdown pages with fewer sentences (index and stub
+            pages of the Python docs); a plain-text document of one sentence (a review)
+            is kept (it gives MLM, AR and RTD text; NSP draws no pair from it).
 
     Returns:
         Documents (one per file), each a list of sentences.
@@ -145,22 +171,29 @@ def load_corpus(root: Path | str = PYTHON_DOCS, *, max_chars: int = 0,
     Raises:
         TextError: When the folder is missing or yields no sentences.
     """
-    docs, total = [], 0
+    docs, total, files, stubs = [], 0, 0, 0
     for path in corpus_files(root):
         try:
             text = path.read_text(encoding='utf-8', errors='replace')
         except OSError as exc:
             log.warning('skipping unreadable corpus file %s: %s', path, exc)
             continue
-        sentences = [s for para in clean_rst(text) for s in split_sentences(para)]
-        if len(sentences) < min_sentences:
+        files += 1
+        paragraphs = clean_rst(text) if _is_rst(path) else clean_plain(text)
+        sentences = [s for para in paragraphs for s in split_sentences(para)]
+        if not sentences or (_is_rst(path) and len(sentences) < min_rst_sentences):
+            stubs += bool(sentences)
             continue
         docs.append(sentences)
         total += sum(len(s) for s in sentences)
         if max_chars and total >= max_chars:
             break
     if not docs:
-        raise TextError(f'{root}: no prose sentences found')
+        raise TextError(
+            f'{root}: no prose sentences found in {files} file(s) ({stubs} reST/Markdown '
+            f'page(s) of fewer than {min_rst_sentences} sentences dropped); reST/Markdown '
+            'keeps unindented paragraphs of >= 40 characters, mostly letters, outside '
+            'directives, lists and code; .txt keeps every paragraph (or line) with a letter')
     return docs
 
 
@@ -172,7 +205,9 @@ def split_documents(n_docs: int, *, val_fraction: float = 0.1,
         TextError: With fewer than two documents.
     """
     if n_docs < 2:
-        raise TextError(f'need at least 2 documents to hold some out, got {n_docs}')
+        raise TextError(
+            f'need at least 2 documents to hold some out, got {n_docs}: a document is one '
+            'file (split one long file of short texts into several files)')
     order = list(range(n_docs))
     random.Random(seed).shuffle(order)
     n_val = min(n_docs - 1, max(1, round(n_docs * val_fraction)))

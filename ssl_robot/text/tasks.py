@@ -47,13 +47,14 @@ VAL_SEED = 1234
 # ----------------------------------------------------------------------------- helpers
 
 def pack_blocks(docs: Sequence[Sequence[Sequence[int]]], block_len: int, *,
-                sep_id: int) -> torch.Tensor:
+                sep_id: int, what: str = 'corpus') -> torch.Tensor:
     """Concatenate documents' sentence tokens ([SEP] after each document) into blocks.
 
     Args:
         docs: Documents, each a list of sentences, each a list of token ids.
         block_len: Tokens per block.
         sep_id: Separator appended after every document.
+        what: What `docs` are, for the error message.
 
     Returns:
         Long tensor [N, block_len] (the last partial block is dropped).
@@ -68,7 +69,8 @@ def pack_blocks(docs: Sequence[Sequence[Sequence[int]]], block_len: int, *,
         stream.append(sep_id)
     n = len(stream) // block_len
     if n == 0:
-        raise TextError(f'corpus too small: {len(stream)} tokens, a block is {block_len}')
+        raise TextError(f'{what} too small: {len(stream)} tokens, a block is {block_len} '
+                        '(add text or lower --max-len)')
     return torch.tensor(stream[:n * block_len], dtype=torch.long).view(n, block_len)
 
 
@@ -215,15 +217,16 @@ class MLMTask(TextTask):
         self.model = MaskedLMModel(self.model_cfg)
         return self.model
 
-    def _blocks(self, docs: list[list[list[int]]]) -> torch.Tensor:
-        body = pack_blocks(docs, self.model_cfg.max_len - 2, sep_id=self.tok.sep_id)
+    def _blocks(self, docs: list[list[list[int]]], what: str = 'corpus') -> torch.Tensor:
+        body = pack_blocks(docs, self.model_cfg.max_len - 2, sep_id=self.tok.sep_id,
+                           what=what)
         cls = torch.full((len(body), 1), self.tok.cls_id, dtype=torch.long)
         sep = torch.full((len(body), 1), self.tok.sep_id, dtype=torch.long)
         return torch.cat([cls, body, sep], dim=1)
 
     def datasets(self) -> tuple[Dataset, Dataset]:
-        return (_Rows(self._limit(self._blocks(self.corpus.train))),
-                _Rows(self._blocks(self.corpus.val)))
+        return (_Rows(self._limit(self._blocks(self.corpus.train, 'the training split'))),
+                _Rows(self._blocks(self.corpus.val, 'the held-out split')))
 
     def _mask(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None):
         return mask_tokens(batch['ids'], maskable=self._maskable(batch['ids']),
@@ -363,9 +366,11 @@ class ARTask(TextTask):
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         # max_len + 1 tokens per block: inputs are the first max_len, targets the last.
-        def blocks(docs):
-            return pack_blocks(docs, self.model_cfg.max_len + 1, sep_id=self.tok.sep_id)
-        return _Rows(self._limit(blocks(self.corpus.train))), _Rows(blocks(self.corpus.val))
+        def blocks(docs, what):
+            return pack_blocks(docs, self.model_cfg.max_len + 1, sep_id=self.tok.sep_id,
+                               what=what)
+        return (_Rows(self._limit(blocks(self.corpus.train, 'the training split'))),
+                _Rows(blocks(self.corpus.val, 'the held-out split')))
 
     def collate(self, items):
         return {'ids': torch.stack(items)}

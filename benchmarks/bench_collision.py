@@ -349,13 +349,15 @@ def main(argv: list[str] | None = None) -> int:
         elif stage == 'detect':
             det = detect_only(args)
             DETECT_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            DETECT_RESULTS.write_text(json.dumps(det, indent=1, default=float))
+            DETECT_RESULTS.write_text(json.dumps({'arguments': vars(args), **det}, indent=1,
+                                                 default=float))
             print_detection(det, len(DETECT_SEEDS))
             print(f'wrote {DETECT_RESULTS}')
         else:
             result = evaluate(args)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(result, indent=1, default=float))
+            RESULTS.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
+                                          default=float))
             print_tables(result)
             print(f'wrote {RESULTS}')
         print(f'stage {stage}: {time.monotonic() - t0:.0f} s', file=sys.stderr, flush=True)

@@ -124,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     print('\n' + '  '.join(f'{h:>16}' for h in header))
     for row in table:
         print('  '.join(f'{v:>16}' for v in row.values()))
-    result = {'benchmark': 'dataset append in place vs rewrite', 'repeats': args.repeats,
+    result = {'arguments': vars(args),
+              'benchmark': 'dataset append in place vs rewrite', 'repeats': args.repeats,
               'mb_per_frame': round(mb_per_frame, 4), 'rows': table}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'bench_dataset.json').write_text(json.dumps(result, indent=1))
+    (RESULTS / 'bench_dataset.json').write_text(json.dumps(result, indent=1, default=str))
     print(f'wrote {RESULTS / "bench_dataset.json"}')
     return 0
 

@@ -299,7 +299,7 @@ def bench_stages(models: dict[str, Path], cameras: list[tuple[int, int]],
     from sensor_msgs.msg import Image
 
     from ssl_robot.msgconv import image_to_rgb
-    from ssl_robot.nodes.inference import float_image, obstacle_grid_message
+    from ssl_robot.nodes.inference import float_image, occupancy_grid_message
     cv2.setNumThreads(1)
 
     def ms(fn) -> float:
@@ -336,7 +336,7 @@ def bench_stages(models: dict[str, Path], cameras: list[tuple[int, int]],
             row[f'{kind} session run'] = ms(lambda core=core, x=x: core.run(x))
             if kind == 'obstacle':
                 def publish(values=values):
-                    serialize_message(obstacle_grid_message(got.header, values, layout,
+                    serialize_message(occupancy_grid_message(got.header, values, layout,
                                                             'base_link'))
                     serialize_message(float_image(got.header, values))
             else:
@@ -376,7 +376,8 @@ def main() -> int:
         onnx_path = models['obstacle']
     h, w = parse_hw(args.camera)
     frames = np.random.default_rng(0).integers(0, 255, (args.frames, 96, 128, 3), np.uint8)
-    result = {'model': {'kind': 'obstacle', 'input_hw': model.spec['input_hw'],
+    result = {'arguments': vars(args),
+              'model': {'kind': 'obstacle', 'input_hw': model.spec['input_hw'],
                         'width': model.spec.get('width'),
                         'params': sum(p.numel() for p in model.parameters())},
               'camera_hw': [96, 128], 'threads': 1, 'cpus': os.cpu_count(),
@@ -427,7 +428,7 @@ def main() -> int:
                      f'{100 * cpu["total"]:.0f} % of a core')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2, default=str))
     print(f'wrote {out}')
     if final:
         print(final)

@@ -90,11 +90,12 @@ def main() -> int:
         print(f'{jobs:>5} {row["wall_s"]:>10.2f} {row["bags_per_s"]:>8.2f} '
               f'{row["speedup"]:>8.2f}x')
     RESULTS.mkdir(exist_ok=True)
-    result = {'bags': args.bags, 'seconds_per_bag': args.seconds, 'frames': frames,
+    result = {'arguments': vars(args),
+              'bags': args.bags, 'seconds_per_bag': args.seconds, 'frames': frames,
               'cpus': os.cpu_count(), 'datasets_equal': equal, 'bag_build_s': build_s,
               'results': {str(k): v for k, v in rows.items()}}
     name = 'bench_label_jobs' + ('' if args.seconds == 30.0 else f'_{args.seconds:g}s')
-    (RESULTS / f'{name}.json').write_text(json.dumps(result, indent=1))
+    (RESULTS / f'{name}.json').write_text(json.dumps(result, indent=1, default=str))
     print(f'wrote {RESULTS / name}.json')
     return 0 if equal else 1
 

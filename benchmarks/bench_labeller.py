@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                       params.proximity)
 
     result = {
-        'bag': str(bag), 'bag_hours': labelled.bag.duration_s / 3600,
+        'arguments': vars(args), 'bag': str(bag), 'bag_hours': labelled.bag.duration_s / 3600,
         'messages_read': n_read, 'frames_labelled': frames,
         'proximity_yield': float(mask.mean()) if frames else 0.0,
         'odometry_segments': labelled.result.trajectory.n_segments,
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in rows:
         print(f'{name:<{width}}  {value}')
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'bench_labeller.json').write_text(json.dumps(result, indent=1))
+    (RESULTS / 'bench_labeller.json').write_text(json.dumps(result, indent=1, default=str))
     print(f'wrote {RESULTS / "bench_labeller.json"}')
     return 0
 

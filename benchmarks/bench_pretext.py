@@ -119,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                 'trainer_s': round(shared, 3), 'ratio': round(shared / plain, 3)}
     print(f'trainer vs plain loop (rotation, best of 2): {shared:.2f} s vs {plain:.2f} s '
           f'= {shared / plain:.3f}x')
-    result = {'pool': len(images), 'source': source, 'widths': widths,
+    result = {'arguments': vars(args), 'pool': len(images), 'source': source, 'widths': widths,
               'batch_size': args.batch_size, 'epochs': args.epochs,
               'threads': args.threads, 'throughput': rows, 'trainer_overhead': overhead}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(f'wrote {args.out}')
     return 0
 

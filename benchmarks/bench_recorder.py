@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                      'lost_in_dds': stats.get('lost_in_dds', 0)})
     recorder_bps = final.get('bytes', 0) / seconds
     result = {
-        'duration_s': seconds, 'storage': args.storage, 'streams': rows,
+        'arguments': vars(args), 'duration_s': seconds, 'storage': args.storage, 'streams': rows,
         'qos': 'reliable' if args.reliable else 'sensor_data (best effort)',
         'publisher_depth': args.publisher_depth if args.reliable else None,
         'recorder': {'bytes': final.get('bytes', 0), 'bytes_per_s': recorder_bps,
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
           f'({baseline["seconds"]:.2f} s); capacity / recorded rate = '
           f'{result["ratio_writer_capacity_to_recorded_rate"]:.2f}x')
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    args.json.write_text(json.dumps(result, indent=2, default=str))
     print(f'wrote {args.json}')
     return 0
 

@@ -138,7 +138,8 @@ def main() -> int:
         for name, value in speed.items():
             print(f'{name:34s} {value:6.2f} sim s / wall s')
         out = RESULTS.with_name('bench_sim_stages.json')
-        out.write_text(json.dumps({'seed': args.seed, 'seconds': args.seconds,
+        out.write_text(json.dumps({'arguments': vars(args),
+                                   'seed': args.seed, 'seconds': args.seconds,
                                    'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
                                    'stages_ms_per_frame': stages,
                                    'sim_s_per_wall_s': speed}, indent=2))
@@ -179,7 +180,8 @@ def main() -> int:
           f'ground truth over a {drift["path_m"]:.2f} m path '
           f'({100 * drift["odom_drift_m"] / max(drift["path_m"], 1e-9):.1f} %)')
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({'seed': args.seed, 'seconds': args.seconds,
+    RESULTS.write_text(json.dumps({'arguments': vars(args),
+                                   'seed': args.seed, 'seconds': args.seconds,
                                    'style': generate_world(args.seed).style,
                                    'cpus': os.cpu_count(), 'results': results,
                                    'stages_ms_per_frame': stages}, indent=2))

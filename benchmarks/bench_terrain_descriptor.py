@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               f'{r["read_plus_descriptor_over_read"]:>18.3f}')
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / 'bench_terrain_descriptor.json'
-    out.write_text(json.dumps({'args': vars(args), 'results': rows}, indent=1))
+    out.write_text(json.dumps({'arguments': vars(args), 'results': rows}, indent=1))
     print(f'json: {out}')
     return 0
 

@@ -96,7 +96,7 @@ def main() -> int:
         print(f'{name:<28} {rate:>10.0f} {rate / base:>11.2f}x')
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
-        'benchmark': 'text', 'threads': args.threads, 'steps': args.steps,
+        'arguments': vars(args), 'benchmark': 'text', 'threads': args.threads, 'steps': args.steps,
         'batch_size': args.batch_size, 'corpus': source, 'model': cfg.to_dict(),
         'tokens_per_s': rows, 'ratio_vs_baseline': {k: v / base for k, v in rows.items()},
     }, indent=2))

@@ -102,7 +102,7 @@ def main() -> int:
                      'ms_per_step_all': [1e3 * x for x in v]} for name, v in rows.items()}
     ratio = (result['shared_trainer']['ms_per_step_min']
              / result['plain_torch']['ms_per_step_min'])
-    result.update(steps=args.steps, batch_size=args.batch_size, threads=1,
+    result.update(arguments=vars(args), steps=args.steps, batch_size=args.batch_size, threads=1,
                   input_hw=SPEC['input_hw'], overhead_ratio=ratio)
     print(f'obstacle model, batch {args.batch_size}, {args.steps} steps, 1 thread '
           f'({args.repeats} interleaved repeats)')

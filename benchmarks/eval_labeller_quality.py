@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f'  AUC {pair}: {value:.3f}')
     out = ROOT / 'results' / 'labeller_quality.json'
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1, default=str))
     print(f'wrote {out}')
     return 0
 

@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         'jigsaw' if args.only == 'relative-position' else 'relative-position')]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
+        'arguments': vars(args),
         'command': 'python benchmarks/eval_pretext_ablation.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:]),
         'budget': 'small', 'seed': seed, 'label_fraction': pct,
-        'torch_threads': torch.get_num_threads(), 'rows': kept + rows}, indent=2))
+        'torch_threads': torch.get_num_threads(), 'rows': kept + rows}, indent=2, default=str))
     print(f'wrote {args.out}')
     return 0
 

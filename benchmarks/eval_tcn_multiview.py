@@ -121,11 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
+        'arguments': vars(args),
         'worlds': args.worlds, 'duration_s': args.duration, 'seeds': args.seeds,
         'epochs': args.epochs, 'held_out_worlds': held_out, 'n_train_frames': n_train,
         'n_val_frames': n_val,
         'chance_retrieval': 1.0 / n_val, 'mean': summary, 'runs': per_run,
-        'wall_s': round(time.monotonic() - start, 1), 'table': table}, indent=2))
+        'wall_s': round(time.monotonic() - start, 1), 'table': table}, indent=2,
+        default=str))
     print(f'wrote {args.out} ({time.monotonic() - start:.0f} s)')
     return 0
 

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
           f'(majority {t["majority"]:.3f})')
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / 'eval_terrain_sim.json'
-    out.write_text(json.dumps(report, indent=1))
+    out.write_text(json.dumps({'arguments': vars(args), **report}, indent=1, default=str))
     print(f'json: {out}')
     return 0
 

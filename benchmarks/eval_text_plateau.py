@@ -65,7 +65,7 @@ def main() -> int:
               f'{m["seconds"]:>9.0f}')
     print(f'{"most-frequent token":<26}{baseline:>14.3f}')
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({'args': vars(args), 'most_frequent_accuracy': baseline,
+    RESULTS.write_text(json.dumps({'arguments': vars(args), 'most_frequent_accuracy': baseline,
                                    'train_tokens': corpus.n_tokens('train'),
                                    'runs': rows}, indent=2))
     return 0

@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         result['protocol'] = {'name': args.protocol, **PROTOCOLS[args.protocol]}
         out = RESULTS.with_name(f'truth_eval{tag(args)}.json')
         out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, default=float))
+        out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
+                                  default=float))
         print_tables(result)
         print(f'wrote {out}')
     return 0

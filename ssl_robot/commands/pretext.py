@@ -66,7 +66,9 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument('--tasks', nargs='+', choices=PRETEXT_NAMES, default=list(PRETEXT_NAMES),
                    help='pretexts to evaluate (all)')
     e.add_argument('--budget', choices=('tiny', 'small', 'full'), default='small',
-                   help='small: ~10 min on 2 CPU cores; full: the whole train set, longer; '
+                   help='small: 8-13 min on 2 CPU cores with every task and baseline '
+                        '(490-768 s measured, benchmarks/results/pretext_eval_seeds.json); '
+                        'full: the whole train set, longer; '
                         'tiny: a smoke test of the run in seconds (not a measurement)')
     e.add_argument('--out', default='runs/pretext-eval', help='output directory')
     e.add_argument('--seed', type=int, default=0, help='seed (0)')

@@ -1,6 +1,8 @@
 """Text pretext tasks: masking statistics, causal mask, RTD labels, training, export."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -256,3 +258,17 @@ def test_text_commands_report_missing_data_clearly(tmp_path, capsys):
     assert 'corpus folder not found' in capsys.readouterr().err
     assert main(['text-eval', '--wordnet', str(tmp_path), '--out', str(tmp_path / 'e')]) == 2
     assert 'wordnet-base' in capsys.readouterr().err
+
+
+def test_text_eval_resume_keeps_a_finished_task_and_refuses_other_settings(tmp_path, corpus):
+    from ssl_robot.text import TextError
+    from ssl_robot.text.evaluate import BUDGETS, train_task
+    budget = dataclasses.replace(BUDGETS['small'], steps=6, batch_size=8)
+    task = MLMTask(corpus, _cfg(corpus))
+    _, first, seconds = train_task(task, budget, tmp_path, progress=False)
+    _, again, seconds_again = train_task(MLMTask(corpus, _cfg(corpus)), budget, tmp_path,
+                                         progress=False, resume=True)
+    assert again == first and seconds_again == seconds > 0  # evaluated, not retrained
+    with pytest.raises(TextError, match='cannot resume.*max_steps'):
+        train_task(MLMTask(corpus, _cfg(corpus)), dataclasses.replace(budget, steps=7),
+                   tmp_path, progress=False, resume=True)

@@ -63,6 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument('--steps', type=int_at_least(0), default=0,
                     help="override the budget's steps per task")
     ev.add_argument('--seed', type=int, default=0)
+    ev.add_argument('--resume', action='store_true',
+                    help='continue an interrupted run in --out (same budget): finished '
+                         'tasks are evaluated, not trained again; an unfinished one '
+                         'continues from its last epoch')
     ev.set_defaults(func=run_eval)
 
 
@@ -108,7 +112,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from ssl_robot.text.evaluate import run_text_eval
 
     results = run_text_eval(args.out, budget=args.budget, corpus_root=args.corpus,
-                            wordnet_root=args.wordnet, seed=args.seed, steps=args.steps)
+                            wordnet_root=args.wordnet, seed=args.seed, steps=args.steps,
+                            resume=args.resume)
     print(results['table'])
     print(f'results: {args.out / "results.json"}, plot: {args.out / "text_eval.png"} '
           f'({results["seconds"]:.0f} s)')

@@ -146,15 +146,39 @@ def most_frequent_token_accuracy(task: MLMTask) -> float:
 
 
 def train_task(task: TextTask, budget: Budget, out_dir: Path, *, seed: int = 0,
-               progress: bool = True) -> tuple[nn.Module, dict[str, float], float]:
-    """Train one task on the shared trainer; returns (model, final metrics, seconds)."""
+               progress: bool = True,
+               resume: bool = False) -> tuple[nn.Module, dict[str, float], float]:
+    """Train one task on the shared trainer; returns (model, final metrics, seconds).
+
+    Seconds are the training epochs' own (the run's history), so a resumed run reports
+    the time of all its epochs, not of this call.
+
+    Args:
+        task: The task.
+        budget: Steps, batch size and peak learning rate.
+        out_dir: Run directory.
+        seed: Seeds initialisation and data order.
+        progress: Show progress.
+        resume: Continue the run in `out_dir` from its last epoch (a finished run is not
+            trained again: its best checkpoint is evaluated).
+
+    Raises:
+        TextError: When `resume` finds a run of other settings in `out_dir`.
+    """
     config = TrainConfig(out_dir=str(out_dir), epochs=10_000, max_steps=budget.steps,
                          batch_size=budget.batch_size, lr=budget.lr, weight_decay=0.01,
                          warmup_steps=max(1, budget.steps // 20), seed=seed, device='auto',
                          progress=progress, task=task.name, task_params=task.params())
-    start = time.monotonic()
-    result = Trainer(task, config).fit()
-    return result.model, result.metrics, time.monotonic() - start
+    saved = Path(out_dir) / 'config.json'
+    if resume and saved.exists():
+        old = json.loads(saved.read_text())
+        keys = ('max_steps', 'batch_size', 'lr', 'warmup_steps', 'seed', 'task')
+        changed = [k for k in keys if old.get(k) != getattr(config, k)]
+        if changed:
+            raise TextError(f'{out_dir}: cannot resume, the run there differs in '
+                            f'{", ".join(changed)} (use another --out)')
+    result = Trainer(task, config).fit(resume=resume)
+    return result.model, result.metrics, sum(r.get('seconds', 0.0) for r in result.history)
 
 
 # ----------------------------------------------------------------------------- probe
@@ -193,7 +217,8 @@ def encoder_features(encoder: TextTransformer, seqs: list[list[int]], *, causal:
 def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
                   corpus_root: Path | str = PYTHON_DOCS,
                   wordnet_root: Path | str = WORDNET_DIR, seed: int = 0,
-                  steps: int = 0, progress: bool = True) -> dict[str, Any]:
+                  steps: int = 0, progress: bool = True,
+                  resume: bool = False) -> dict[str, Any]:
     """Pre-train MLM, NSP, AR and RTD and evaluate them.
 
     Each is evaluated against random init and a baseline, every encoder is probed on
@@ -207,6 +232,8 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
         seed: Seeds the splits, initialisation and training.
         steps: Override the budget's optimiser steps per task (0: keep).
         progress: Show training progress.
+        resume: Continue an interrupted run in `out_dir` (its tokenizer; each task from
+            its last epoch, a finished one only evaluated).
 
     Returns:
         The results (also in results.json), with the printed table under 'table'.
@@ -224,13 +251,16 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
     start = time.monotonic()
     # Read both data sets first, so a missing one fails before any training.
     glosses = read_wordnet_glosses(wordnet_root)
+    saved_tokenizer = out_dir / 'tokenizer.json'
     corpus = prepare_corpus(corpus_root, max_chars=b.max_chars, vocab_size=b.vocab_size,
-                            seed=seed)
-    corpus.tokenizer.save(out_dir / 'tokenizer.json')
+                            seed=seed, tokenizer=TextTokenizer.load(saved_tokenizer)
+                            if resume and saved_tokenizer.exists() else None)
+    corpus.tokenizer.save(saved_tokenizer)
     cfg = TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=b.max_len,
                           dim=b.dim, depth=b.depth, heads=b.heads)
     results: dict[str, Any] = {
         'budget': budget, 'budget_params': b.__dict__, 'model': cfg.to_dict(), 'seed': seed,
+        'torch_threads': torch.get_num_threads(), 'resumed': resume,
         'corpus': {'root': str(corpus_root), 'train_docs': len(corpus.train),
                    'val_docs': len(corpus.val), 'train_tokens': corpus.n_tokens('train'),
                    'val_tokens': corpus.n_tokens('val')},
@@ -246,7 +276,7 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
         random_model = task.build_model()
         random_metrics = task.evaluate(random_model.eval(), _val_loader(task, b.batch_size))
         model, metrics, seconds = train_task(task, b, out_dir / name, seed=seed,
-                                             progress=progress)
+                                             progress=progress, resume=resume)
         entry = {'metrics': metrics, 'random_init': random_metrics, 'train_seconds': seconds}
         if isinstance(task, ARTask):
             entry['unigram_perplexity'] = unigram_perplexity(corpus, task)

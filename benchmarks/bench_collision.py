@@ -19,7 +19,8 @@ contact truth.
    probability at 0 m (max over its sensors) is read as a collision score.
 
 Stages cache under benchmarks/.cache/collision so each stays short; `--stage all` runs
-what is missing. Writes benchmarks/results/bench_collision.json and prints the tables.
+what is missing, then the detection stage below. Writes
+benchmarks/results/bench_collision.json and prints the tables.
 
 `--stage detect` is the detection part alone, light (physics only, no camera, no bags, no
 training): held-out worlds `DETECT_SEEDS`, 60 s each, written to
@@ -337,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--detect-duration', type=float, default=60.0,
                         help='simulated s per world of --stage detect')
     args = parser.parse_args(argv)
-    stages = ('sim', 'label', 'train', 'eval') if args.stage == 'all' else (args.stage,)
+    stages = (('sim', 'label', 'train', 'eval', 'detect') if args.stage == 'all'
+              else (args.stage,))
     for stage in stages:
         t0 = time.monotonic()
         if stage == 'sim':

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the offline evaluation data sets from Debian's packages, where missing:
 #   dataset-fashion-mnist (vision pretext evaluation), wordnet-base and python3.11-doc
-#   (NLP pretext pre-training prose and the labelled gloss task).
+#   (NLP pretext pre-training prose and the labelled gloss task), manpages and manpages-dev
+#   (the man page section task that NLP encoders are fine-tuned on).
 # A machine without apt (or without root) keeps going: the evaluations that need the
 # data then say clearly that it is missing, and their tests are skipped with that reason.
 set -u
@@ -9,6 +10,8 @@ need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 [ -d /usr/share/wordnet ] || need+=(wordnet-base)
 [ -d /usr/share/doc/python3.11/html/_sources ] || need+=(python3.11-doc)
+[ -f /var/lib/dpkg/info/manpages.list ] || need+=(manpages)
+[ -f /var/lib/dpkg/info/manpages-dev.list ] || need+=(manpages-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null || [ "$(id -u)" != 0 ]; then
   echo "eval-data: cannot install ${need[*]} (no apt-get or not root); evaluations needing them will be skipped" >&2

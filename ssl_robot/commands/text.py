@@ -4,7 +4,8 @@ text-pretrain trains one task (mlm, nsp, ar, rtd) on a text folder (the Python d
 default) with the shared trainer, saves the tokenizer next to the checkpoints, prints
 the held-out metrics (and samples for ar) and can export the encoder to ONNX.
 text-eval pre-trains all four and prints one table against random init and baselines,
-with a downstream WordNet gloss probe (see `ssl_robot.text.evaluate`).
+with a downstream WordNet gloss probe (see `ssl_robot.text.evaluate`) and fine-tuning on
+man page sections against training from scratch (`ssl_robot.text.finetune`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ssl_robot.commands.argtypes import device, finite_float, int_at_least, out_
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `ssl-robot text-pretrain` and `ssl-robot text-eval`."""
-    from ssl_robot.text.data import PYTHON_DOCS, WORDNET_DIR
+    from ssl_robot.text.data import MAN_ROOT, PYTHON_DOCS, WORDNET_DIR
 
     pre = subparsers.add_parser(
         'text-pretrain', help='pre-train one NLP pretext task (mlm, nsp, ar, rtd)',
@@ -54,12 +55,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser(
         'text-eval', help='pre-train and evaluate all NLP pretext tasks (one table)',
         description='Pre-train MLM, NSP, AR and RTD; evaluate each vs random init and '
-                    'baselines, and downstream on WordNet glosses.')
+                    'baselines, downstream on WordNet glosses (frozen) and man page '
+                    'sections (fine-tuned vs from scratch).')
     ev.add_argument('--budget', choices=('small', 'full'), default='small',
                     help='small: ~12 min on 2 CPU cores; full: bigger model, more steps')
     ev.add_argument('--out', type=Path, default=Path('runs/text_eval'))
     ev.add_argument('--corpus', type=Path, default=PYTHON_DOCS)
     ev.add_argument('--wordnet', type=Path, default=WORDNET_DIR)
+    ev.add_argument('--man', type=Path, default=MAN_ROOT,
+                    help='man page folder of the fine-tuning task (Debian manpages, '
+                         'manpages-dev)')
+    ev.add_argument('--no-finetune', action='store_true',
+                    help='skip fine-tuning on man page sections')
     ev.add_argument('--steps', type=int_at_least(0), default=0,
                     help="override the budget's steps per task")
     ev.add_argument('--seed', type=int, default=0)
@@ -112,7 +119,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from ssl_robot.text.evaluate import run_text_eval
 
     results = run_text_eval(args.out, budget=args.budget, corpus_root=args.corpus,
-                            wordnet_root=args.wordnet, seed=args.seed, steps=args.steps,
+                            wordnet_root=args.wordnet,
+                            man_root=None if args.no_finetune else args.man,
+                            seed=args.seed, steps=args.steps,
                             resume=args.resume)
     print(results['table'])
     print(f'results: {args.out / "results.json"}, plot: {args.out / "text_eval.png"} '

@@ -20,6 +20,15 @@ log = logging.getLogger('ssl_robot.text')
 PYTHON_DOCS = Path('/usr/share/doc/python3.11/html/_sources')
 #: Debian's wordnet-base: WordNet 3.0 data files.
 WORDNET_DIR = Path('/usr/share/wordnet')
+#: Debian's manpages and manpages-dev: the man pages of the Linux kernel's and the C
+#: library's interfaces (licences GPL-2+, BSD and verbatim-copying, see
+#: /usr/share/doc/manpages/copyright); their dpkg file lists say which pages are theirs.
+MAN_ROOT = Path('/usr/share/man')
+MAN_PACKAGES = ('manpages', 'manpages-dev')
+#: Man page sections of the labelled task: system calls, library functions, special
+#: files, file formats, overviews.
+MAN_SECTIONS = ('2', '3', '4', '5', '7')
+DPKG_INFO = Path('/var/lib/dpkg/info')
 #: Text files a corpus folder may hold.
 CORPUS_PATTERNS = ('*.rst.txt', '*.txt', '*.rst', '*.md')
 
@@ -367,3 +376,129 @@ def split_glosses(glosses: Sequence[Gloss], *, fractions: tuple[float, float] = 
     for i, g in enumerate(glosses):
         parts[side[(g.pos if g.pos != 's' else 'a', g.offset)]].append(i)
     return parts
+
+
+# ----------------------------------------------------------------------------- man pages
+
+@dataclass(frozen=True)
+class ManPage:
+    """One man page as a labelled text: its section from its prose alone.
+
+    Attributes:
+        name: File name, e.g. 'open.2' (not part of the text).
+        label: Index of the section in the task's sections.
+        text: The NAME line's description and the start of DESCRIPTION, roff removed;
+            the NAME line's list of the page's names is left out.
+    """
+
+    name: str
+    label: int
+    text: str
+
+
+_ROFF_FONT = re.compile(r'\\f(?:\[[^\]]*\]|\(..|.)')
+_ROFF_ESCAPES = (('\\-', '-'), ('\\(em', '-'), ('\\(en', '-'), ('\\(aq', "'"),
+                 ('\\(dq', '"'), ('\\(lq', '"'), ('\\(rq', '"'), ('\\e', '\\'),
+                 ('\\&', ''), ('\\%', ''), ('\\ ', ' '), ('\\~', ' '), ('\\|', ''),
+                 ('\\^', ''), ('\\c', ''))
+
+
+def roff_text(line: str) -> str:
+    """Plain text of one roff line (a font macro's arguments, or a text line)."""
+    if line.startswith(('.', "'")):
+        macro, _, rest = line[1:].partition(' ')
+        if macro not in ('B', 'I', 'BR', 'RB', 'IR', 'RI', 'BI', 'IB', 'SM', 'SB'):
+            return ''
+        parts = re.findall(r'"([^"]*)"|(\S+)', rest)
+        words = [a or b for a, b in parts]
+        # Alternating-font macros join their arguments without spaces.
+        line = ''.join(words) if len(macro) == 2 else ' '.join(words)
+    line = _ROFF_FONT.sub('', line)
+    for escape, plain in _ROFF_ESCAPES:
+        line = line.replace(escape, plain)
+    return line.strip()
+
+
+def parse_man_page(source: str, *, max_words: int = 60) -> str:
+    """The NAME description and the first DESCRIPTION paragraph of a page, as prose.
+
+    Returns:
+        The text (empty when the page has no NAME line with a description).
+    """
+    section, name_lines, desc_words = '', [], []
+    for raw in source.splitlines():
+        if raw.startswith('.\\"') or raw.startswith("'\\\""):
+            continue
+        if raw.startswith(('.SH', '.sh')):
+            section = raw[3:].strip().strip('"').upper()
+            if desc_words:
+                break
+            continue
+        if section == 'NAME':
+            name_lines.append(roff_text(raw))
+        elif section == 'DESCRIPTION':
+            if raw.startswith(('.PP', '.LP', '.P ', '.TP', '.IP', '.SS', '.RS', '.nf',
+                               '.EX')) and desc_words:
+                break
+            desc_words.extend(roff_text(raw).split())
+            if len(desc_words) >= max_words:
+                break
+    name = ' '.join(w for w in name_lines if w)
+    if ' - ' not in name:
+        return ''
+    description = name.split(' - ', 1)[1].strip()
+    text = description[:1].upper() + description[1:] + '.'
+    if desc_words:
+        text += ' ' + ' '.join(desc_words[:max_words])
+    return re.sub(r'\s+', ' ', text).strip()
+
+
+def read_man_pages(root: Path | str = MAN_ROOT, *, sections: Sequence[str] = MAN_SECTIONS,
+                   packages: Sequence[str] | None = MAN_PACKAGES,
+                   dpkg_info: Path | str = DPKG_INFO) -> list[ManPage]:
+    """Man pages of `sections` as labelled texts, sorted by name.
+
+    Symbolic links (aliases of another page), `.so` redirections and pages without a
+    NAME description are skipped.
+
+    Args:
+        root: The man folder (man2/, man3/, ... below it).
+        sections: Section of each label index.
+        packages: Only the pages these Debian packages installed (their dpkg file lists);
+            None: every page under `root`.
+        dpkg_info: Where the dpkg file lists are.
+
+    Raises:
+        TextError: When a package is not installed or no page was read.
+    """
+    import gzip
+    root = Path(root)
+    allowed: set[str] | None = None
+    if packages is not None:
+        allowed = set()
+        for package in packages:
+            listing = Path(dpkg_info) / f'{package}.list'
+            if not listing.exists():
+                raise TextError(f'{listing}: Debian package {package} is not installed '
+                                f'(apt-get install {" ".join(packages)}; make eval-data)')
+            allowed.update(listing.read_text().split())
+    pages = []
+    for label, section in enumerate(sections):
+        for path in sorted((root / f'man{section}').glob(f'*.{section}*')):
+            if path.is_symlink() or (allowed is not None and str(path) not in allowed):
+                continue
+            try:
+                raw = (gzip.decompress(path.read_bytes()) if path.suffix == '.gz'
+                       else path.read_bytes()).decode('utf-8', errors='replace')
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                log.warning('skipping unreadable man page %s: %s', path, exc)
+                continue
+            if raw.lstrip().startswith('.so '):
+                continue
+            text = parse_man_page(raw)
+            if text:
+                pages.append(ManPage(name=path.name.removesuffix('.gz'), label=label,
+                                     text=text))
+    if not pages:
+        raise TextError(f'{root}: no man pages of sections {", ".join(sections)} read')
+    return pages

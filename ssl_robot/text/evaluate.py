@@ -36,12 +36,16 @@ from ssl_robot.text import TextError
 from ssl_robot.text.data import (
     LEXNAMES,
     load_corpus,
+    MAN_ROOT,
+    MAN_SECTIONS,
     PYTHON_DOCS,
+    read_man_pages,
     read_wordnet_glosses,
     split_documents,
     split_glosses,
     WORDNET_DIR,
 )
+from ssl_robot.text.finetune import finetune_encoders
 from ssl_robot.text.model import mean_pool, TextModelConfig, TextTransformer
 from ssl_robot.text.tasks import ARTask, MLMTask, pad_sequences, TASKS, TextCorpus, TextTask
 from ssl_robot.text.tokenizer import TextTokenizer, train_tokenizer
@@ -216,7 +220,8 @@ def encoder_features(encoder: TextTransformer, seqs: list[list[int]], *, causal:
 
 def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
                   corpus_root: Path | str = PYTHON_DOCS,
-                  wordnet_root: Path | str = WORDNET_DIR, seed: int = 0,
+                  wordnet_root: Path | str = WORDNET_DIR,
+                  man_root: Path | str | None = MAN_ROOT, seed: int = 0,
                   steps: int = 0, progress: bool = True,
                   resume: bool = False) -> dict[str, Any]:
     """Pre-train MLM, NSP, AR and RTD and evaluate them.
@@ -229,6 +234,8 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
         budget: 'small' (~12 min on 2 CPU cores) or 'full'.
         corpus_root: Pre-training text folder.
         wordnet_root: WordNet data folder.
+        man_root: Man page folder of the fine-tuning task (`ssl_robot.text.finetune`;
+            Debian's manpages and manpages-dev); None: no fine-tuning.
         seed: Seeds the splits, initialisation and training.
         steps: Override the budget's optimiser steps per task (0: keep).
         progress: Show training progress.
@@ -251,6 +258,7 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
     start = time.monotonic()
     # Read both data sets first, so a missing one fails before any training.
     glosses = read_wordnet_glosses(wordnet_root)
+    pages = read_man_pages(man_root) if man_root is not None else None
     saved_tokenizer = out_dir / 'tokenizer.json'
     corpus = prepare_corpus(corpus_root, max_chars=b.max_chars, vocab_size=b.vocab_size,
                             seed=seed, tokenizer=TextTokenizer.load(saved_tokenizer)
@@ -292,6 +300,12 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
     encoders['random_causal'] = (encoders['random'][0], True)
 
     results['probe'] = probe_encoders(encoders, glosses, corpus.tokenizer, b, seed=seed)
+    if pages is not None:
+        results['finetune'] = {
+            'task': 'man page section from its prose (Debian manpages, manpages-dev)',
+            'sections': list(MAN_SECTIONS),
+            **finetune_encoders(encoders, pages, len(MAN_SECTIONS), corpus.tokenizer,
+                                seed=seed)}
     results['seconds'] = time.monotonic() - start
     results['table'] = format_table(results)
     (out_dir / 'results.json').write_text(json.dumps(results, indent=2))
@@ -388,6 +402,13 @@ def format_table(results: dict[str, Any]) -> str:
             rand = random_acc['random_causal' if name == 'ar' else 'random'][i]
             rows.append((name, label, f'{probe["accuracy"][name][i]:.3f}', f'{rand:.3f}',
                          f'majority {probe["majority_accuracy"]:.3f}'))
+    tune = results.get('finetune')
+    for i, frac in enumerate(tune['fractions'] if tune else ()):
+        label = f'man section fine-tune {frac:.0%}'
+        for name in ('mlm', 'nsp', 'ar', 'rtd'):
+            rand = tune['accuracy']['random_causal' if name == 'ar' else 'random'][i]
+            rows.append((name, label, f'{tune["accuracy"][name][i]:.3f}', f'{rand:.3f}',
+                         f'majority {tune["majority_accuracy"]:.3f}'))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, '  '.join('-' * w for w in widths))
@@ -395,6 +416,11 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append(f'(gloss probe: 45 WordNet lexicographer classes, frozen encoder + linear '
                  f'probe, train {n["n_train"]} / test {n["n_test"]} synsets; random init = '
                  f'the same architecture untrained, causal for ar)')
+    if tune:
+        lines.append(f'(man section fine-tune: whole encoder + linear head, '
+                     f'{tune["classes"]} sections, train {tune["n_train"]} / test '
+                     f'{tune["n_test"]} pages; random init = the same architecture '
+                     f'trained from scratch on the same labels)')
     return '\n'.join(lines)
 
 

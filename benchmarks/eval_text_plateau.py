@@ -1,12 +1,21 @@
-"""Does masked LM leave the unigram plateau? MLM with and without the relative-position prior.
+"""Do the NLP pretexts leave their plateaus? Short recipe experiments on the Python docs.
 
-Trains the same MLM (text-eval's recipe, a smaller model) on the prose of the Python
-docs twice, once with the learned relative-position attention bias and its locality
-prior (`TextModelConfig.relative_positions`, the default) and once with absolute
-position embeddings only (the model before issue 18), and prints the held-out accuracy
-at [MASK] positions next to the most-frequent-token baseline of the same run.
+`--experiment mlm` (the default): the same MLM (text-eval's recipe, a smaller model)
+twice, with the learned relative-position attention bias and its locality prior
+(`TextModelConfig.relative_positions`, the default) and with absolute position
+embeddings only (the model before issue 18); held-out accuracy at [MASK] positions next
+to the most-frequent-token baseline of the same run
+(results/text_plateau.json).
 
-    python benchmarks/eval_text_plateau.py [--steps 200] [--max-chars 300000]
+`--experiment nsp`: next-sentence prediction alone at two peak learning rates, and
+jointly with a masked-LM loss on the same pairs (BERT's recipe); held-out is-next
+accuracy on unmasked pairs (results/text_plateau_nsp.json).
+
+`--experiment rtd`: ELECTRA with generators of 1/4, 1/2 and the full discriminator
+width; held-out detector ROC-AUC (results/text_plateau_rtd.json).
+
+    python benchmarks/eval_text_plateau.py [--experiment mlm] [--steps 200]
+        [--max-chars 300000]
 """
 from __future__ import annotations
 
@@ -27,24 +36,69 @@ from ssl_robot.text.evaluate import (
     train_task,
 )
 from ssl_robot.text.model import TextModelConfig
-from ssl_robot.text.tasks import MLMTask
+from ssl_robot.text.tasks import MLMTask, NSPTask, RTDTask
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'text_plateau.json'
+#: (task, constructor keywords, learning rate or None for --lr) per experiment.
+EXPERIMENTS = {
+    'nsp': {'nsp alone': (NSPTask, {}, None),
+            'nsp alone, lr / 4': (NSPTask, {}, 0.25),
+            'nsp + mlm (BERT)': (NSPTask, {'mlm_weight': 1.0}, None)},
+    'rtd': {'generator 1/4 width': (RTDTask, {'generator_scale': 0.25}, None),
+            'generator 1/2 width': (RTDTask, {'generator_scale': 0.5}, None),
+            'generator full width': (RTDTask, {'generator_scale': 1.0}, None)},
+}
+METRIC = {'nsp': 'nsp_accuracy', 'rtd': 'rtd_auc'}
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    """NSP or RTD variants, one table, results/text_plateau_<experiment>.json."""
+    corpus = prepare_corpus(PYTHON_DOCS, max_chars=args.max_chars, vocab_size=args.vocab_size,
+                            seed=args.seed)
+    cfg = TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=64, dim=args.dim,
+                          depth=2, heads=4)
+    rows = {}
+    for name, (task_cls, kwargs, lr_scale) in EXPERIMENTS[args.experiment].items():
+        lr = args.lr * (lr_scale or 1.0)
+        budget = Budget(max_chars=args.max_chars, vocab_size=args.vocab_size, max_len=64,
+                        dim=args.dim, depth=2, heads=4, steps=args.steps, batch_size=32,
+                        lr=lr, probe_train=0, probe_test=0, probe_steps=0)
+        task = task_cls(corpus, cfg, **kwargs)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.monotonic()
+            _, metrics, _ = train_task(task, budget, Path(tmp), seed=args.seed, progress=False)
+        rows[name] = {**metrics, 'lr': lr, 'task_params': task.params(),
+                      'seconds': time.monotonic() - start}
+    metric = METRIC[args.experiment]
+    print(f'{args.experiment}, {args.steps} steps, dim {args.dim}, '
+          f'{corpus.n_tokens("train")} training tokens of the Python docs; held-out documents')
+    print(f'{"variant":<24}{"lr":>8}{metric:>14}{"val loss":>10}{"seconds":>9}')
+    for name, m in rows.items():
+        print(f'{name:<24}{m["lr"]:>8.1e}{m[metric]:>14.3f}{m["val_loss"]:>10.3f}'
+              f'{m["seconds"]:>9.0f}')
+    out = RESULTS.with_name(f'text_plateau_{args.experiment}.json')
+    out.write_text(json.dumps({'arguments': vars(args), 'train_tokens': corpus.n_tokens('train'),
+                               'runs': rows}, indent=2))
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--experiment', choices=('mlm', 'nsp', 'rtd'), default='mlm')
     parser.add_argument('--steps', type=int, default=200)
     parser.add_argument('--max-chars', type=int, default=300_000)
     parser.add_argument('--dim', type=int, default=64)
+    parser.add_argument('--vocab-size', type=int, default=2000)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    corpus = prepare_corpus(PYTHON_DOCS, max_chars=args.max_chars, vocab_size=2000,
+    if args.experiment != 'mlm':
+        return run_recipes(args)
+    corpus = prepare_corpus(PYTHON_DOCS, max_chars=args.max_chars, vocab_size=args.vocab_size,
                             seed=args.seed)
-    budget = Budget(max_chars=args.max_chars, vocab_size=2000, max_len=64, dim=args.dim,
+    budget = Budget(max_chars=args.max_chars, vocab_size=args.vocab_size, max_len=64, dim=args.dim,
                     depth=2, heads=4, steps=args.steps, batch_size=32, lr=args.lr,
                     probe_train=0, probe_test=0, probe_steps=0)
     base = TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=64, dim=args.dim,

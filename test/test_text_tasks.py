@@ -272,3 +272,21 @@ def test_text_eval_resume_keeps_a_finished_task_and_refuses_other_settings(tmp_p
     with pytest.raises(TextError, match='cannot resume.*max_steps'):
         train_task(MLMTask(corpus, _cfg(corpus)), dataclasses.replace(budget, steps=7),
                    tmp_path, progress=False, resume=True)
+
+
+def test_nsp_with_a_masked_lm_loss_learns_both(tmp_path, corpus):
+    """BERT's joint recipe: the MLM loss falls and held-out NSP (unmasked pairs) learns."""
+    task = NSPTask(corpus, _cfg(corpus), mlm_weight=1.0)
+    config = TrainConfig(out_dir=str(tmp_path), epochs=50, max_steps=60, batch_size=16,
+                         lr=3e-3, warmup_steps=5, progress=False, device='cpu')
+    result = Trainer(task, config).fit()
+    assert result.metrics['nsp_accuracy'] > 0.8, result.metrics
+    first, last = result.history[0], result.history[-1]
+    assert 'mlm_loss' in task.loss(result.model.train(), task.collate(
+        [task.datasets()[0][i] for i in range(8)]))[1]
+    assert last['train_loss'] < first['train_loss']
+    with pytest.raises(ValueError, match='lm_head=True'):
+        plain = NSPTask(corpus, _cfg(corpus)).build_model()
+        batch = task.collate([task.datasets()[0][i] for i in range(2)])
+        plain(batch['ids'], batch['attention_mask'], batch['token_type_ids'],
+              batch['attention_mask'].bool())

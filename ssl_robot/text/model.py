@@ -239,20 +239,34 @@ class CausalLMModel(nn.Module):
 
 
 class NextSentenceModel(nn.Module):
-    """Bidirectional encoder + pooler on [CLS] + 2-way classifier (is B the next sentence)."""
+    """Bidirectional encoder + pooler on [CLS] + 2-way classifier (is B the next sentence).
+
+    Args:
+        cfg: Model size.
+        lm_head: Also an LM head (tied to the input embedding) for masked tokens of the
+            pair: BERT's joint MLM + NSP pre-training.
+    """
 
     causal = False
 
-    def __init__(self, cfg: TextModelConfig) -> None:
+    def __init__(self, cfg: TextModelConfig, *, lm_head: bool = False) -> None:
         super().__init__()
         self.encoder = TextTransformer(cfg)
         self.pooler = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.Tanh())
         self.classifier = nn.Linear(cfg.dim, 2)
+        self.head = LMHead(self.encoder.tok_emb) if lm_head else None
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> torch.Tensor:
+                token_type_ids: torch.Tensor, selected: torch.Tensor | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Is-next logits [B, 2]; with `selected`, also token logits [N, V] there."""
         hidden = self.encoder(ids, attention_mask, token_type_ids)
-        return self.classifier(self.pooler(hidden[:, 0]))
+        logits = self.classifier(self.pooler(hidden[:, 0]))
+        if selected is None:
+            return logits
+        if self.head is None:
+            raise ValueError('NextSentenceModel: token logits need lm_head=True')
+        return logits, self.head(hidden[selected])
 
 
 class ReplacedTokenModel(nn.Module):

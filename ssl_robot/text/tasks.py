@@ -280,19 +280,33 @@ class MLMTask(TextTask):
 
 
 class NSPTask(TextTask):
-    """Next-sentence prediction: is sentence B the one after sentence A?"""
+    """Next-sentence prediction: is sentence B the one after sentence A?
+
+    Args:
+        mlm_weight: Weight of a masked-LM loss on the same pairs (BERT trains NSP only
+            jointly with MLM; 0: NSP alone). Held-out NSP accuracy is measured on
+            unmasked pairs either way.
+        mask_prob: Selection probability of that masking.
+    """
 
     name = 'nsp'
     primary_metric = 'nsp_accuracy'
     higher_is_better = True
 
     def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *, seed: int = 0,
+                 mlm_weight: float = 0.0, mask_prob: float = 0.15,
                  max_train_blocks: int = 0) -> None:
         super().__init__(corpus, model_cfg, max_train_blocks=max_train_blocks)
         self.seed = seed
+        self.mlm_weight = mlm_weight
+        self.mask_prob = mask_prob
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), 'mlm_weight': self.mlm_weight,
+                'mask_prob': self.mask_prob}
 
     def build_model(self) -> nn.Module:
-        self.model = NextSentenceModel(self.model_cfg)
+        self.model = NextSentenceModel(self.model_cfg, lm_head=self.mlm_weight > 0)
         return self.model
 
     def examples(self, docs: list[list[list[int]]], seed: int) -> list[tuple]:
@@ -335,10 +349,23 @@ class NSPTask(TextTask):
                 'label': torch.tensor([i[2] for i in items], dtype=torch.long)}
 
     def loss(self, model, batch):
-        logits = model(batch['ids'], batch['attention_mask'], batch['token_type_ids'])
-        loss = F.cross_entropy(logits, batch['label'])
+        if not self.mlm_weight:
+            logits = model(batch['ids'], batch['attention_mask'], batch['token_type_ids'])
+            loss = F.cross_entropy(logits, batch['label'])
+            acc = float((logits.argmax(-1) == batch['label']).float().mean())
+            return loss, {'nsp_accuracy': acc}
+        ids = batch['ids']
+        inputs, labels, selected = mask_tokens(
+            ids, maskable=self._maskable(ids) & batch['attention_mask'].bool(),
+            mask_id=self.tok.mask_id, random_low=self.tok.num_special,
+            random_high=self.tok.vocab_size, prob=self.mask_prob)
+        logits, token_logits = model(inputs, batch['attention_mask'],
+                                     batch['token_type_ids'], selected)
+        nsp_loss = F.cross_entropy(logits, batch['label'])
+        mlm_loss = F.cross_entropy(token_logits, labels[selected])
         acc = float((logits.argmax(-1) == batch['label']).float().mean())
-        return loss, {'nsp_accuracy': acc}
+        return nsp_loss + self.mlm_weight * mlm_loss, {'nsp_accuracy': acc,
+                                                       'mlm_loss': mlm_loss.item()}
 
     def evaluate(self, model, loader):
         total, correct, count = 0.0, 0, 0

@@ -3,12 +3,14 @@
 The inference node and the benchmark share it: `OnnxRobotModel` loads a file written by
 `ssl-robot export`, checks that its metadata describes a robot model this code can
 feed (kind, input size, RGB order, normalisation, outputs, label shapes), and turns an
-RGB frame into predictions. `obstacle_grid` lays obstacle probabilities out as the cells
-of a `nav_msgs/OccupancyGrid` in base_link.
+RGB frame into predictions. `obstacle_grid_layout` lays obstacle probabilities out as
+the cells of a `nav_msgs/OccupancyGrid` in base_link; `terrain_grid_layout` lays a
+terrain model's per-patch cost out on the ground the camera sees, on the same kind of
+grid (`obstacle_grid_data` fills either).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
@@ -112,10 +114,15 @@ def parse_metadata(raw: dict[str, str]) -> dict[str, Any]:
 
 @dataclass
 class Prediction:
-    """Output of one frame: `kind` and the model's first output without the batch axis."""
+    """Output of one frame: `kind`, the model's first output without the batch axis.
+
+    `outputs` holds every output by name (a terrain model's `terrain_descriptor` and
+    `terrain_type_prob` too), each without the batch axis.
+    """
 
     kind: str
     values: np.ndarray
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class OnnxRobotModel:
@@ -243,8 +250,10 @@ class OnnxRobotModel:
                                      'on a stored frame')
 
     def predict(self, rgb: np.ndarray) -> Prediction:
-        """Predict for one uint8 RGB frame [H, W, 3]."""
-        return Prediction(self.kind, self.run(self.preprocess(rgb))[0])
+        """Predict for one uint8 RGB frame [H, W, 3] (every output, `Prediction.outputs`)."""
+        outputs = self.session.run(None, {self.input_name: self.preprocess(rgb)})
+        return Prediction(self.kind, outputs[0][0], {
+            name: out[0] for name, out in zip(self.meta['output_names'], outputs)})
 
     def aspect_mismatch(self, height: int, width: int, *, tolerance: float = 0.1) -> bool:
         """Whether a camera frame's aspect ratio differs from the model's by > tolerance."""
@@ -310,7 +319,10 @@ class GridLayout:
         width: Cells along x (forward).
         height: Cells along y (left).
         origin_xy: Position of the grid's corner cell (m, base_link).
-        cells: [D, S] flat index of the cell of each distance and sensor.
+        cells: [D, S] flat index of the cell of each distance and sensor; with `sources`,
+            [M] flat indices of the cells that show a prediction.
+        sources: None, or [M] which prediction (flat index into the model's output, e.g. a
+            terrain patch) each of `cells` shows.
     """
 
     resolution: float
@@ -318,6 +330,7 @@ class GridLayout:
     height: int
     origin_xy: tuple[float, float]
     cells: np.ndarray
+    sources: np.ndarray | None = None
 
 
 def obstacle_grid_layout(distances_m: Sequence[float], lateral_offsets_m: Sequence[float], *,
@@ -360,12 +373,71 @@ def obstacle_grid_layout(distances_m: Sequence[float], lateral_offsets_m: Sequen
 def obstacle_grid_data(probs: np.ndarray, layout: GridLayout) -> np.ndarray:
     """OccupancyGrid data (int8, 0-100, -1 unknown) from probabilities [D, S].
 
-    Where several (distance, sensor) pairs share a cell the highest value is kept.
+    Or, for a layout with `sources` (`terrain_grid_layout`), from values in [0, 1] of
+    any shape whose flat entries the sources pick. Where several predictions share a
+    cell the highest value is kept.
     """
     data = np.full(layout.width * layout.height, -1, np.int16)
-    values = np.clip(np.round(np.nan_to_num(probs, nan=-0.01) * 100), -1, 100)
-    np.maximum.at(data, layout.cells.ravel(), values.ravel().astype(np.int16))
+    values = np.clip(np.round(np.nan_to_num(probs, nan=-0.01) * 100), -1, 100).ravel()
+    if layout.sources is not None:
+        values = values[layout.sources]
+    np.maximum.at(data, layout.cells.ravel(), values.astype(np.int16))
     return data.astype(np.int8)
+
+
+def terrain_grid_layout(k_matrix: np.ndarray, image_hw: Sequence[int], grid_hw: Sequence[int],
+                        *, camera_xyz: Sequence[float], camera_pitch: float,
+                        resolution_m: float = 0.02, range_m: float = 1.0) -> GridLayout:
+    """The ground cells in base_link that the camera sees, each showing its image patch.
+
+    The ground ahead (z = 0 in base_link, x in (0, range_m], |y| <= range_m) is cut into
+    square cells of `resolution_m`; each cell centre goes through the labeller's camera
+    model (`ssl_robot.labelling.terrain.project_ground_points`: CameraInfo intrinsics,
+    extrinsics `camera_xyz` and `camera_pitch`), the way a felt footprint becomes a patch
+    label, and the cell shows the patch of the GH x GW grid over the image that it lands
+    in. The grid spans the cells seen; a cell outside the image stays unknown (-1).
+
+    Args:
+        k_matrix: 3x3 intrinsics of images of size `image_hw` (CameraInfo k).
+        image_hw: (H, W) of the camera images.
+        grid_hw: (GH, GW) patch grid of the terrain model.
+        camera_xyz: Camera position in base_link (m).
+        camera_pitch: Camera pitch, positive looking down (rad).
+        resolution_m: Cell size (m).
+        range_m: How far ahead and to each side cells are laid (m).
+
+    Raises:
+        ValueError: When the camera sees no ground within `range_m`.
+    """
+    from ssl_robot.labelling.terrain import project_ground_points
+    h, w = (int(v) for v in image_hw)
+    gh, gw = (int(v) for v in grid_hw)
+    res = float(resolution_m)
+    n_x, n_y = int(np.ceil(range_m / res)), int(np.ceil(range_m / res))
+    ix, iy = np.meshgrid(np.arange(n_x), np.arange(-n_y, n_y), indexing='xy')
+    points = np.stack([(ix + 0.5) * res, (iy + 0.5) * res], axis=-1)
+    u, v, front = project_ground_points(points, k_matrix, tuple(camera_xyz), camera_pitch)
+    seen = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    if not seen.any():
+        raise ValueError(f'the camera (pitch {camera_pitch} rad at {list(camera_xyz)}) sees '
+                         f'no ground within {range_m} m')
+    ix, iy, u, v = ix[seen], iy[seen], u[seen], v[seen]
+    x0, y0 = int(ix.min()), int(iy.min())
+    width, height = int(ix.max()) - x0 + 1, int(iy.max()) - y0 + 1
+    patch = np.floor(v * gh / h).astype(np.int64) * gw + np.floor(u * gw / w).astype(np.int64)
+    return GridLayout(res, width, height, (x0 * res, y0 * res),
+                      (iy - y0) * width + (ix - x0), patch)
+
+
+def patch_image(patches: np.ndarray, image_hw: Sequence[int]) -> np.ndarray:
+    """A per-patch map [GH, GW] blown up to an image [H, W].
+
+    Pixel (r, c) shows patch (floor(r GH / H), floor(c GW / W)): the patch binning of the
+    terrain labels.
+    """
+    h, w = (int(v) for v in image_hw)
+    gh, gw = patches.shape[:2]
+    return patches[(np.arange(h) * gh // h)[:, None], (np.arange(w) * gw // w)[None, :]]
 
 
 def default_lateral_offsets(n_sensors: int, span_m: float = 0.07) -> list[float]:

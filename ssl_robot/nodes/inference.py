@@ -8,7 +8,13 @@ deactivate unsubscribes. Every output carries the header of the frame it came fr
 - obstacle: `obstacle/grid` (nav_msgs/OccupancyGrid in base_link, one cell per labelled
   distance x sensor, 0-100, -1 unknown; stamp of the frame) and `obstacle/probabilities`
   (sensor_msgs/Image 32FC1, D rows x S columns, the frame's header);
-- terrain: `terrain/cost` (32FC1 image of the camera's size, the grid upsampled);
+- terrain: `terrain/cost` (32FC1 image of the camera's size, the grid upsampled) and
+  `terrain/grid` (nav_msgs/OccupancyGrid in base_link: the ground the camera sees, each
+  cell the cost of the patch it projects into, 0-100 with 100 at `terrain_cost_max`, -1
+  unseen; needs CameraInfo on `camera_info_topic` and the extrinsics `camera_xyz`,
+  `camera_pitch`); a model with a type output also publishes `terrain/type`
+  (sensor_msgs/Image mono8 of the camera's size, each pixel its patch's most probable
+  terrain type id, the frame's header);
 - tcn (and vision 'encoder' models): `embedding` (32FC1 image 1 x E);
 - collision: `collision/probability` (32FC1 image 1 x 1: P(collision within the model's
   `horizon_s` if the robot drives on), the frame's header).
@@ -57,7 +63,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -79,6 +85,8 @@ from ssl_robot.inference import (
     obstacle_grid_data,
     obstacle_grid_layout,
     OnnxRobotModel,
+    patch_image,
+    terrain_grid_layout,
 )
 from ssl_robot.msgconv import image_to_rgb, MessageError
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
@@ -123,6 +131,15 @@ class InferenceNode(LifecycleNode):
                       'from base_frame')
         self._declare('grid_beam_range_m', 0.06, "where along its beam a sensor's grid "
                       "cell lies (about half the labeller's obstacle_range_threshold)")
+        self._declare('camera_info_topic', 'camera_info', 'camera intrinsics '
+                      '(sensor_msgs/CameraInfo) that place the terrain cost on the ground')
+        self._declare('camera_xyz', [0.10, 0.0, 0.12], 'camera position in base_link (m)')
+        self._declare('camera_pitch', 0.35, 'camera pitch, positive looking down (rad)')
+        self._declare('terrain_grid_resolution_m', 0.02, 'cell size of terrain/grid (m)')
+        self._declare('terrain_grid_range_m', 1.0, 'how far ahead and to each side '
+                      'terrain/grid reaches (m)')
+        self._declare('terrain_cost_max', 0.0, 'terrain cost shown as 100 in terrain/grid '
+                      "(0: the model's training mean + 2 standard deviations)")
         self._declare('camera_hw', [0, 0], 'expected camera [H, W]; configure fails when its '
                       "aspect ratio differs from the model's ([0, 0]: not checked)")
         self._declare('debug_image', False, 'also publish debug/image (the frame with the '
@@ -131,6 +148,9 @@ class InferenceNode(LifecycleNode):
                       '`ros2 run`; launch files drive the lifecycle instead)', read_only=True)
         self.model: OnnxRobotModel | None = None
         self._sub = None
+        self._info_sub = None
+        self._camera_info: tuple[np.ndarray, tuple[int, int]] | None = None
+        self._terrain_layouts: dict[Any, Any] = {}
         self._pubs: dict[str, Any] = {}
         self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}, 'swaps': 0,
                       'swaps_rejected': 0}
@@ -345,6 +365,9 @@ class InferenceNode(LifecycleNode):
             'grid': self.create_lifecycle_publisher(OccupancyGrid, 'obstacle/grid', qos),
             'probs': self.create_lifecycle_publisher(Image, 'obstacle/probabilities', qos),
             'terrain': self.create_lifecycle_publisher(Image, 'terrain/cost', qos),
+            'terrain_type': self.create_lifecycle_publisher(Image, 'terrain/type', qos),
+            'terrain_grid': self.create_lifecycle_publisher(OccupancyGrid, 'terrain/grid',
+                                                            qos),
             'embedding': self.create_lifecycle_publisher(Image, 'embedding', qos),
             'collision': self.create_lifecycle_publisher(Image, 'collision/probability', qos),
         }
@@ -365,6 +388,10 @@ class InferenceNode(LifecycleNode):
             self, Image, self._param('image_topic'), self._on_image, qos=qos,
             policy=self._param('qos_policy'),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
+        if self.model.kind == 'terrain':
+            self._info_sub = self.create_subscription(
+                CameraInfo, self._param('camera_info_topic'), self._on_camera_info,
+                qos_profile_sensor_data)
         self.get_logger().info(f'active: {self._param("image_topic")} -> predictions')
         expected = {self.resolve_topic_name(t): hz for t, hz in self._expected_hz.items()}
         self.health.watch_input(self._sub.topic_name,
@@ -377,6 +404,9 @@ class InferenceNode(LifecycleNode):
         if self._sub is not None:
             self._sub.destroy()
             self._sub = None
+        if self._info_sub is not None:
+            self.destroy_subscription(self._info_sub)
+            self._info_sub = None
         self._log_stats()
         self.health.inputs.clear()
         self._lifecycle = 'inactive'
@@ -433,7 +463,8 @@ class InferenceNode(LifecycleNode):
                        f'{model.input_hw[1]}x{model.input_hw[0]}')
             return
         try:
-            values = model.predict(rgb).values
+            prediction = model.predict(rgb)
+            values = prediction.values
         except Exception as exc:  # onnxruntime's own error types; never crash the node
             self._drop('inference_error', f'{type(exc).__name__}: {exc}')
             return
@@ -448,9 +479,7 @@ class InferenceNode(LifecycleNode):
         if model.kind == 'obstacle':
             self._publish_obstacle(msg.header, values)
         elif model.kind == 'terrain':
-            cost = cv2.resize(values.astype(np.float32), (rgb.shape[1], rgb.shape[0]),
-                              interpolation=cv2.INTER_LINEAR)
-            self._pubs['terrain'].publish(float_image(msg.header, cost))
+            self._publish_terrain(msg.header, rgb.shape[:2], prediction.outputs)
         elif model.kind == 'collision':
             self._pubs['collision'].publish(float_image(msg.header, values.reshape(1, 1)))
         else:
@@ -471,9 +500,57 @@ class InferenceNode(LifecycleNode):
                 header, self._param('base_frame'), self._layout.resolution,
                 obstacle_cell_centres(self._layout), values))
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = (np.asarray(msg.k, np.float64).reshape(3, 3),
+                             (int(msg.height), int(msg.width)))
+
+    def _terrain_layout(self, image_hw: tuple[int, int]) -> Any:
+        """The terrain/grid layout of frames of `image_hw` (None: no CameraInfo, or blind)."""
+        if self._camera_info is None:
+            self.get_logger().warning(
+                f'no CameraInfo on {self._param("camera_info_topic")} yet: terrain/grid not '
+                'published', throttle_duration_sec=10.0)
+            return None
+        k, (info_h, info_w) = self._camera_info
+        key = (k.tobytes(), info_h, info_w, image_hw, tuple(self.model.meta['grid']))
+        if key not in self._terrain_layouts:
+            scaled = k.copy()
+            if info_h and info_w:  # intrinsics of the frames' size
+                scaled[0] *= image_hw[1] / info_w
+                scaled[1] *= image_hw[0] / info_h
+            try:
+                self._terrain_layouts[key] = terrain_grid_layout(
+                    scaled, image_hw, self.model.meta['grid'],
+                    camera_xyz=list(self._param('camera_xyz')),
+                    camera_pitch=float(self._param('camera_pitch')),
+                    resolution_m=float(self._param('terrain_grid_resolution_m')),
+                    range_m=float(self._param('terrain_grid_range_m')))
+            except ValueError as exc:
+                self.get_logger().error(f'terrain/grid not published: {exc}')
+                self._terrain_layouts[key] = None
+        return self._terrain_layouts[key]
+
+    def _publish_terrain(self, header: Any, image_hw: tuple[int, int],
+                         outputs: dict[str, np.ndarray]) -> None:
+        """terrain/cost, terrain/type (type models) and terrain/grid of one frame."""
+        cost = outputs['terrain'].astype(np.float32)
+        self._pubs['terrain'].publish(float_image(header, cv2.resize(
+            cost, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_LINEAR)))
+        if 'terrain_type_prob' in outputs:
+            ids = outputs['terrain_type_prob'].argmax(axis=-1).astype(np.uint8)
+            self._pubs['terrain_type'].publish(mono8_image(header, patch_image(ids, image_hw)))
+        layout = self._terrain_layout(image_hw)
+        if layout is not None:
+            top = float(self._param('terrain_cost_max')) or (
+                float(self.model.meta.get('target_mean', 0.0))
+                + 2.0 * float(self.model.meta.get('target_std', 1.0)))
+            self._pubs['terrain_grid'].publish(occupancy_grid_message(
+                header, np.clip(cost / max(top, 1e-9), 0.0, 1.0), layout,
+                self._param('base_frame')))
+
     def _publish_obstacle(self, header: Any, probs: np.ndarray) -> None:
-        self._pubs['grid'].publish(obstacle_grid_message(header, probs, self._layout,
-                                                         self._param('base_frame')))
+        self._pubs['grid'].publish(occupancy_grid_message(header, probs, self._layout,
+                                                          self._param('base_frame')))
         self._pubs['probs'].publish(float_image(header, probs))
         self.grader.predicted(header.stamp.sec * 10**9 + header.stamp.nanosec, self._model_id,
                               probs)
@@ -485,9 +562,13 @@ class InferenceNode(LifecycleNode):
                                f'rejected {s["swaps_rejected"]}')
 
 
-def obstacle_grid_message(header: Any, probs: np.ndarray, layout: Any,
-                          frame_id: str) -> OccupancyGrid:
-    """The nav_msgs/OccupancyGrid of obstacle probabilities [D, S] on `layout`."""
+def occupancy_grid_message(header: Any, probs: np.ndarray, layout: Any,
+                           frame_id: str) -> OccupancyGrid:
+    """The nav_msgs/OccupancyGrid of values in [0, 1] on `layout`, the frame's stamp.
+
+    Obstacle probabilities [D, S] on an `obstacle_grid_layout`, or a terrain cost per
+    patch [GH, GW] on a `terrain_grid_layout` (`obstacle_grid_data`).
+    """
     grid = OccupancyGrid()
     grid.header.stamp = header.stamp
     grid.header.frame_id = frame_id
@@ -512,6 +593,18 @@ def float_image(header: Any, values: np.ndarray) -> Image:
     msg.is_bigendian = 0
     msg.step = 4 * msg.width
     msg.data = values.tobytes()
+    return msg
+
+
+def mono8_image(header: Any, values: np.ndarray) -> Image:
+    """A mono8 sensor_msgs/Image of a uint8 [H, W] array, with `header`."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
+    msg.encoding = 'mono8'
+    msg.is_bigendian = 0
+    msg.step = msg.width
+    msg.data = np.ascontiguousarray(values, np.uint8).tobytes()
     return msg
 
 

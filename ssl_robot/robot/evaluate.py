@@ -119,8 +119,10 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
             report['truth'] = truth
     elif config['task'] == 'terrain':
         report['models'] = {}
+        from ssl_robot.robot.tasks import patch_metrics
         for name, model in models.items():
-            pred, target, mask = task.predict(model, _val_loader(task))
+            out = task.predict_patches(model, _val_loader(task))
+            pred, target, mask = out['cost'], out['cost_target'], out['cost_mask']
 
             def masked_rho(p: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
                 return spearman(p[m], y[m])
@@ -129,7 +131,9 @@ def evaluate_run(run_dir: Path | str, *, dataset: str | None = None,
                                      seed=seed, groups=groups)
             report['models'][name] = {'spearman': masked_rho(pred, target, mask),
                                       'ci_low': low, 'ci_high': high,
-                                      'n_known': int(mask.sum())}
+                                      'n_known': int(mask.sum()),
+                                      **{k[len('val_'):]: v for k, v in
+                                         patch_metrics(out).items()}}
     elif config['task'] == 'collision':
         report['models'] = {}
         for name, model in models.items():
@@ -278,8 +282,15 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         for n in names:
             e = report['models'][n]
+            types = '' if 'type_accuracy' not in e else (
+                f'; type accuracy {e["type_accuracy"]:.3f}, balanced '
+                f'{e["type_balanced_accuracy"]:.3f} (chance {e["type_chance"]:.3f}, '
+                f'n={e["type_patches"]:.0f})')
+            desc = '' if 'descriptor_r2' not in e else (
+                f'; descriptor R2 {e["descriptor_r2"]:.3f}')
             lines.append(f'{n:>14} Spearman {e["spearman"]:.3f} '
-                         f'[{e["ci_low"]:.3f},{e["ci_high"]:.3f}] (n={e["n_known"]})')
+                         f'[{e["ci_low"]:.3f},{e["ci_high"]:.3f}] (n={e["n_known"]}){types}'
+                         f'{desc}')
     if 'truth' in report:
         lines.append(format_truth(report['truth']))
     return '\n'.join(lines)

@@ -21,19 +21,24 @@ class ObstacleHead(nn.Module):
 
 
 class TerrainHead(nn.Module):
-    """1x1 convs on the feature map, resampled to the terrain grid -> [N, GH, GW]."""
+    """1x1 convs on the feature map, resampled to the terrain grid -> [N, C, GH, GW].
 
-    def __init__(self, in_ch: int, grid_hw: tuple[int, int], hidden: int = 32) -> None:
+    Channel 0 is the scalar cost; the `extra` channels after it are the per-patch
+    descriptor entries and terrain-type logits of a descriptor model (none by default,
+    which keeps the state dict of a scalar-only model).
+    """
+
+    def __init__(self, in_ch: int, grid_hw: tuple[int, int], hidden: int = 32, *,
+                 extra: int = 0) -> None:
         super().__init__()
         self.grid_hw = (int(grid_hw[0]), int(grid_hw[1]))
         self.conv = nn.Sequential(nn.Conv2d(in_ch, hidden, 1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(hidden, 1, 1))
+                                  nn.Conv2d(hidden, 1 + int(extra), 1))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         out = self.conv(feats)
         # Bilinear resampling (not adaptive pooling) exports to ONNX for any grid size.
-        out = F.interpolate(out, size=self.grid_hw, mode='bilinear', align_corners=False)
-        return out[:, 0]
+        return F.interpolate(out, size=self.grid_hw, mode='bilinear', align_corners=False)
 
 
 class EmbeddingHead(nn.Module):

@@ -57,6 +57,25 @@ def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return (per * mask).sum() / mask.sum().clamp(min=1)
 
 
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                         ) -> torch.Tensor:
+    """Mean cross-entropy over the known entries only (class logits on the last axis).
+
+    Args:
+        logits: [..., K] class logits.
+        target: [...] class ids (unknown entries may hold anything, e.g. -1).
+        mask: [...] bool, True where the class is known.
+
+    Returns:
+        Scalar loss; a zero that still backpropagates when nothing is known.
+    """
+    mask = mask.bool()
+    target = torch.where(mask, target.long(), torch.zeros_like(target, dtype=torch.long))
+    per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                          reduction='none').view(mask.shape)
+    return (per * mask).sum() / mask.sum().clamp(min=1)
+
+
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, *,
                  margin: float = 0.2) -> torch.Tensor:
     """TCN triplet loss: mean of max(0, |a - p|^2 - |a - n|^2 + margin).

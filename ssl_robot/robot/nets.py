@@ -3,6 +3,13 @@
 The spec holds everything a consumer needs besides the weights: kind, input size,
 normalisation, distances, sensors, terrain grid, embedding size. It becomes the ONNX
 metadata at export (`export_spec`).
+
+A terrain model predicts the scalar cost per patch; with `descriptor_names` (entries of
+the proprioceptive descriptor, `ssl_robot.labelling.descriptor`) it also predicts those
+entries per patch (trained on standardised targets, `descriptor_mean` / `descriptor_std`,
+exported in the descriptor's units), and with `type_names` the terrain type per patch
+(exported as probabilities). Its spec also carries the descriptor layout and the cost
+formula, so the ONNX file says what each number means.
 """
 from __future__ import annotations
 
@@ -15,22 +22,38 @@ from ssl_robot.robot.encoder import ConvEncoder
 from ssl_robot.robot.heads import EmbeddingHead, ObstacleHead, TerrainHead
 from ssl_robot.robot.transforms import DEFAULT_MEAN, DEFAULT_STD
 
-#: Model kinds and the ONNX output names of each (the export wrappers' outputs).
+#: Model kinds and the ONNX output names of each (the export wrappers' outputs); a
+#: terrain model adds `TERRAIN_EXTRA_OUTPUTS` when it has them (`output_names`).
 MODEL_KINDS = {
     'obstacle': ['obstacle_prob'],
     'terrain': ['terrain'],
     'tcn': ['embedding'],
     'collision': ['collision_prob'],
 }
+#: Extra outputs of a terrain model: per-patch descriptor [N, GH, GW, DT] in the
+#: descriptor's units, per-patch terrain-type probabilities [N, GH, GW, K].
+TERRAIN_EXTRA_OUTPUTS = ('terrain_descriptor', 'terrain_type_prob')
+
+
+def output_names(spec: dict[str, Any]) -> list[str]:
+    """ONNX output names of the model of `spec` (the deployed module's outputs, in order)."""
+    names = list(MODEL_KINDS[spec['kind']])
+    if spec['kind'] == 'terrain':
+        if spec.get('descriptor_names'):
+            names.append(TERRAIN_EXTRA_OUTPUTS[0])
+        if spec.get('type_names'):
+            names.append(TERRAIN_EXTRA_OUTPUTS[1])
+    return names
 
 
 class RobotNet(nn.Module):
     """Encoder + one head. `forward` returns the training-time output.
 
     obstacle: logits [N, D, S]; collision: logit [N] of a collision within the horizon;
-    terrain: standardised signal [N, GH, GW];
+    terrain: standardised signal [N, GH, GW] (with `all_outputs`, a dict that adds the
+    standardised descriptor [N, GH, GW, DT] and type logits [N, GH, GW, K]);
     tcn: L2-normalised embedding [N, E]. `for_export()` returns the deployed form
-    (probabilities, signal in label units, embedding).
+    (probabilities, signal and descriptor in label units, type probabilities, embedding).
 
     Args:
         spec: Model spec (see `default_spec`).
@@ -49,20 +72,42 @@ class RobotNet(nn.Module):
         elif kind == 'collision':
             self.head = ObstacleHead(ch, 1, 1)  # one logit: collision within the horizon
         elif kind == 'terrain':
-            self.head = TerrainHead(ch, tuple(spec['grid']))
+            self.n_descriptor = len(spec.get('descriptor_names') or [])
+            self.n_types = len(spec.get('type_names') or [])
+            self.head = TerrainHead(ch, tuple(spec['grid']),
+                                    extra=self.n_descriptor + self.n_types)
         else:
             self.head = EmbeddingHead(ch, int(spec.get('embed_dim', 32)))
         # Label standardisation of the terrain signal; saved in the state dict.
         self.register_buffer('target_mean', torch.tensor(float(spec.get('target_mean', 0.0))))
         self.register_buffer('target_std', torch.tensor(float(spec.get('target_std', 1.0))))
+        if kind == 'terrain' and self.n_descriptor:  # absent in scalar-only state dicts
+            self.register_buffer('descriptor_mean', torch.tensor(
+                [float(v) for v in spec['descriptor_mean']]))
+            self.register_buffer('descriptor_std', torch.tensor(
+                [float(v) for v in spec['descriptor_std']]))
 
     @property
     def kind(self) -> str:
         return self.spec['kind']
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, all_outputs: bool = False
+                ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The training-time output; `all_outputs` (terrain): every head as a dict.
+
+        The dict holds 'cost' [N, GH, GW], 'descriptor' [N, GH, GW, DT] and
+        'type_logits' [N, GH, GW, K] (DT, K = 0 for a scalar-only model).
+        """
         out = self.head(self.encoder(x))
-        return out.reshape(-1) if self.kind == 'collision' else out
+        if self.kind == 'collision':
+            return out.reshape(-1)
+        if self.kind != 'terrain':
+            return out
+        if not all_outputs:
+            return out[:, 0]
+        dt = self.n_descriptor
+        return {'cost': out[:, 0], 'descriptor': out[:, 1:1 + dt].permute(0, 2, 3, 1),
+                'type_logits': out[:, 1 + dt:].permute(0, 2, 3, 1)}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled encoder features [N, C] (for linear probes)."""
@@ -78,13 +123,21 @@ class _Deployed(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        if self.net.kind in ('obstacle', 'collision'):
-            return torch.sigmoid(out)
-        if self.net.kind == 'terrain':
-            return out * self.net.target_std + self.net.target_mean
-        return out
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        net = self.net
+        if net.kind in ('obstacle', 'collision'):
+            return torch.sigmoid(net(x))
+        if net.kind != 'terrain':
+            return net(x)
+        if not (net.n_descriptor or net.n_types):
+            return net(x) * net.target_std + net.target_mean
+        out = net(x, all_outputs=True)
+        outputs = [out['cost'] * net.target_std + net.target_mean]
+        if net.n_descriptor:
+            outputs.append(out['descriptor'] * net.descriptor_std + net.descriptor_mean)
+        if net.n_types:
+            outputs.append(torch.softmax(out['type_logits'], dim=-1))
+        return tuple(outputs)
 
 
 def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
@@ -96,7 +149,9 @@ def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
     if kind == 'obstacle':
         spec.update(distances_m=[0.0, 0.1, 0.2], sensors=['left', 'center', 'right'])
     elif kind == 'terrain':
-        spec.update(grid=[4, 4], target_mean=0.0, target_std=1.0)
+        spec.update(grid=[4, 4], target_mean=0.0, target_std=1.0, descriptor_names=[],
+                    descriptor_mean=[], descriptor_std=[], descriptor_layout={},
+                    type_names=[], cost_formula='')
     elif kind == 'tcn':
         spec.update(embed_dim=32)
     elif kind == 'collision':
@@ -113,7 +168,7 @@ def build_robot_model(spec: dict[str, Any]) -> RobotNet:
 def export_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """ONNX metadata for a model spec (what the inference core checks)."""
     meta = {k: v for k, v in spec.items() if k not in ('width',)}
-    meta['output_names'] = MODEL_KINDS[spec['kind']]
+    meta['output_names'] = output_names(spec)
     meta['input_names'] = ['image']
     meta['input_layout'] = 'NCHW float32, RGB on [0,1] then (x-mean)/std'
     return meta
@@ -137,5 +192,5 @@ def export_robot_onnx(model: RobotNet, path: Any, *, extra_metadata: dict[str, A
     h, w = spec['input_hw']
     meta = {**export_spec(spec), **(extra_metadata or {})}
     return export_onnx(model.for_export(), [torch.zeros(1, 3, int(h), int(w))], path,
-                       input_names=['image'], output_names=MODEL_KINDS[spec['kind']],
+                       input_names=['image'], output_names=output_names(spec),
                        metadata=meta, atol=atol)

@@ -26,6 +26,7 @@ from ssl_robot.metrics import (
 )
 from ssl_robot.robot.losses import (
     masked_bce_with_logits,
+    masked_cross_entropy,
     masked_smooth_l1,
     npairs_loss,
     triplet_loss,
@@ -135,7 +136,8 @@ class RobotTask(Task):
         p = self.params
         spec = default_spec(self.kind, input_hw=list(p['input_hw']), width=int(p['width']))
         for key in ('distances_m', 'sensors', 'grid', 'embed_dim', 'target_mean',
-                    'target_std'):
+                    'target_std', 'descriptor_names', 'descriptor_mean', 'descriptor_std',
+                    'descriptor_layout', 'type_names', 'cost_formula'):
             if key in p and key in spec:
                 spec[key] = p[key]
         return spec
@@ -340,33 +342,125 @@ def probability_metrics(probs: np.ndarray, labels: np.ndarray, masks: np.ndarray
 
 
 class TerrainTask(RobotTask):
-    """Frames -> terrain signal per grid patch; masked smooth-L1 on the standardised signal.
+    """Frames -> terrain per grid patch: scalar cost, descriptor and type (masked losses).
 
-    The signal's mean and std over the known training labels are stored in the model
-    (the exported model outputs the signal in label units). Flip mirrors the grid.
-    Primary metric: Spearman rank correlation over known validation patches.
+    The scalar cost (the dataset's `terrain` signal): masked smooth-L1 on the signal
+    standardised by its mean and std over the known training labels, which the model
+    stores (the exported model outputs the signal in label units).
+
+    On a dataset with terrain descriptors (format 2) and `descriptor` on, the model also
+    regresses each descriptor entry known in training (`descriptor_names`; masked
+    smooth-L1 on the entry standardised by its training mean and std, weight
+    `descriptor_weight`), and with the dataset's fitted terrain types and `types` on, it
+    classifies each patch's type (masked cross-entropy on the types' ids, weight
+    `type_weight`). Datasets without them (and runs made before) train the scalar only.
+
+    Flip mirrors the grid (and negates the descriptor's left-right signed entries).
+    Primary metric: Spearman rank correlation of the cost over known validation patches;
+    with the extra outputs also `val_descriptor_r2` (mean over entries of 1 - SSE / SST,
+    standardised) and `val_type_accuracy` / `val_type_balanced_accuracy`.
     """
 
     name = 'terrain'
     kind = 'terrain'
     primary_metric = 'val_spearman'
     higher_is_better = True
-    defaults = {'beta': 1.0}
+    defaults = {'beta': 1.0, 'descriptor': True, 'types': True, 'descriptor_weight': 1.0,
+                'type_weight': 1.0}
+    #: Descriptor entries whose sign flips when the image is mirrored (right - left).
+    MIRRORED_SIGN = ('wheel_yaw_rate', 'effort_diff')
+    #: Training patches an entry must be known in to be predicted.
+    MIN_KNOWN = 10
 
     def _prepare(self) -> None:
         super()._prepare()
-        if 'target_mean' not in self.params:
+        # A run's saved parameters hold the label statistics; one saved before the
+        # descriptor outputs existed has no 'descriptor_names' and stays scalar-only.
+        fresh = 'target_mean' not in self.params
+        if fresh:
             train, _ = self.split()
             values = np.asarray(self.data.terrain[train])[np.asarray(
                 self.data.terrain_mask[train], bool)]
             mean = float(values.mean()) if values.size else 0.0
             std = float(values.std()) if values.size > 1 else 1.0
             self.params['target_mean'], self.params['target_std'] = mean, max(std, 1e-6)
+            if 'descriptor_names' not in self.params:
+                self.params.update(self._descriptor_params(train))
+            if 'type_names' not in self.params:
+                from ssl_robot.labelling.terrain_types import load_dataset_types
+                types = load_dataset_types(self.data.path) if self.params['types'] else None
+                self.params['type_names'] = [] if types is None else [
+                    f'type_{k}' for k in range(types.n_types)]
+        self.params.setdefault('cost_formula', cost_formula(self.data.meta))
+
+    @property
+    def _sign(self) -> np.ndarray:
+        """+1, or -1 for the descriptor entries whose sign a mirror flips."""
+        return np.array([-1.0 if n in self.MIRRORED_SIGN else 1.0
+                         for n in self.params.get('descriptor_names', [])], np.float32)
+
+    def _descriptor_params(self, train: np.ndarray) -> dict[str, Any]:
+        """Entries known in training, their mean and std, and the dataset's layout."""
+        layout = dict(self.data.meta.get('terrain_descriptor') or {})
+        none = {'descriptor_names': [], 'descriptor_columns': [], 'descriptor_mean': [],
+                'descriptor_std': [], 'descriptor_layout': {}}
+        names = list(layout.get('names', []))
+        if not (self.params['descriptor'] and names):
+            return none
+        dt = len(names)
+        count, total, squares = np.zeros(dt), np.zeros(dt), np.zeros(dt)
+        for start in range(0, len(train), 512):  # chunks: [N, GH, GW, DT] may be large
+            rows = np.sort(train[start:start + 512])
+            v = np.asarray(self.data.terrain_descriptor[rows], np.float64).reshape(-1, dt)
+            m = np.asarray(self.data.terrain_descriptor_mask[rows], bool).reshape(-1, dt)
+            v = np.where(m, v, 0.0)
+            count += m.sum(axis=0)
+            total += v.sum(axis=0)
+            squares += (v ** 2).sum(axis=0)
+        columns = np.flatnonzero(count >= self.MIN_KNOWN)
+        if not len(columns):
+            return none
+        mean = total[columns] / count[columns]
+        std = np.sqrt(np.maximum(squares[columns] / count[columns] - mean ** 2, 0.0))
+        return {'descriptor_names': [names[c] for c in columns],
+                'descriptor_columns': columns.tolist(), 'descriptor_mean': mean.tolist(),
+                'descriptor_std': np.maximum(std, 1e-6).tolist(), 'descriptor_layout': layout}
+
+    @property
+    def has_descriptor(self) -> bool:
+        return bool(self.params.get('descriptor_names'))
+
+    @property
+    def has_types(self) -> bool:
+        return bool(self.params.get('type_names'))
+
+    def patch_type_ids(self) -> np.ndarray:
+        """Type id of every dataset patch, int64 [N, GH, GW], -1 unknown (stored types)."""
+        from ssl_robot.labelling.terrain_types import load_dataset_types
+        types = load_dataset_types(self.data.path)
+        n, (gh, gw) = len(self.data), self.params['grid']
+        ids = np.full((n, int(gh), int(gw)), -1, np.int64)
+        if types is None or types.n_types != len(self.params['type_names']):
+            raise TrainError(f'{self.params["dataset"]}: the model has '
+                             f'{len(self.params["type_names"])} terrain types, the dataset '
+                             f'{0 if types is None else types.n_types}')
+        for start in range(0, n, 256):  # chunks: the posterior is [rows, GH, GW, K, F]
+            sl = slice(start, start + 256)
+            ids[sl] = types.assign(np.asarray(self.data.terrain_descriptor[sl]),
+                                   np.asarray(self.data.terrain_descriptor_mask[sl]))[0]
+        return ids
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         train, val = self.split()
         fields = ('terrain', 'terrain_mask')
-        return FrameItems(self.data, train, fields), FrameItems(self.data, val, fields)
+        arrays = {}
+        if self.has_descriptor:
+            fields += ('terrain_descriptor', 'terrain_descriptor_mask')
+        if self.has_types:
+            fields += ('terrain_type',)
+            arrays['terrain_type'] = self.patch_type_ids()
+        return (FrameItems(self.data, train, fields, arrays),
+                FrameItems(self.data, val, fields, arrays))
 
     def _targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = float(self.params['target_mean']), float(self.params['target_std'])
@@ -374,6 +468,21 @@ class TerrainTask(RobotTask):
         target = torch.where(mask, (batch['terrain'] - mean) / std, torch.zeros_like(
             batch['terrain']))
         return target, mask
+
+    def _descriptor_targets(self, batch: dict[str, torch.Tensor], flip: torch.Tensor | None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised descriptor targets [B, GH, GW, DT'] and masks, mirrored by `flip`."""
+        cols = torch.as_tensor(self.params['descriptor_columns'])
+        raw = batch['terrain_descriptor'][..., cols].float()
+        mask = batch['terrain_descriptor_mask'][..., cols].bool()
+        if flip is not None:
+            sel = flip.view(-1, 1, 1, 1)
+            sign = torch.from_numpy(self._sign).to(raw.device)
+            raw = torch.where(sel, torch.flip(raw, dims=(2,)) * sign, raw)
+            mask = torch.where(sel, torch.flip(mask, dims=(2,)), mask)
+        mean = torch.tensor(self.params['descriptor_mean'], dtype=raw.dtype, device=raw.device)
+        std = torch.tensor(self.params['descriptor_std'], dtype=raw.dtype, device=raw.device)
+        return torch.where(mask, (raw - mean) / std, torch.zeros_like(raw)), mask
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -383,26 +492,118 @@ class TerrainTask(RobotTask):
             sel = flip.view(-1, 1, 1)
             target = torch.where(sel, hflip(target), target)
             mask = torch.where(sel, hflip(mask), mask)
-        pred = model(self.images(model, batch['frames'], flip))
-        return masked_smooth_l1(pred, target, mask, beta=float(self.params['beta'])), {}
+        images = self.images(model, batch['frames'], flip)
+        beta = float(self.params['beta'])
+        if not (self.has_descriptor or self.has_types):
+            return masked_smooth_l1(model(images), target, mask, beta=beta), {}
+        out = model(images, all_outputs=True)
+        loss = masked_smooth_l1(out['cost'], target, mask, beta=beta)
+        extra = {'cost_loss': float(loss.detach())}
+        if self.has_descriptor:
+            d_target, d_mask = self._descriptor_targets(batch, flip)
+            d_loss = masked_smooth_l1(out['descriptor'], d_target, d_mask, beta=beta)
+            loss = loss + float(self.params['descriptor_weight']) * d_loss
+            extra['descriptor_loss'] = float(d_loss.detach())
+        if self.has_types:
+            ids = batch['terrain_type']
+            if flip is not None:
+                ids = torch.where(flip.view(-1, 1, 1), hflip(ids), ids)
+            t_loss = masked_cross_entropy(out['type_logits'], ids, ids >= 0)
+            loss = loss + float(self.params['type_weight']) * t_loss
+            extra['type_loss'] = float(t_loss.detach())
+        return loss, extra
 
     def predict(self, model: torch.nn.Module, loader: Any) -> tuple[np.ndarray, ...]:
         """(standardised predictions, standardised targets, masks) as numpy [N, GH, GW]."""
-        preds, targets, masks = [], [], []
+        out = self.predict_patches(model, loader)
+        return out['cost'], out['cost_target'], out['cost_mask']
+
+    def predict_patches(self, model: torch.nn.Module, loader: Any) -> dict[str, np.ndarray]:
+        """Every output and target over a loader, as numpy (standardised units).
+
+        'cost', 'cost_target', 'cost_mask' [N, GH, GW]; with descriptors 'descriptor',
+        'descriptor_target', 'descriptor_mask' [N, GH, GW, DT']; with types
+        'type_prob' [N, GH, GW, K] and 'type' [N, GH, GW] (-1 unknown).
+        """
+        parts: dict[str, list[np.ndarray]] = {}
+
+        def keep(name: str, value: torch.Tensor) -> None:
+            parts.setdefault(name, []).append(value.cpu().numpy())
+
+        rich = self.has_descriptor or self.has_types
         with torch.no_grad():
             for batch in loader:
                 target, mask = self._targets(batch)
-                preds.append(model(self.images(model, batch['frames'], None)).cpu().numpy())
-                targets.append(target.cpu().numpy())
-                masks.append(mask.cpu().numpy())
-        return np.concatenate(preds), np.concatenate(targets), np.concatenate(masks)
+                images = self.images(model, batch['frames'], None)
+                out = model(images, all_outputs=True) if rich else {'cost': model(images)}
+                keep('cost', out['cost'])
+                keep('cost_target', target)
+                keep('cost_mask', mask)
+                if self.has_descriptor:
+                    d_target, d_mask = self._descriptor_targets(batch, None)
+                    keep('descriptor', out['descriptor'])
+                    keep('descriptor_target', d_target)
+                    keep('descriptor_mask', d_mask)
+                if self.has_types:
+                    keep('type_prob', torch.softmax(out['type_logits'], dim=-1))
+                    keep('type', batch['terrain_type'])
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
     def evaluate(self, model: torch.nn.Module, loader: Any) -> dict[str, float]:
-        pred, target, mask = self.predict(model, loader)
+        out = self.predict_patches(model, loader)
+        pred, target, mask = out['cost'], out['cost_target'], out['cost_mask']
         rho = spearman(pred[mask], target[mask])
         loss = float(masked_smooth_l1(torch.from_numpy(pred), torch.from_numpy(target),
                                       torch.from_numpy(mask)))
-        return {'val_spearman': 0.0 if np.isnan(rho) else rho, 'val_loss': loss}
+        return {'val_spearman': 0.0 if np.isnan(rho) else rho, 'val_loss': loss,
+                **patch_metrics(out)}
+
+
+def patch_metrics(out: dict[str, np.ndarray]) -> dict[str, float]:
+    """Descriptor R^2 and type accuracies of `TerrainTask.predict_patches` output.
+
+    'val_descriptor_r2': mean over entries with known validation patches of
+    1 - sum (pred - target)^2 / sum (target - mean target)^2 (0: no better than the
+    validation mean); 'val_type_accuracy' and 'val_type_balanced_accuracy' (mean recall
+    over the types present) of the most probable type against the felt one, with
+    'val_type_chance' (1 / types present) and 'val_type_patches'.
+    """
+    metrics: dict[str, float] = {}
+    if 'descriptor' in out:
+        pred, target, mask = out['descriptor'], out['descriptor_target'], out['descriptor_mask']
+        r2 = []
+        for k in range(pred.shape[-1]):
+            m = mask[..., k]
+            if m.sum() < 2:
+                continue
+            y, p = target[..., k][m], pred[..., k][m]
+            sst = float(((y - y.mean()) ** 2).sum())
+            if sst > 0:
+                r2.append(1.0 - float(((p - y) ** 2).sum()) / sst)
+        metrics['val_descriptor_r2'] = float(np.mean(r2)) if r2 else 0.0
+    if 'type' in out:
+        known = out['type'] >= 0
+        felt = out['type'][known]
+        guess = out['type_prob'].argmax(-1)[known]
+        present = np.unique(felt)
+        metrics['val_type_patches'] = float(known.sum())
+        metrics['val_type_accuracy'] = float((guess == felt).mean()) if felt.size else 0.0
+        metrics['val_type_balanced_accuracy'] = float(np.mean(
+            [(guess[felt == c] == c).mean() for c in present])) if felt.size else 0.0
+        metrics['val_type_chance'] = 1.0 / max(len(present), 1)
+    return metrics
+
+
+def cost_formula(meta: dict[str, Any]) -> str:
+    """The scalar terrain cost's formula with the dataset's parameters, in words."""
+    t = (meta.get('params') or {}).get('terrain') or {}
+    band = t.get('band_hz', [5.0, 30.0])
+    return (f'cost = vibration + {t.get("gyro_weight", 1.0):g} * attitude_rate + '
+            f'{t.get("slip_weight", 1.0):g} * slip (m/s^2; ssl_robot.labelling.terrain): '
+            f'vibration = RMS of the vertical acceleration in {band[0]:g}-{band[1]:g} Hz '
+            'clipped to the IMU Nyquist frequency, attitude_rate = RMS of the roll and pitch '
+            'rates (rad/s), slip = mean |commanded - odometry forward speed| (m/s), over '
+            f'windows of {t.get("window_s", 0.5):g} s every {t.get("hop_s", 0.1):g} s')
 
 
 class _BagTimeline(Dataset):

@@ -88,10 +88,12 @@ class Budget:
 
 
 BUDGETS = {
-    # ~12 min on 2 CPU cores (1500 steps: ~5 passes over the 0.57 M training tokens of
-    # the Python docs; at 400 steps MLM and RTD were still on the unigram plateau).
+    # ~18 min on 2 shared CPU cores with one torch thread, ~23 with the fine-tuning (800
+    # steps: ~3 passes over the 0.57 M training tokens of the Python docs; 1500 steps
+    # would take ~32 min there, scaled from the 800-step run: past the ~20 min a default
+    # may take).
     'small': Budget(max_chars=0, vocab_size=4000, max_len=64, dim=128, depth=2, heads=4,
-                    steps=1500, batch_size=32, lr=2e-3, probe_train=8000, probe_test=2000,
+                    steps=800, batch_size=32, lr=2e-3, probe_train=8000, probe_test=2000,
                     probe_steps=60),
     # Hours on a CPU; minutes on a GPU.
     'full': Budget(max_chars=0, vocab_size=8000, max_len=128, dim=256, depth=4, heads=4,
@@ -231,7 +233,7 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
 
     Args:
         out_dir: Run directory (one sub-folder per pretext run).
-        budget: 'small' (~12 min on 2 CPU cores) or 'full'.
+        budget: 'small' (~23 min on 2 shared CPU cores) or 'full'.
         corpus_root: Pre-training text folder.
         wordnet_root: WordNet data folder.
         man_root: Man page folder of the fine-tuning task (`ssl_robot.text.finetune`;

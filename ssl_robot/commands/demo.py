@@ -317,8 +317,11 @@ def final_table(results: dict[str, Any]) -> str:
     if terrain:
         lines.append('\nterrain: Spearman rank correlation of predicted vs felt roughness')
         for name, m in terrain.items():
+            types = '' if 'type_accuracy' not in m else (
+                f"; terrain type accuracy {m['type_accuracy']:.3f} (balanced "
+                f"{m['type_balanced_accuracy']:.3f}, chance {m['type_chance']:.3f})")
             lines.append(f"{name:>22} {m['spearman']:.3f} [{m['ci_low']:.2f},{m['ci_high']:.2f}]"
-                         f" (n={m['n_known']})")
+                         f" (n={m['n_known']}){types}")
     tcn = results.get('tcn', {}).get('models', {})
     if tcn:
         lines.append('\nTCN: temporal-neighbour retrieval, and linear probe AUC of obstacle '

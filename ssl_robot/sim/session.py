@@ -79,6 +79,8 @@ class SimOptions:
             odometry rate; see `ssl_robot.sim.contact`).
         crash_rate: Chance that the driver does not stop for an obstacle (see
             `PolicyParams.crash_rate`); 0 never.
+        antialias: Render the cameras with 4x multisampling (MSAA; off renders about
+            twice as fast on software GL, with aliased edges).
     """
 
     width: int = 128
@@ -94,6 +96,7 @@ class SimOptions:
     scan: bool = False
     contacts: bool = False
     crash_rate: float = 0.0
+    antialias: bool = True
 
     def periods_ns(self) -> dict[str, int]:
         """Sampling period (ns) of every periodic reading.
@@ -142,7 +145,7 @@ class SimSession:
     def __post_init__(self) -> None:
         opts = self.options
         self.sim = Simulator(self.world, width=opts.width, height=opts.height,
-                             render=opts.render,
+                             render=opts.render, antialias=opts.antialias,
                              extra_cameras=opts.extra_cameras if opts.render else 0)
         self.streams = sim_streams(len(self.sim.extra_cameras), scan=opts.scan,
                                    contacts=opts.contacts)

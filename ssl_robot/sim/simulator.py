@@ -130,6 +130,9 @@ class Simulator:
         imu_noise: IMU error model.
         extra_cameras: How many of `robot.extra_cameras` can be rendered besides the
             main camera (same size and field of view, another pose).
+        antialias: Render with 4x multisampling (MSAA). Off, software GL (llvmpipe)
+            renders about twice as fast; edges then alias (see `benchmarks/bench_sim.py`
+            for how much the images differ).
 
     Raises:
         SimError: For an image size or extra camera count out of range.
@@ -138,7 +141,8 @@ class Simulator:
     def __init__(self, world: World, *, width: int = 128, height: int = 96,
                  render: bool = True, seed: int | None = None, robot: RobotGeometry = ROBOT,
                  odometry_noise: OdometryNoise = OdometryNoise(),
-                 imu_noise: ImuNoise = ImuNoise(), extra_cameras: int = 0) -> None:
+                 imu_noise: ImuNoise = ImuNoise(), extra_cameras: int = 0,
+                 antialias: bool = True) -> None:
         if not (8 <= width <= MAX_IMAGE_WH[0] and 8 <= height <= MAX_IMAGE_WH[1]):
             raise SimError(f'camera size {width}x{height} out of range (8x8 to 640x480)')
         self.world, self.robot, self.width, self.height = world, robot, width, height
@@ -174,7 +178,8 @@ class Simulator:
         self._odom_vw = (0.0, 0.0)
         self._imu_sum = np.zeros(6)
         self._imu_n = 0
-        self._camera: _Camera | None = _Camera(m, width, height) if render else None
+        self._camera: _Camera | None = (_Camera(m, width, height, antialias=antialias)
+                                        if render else None)
         mujoco.mj_forward(m, self.data)
         self._settle()
 
@@ -369,10 +374,14 @@ class _Camera:
     and depth buffers of a single pass halves the cost on software GL.
     """
 
-    def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
+    def __init__(self, model: mujoco.MjModel, width: int, height: int, *,
+                 antialias: bool = True) -> None:
         self.model, self.width, self.height = model, width, height
         self._gl = mujoco.GLContext(width, height)
         self._gl.make_current()
+        # The offscreen buffer's samples are fixed when the context is made (llvmpipe
+        # offers 1 or 4: MuJoCo's default 4, or none).
+        model.vis.quality.offsamples = 4 if antialias else 0
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
         # Reversed Z (far = 0) keeps depth precise far from the camera, as mujoco.Renderer.

@@ -12,11 +12,12 @@ from ssl_robot.sim.appearance import (
     Appearance,
     apply_camera_effects,
     FAMILIES,
+    mean_colour,
     Texture,
     TEXTURE_KINDS,
     texture_rgb,
 )
-from ssl_robot.sim.world import Marking, world_family
+from ssl_robot.sim.world import Marking, TERRAINS, world_family
 
 GREY = Texture('flat', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
@@ -61,6 +62,28 @@ def test_textures_are_deterministic_and_use_their_colours(kind: str) -> None:
     if kind != 'checker':  # a checker board has no randomness
         other = Texture(kind, tex.rgb1, tex.rgb2, scale=8.0, seed=4, density=0.3)
         assert not np.array_equal(a, texture_rgb(other, 32))
+
+
+def test_a_terrain_type_keeps_its_look_across_worlds() -> None:
+    # The terrain model learns what gravel looks like: in every world it must look like
+    # gravel (the same kind, colours close to its look), not like a fresh draw.
+    worlds = [generate_world(seed, style=style)
+              for seed, style in ((1, 'indoor'), (2, 'workshop'), (3, 'outdoor'), (4, 'indoor'))]
+    rough = [t for t in TERRAINS if t != 'smooth']
+    looks = [{t: mean_colour(w.appearance.terrains[t]) for t in rough} for w in worlds]
+    same = [np.linalg.norm(a[t] - b[t]) for i, a in enumerate(looks) for b in looks[i + 1:]
+            for t in rough]
+    other = [np.linalg.norm(w[t] - w[u]) for w in looks for t in rough for u in rough
+             if t < u]
+    assert max(same) < min(other)
+    for w, look in zip(worlds, looks):
+        assert all(w.appearance.terrains[t].kind == TERRAINS[t].texture_kind for t in rough)
+        # The floor (smooth) is the family's, but never close to a rough type's look.
+        floor = mean_colour(w.appearance.floor)
+        assert min(np.linalg.norm(floor - c) for c in look.values()) > 0.1
+    # The worlds still differ: another seed, another pattern and light.
+    assert worlds[0].appearance.terrains['gravel'] != worlds[3].appearance.terrains['gravel']
+    assert worlds[0].appearance.light_dir != worlds[3].appearance.light_dir
 
 
 def test_rendering_is_deterministic_per_seed() -> None:

@@ -9,14 +9,20 @@ camera's exposure, noise, motion blur and mounting jitter.
 
 Styles are appearance families (`STYLES`): a world of style 'indoor' gets wood, tiles and
 carpet floors and furniture colours; 'workshop' concrete, tape stripes, cardboard and
-metal; 'outdoor' soil, grass and rock. 'random' (the default) picks one family per world
-from its seed; 'plain' is the original look (flat-coloured obstacles on speckled ground,
-one light, no camera effects), which keeps the worlds of older seeds. An evaluation can
-train on some families and test on another (domain shift).
+metal; 'outdoor' soil, grass and rock. Terrain types are not redrawn per world: gravel
+looks like gravel everywhere. Each type has its own look (colours and texture kind, given
+by `ssl_robot.sim.world.TERRAINS`) that a world only varies a little (`vary_texture`: hue,
+brightness, saturation, feature scale), under its own randomised light; the smooth floor
+is the family's, kept away from the look of every rough type. 'random' (the default)
+picks one family per world from its seed; 'plain' is the original look (flat-coloured
+obstacles on speckled ground, one light, no camera effects), which keeps the worlds of
+older seeds. An evaluation can train on some families and test on another (domain
+shift).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import colorsys
+from dataclasses import dataclass, replace
 import math
 
 import numpy as np
@@ -261,21 +267,78 @@ def object_family(family: str) -> str:
     return family if family in _PALETTES else 'indoor'
 
 
-def draw_appearance(rng: np.random.Generator, family: str, terrain_names: list[str]
+def vary_texture(rng: np.random.Generator, base: Texture, *, hue: float = 0.02,
+                 value: float = 0.06, saturation: float = 0.1, scale: float = 1.25
+                 ) -> Texture:
+    """A texture of the same kind around `base`: what one terrain type looks like in a world.
+
+    Both colours get the same small hue shift and the same brightness and saturation
+    factors (so the pair keeps its contrast); the feature scale and tile size a factor in
+    [1/scale, scale]; the pattern a new seed.
+
+    Args:
+        rng: Randomness (the world's appearance stream).
+        base: The type's look.
+        hue: Largest hue shift (fraction of the colour circle).
+        value: Largest relative brightness change.
+        saturation: Largest relative saturation change.
+        scale: Largest factor of the feature scale and of the tile size.
+
+    Returns:
+        The varied texture.
+    """
+    dh = rng.uniform(-hue, hue)
+    kv, ks = 1.0 + rng.uniform(-value, value), 1.0 + rng.uniform(-saturation, saturation)
+
+    def vary(rgb: tuple[float, float, float]) -> tuple[float, float, float]:
+        h, s, v = colorsys.rgb_to_hsv(*rgb)
+        return _hsv(h + dh, min(1.0, s * ks), min(1.0, v * kv))
+
+    log_s = math.log(scale)
+    return replace(base, rgb1=vary(base.rgb1), rgb2=vary(base.rgb2),
+                   scale=round(base.scale * math.exp(rng.uniform(-log_s, log_s)), 2),
+                   seed=int(rng.integers(2**31)),
+                   repeat_m=round(base.repeat_m * math.exp(rng.uniform(-log_s, log_s)), 3))
+
+
+def mean_colour(texture: Texture, size: int = GROUND_TEXELS) -> np.ndarray:
+    """Mean RGB (0..1) of a texture: what it looks like from afar."""
+    return texture_rgb(texture, size).reshape(-1, 3).mean(0) / 255.0
+
+
+def _floor_apart_from(rng: np.random.Generator, family: str, looks: list[Texture], *,
+                      min_distance: float = 0.15, tries: int = 12) -> Texture:
+    """The family's floor texture farthest (mean colour) from every terrain look drawn."""
+    targets = [mean_colour(t) for t in looks]
+    best, best_gap = None, -1.0
+    for _ in range(tries):
+        floor = draw_texture(rng, family, 'ground', repeat_m=0.5)
+        c = mean_colour(floor)
+        gap = min((float(np.linalg.norm(c - t)) for t in targets), default=math.inf)
+        if gap > best_gap:
+            best, best_gap = floor, gap
+        if gap >= min_distance:
+            break
+    return best
+
+
+def draw_appearance(rng: np.random.Generator, family: str, terrain_looks: dict[str, Texture]
                     ) -> Appearance:
     """Draw a world's ground, wall, light and camera appearance from a family.
 
     Args:
         rng: Randomness (the world's appearance stream).
         family: One of FAMILIES.
-        terrain_names: Terrain types that get a texture ('smooth' is the floor).
+        terrain_looks: Rough terrain type -> its look (`ssl_robot.sim.world.TERRAINS`);
+            the world's texture of each type varies around it (`vary_texture`). The
+            floor (terrain 'smooth') is drawn from the family, apart from these looks.
 
     Returns:
         The appearance.
     """
-    floor = draw_texture(rng, family, 'ground', repeat_m=0.5)
-    terrains = {name: draw_texture(rng, family, 'ground', repeat_m=0.4)
-                for name in terrain_names if name != 'smooth'}
+    terrains = {name: vary_texture(rng, look) for name, look in terrain_looks.items()
+                if name != 'smooth'}
+    floor = _floor_apart_from(rng, family, list(terrains.values()))
     wall = draw_texture(rng, family, 'object', repeat_m=0.6)
     azimuth, elevation = rng.uniform(-math.pi, math.pi), rng.uniform(0.5, 1.4)
     light_dir = (round(-math.cos(elevation) * math.cos(azimuth), 4),

@@ -52,6 +52,9 @@ class TerrainType:
         bump_cell_m: Spatial period of the bumps (smaller = higher-frequency vibration).
         friction: Sliding friction coefficient (lower = more wheel slip).
         roughness: Nominal roughness rank (0 = smooth); a hint for evaluation only.
+        texture_kind: Kind of its procedural texture in randomised worlds (one of
+            `ssl_robot.sim.appearance.TEXTURE_KINDS`).
+        texture_scale: Feature size of that texture (texels).
     """
 
     name: str
@@ -62,14 +65,31 @@ class TerrainType:
     bump_cell_m: float
     friction: float
     roughness: float
+    texture_kind: str = 'speckle'
+    texture_scale: float = 8.0
+
+    @property
+    def look(self) -> Texture:
+        """What the type looks like in every randomised world, before a world's variation.
+
+        Each world varies it only a little (`ssl_robot.sim.appearance.vary_texture`): a
+        type keeps its look across worlds, as real gravel does.
+        """
+        return Texture(self.texture_kind, self.rgb, self.mark_rgb, scale=self.texture_scale,
+                       seed=0, density=self.speckle, repeat_m=0.4)
 
 
 #: Terrain types; 'smooth' is the arena floor outside every patch.
 TERRAINS: dict[str, TerrainType] = {t.name: t for t in (
-    TerrainType('smooth', (0.62, 0.62, 0.60), (0.55, 0.55, 0.53), 0.05, 0.0, 0.1, 1.0, 0.0),
-    TerrainType('gravel', (0.45, 0.42, 0.38), (0.85, 0.82, 0.78), 0.45, 0.007, 0.04, 0.9, 1.0),
-    TerrainType('grass', (0.20, 0.50, 0.15), (0.35, 0.70, 0.20), 0.35, 0.005, 0.06, 0.8, 0.5),
-    TerrainType('sand', (0.85, 0.75, 0.50), (0.75, 0.62, 0.38), 0.25, 0.003, 0.12, 0.5, 0.3),
+    TerrainType('smooth', (0.62, 0.62, 0.60), (0.55, 0.55, 0.53), 0.05, 0.0, 0.1, 1.0, 0.0,
+                'noise', 24.0),
+    # Gravel: pale grains on dark grey; grass: blotchy greens; sand: ripples of two ochres.
+    TerrainType('gravel', (0.45, 0.42, 0.38), (0.85, 0.82, 0.78), 0.45, 0.007, 0.04, 0.9, 1.0,
+                'speckle', 2.0),
+    TerrainType('grass', (0.20, 0.50, 0.15), (0.35, 0.70, 0.20), 0.35, 0.005, 0.06, 0.8, 0.5,
+                'noise', 6.0),
+    TerrainType('sand', (0.85, 0.75, 0.50), (0.75, 0.62, 0.38), 0.25, 0.003, 0.12, 0.5, 0.3,
+                'grain', 12.0),
 )}
 
 
@@ -442,7 +462,8 @@ def randomise_world(plain: World, family: str) -> World:
         The randomised world (style = family).
     """
     rng = np.random.default_rng([plain.seed, 0xD0A, FAMILIES.index(family)])
-    appearance = draw_appearance(rng, family, list(TERRAINS))
+    appearance = draw_appearance(rng, family,
+                                 {name: t.look for name, t in TERRAINS.items()})
     palette = object_family(family)
     half = plain.arena_half_m
 

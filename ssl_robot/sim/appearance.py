@@ -306,24 +306,25 @@ def mean_colour(texture: Texture, size: int = GROUND_TEXELS) -> np.ndarray:
     return texture_rgb(texture, size).reshape(-1, 3).mean(0) / 255.0
 
 
-def _floor_apart_from(rng: np.random.Generator, family: str, looks: list[Texture], *,
-                      min_distance: float = 0.15, tries: int = 12) -> Texture:
-    """The family's floor texture farthest (mean colour) from every terrain look drawn."""
+def _floor_apart_from(candidates: list[Texture], looks: list[Texture], *,
+                      min_distance: float = 0.15) -> Texture:
+    """The first floor candidate whose mean colour is `min_distance` from every look.
+
+    None that far: the farthest candidate.
+    """
     targets = [mean_colour(t) for t in looks]
-    best, best_gap = None, -1.0
-    for _ in range(tries):
-        floor = draw_texture(rng, family, 'ground', repeat_m=0.5)
+
+    def gap(floor: Texture) -> float:
         c = mean_colour(floor)
-        gap = min((float(np.linalg.norm(c - t)) for t in targets), default=math.inf)
-        if gap > best_gap:
-            best, best_gap = floor, gap
-        if gap >= min_distance:
-            break
-    return best
+        return min((float(np.linalg.norm(c - t)) for t in targets), default=math.inf)
+
+    gaps = [gap(f) for f in candidates]
+    far = [f for f, g in zip(candidates, gaps) if g >= min_distance]
+    return far[0] if far else candidates[int(np.argmax(gaps))]
 
 
-def draw_appearance(rng: np.random.Generator, family: str, terrain_looks: dict[str, Texture]
-                    ) -> Appearance:
+def draw_appearance(rng: np.random.Generator, family: str, terrain_looks: dict[str, Texture],
+                    *, look_rng: np.random.Generator) -> Appearance:
     """Draw a world's ground, wall, light and camera appearance from a family.
 
     Args:
@@ -332,13 +333,18 @@ def draw_appearance(rng: np.random.Generator, family: str, terrain_looks: dict[s
         terrain_looks: Rough terrain type -> its look (`ssl_robot.sim.world.TERRAINS`);
             the world's texture of each type varies around it (`vary_texture`). The
             floor (terrain 'smooth') is drawn from the family, apart from these looks.
+        look_rng: Randomness of the terrain looks' variation. A stream of its own:
+            `rng` draws as many textures as it always did (the floor candidates), so
+            the clutter a world draws after its appearance stays where it was.
 
     Returns:
         The appearance.
     """
-    terrains = {name: vary_texture(rng, look) for name, look in terrain_looks.items()
-                if name != 'smooth'}
-    floor = _floor_apart_from(rng, family, list(terrains.values()))
+    rough = {name: look for name, look in terrain_looks.items() if name != 'smooth'}
+    terrains = {name: vary_texture(look_rng, look) for name, look in rough.items()}
+    floor = _floor_apart_from(
+        [draw_texture(rng, family, 'ground', repeat_m=0.5) for _ in range(1 + len(rough))],
+        list(terrains.values()))
     wall = draw_texture(rng, family, 'object', repeat_m=0.6)
     azimuth, elevation = rng.uniform(-math.pi, math.pi), rng.uniform(0.5, 1.4)
     light_dir = (round(-math.cos(elevation) * math.cos(azimuth), 4),

@@ -462,8 +462,9 @@ def randomise_world(plain: World, family: str) -> World:
         The randomised world (style = family).
     """
     rng = np.random.default_rng([plain.seed, 0xD0A, FAMILIES.index(family)])
-    appearance = draw_appearance(rng, family,
-                                 {name: t.look for name, t in TERRAINS.items()})
+    appearance = draw_appearance(
+        rng, family, {name: t.look for name, t in TERRAINS.items()},
+        look_rng=np.random.default_rng([plain.seed, 0x100C, FAMILIES.index(family)]))
     palette = object_family(family)
     half = plain.arena_half_m
 

@@ -53,6 +53,28 @@ def test_truth_is_known_for_frames_without_pseudo_labels(sim_dataset) -> None:
     np.testing.assert_array_equal(sub, truth[rows])
 
 
+def test_truth_behind_a_wall_is_obstacle_not_free() -> None:
+    from ssl_robot.sim.world import Obstacle, World
+    # A thin wall across the way, front face 0.29 m ahead of base_link; the robot at the
+    # origin facing it. Centre sensor 0.062 m ahead: its ray meets the wall within 0.12 m
+    # once d > 0.29 - 0.062 - 0.12 = 0.108 m. The robot's front (0.055 m ahead) touches
+    # the wall after 0.235 m: at d = 0.3 and 0.5 it cannot stand there, and the sensor
+    # would stand behind the wall seeing nothing - the truth there is 'obstacle'.
+    wall = Obstacle('box', 0.30, 0.0, 0.0, (0.01, 0.3), 0.2, (0.5, 0.5, 0.5))
+    world = World(0, 2.0, 0.3, (wall,), (), (0.0, 0.0, 0.0))
+    stamps = np.array([0, 100_000_000])
+    poses = np.zeros((2, 3))
+    sensors = [ROBOT.proximity_poses[s] for s in ('left', 'center', 'right')]
+    truth, known = proximity_truth(world, stamps, poses, stamps[:1], [0.0, 0.1, 0.2, 0.3, 0.5],
+                                   sensors, 0.12)
+    assert known.all()
+    np.testing.assert_array_equal(truth[0].T, [[False, False, True, True, True]] * 3)
+    # Facing away, the same wall is never in the way.
+    away, _ = proximity_truth(world, stamps, np.array([[0.0, 0.0, math.pi]] * 2), stamps[:1],
+                              [0.0, 0.5], sensors, 0.12)
+    assert not away.any()
+
+
 def test_truth_report_scores_every_frame_with_truth(sim_dataset) -> None:
     data, _ = sim_dataset
     truth, known = dataset_proximity_truth(data)
@@ -87,6 +109,41 @@ def test_obstacle_task_trains_on_truth_labels(sim_dataset) -> None:
     row = int(train_set.indices[0])
     np.testing.assert_array_equal(item['proximity'].numpy(), truth[row].astype(np.float32))
     np.testing.assert_array_equal(item['proximity_mask'].numpy(), known[row])
+
+
+def test_truth_labels_keep_the_pseudo_labels_of_frames_without_a_true_pose(
+        sim_dataset, tmp_path) -> None:
+    # The demo's world 1 comes through the recorder node, which records no true pose: an
+    # upper bound that dropped its frames trained on fewer worlds than the model it bounds.
+    from ssl_robot.robot.tasks import ObstacleTask
+    data, lb = sim_dataset
+    sim_bag = data.meta['bags'][0]['path']
+    later = {**lb.rows, 'stamps_ns': lb.rows['stamps_ns'] + 1000 * 10**9}
+    writer = DatasetWriter(tmp_path / 'two', distances_m=PARAMS.proximity.distances_m,
+                           sensors=PARAMS.sensors, terrain_grid=PARAMS.terrain.grid,
+                           image_hw=lb.rows['frames'].shape[1:3], params=PARAMS.as_dict())
+    writer.add_bag(sim_bag, lb.rows, params=PARAMS.as_dict())
+    # Frames of a bag without truth (here its bag is not on disk: no world, no true pose).
+    writer.add_bag(tmp_path / 'recorded_without_truth', later, params=PARAMS.as_dict())
+    two = writer.commit()
+    n = len(data)
+    truth, known = dataset_proximity_truth(data)
+    pseudo_mask = lb.rows['proximity_mask'].astype(bool)
+    assert known.all() and not pseudo_mask.all()  # the two halves can be told apart
+    task = ObstacleTask({'dataset': str(two.path), 'labels': 'truth', 'split_by': 'bag',
+                         'val_fraction': 0.5})
+    arrays = task.truth_labels()
+    np.testing.assert_array_equal(arrays['proximity'][:n], truth.astype(np.float32))
+    np.testing.assert_array_equal(arrays['proximity_mask'][:n], known)
+    np.testing.assert_array_equal(arrays['proximity'][n:], lb.rows['proximity'])
+    np.testing.assert_array_equal(arrays['proximity_mask'][n:], pseudo_mask)
+    # What the trainer gets: each bag's frames with those labels, in both splits.
+    sets = task.datasets()
+    items = {int(s.indices[0]): s[0] for s in sets}
+    assert sorted(r < n for r in items) == [False, True]
+    for row, item in items.items():
+        np.testing.assert_array_equal(item['proximity_mask'].numpy(),
+                                      known[row] if row < n else pseudo_mask[row - n])
 
 
 def test_ground_colour_detector_on_a_synthetic_image() -> None:

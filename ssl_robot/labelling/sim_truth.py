@@ -3,8 +3,11 @@
 For frame t, distance d and sensor s, the truth is whether the simulated world has an
 obstacle closer than the threshold along sensor s's ray when the robot stands at its
 ground-truth pose at t advanced by d along its heading: `World.obstacle_distance` from
-the sensor's position, in the sensor's direction. The pseudo-labels come from drifting
-odometry and real (simulated) sensor readings; the truth from neither.
+the sensor's position, in the sensor's direction. Where an obstacle blocks the straight
+way there (the robot's front would touch it first), the robot cannot stand at that pose:
+the truth is 'obstacle' at d, not what the sensor would see from behind the obstacle
+(free, behind a wall). The pseudo-labels come from drifting odometry and real
+(simulated) sensor readings; the truth from neither.
 
 A simulator bag carries its world (`/sim/world`) and the true pose (`/ground_truth/odom`),
 so the truth of every frame of a dataset made from such bags can be rebuilt from the
@@ -131,16 +134,37 @@ def dataset_proximity_truth(data: Any, indices: np.ndarray | None = None, *,
 def proximity_truth(world: object, gt_stamps: np.ndarray, gt_poses: np.ndarray,
                     frame_stamps: np.ndarray, distances_m: list[float],
                     sensor_poses: list[tuple[float, float, float]],
-                    obstacle_range_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth obstacle labels [N, D, S] and where they are defined (gt pose known)."""
+                    obstacle_range_m: float, *,
+                    body_half_size_m: tuple[float, float] = ROBOT.body_half_size_m[:2],
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth obstacle labels [N, D, S] and where they are defined (gt pose known).
+
+    Args:
+        world: The world (`World.obstacle_distance`).
+        gt_stamps, gt_poses: The true trajectory (x, y, yaw).
+        frame_stamps: Stamps of the frames.
+        distances_m: Distances ahead.
+        sensor_poses: (x, y, yaw) of each sensor in base_link.
+        obstacle_range_m: A ray hit closer than this is an obstacle.
+        body_half_size_m: The robot's half length and half width: its front edge sweeps
+            the way ahead (rays 1.5 cm apart or closer, so no pole slips between).
+    """
     traj = build_trajectory(gt_stamps, gt_poses, max_jump_m=10.0, max_jump_rad=7.0)
     at = interpolate_poses(traj, frame_stamps)
     n, d, s = len(frame_stamps), len(distances_m), len(sensor_poses)
     truth = np.zeros((n, d, s), bool)
+    front_x, half_y = body_half_size_m
+    front_y = np.linspace(-half_y, half_y, max(2, int(np.ceil(2 * half_y / 0.015)) + 1))
     for i in np.flatnonzero(at.known):
         x, y, yaw = at.poses[i]
         c, si = np.cos(yaw), np.sin(yaw)
+        # How far the robot can drive straight ahead before its front touches something.
+        way = min(world.obstacle_distance(x + c * front_x - si * fy, y + si * front_x + c * fy,
+                                          yaw) for fy in front_y)
         for j, dist in enumerate(distances_m):
+            if dist > way:
+                truth[i, j] = True
+                continue
             bx, by = x + dist * c, y + dist * si
             for k, (sx, sy, syaw) in enumerate(sensor_poses):
                 ox, oy = bx + c * sx - si * sy, by + si * sx + c * sy

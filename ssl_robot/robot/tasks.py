@@ -196,7 +196,8 @@ class ObstacleTask(RobotTask):
 
     With `labels: truth` (simulator datasets only) it trains and validates on the
     simulator's geometric truth instead of the pseudo-labels: the upper bound of what
-    the same network learns from perfect labels of the same frames.
+    the same network learns from perfect labels of the same frames (a frame without a
+    true pose keeps its pseudo-labels, `truth_labels`).
 
     With `label_weighting` each label's loss is weighted by how much it can be trusted
     (`label_weights`): the pose error of its match at t' (in units of the labeller's
@@ -231,12 +232,7 @@ class ObstacleTask(RobotTask):
             fields += ('prov_pose_err', 'prov_t_future_ns', 'stamps_ns')
         arrays = None
         if self.params['labels'] == 'truth':
-            from ssl_robot.labelling.sim_truth import dataset_proximity_truth
-            truth, known = dataset_proximity_truth(self.data)
-            if not known.any():
-                raise TrainError(f'{self.params["dataset"]}: labels=truth needs simulator '
-                                 'bags (world and true poses) behind the dataset')
-            arrays = {'proximity': truth.astype(np.float32), 'proximity_mask': known}
+            arrays = self.truth_labels()
         elif self.params['labels'] != 'pseudo':
             raise TrainError(f'labels must be pseudo or truth, not {self.params["labels"]!r}')
         consistency = float(self.params['state_consistency']) > 0
@@ -250,6 +246,32 @@ class ObstacleTask(RobotTask):
                 tolerance_ns=int(float(self.params['consistency_tolerance_s']) * 1e9))
         return (FrameItems(self.data, train, fields, arrays, with_row=consistency),
                 FrameItems(self.data, val, fields, arrays))
+
+    def truth_labels(self) -> dict[str, np.ndarray]:
+        """The simulator's truth in place of the pseudo-labels, for `labels: truth`.
+
+        Every frame with a true pose gets its truth at every distance and sensor. A frame
+        without one (its bag has no `/ground_truth/odom`, e.g. a bag that the recorder
+        node wrote over DDS) keeps its pseudo-labels: the upper bound trains on the same
+        frames as the model it bounds. Dropping them instead dropped whole worlds (the
+        demo's only training world of a family), and the "bound" scored below the model.
+
+        Raises:
+            TrainError: When no frame of the dataset has a true pose.
+        """
+        from ssl_robot.labelling.sim_truth import dataset_proximity_truth
+        truth, known = dataset_proximity_truth(self.data)
+        if not known.any():
+            raise TrainError(f'{self.params["dataset"]}: labels=truth needs simulator '
+                             'bags (world and true poses) behind the dataset')
+        untrue = ~known.any(axis=(1, 2))[:, None, None]
+        if untrue.any():
+            log.info('labels=truth: %d of %d frames have no true pose and keep their '
+                     'pseudo-labels', int(untrue.sum()), len(untrue))
+        return {'proximity': np.where(untrue, np.asarray(self.data.proximity, np.float32),
+                                      truth.astype(np.float32)),
+                'proximity_mask': np.where(untrue, np.asarray(self.data.proximity_mask, bool),
+                                           known)}
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, float]]:

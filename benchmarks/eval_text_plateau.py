@@ -43,7 +43,10 @@ RESULTS = Path(__file__).resolve().parent / 'results' / 'text_plateau.json'
 EXPERIMENTS = {
     'nsp': {'nsp alone': (NSPTask, {}, None),
             'nsp alone, lr / 4': (NSPTask, {}, 0.25),
-            'nsp + mlm (BERT)': (NSPTask, {'mlm_weight': 1.0}, None)},
+            'nsp alone, lr / 8': (NSPTask, {}, 0.125),
+            'nsp + mlm (BERT)': (NSPTask, {'mlm_weight': 1.0}, None),
+            'nsp + mlm, lr / 4': (NSPTask, {'mlm_weight': 1.0}, 0.25),
+            'nsp segments, lr / 4': (NSPTask, {'segments': True}, 0.25)},
     'rtd': {'generator 1/4 width': (RTDTask, {'generator_scale': 0.25}, None),
             'generator 1/2 width': (RTDTask, {'generator_scale': 0.5}, None),
             'generator full width': (RTDTask, {'generator_scale': 1.0}, None)},
@@ -59,6 +62,8 @@ def run_recipes(args: argparse.Namespace) -> int:
                           depth=2, heads=4)
     rows = {}
     for name, (task_cls, kwargs, lr_scale) in EXPERIMENTS[args.experiment].items():
+        if args.variants and name not in args.variants:
+            continue
         lr = args.lr * (lr_scale or 1.0)
         budget = Budget(max_chars=args.max_chars, vocab_size=args.vocab_size, max_len=64,
                         dim=args.dim, depth=2, heads=4, steps=args.steps, batch_size=32,
@@ -76,7 +81,8 @@ def run_recipes(args: argparse.Namespace) -> int:
     for name, m in rows.items():
         print(f'{name:<24}{m["lr"]:>8.1e}{m[metric]:>14.3f}{m["val_loss"]:>10.3f}'
               f'{m["seconds"]:>9.0f}')
-    out = RESULTS.with_name(f'text_plateau_{args.experiment}.json')
+    out = RESULTS.with_name(f'text_plateau_{args.experiment}'
+                            f'{"_" + str(args.steps) if args.variants else ""}.json')
     out.write_text(json.dumps({'arguments': vars(args), 'train_tokens': corpus.n_tokens('train'),
                                'runs': rows}, indent=2))
     return 0
@@ -85,6 +91,8 @@ def run_recipes(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--experiment', choices=('mlm', 'nsp', 'rtd'), default='mlm')
+    parser.add_argument('--variants', nargs='*', default=None,
+                        help='nsp/rtd: run only these variants (default: all)')
     parser.add_argument('--steps', type=int, default=200)
     parser.add_argument('--max-chars', type=int, default=300_000)
     parser.add_argument('--dim', type=int, default=64)

@@ -290,3 +290,23 @@ def test_nsp_with_a_masked_lm_loss_learns_both(tmp_path, corpus):
         batch = task.collate([task.datasets()[0][i] for i in range(2)])
         plain(batch['ids'], batch['attention_mask'], batch['token_type_ids'],
               batch['attention_mask'].bool())
+
+
+def test_nsp_segment_pairs_end_and_start_at_the_pair_sentences():
+    """Segments: A ends with A's sentence, B starts with B's, each within half max_len."""
+    from ssl_robot.text.tokenizer import SPECIAL_TOKENS
+    docs = [[[100 + 10 * d + i] * 3 for i in range(6)] for d in range(4)]  # 3-token sentences
+    tok = train_tokenizer(['a b c'], vocab_size=300)
+    corpus = TextCorpus(tokenizer=tok, train=docs[:3], val=docs[3:])
+    cfg = TextModelConfig(vocab_size=tok.vocab_size, max_len=17, dim=16, depth=1, heads=2)
+    plain = NSPTask(corpus, cfg).examples(corpus.train, 0)
+    seg = NSPTask(corpus, cfg, segments=True).examples(corpus.train, 0)
+    assert [e[2] for e in plain] == [e[2] for e in seg]
+    sep = SPECIAL_TOKENS.index('[SEP]')
+    for (ids, types, _), (pids, _, _) in zip(seg, plain):
+        cut = ids.index(sep)
+        a, b = ids[1:cut], ids[cut + 1:-1]
+        pcut = pids.index(sep)
+        assert a[-3:] == pids[1:pcut] and b[:3] == pids[pcut + 1:-1]
+        assert len(a) <= 7 and len(b) <= 7 and len(ids) == len(types)
+    assert max(len(e[0]) for e in seg) > max(len(e[0]) for e in plain)

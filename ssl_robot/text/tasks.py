@@ -287,6 +287,10 @@ class NSPTask(TextTask):
             jointly with MLM; 0: NSP alone). Held-out NSP accuracy is measured on
             unmasked pairs either way.
         mask_prob: Selection probability of that masking.
+        segments: A and B are text segments rather than single sentences (BERT's and
+            RoBERTa's segment pairs): A is the sentences up to and including A's
+            sentence, B the sentences from B's on, each up to half of `max_len`; is-next
+            still means that B's first sentence follows A's last.
     """
 
     name = 'nsp'
@@ -294,16 +298,17 @@ class NSPTask(TextTask):
     higher_is_better = True
 
     def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *, seed: int = 0,
-                 mlm_weight: float = 0.0, mask_prob: float = 0.15,
+                 mlm_weight: float = 0.0, mask_prob: float = 0.15, segments: bool = False,
                  max_train_blocks: int = 0) -> None:
         super().__init__(corpus, model_cfg, max_train_blocks=max_train_blocks)
         self.seed = seed
         self.mlm_weight = mlm_weight
         self.mask_prob = mask_prob
+        self.segments = segments
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), 'mlm_weight': self.mlm_weight,
-                'mask_prob': self.mask_prob}
+                'mask_prob': self.mask_prob, 'segments': self.segments}
 
     def build_model(self) -> nn.Module:
         self.model = NextSentenceModel(self.model_cfg, lm_head=self.mlm_weight > 0)
@@ -315,9 +320,21 @@ class NSPTask(TextTask):
         # Shuffle before limiting so a subset still spans many documents.
         random.Random(seed).shuffle(pairs)
         out = []
+        half = (self.model_cfg.max_len - 3) // 2
         for p in pairs:
-            ids, types = build_pair_input(docs[p.doc_a][p.sent_a], docs[p.doc_b][p.sent_b],
-                                          max_len=self.model_cfg.max_len,
+            a, b = docs[p.doc_a][p.sent_a], docs[p.doc_b][p.sent_b]
+            if self.segments:
+                a, b = list(a), list(b)
+                for sent in reversed(docs[p.doc_a][:p.sent_a]):  # earlier sentences
+                    if len(a) >= half:
+                        break
+                    a = list(sent) + a
+                for sent in docs[p.doc_b][p.sent_b + 1:]:  # later sentences
+                    if len(b) >= half:
+                        break
+                    b = b + list(sent)
+                a, b = a[-half:], b[:half]  # keep the tokens next to the boundary
+            ids, types = build_pair_input(a, b, max_len=self.model_cfg.max_len,
                                           cls_id=self.tok.cls_id, sep_id=self.tok.sep_id)
             out.append((ids, types, int(p.is_next)))
         return out

@@ -2,15 +2,22 @@
 
 Quantises a trained run (default: the demo's obstacle model, `make demo` first) with
 `ssl-robot export --quantize int8`'s code, calibrated on its training frames, and prints the
-float and int8 figures measured side by side; also onnxruntime vs torch eager per frame on
-one core (model only, preprocessed input), the issue's second speed goal.
+float and int8 figures measured side by side; then the same for other onnxruntime
+quantisation settings (QDQ vs QOperator, per-channel vs per-tensor weights, uint8 vs int8
+activations, reduce_range, convolutions only), all timed interleaved with the float model
+in one loop; then a per-operator profile (onnxruntime's own profiler) of the float and the
+default int8 model, which says where an int8 frame's time goes; also onnxruntime vs
+torch eager per frame on one core (model only, preprocessed input), the issue's second
+speed goal.
 
     python benchmarks/bench_quantize.py [--run runs/demo/models/obstacle] [--repeats 300]
 """
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 import json
+import os
 from pathlib import Path
 import statistics
 import sys
@@ -40,35 +47,123 @@ def _torch_ms(run: Path, repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+def variants():
+    """The quantisation settings compared (the first is `QuantSettings()`, the default)."""
+    from ssl_robot.robot.quantize import QuantSettings
+    return [QuantSettings(),
+            QuantSettings(per_channel=False),
+            QuantSettings(reduce_range=True),
+            QuantSettings(activations='int8'),
+            QuantSettings(activations='int8', per_channel=False),
+            QuantSettings(weights='uint8', per_channel=False),
+            QuantSettings(op_types=('Conv',)),
+            QuantSettings(quant_format='QOperator'),
+            QuantSettings(quant_format='QOperator', per_channel=False)]
+
+
+def operator_profile(path: Path, frame, runs: int, tmp: Path) -> dict:
+    """Median µs per run of each operator type (onnxruntime profiler), 1 thread, batch 1.
+
+    Also the whole `model_run` as the profiler sees it; the difference to the operators'
+    sum is the session's own overhead per run (input/output binding, scheduling).
+    """
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp / f'profile_{path.stem}')
+    session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    for _ in range(runs):
+        session.run(None, {name: frame})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    per_node: dict[tuple[str, str], list[float]] = defaultdict(list)
+    model_runs = []
+    for event in events:
+        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
+            per_node[(event['args']['op_name'], event['name'][:-len('_kernel_time')])].append(
+                event['dur'])
+        elif event.get('name') == 'model_run':
+            model_runs.append(event['dur'])
+    by_op: dict[str, float] = defaultdict(float)
+    nodes = {}
+    for (op, node), durations in per_node.items():
+        us = float(statistics.median(durations[runs // 10:]))
+        by_op[op] += us
+        nodes[node] = {'op': op, 'us': us}
+    total = sum(by_op.values())
+    return {'model_run_us': float(statistics.median(model_runs[runs // 10:])),
+            'operators_us': total, 'by_operator_us': dict(sorted(by_op.items(),
+                                                                 key=lambda kv: -kv[1])),
+            'by_node_us': nodes}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--run', type=Path, default=Path('runs/demo/models/obstacle'))
     parser.add_argument('--repeats', type=int, default=300)
     parser.add_argument('--calibration-frames', type=int, default=256)
+    parser.add_argument('--profile-runs', type=int, default=300)
     args = parser.parse_args()
     if not (args.run / 'best.pt').exists():
         print(f'{args.run}: no trained run (run `make demo` first, or give --run)',
               file=sys.stderr)
         return 2
-    from ssl_robot.robot.quantize import quantize_run
+    from ssl_robot.robot.quantize import ms_per_frame, quantize_run, QuantRun
     with tempfile.TemporaryDirectory() as tmp:
-        report = quantize_run(args.run, Path(tmp) / 'int8.onnx', max_drop=1.0,
+        tmp = Path(tmp)
+        report = quantize_run(args.run, tmp / 'int8.onnx', max_drop=1.0,
                               calibration_frames=args.calibration_frames, repeats=args.repeats)
+        # Every setting against the same float export, all timed in one interleaved loop.
+        with QuantRun(args.run, calibration_frames=args.calibration_frames) as prepared:
+            settings = variants()
+            models, metrics = [], []
+            for k, s in enumerate(settings):
+                model, metric = prepared.quantize(s, tmp / f'variant_{k}.onnx')
+                models.append(model)
+                metrics.append(metric)
+            times = ms_per_frame([prepared.float_model, *models], prepared.frames[0],
+                                 args.repeats)
+            rows = [{'settings': s.label(), prepared.metric: m, 'drop': prepared.float_metric - m,
+                     'int8_ms': t, 'float_ms': times[0], 'speedup': times[0] / t}
+                    for s, m, t in zip(settings, metrics, times[1:])]
+            x = prepared.float_model.preprocess(prepared.frames[0])
+            profiles = {'float32': operator_profile(prepared.float_path, x, args.profile_runs,
+                                                    tmp),
+                        f'int8 ({settings[0].label()})': operator_profile(
+                            tmp / 'variant_0.onnx', x, args.profile_runs, tmp)}
     torch_ms = _torch_ms(args.run, args.repeats)
-    rows = [('torch eager (float32)', torch_ms, None),
-            ('onnxruntime float32', report.float_ms, report.float_metric),
-            ('onnxruntime int8', report.int8_ms, report.int8_metric)]
+    rows_main = [('torch eager (float32)', torch_ms, None),
+                 ('onnxruntime float32', report.float_ms, report.float_metric),
+                 ('onnxruntime int8', report.int8_ms, report.int8_metric)]
     print(f'{"model, 1 thread, batch 1":<26} {"ms/frame":>9} {report.metric:>10}')
-    for name, ms, metric in rows:
+    for name, ms, metric in rows_main:
         print(f'{name:<26} {ms:>9.3f} {"" if metric is None else f"{metric:.4f}":>10}')
-    print(f'int8 vs float32: {report.speedup:.2f}x faster, {report.metric} drop '
+    print(f'\nquantisation settings (float32 {times[0]:.3f} ms/frame in the same loop)')
+    print(f'{"settings":<58} {"int8 ms":>8} {"vs float":>9} {report.metric:>8} {"drop":>8}')
+    for row in rows:
+        print(f'{row["settings"]:<58} {row["int8_ms"]:>8.3f} {row["speedup"]:>8.2f}x '
+              f'{row[prepared.metric]:>8.4f} {row["drop"]:>+8.4f}')
+    print('\nper-operator profile (onnxruntime profiler, median µs per run, 1 thread)')
+    for name, prof in profiles.items():
+        ops = ', '.join(f'{op} {us:.0f}' for op, us in prof['by_operator_us'].items())
+        print(f'{name}: model_run {prof["model_run_us"]:.0f} µs, operators '
+              f'{prof["operators_us"]:.0f} µs: {ops}')
+    for name, prof in profiles.items():
+        convs = [v['us'] for v in prof['by_node_us'].values()
+                 if v['op'] in ('Conv', 'QLinearConv', 'FusedConv')]
+        print(f'{name}: convolutions layer by layer (µs) {" ".join(f"{c:.0f}" for c in convs)}')
+    print(f'\nint8 vs float32: {report.speedup:.2f}x faster, {report.metric} drop '
           f'{report.drop:+.4f}; onnxruntime float32 vs torch eager: '
           f'{torch_ms / report.float_ms:.2f}x')
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / 'bench_quantize.json'
     out.write_text(json.dumps({'arguments': {k: str(v) for k, v in vars(args).items()},
+                               'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
                                'quantization': report.as_dict(), 'torch_eager_ms': torch_ms,
-                               'onnxruntime_vs_torch': torch_ms / report.float_ms},
+                               'onnxruntime_vs_torch': torch_ms / report.float_ms,
+                               'settings_compared': rows, 'operator_profiles': profiles},
                               indent=2) + '\n')
     print(f'wrote {out}')
     return 0

@@ -6,7 +6,10 @@ Cases (same seed, same driver): physics and non-camera sensors only (the baselin
 plus camera rgb+depth at 30 Hz rendered at 128x96 and at 640x480 in the randomised world
 (the default: procedural textures, clutter, markings, camera effects) and in the plain
 world of the same seed (flat colours), and the whole `write_sim_bag` path at 128x96
-(rendering + building messages + CDR + mcap writing).
+(rendering + building messages + CDR + mcap writing). Each camera case also without
+multisampling (`SimOptions(antialias=False)`), with how much its images differ from the
+antialiased ones (the same poses: mean abs difference, PSNR, pixels off by more than 8
+levels, and the same on the 64x48 area-averaged image a model sees).
 Also reports wheel-odometry drift against ground truth at the end of each run. Prints a
 table and writes benchmarks/results/bench_sim.json.
 """
@@ -52,7 +55,47 @@ def run_session(seed: int, seconds: float, options: SimOptions,
             'path_m': path, 'odom_drift_m': drift}
 
 
-def stage_times(seed: int, width: int, height: int, frames: int = 20) -> dict[str, float]:
+def msaa_difference(seed: int, width: int, height: int, frames: int = 6,
+                    model_hw: tuple[int, int] = (48, 64)) -> dict[str, float]:
+    """How much images rendered without MSAA differ from 4x MSAA ones, same poses.
+
+    Two sessions of one world and driver, stepped alike; the raw renders (before the
+    sensor effects, which add noise of up to 6 levels) are compared: mean abs
+    difference (0-255 levels), PSNR, the share of pixels off by more than 8 levels, and
+    the mean abs difference after the area resize to the model's input size.
+    """
+    import cv2
+    import numpy as np
+    sessions = [SimSession(generate_world(seed), SimOptions(width=width, height=height,
+                                                            antialias=a))
+                for a in (True, False)]
+    diffs, small, off, mse = [], [], [], []
+    try:
+        for k in range(frames):
+            images = []
+            for session in sessions:
+                session.advance((k + 1) * 500_000_000)
+                cam = session.sim._camera
+                rgb, _ = cam.render(session.sim.data, session.sim.model.camera('camera').id)
+                images.append(rgb.astype(np.float32))
+            d = np.abs(images[0] - images[1])
+            diffs.append(float(d.mean()))
+            mse.append(float(np.square(d).mean()))
+            off.append(float((d.max(axis=2) > 8).mean()))
+            s0, s1 = (cv2.resize(im, model_hw[::-1], interpolation=cv2.INTER_AREA)
+                      for im in images)
+            small.append(float(np.abs(s0 - s1).mean()))
+    finally:
+        for session in sessions:
+            session.close()
+    return {'mean_abs_levels': float(np.mean(diffs)),
+            'psnr_db': 10 * math.log10(255.0 ** 2 / max(float(np.mean(mse)), 1e-12)),
+            'pixels_off_by_more_than_8': float(np.mean(off)),
+            'model_input_mean_abs_levels': float(np.mean(small))}
+
+
+def stage_times(seed: int, width: int, height: int, frames: int = 20, *,
+                antialias: bool = True) -> dict[str, float]:
     """Median ms per camera frame of each stage of a 30 Hz camera in the randomised world.
 
     physics (the steps of 1/30 s), the GL pass (scene update, raster, colour + depth read
@@ -66,7 +109,8 @@ def stage_times(seed: int, width: int, height: int, frames: int = 20) -> dict[st
     from ssl_robot.sim import messages as m
     from ssl_robot.sim import ROBOT
     from ssl_robot.sim.appearance import apply_camera_effects
-    session = SimSession(generate_world(seed), SimOptions(width=width, height=height))
+    session = SimSession(generate_world(seed), SimOptions(width=width, height=height,
+                                                          antialias=antialias))
     sim, kit = session.sim, session.kit
     cam = sim._camera  # the offscreen renderer's own buffers, stage by stage
     cam_id = sim.model.camera('camera').id
@@ -113,10 +157,29 @@ def stage_times(seed: int, width: int, height: int, frames: int = 20) -> dict[st
 
 def print_stages(stages: dict[str, dict[str, float]]) -> None:
     """The per-stage table of `stage_times` per camera size."""
-    print('\nper camera frame at 30 Hz, randomised world (median ms)')
-    print(f'{"stage":34s}' + ''.join(f'{cam:>10s}' for cam in stages))
+    print('\nper camera frame at 30 Hz, randomised world (median ms; 4x MSAA unless noted)')
+    print(f'{"stage":30s}' + ''.join(f'{cam:>16s}' for cam in stages))
     for name in next(iter(stages.values())):
-        print(f'{name:34s}' + ''.join(f'{row[name]:10.2f}' for row in stages.values()))
+        print(f'{name:30s}' + ''.join(f'{row[name]:16.2f}' for row in stages.values()))
+
+
+SIZES = ((128, 96), (640, 480))
+
+
+def camera_stages(seed: int) -> dict[str, dict[str, float]]:
+    """`stage_times` per camera size, with 4x MSAA and without."""
+    return {f'{w}x{h}{suffix}': stage_times(seed, w, h, antialias=not suffix)
+            for suffix in ('', ' no MSAA') for w, h in SIZES}
+
+
+def print_msaa(diffs: dict[str, dict[str, float]]) -> None:
+    print('\nno MSAA vs 4x MSAA, same poses, raw renders (before sensor noise)')
+    print(f'{"camera":10s} {"mean |diff|":>12s} {"PSNR dB":>8s} {"px off >8":>10s} '
+          f'{"|diff| at 64x48":>16s}')
+    for cam, d in diffs.items():
+        print(f'{cam:10s} {d["mean_abs_levels"]:12.2f} {d["psnr_db"]:8.1f} '
+              f'{100 * d["pixels_off_by_more_than_8"]:9.2f}% '
+              f'{d["model_input_mean_abs_levels"]:16.3f}')
 
 
 def main() -> int:
@@ -128,13 +191,20 @@ def main() -> int:
                         'benchmarks/results/bench_sim_stages.json')
     args = parser.parse_args()
     if args.stages_only:
-        stages = {f'{w}x{h}': stage_times(args.seed, w, h) for w, h in ((128, 96), (640, 480))}
+        stages = camera_stages(args.seed)
         print_stages(stages)
+        diffs = {f'{w}x{h}': msaa_difference(args.seed, w, h) for w, h in SIZES}
+        print_msaa(diffs)
         # And the whole session (randomised world) against physics alone, same run.
         speed = {name: run_session(args.seed, args.seconds, opts)['speed'] for name, opts in (
             ('physics only (baseline)', SimOptions(render=False)),
             ('camera 128x96 @30Hz', SimOptions(width=128, height=96)),
-            ('camera 640x480 @30Hz', SimOptions(width=640, height=480)))}
+            ('camera 640x480 @30Hz', SimOptions(width=640, height=480)),
+            ('camera 128x96 @30Hz, no MSAA', SimOptions(width=128, height=96,
+                                                         antialias=False)),
+            ('camera 640x480 @30Hz, no MSAA', SimOptions(width=640, height=480,
+                                                          antialias=False)))}
+        print('')
         for name, value in speed.items():
             print(f'{name:34s} {value:6.2f} sim s / wall s')
         out = RESULTS.with_name('bench_sim_stages.json')
@@ -142,6 +212,7 @@ def main() -> int:
                                    'seed': args.seed, 'seconds': args.seconds,
                                    'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
                                    'stages_ms_per_frame': stages,
+                                   'no_msaa_image_difference': diffs,
                                    'sim_s_per_wall_s': speed}, indent=2))
         print(f'wrote {out}')
         return 0
@@ -149,6 +220,10 @@ def main() -> int:
         'physics only (baseline)': (SimOptions(render=False), 'random'),
         'camera 128x96 @30Hz': (SimOptions(width=128, height=96), 'random'),
         'camera 640x480 @30Hz': (SimOptions(width=640, height=480), 'random'),
+        'camera 128x96 @30Hz, no MSAA': (SimOptions(width=128, height=96, antialias=False),
+                                         'random'),
+        'camera 640x480 @30Hz, no MSAA': (SimOptions(width=640, height=480, antialias=False),
+                                          'random'),
         'plain world, camera 128x96 @30Hz': (SimOptions(width=128, height=96), 'plain'),
         'plain world, camera 640x480 @30Hz': (SimOptions(width=640, height=480), 'plain'),
     }
@@ -164,7 +239,8 @@ def main() -> int:
             'bag_bytes': size}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    stages = {f'{w}x{h}': stage_times(args.seed, w, h) for w, h in ((128, 96), (640, 480))}
+    stages = camera_stages(args.seed)
+    diffs = {f'{w}x{h}': msaa_difference(args.seed, w, h) for w, h in SIZES}
     base = results['physics only (baseline)']['speed']
     print(f'\nsimulator speed, world seed {args.seed}, {args.seconds:.0f} simulated s per case '
           f'({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
@@ -175,6 +251,7 @@ def main() -> int:
         print(f'{name:34s} {r["speed"]:15.1f} {r["ratio_to_baseline"]:11.2f}x '
               f'{r["messages"]:9d}')
     print_stages(stages)
+    print_msaa(diffs)
     drift = results['physics only (baseline)']
     print(f'\nwheel odometry after {args.seconds:.0f} s: {drift["odom_drift_m"]:.3f} m from '
           f'ground truth over a {drift["path_m"]:.2f} m path '
@@ -184,7 +261,8 @@ def main() -> int:
                                    'seed': args.seed, 'seconds': args.seconds,
                                    'style': generate_world(args.seed).style,
                                    'cpus': os.cpu_count(), 'results': results,
-                                   'stages_ms_per_frame': stages}, indent=2))
+                                   'stages_ms_per_frame': stages,
+                                   'no_msaa_image_difference': diffs}, indent=2))
     print(f'wrote {RESULTS}')
     return 0
 

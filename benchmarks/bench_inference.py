@@ -11,8 +11,18 @@ camera topic and publishes frames at 30 Hz over DDS on loopback: 128x96 rgb8, th
 --camera rgb8 and bgr8, --seconds each. Per model: frames answered, superseded (depth 1,
 newest wins) or lost, publish -> prediction latency median / p99 and its median per
 second (backlog), and each node's CPU (process CPU seconds / wall seconds, /proc).
+Part 5, the transport floor: the same 640x480 rgb8 case with the two inference nodes
+replaced by two do-nothing nodes (this script with --floor-node: a raw subscription with
+the nodes' QoS that answers each frame with a 1x1 image of its stamp), so what DDS and
+rclpy cost before any node code runs is measured in the same run.
+
+With --fastdds-profile config/fastdds_large_frames.xml every process of parts 4 and 5
+(this one, the nodes) uses that Fast DDS profile (a shared-memory segment that holds a
+640x480 frame); the nodes always run with `keep_freed_buffers` (see
+ssl_robot/nodes/_memory.py), the floor nodes only with --floor-keep-buffers.
 
 Usage: python benchmarks/bench_inference.py [--camera 640x480] [--seconds 10] [--no-dds]
+    [--fastdds-profile FILE]
 Writes benchmarks/results/bench_inference.json; the last line is
 `640x480 at 30 Hz: answered A/B, p99 X ms, cpu Y % of a core` (the fewer answered and
 the larger p99 of the two models, their summed CPU).
@@ -192,22 +202,62 @@ def _latency_summary(sent: list[int], sent_at: dict[int, float], arrivals: dict[
             'growing_backlog': bool(last > 2 * first + 0.010)}
 
 
+def floor_node(topic: str) -> int:
+    """A do-nothing node: each camera frame answered on `topic` with a 1x1 32FC1 image.
+
+    Subscribes to /image_raw as the inference node does (depth 1, reliable: the
+    benchmark's camera is reliable), raw (no deserialisation: only the stamp is read from
+    the CDR bytes), so its CPU and latency are DDS's and rclpy's alone.
+    """
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from ssl_robot.bags.typestore import cdr_header_end
+    rclpy.init()
+    node = rclpy.create_node(f'floor_{topic.strip("/").replace("/", "_")}')
+    pub = node.create_publisher(Image, topic, 10)
+
+    def answer(raw: bytes) -> None:
+        stamp_ns = cdr_header_end(raw)[0]
+        msg = Image(height=1, width=1, encoding='32FC1', step=4, data=bytes(4))
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        pub.publish(msg)
+
+    node.create_subscription(Image, '/image_raw', answer, QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE), raw=True)
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], seconds: float,
-              rate_hz: float = 30.0, warmup_s: float = 1.0) -> dict:
+              rate_hz: float = 30.0, warmup_s: float = 1.0, floor: str = '') -> dict:
     """One inference node per model (real processes) on one camera topic, case after case.
 
     Each case publishes frames of one size and encoding at `rate_hz` for `seconds` (after
     `warmup_s` not counted) and measures, per model, frames answered / superseded / lost,
     publish -> prediction latency (frame stamp to the output's arrival here) and its
     median per second, and each node's CPU (process CPU seconds / wall seconds).
+    With `floor` ('plain', or 'keep': with `keep_freed_buffers`), do-nothing nodes
+    (`floor_node`) stand in for the inference nodes.
     """
     from sensor_msgs.msg import Image
 
-    from ros_procs import Probe, start_node
+    from ros_procs import dds_env, NodeProcess, Probe, start_node
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_'))
-    nodes = {kind: start_node('inference', name=f'inference_{kind}', domain_id=DOMAIN,
-                              log_dir=tmp, params={'model_path': str(path), 'autostart': True})
-             for kind, path in models.items()}
+    if floor:
+        keep = ['--floor-keep-buffers'] if floor == 'keep' else []
+        nodes = {kind: NodeProcess([sys.executable, __file__, '--floor-node',
+                                    OUTPUT_TOPICS[kind], *keep], env=dds_env(DOMAIN),
+                                   log_path=tmp / f'floor_{kind}.log') for kind in models}
+    else:
+        nodes = {kind: start_node('inference', name=f'inference_{kind}', domain_id=DOMAIN,
+                                  log_dir=tmp, params={'model_path': str(path),
+                                                       'autostart': True})
+                 for kind, path in models.items()}
     results = []
     try:
         with Probe(DOMAIN) as probe:
@@ -281,7 +331,8 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
     finally:
         for node in nodes.values():
             node.stop()
-    return {'nodes': {kind: f'inference_{kind}' for kind in models}, 'cases': results}
+    return {'nodes': {kind: f'floor_{kind}' if floor else f'inference_{kind}'
+                      for kind in models}, 'cases': results}
 
 
 def bench_stages(models: dict[str, Path], cameras: list[tuple[int, int]],
@@ -360,7 +411,19 @@ def main() -> int:
     parser.add_argument('--no-dds', action='store_true')
     parser.add_argument('--out', default=str(REPO / 'benchmarks' / 'results'
                                              / 'bench_inference.json'))
+    parser.add_argument('--fastdds-profile', help='Fast DDS XML profile for the DDS parts '
+                        '(FASTDDS_DEFAULT_PROFILES_FILE of this process and the nodes)')
+    parser.add_argument('--floor-keep-buffers', action='store_true', help='the floor nodes '
+                        'call keep_freed_buffers as the inference node does')
+    parser.add_argument('--floor-node', metavar='TOPIC', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor_node:  # a process of part 5
+        if args.floor_keep_buffers:
+            from ssl_robot.nodes._memory import keep_freed_buffers
+            keep_freed_buffers()
+        return floor_node(args.floor_node)
+    if args.fastdds_profile:  # before any participant exists; the nodes inherit it
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(Path(args.fastdds_profile).resolve())
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_model_'))
     models = export_models(tmp)
@@ -388,6 +451,8 @@ def main() -> int:
     if not args.no_dds:
         result['dds'] = bench_dds(models, [(96, 128, 'rgb8'), (h, w, 'rgb8'), (h, w, 'bgr8')],
                                   args.seconds)
+        result['dds_floor'] = {mode: bench_dds(models, [(h, w, 'rgb8')], args.seconds,
+                                               floor=mode) for mode in ('plain', 'keep')}
     r = result['runtimes']
     print(f'obstacle model {result["model"]["params"]} params, input '
           f'{result["model"]["input_hw"]}, camera 96x128, 1 thread')
@@ -409,10 +474,14 @@ def main() -> int:
     for name in next(iter(stages.values())):
         print(f'{name:<32}' + ''.join(f'{row[name]:>10.3f}' for row in stages.values()))
     final = ''
-    for case in result.get('dds', {}).get('cases', []):
+    floor_cases = [dict(case, floor=mode) for mode, floor in result.get('dds_floor', {}).items()
+                   for case in floor['cases']]
+    for case in result.get('dds', {}).get('cases', []) + floor_cases:
         cpu = case['cpu_share_of_core']
+        what = {'plain': 'do-nothing nodes (transport floor)', 'keep': 'do-nothing nodes '
+                '(transport floor) with keep_freed_buffers'}.get(case.get('floor'), 'node')
         print(f'\nDDS loopback, {case["camera"]} {case["encoding"]} at {case["rate_hz"]:.0f} Hz '
-              f'for {case["seconds"]:.0f} s; node CPU obstacle {100 * cpu["obstacle"]:.1f} % + '
+              f'for {case["seconds"]:.0f} s; {what} CPU obstacle {100 * cpu["obstacle"]:.1f} % + '
               f'terrain {100 * cpu["terrain"]:.1f} % = {100 * cpu["total"]:.1f} % of a core')
         print(f'  {"model":<10}{"answered":>10}{"superseded":>11}{"lost":>6}{"median ms":>10}'
               f'{"p99 ms":>8}  median ms per second')
@@ -420,7 +489,8 @@ def main() -> int:
             per_s = ' '.join(f'{v:.1f}' for v in m['median_ms_per_second'])
             print(f'  {kind:<10}{m["answered"]:>6}/{m["sent"]:<4}{m["superseded"]:>10}'
                   f'{m["lost"]:>6}{m["median_ms"]:>10.1f}{m["p99_ms"]:>8.1f}  {per_s}')
-        if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8':
+        if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8' and not case.get(
+                'floor'):
             worst = max(case['models'].values(), key=lambda m: m['p99_ms'])
             least = min(case['models'].values(), key=lambda m: m['answered'])
             final = (f'{w}x{h} at {case["rate_hz"]:.0f} Hz: answered {least["answered"]}/'

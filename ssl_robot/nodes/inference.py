@@ -90,6 +90,7 @@ from ssl_robot.inference import (
 )
 from ssl_robot.msgconv import image_to_rgb, MessageError
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
+from ssl_robot.nodes._memory import keep_freed_buffers
 from ssl_robot.nodes._qos import FollowingSubscription
 from ssl_robot.nodes._run import run_node
 from ssl_robot.overlay import (
@@ -648,6 +649,7 @@ def obstacle_markers(header: Any, frame_id: str, cell_m: float, centres: np.ndar
 
 def main(argv: list[str] | None = None) -> int:
     """Run the inference node until shut down (starts unconfigured)."""
+    keep_freed_buffers()  # camera-sized buffers reused, not page-faulted in per frame
     return run_node('inference', InferenceNode, args=argv, startup_errors=(ConfigError,),
                     finish=InferenceNode._log_stats)
 

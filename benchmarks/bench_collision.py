@@ -55,8 +55,21 @@ RUNS = {'collision': ('collision', 'bumper'), 'proprio': ('collision', 'proprio'
         'obstacle': ('obstacle', 'bumper')}
 
 
+def tag(args: argparse.Namespace) -> str:
+    """What the cached bags, datasets and runs depend on (so other arguments never reuse them)."""
+    return f'{args.duration:.0f}s_crash{args.crash_rate:g}'
+
+
 def bag_path(seed: int, args: argparse.Namespace) -> Path:
-    return CACHE / 'bags' / f'seed{seed}_{args.duration:.0f}s_crash{args.crash_rate:g}'
+    return CACHE / 'bags' / f'seed{seed}_{tag(args)}'
+
+
+def data_dir(name: str, source: str, args: argparse.Namespace) -> Path:
+    return CACHE / f'data_{name}_{source}_{tag(args)}'
+
+
+def run_dir(name: str, args: argparse.Namespace) -> Path:
+    return CACHE / f'run_{name}_{tag(args)}_{args.epochs}ep'
 
 
 def simulate(args: argparse.Namespace) -> None:
@@ -94,7 +107,7 @@ def label(args: argparse.Namespace) -> None:
     from ssl_robot.labelling.jobs import dataset_layout
     for name, seeds in SETS.items():
         for source in ('bumper', 'proprio'):
-            out = CACHE / f'data_{name}_{source}'
+            out = data_dir(name, source, args)
             if (out / 'meta.json').exists():
                 continue
             params = labelling(source)
@@ -116,10 +129,10 @@ def train(args: argparse.Namespace) -> None:
     from ssl_robot.robot import build_task
     from ssl_robot.train import TrainConfig, Trainer
     for name, (task_name, source) in RUNS.items():
-        out = CACHE / f'run_{name}_{args.epochs}ep'
+        out = run_dir(name, args)
         if (out / 'best.pt').exists():
             continue
-        task = build_task(task_name, {'dataset': str(CACHE / f'data_train_{source}')})
+        task = build_task(task_name, {'dataset': str(data_dir('train', source, args))})
         config = TrainConfig(out_dir=str(out), task=task_name, task_params=task.params,
                              epochs=args.epochs, progress=False, seed=0, device='cpu')
         t0 = time.monotonic()
@@ -255,9 +268,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from ssl_robot.metrics import bootstrap_ci, roc_auc, time_blocks
     from ssl_robot.robot.nets import build_robot_model
     from ssl_robot.robot.tasks import model_from_checkpoint
-    runs = {name: model_from_checkpoint(CACHE / f'run_{name}_{args.epochs}ep' / 'best.pt')
+    runs = {name: model_from_checkpoint(run_dir(name, args) / 'best.pt')
             for name in RUNS}
-    path = CACHE / 'data_test_bumper'
+    path = data_dir('test', 'bumper', args)
     data = LabelledDataset.open(path)
     horizon = float(data.meta['params']['collision']['horizon_s'])
     reach = args.cruise * horizon
@@ -291,14 +304,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     # The crash labels themselves against the truth (how noisy the training signal is).
     lab = {}
     for source in ('bumper', 'proprio'):
-        d = LabelledDataset.open(CACHE / f'data_test_{source}')
+        d = LabelledDataset.open(data_dir('test', source, args))
         m = np.asarray(d.collision_mask) & known
         pred, true = np.asarray(d.collision)[m] > 0.5, truth[m]
         lab[source] = {'known_fraction': float(np.asarray(d.collision_mask).mean()),
                        'ahead': int(pred.sum()), 'free': int((~pred).sum()),
                        'precision': float((pred & true).sum() / max(pred.sum(), 1)),
                        'free_precision': float((~pred & ~true).sum() / max((~pred).sum(), 1))}
-    train_meta = LabelledDataset.open(CACHE / 'data_train_bumper')
+    train_meta = LabelledDataset.open(data_dir('train', 'bumper', args))
     return {
         'sets': SETS, 'duration_s': args.duration, 'crash_rate': args.crash_rate,
         'epochs': args.epochs, 'camera': '64x48 at 5 Hz, labelled at 5 Hz',
@@ -310,7 +323,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         'prediction_auc_vs_truth': table, 'crash_labels_vs_truth': lab,
         'bootstrap': {'resamples': args.bootstrap, 'unit': '5 s time blocks per bag'},
         'detection': detection(args),
-        'val_metrics': {name: state.get('metrics', {}) for name, (_, state) in runs.items()}}
+        # best.pt is the best epoch's checkpoint: its last history row holds its metrics.
+        'val_metrics': {name: {'best_epoch': state['epoch'], **state['history'][-1]}
+                        for name, (_, state) in runs.items()}}
 
 
 def print_tables(result: dict[str, Any]) -> None:

@@ -189,6 +189,7 @@ def test_terrain_eval_command_on_real_runs(tmp_path, capsys):
     best = report['variants'][report['best']]
     assert last == f'balanced accuracy {best["balanced_accuracy"]:.3f} (chance 0.200)'
     assert report['layout']['sample_rate_hz'] == pytest.approx(100.0)
+    assert report['arguments']['hop_s'] == 2.0 and report['arguments']['no_types']
     assert set(report['variants']) == {'imu', 'imu_wheel', 'old_scalar', 'shuffled'}
     assert best['balanced_accuracy'] > report['variants']['old_scalar']['balanced_accuracy']
     assert best['balanced_accuracy'] > 0.5

@@ -22,8 +22,8 @@ from ssl_robot.robot import build_task  # noqa: E402
 from ssl_robot.robot.losses import masked_cross_entropy  # noqa: E402
 from ssl_robot.train import TrainConfig, Trainer  # noqa: E402
 
-GRID = (2, 4)
-NAMES = ('accel_z_b0', 'gyro_x_b0', 'wheel_yaw_rate', 'cmd_slip')
+GRID = (2, 2)
+NAMES = ('accel_z_b0', 'gyro_x_b0', 'yaw_slip', 'cmd_slip')
 LAYOUT = DescriptorLayout(100.0, ((2.0, 50.0),), NAMES, 0.5, 0.1)
 TINY = {'width': 4, 'input_hw': [24, 32]}
 
@@ -106,7 +106,7 @@ def test_terrain_task_learns_descriptor_and_type_and_exports_them(
     assert p['descriptor_std'][0] == pytest.approx(1.0, abs=0.1)
     assert p['type_names'] == ['type_0', 'type_1']
     assert 'vibration' in p['cost_formula'] and 'm/s^2' in p['cost_formula']
-    config = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=6, batch_size=32, lr=5e-3,
+    config = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=8, batch_size=32, lr=1e-2,
                          progress=False, task='terrain', task_params=p)
     result = Trainer(task, config).fit()
     assert {'val_descriptor_r2', 'val_type_accuracy'} <= set(result.metrics)
@@ -114,7 +114,7 @@ def test_terrain_task_learns_descriptor_and_type_and_exports_them(
     report = evaluate_run(tmp_path / 'run', n_boot=20)
     trained, untrained = report['models']['trained'], report['models']['random_init']
     assert trained['type_accuracy'] > 0.8 > untrained['type_accuracy'] + 0.1, report
-    assert trained['type_chance'] == 0.5 and trained['descriptor_r2'] > 0.4
+    assert trained['type_chance'] == 0.5 and trained['descriptor_r2'] > 0.6
     assert trained['spearman'] > 0.5
 
     # Export: every output matches torch (the exporter checks it), the core runs them all,
@@ -173,6 +173,21 @@ def test_a_run_saved_before_the_descriptor_outputs_still_loads_evaluates_and_exp
     assert 'type_accuracy' not in report['models']['trained']
     export_run(tmp_path / 'run', tmp_path / 'old.onnx')
     assert json.loads(read_metadata(tmp_path / 'old.onnx')['output_names']) == ['terrain']
+
+
+def test_a_mirrored_frame_mirrors_the_patches_and_negates_signed_entries() -> None:
+    task = build_task('terrain', {
+        'descriptor_names': ['accel_z_b0', 'wheel_yaw_rate'], 'descriptor_columns': [0, 2],
+        'descriptor_mean': [1.0, 0.0], 'descriptor_std': [2.0, 0.5], 'type_names': []})
+    values = torch.tensor([[[[3.0, 9.0, 0.2], [5.0, 9.0, -0.4]]]])        # [1, 1, 2, 3]
+    mask = torch.tensor([[[[True, True, True], [True, True, False]]]])
+    batch = {'terrain_descriptor': values, 'terrain_descriptor_mask': mask}
+    target, known = task._descriptor_targets(batch, None)
+    torch.testing.assert_close(target, torch.tensor([[[[1.0, 0.4], [2.0, 0.0]]]]))
+    target, known = task._descriptor_targets(batch, torch.tensor([True]))
+    # Right and left patches swap; the right-minus-left yaw rate changes sign.
+    torch.testing.assert_close(target, torch.tensor([[[[2.0, 0.0], [1.0, -0.4]]]]))
+    assert known.tolist() == [[[[True, False], [True, True]]]]
 
 
 def test_terrain_grid_layout_hand_computed() -> None:

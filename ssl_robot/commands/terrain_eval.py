@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     report = terrain_eval(runs, folds=args.folds, seed=args.seed, classifier=args.classifier,
                           cluster=not args.no_types)
     report['root'] = str(args.root)
+    report['arguments'] = {k: str(v) if isinstance(v, Path) else v
+                           for k, v in vars(args).items() if k != 'func'}
     report['command'] = (f'ssl-robot terrain-eval {args.root} --window-s {args.window_s} '
                          f'--hop-s {args.hop_s} --bands {args.bands} --folds {args.folds} '
                          f'--seed {args.seed} --classifier {args.classifier}')

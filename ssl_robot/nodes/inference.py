@@ -599,25 +599,23 @@ def float_image(header: Any, values: np.ndarray) -> Image:
 
 def mono8_image(header: Any, values: np.ndarray) -> Image:
     """A mono8 sensor_msgs/Image of a uint8 [H, W] array, with `header`."""
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
-    msg.encoding = 'mono8'
-    msg.is_bigendian = 0
-    msg.step = msg.width
-    msg.data = np.ascontiguousarray(values, np.uint8).tobytes()
-    return msg
+    return _uint8_image(header, values, 'mono8')
 
 
 def rgb_image(header: Any, rgb: np.ndarray) -> Image:
     """An rgb8 sensor_msgs/Image of a uint8 [H, W, 3] array, with `header`."""
+    return _uint8_image(header, rgb, 'rgb8')
+
+
+def _uint8_image(header: Any, pixels: np.ndarray, encoding: str) -> Image:
+    pixels = np.ascontiguousarray(pixels, np.uint8)
     msg = Image()
     msg.header = header
-    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-    msg.encoding = 'rgb8'
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
     msg.is_bigendian = 0
-    msg.step = 3 * msg.width
-    msg.data = np.ascontiguousarray(rgb, np.uint8).tobytes()
+    msg.step = msg.width * (int(pixels.shape[2]) if pixels.ndim == 3 else 1)
+    msg.data = pixels.tobytes()
     return msg
 
 

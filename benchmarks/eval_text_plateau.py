@@ -39,17 +39,18 @@ from ssl_robot.text.model import TextModelConfig
 from ssl_robot.text.tasks import MLMTask, NSPTask, RTDTask
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'text_plateau.json'
-#: (task, constructor keywords, learning rate or None for --lr) per experiment.
+#: (task, constructor keywords) per experiment; NSP's lr_scale multiplies --lr.
+PLAIN = {'segments': False}
 EXPERIMENTS = {
-    'nsp': {'nsp alone': (NSPTask, {}, None),
-            'nsp alone, lr / 4': (NSPTask, {}, 0.25),
-            'nsp alone, lr / 8': (NSPTask, {}, 0.125),
-            'nsp + mlm (BERT)': (NSPTask, {'mlm_weight': 1.0}, None),
-            'nsp + mlm, lr / 4': (NSPTask, {'mlm_weight': 1.0}, 0.25),
-            'nsp segments, lr / 4': (NSPTask, {'segments': True}, 0.25)},
-    'rtd': {'generator 1/4 width': (RTDTask, {'generator_scale': 0.25}, None),
-            'generator 1/2 width': (RTDTask, {'generator_scale': 0.5}, None),
-            'generator full width': (RTDTask, {'generator_scale': 1.0}, None)},
+    'nsp': {'nsp alone': (NSPTask, {**PLAIN, 'lr_scale': 1.0}),
+            'nsp alone, lr / 4': (NSPTask, {**PLAIN, 'lr_scale': 0.25}),
+            'nsp alone, lr / 8': (NSPTask, {**PLAIN, 'lr_scale': 0.125}),
+            'nsp + mlm (BERT)': (NSPTask, {**PLAIN, 'mlm_weight': 1.0, 'lr_scale': 1.0}),
+            'nsp + mlm, lr / 4': (NSPTask, {**PLAIN, 'mlm_weight': 1.0, 'lr_scale': 0.25}),
+            'nsp segments, lr / 4': (NSPTask, {'segments': True, 'lr_scale': 0.25})},
+    'rtd': {'generator 1/4 width': (RTDTask, {'generator_scale': 0.25}),
+            'generator 1/2 width': (RTDTask, {'generator_scale': 0.5}),
+            'generator full width': (RTDTask, {'generator_scale': 1.0})},
 }
 METRIC = {'nsp': 'nsp_accuracy', 'rtd': 'rtd_auc'}
 
@@ -61,14 +62,14 @@ def run_recipes(args: argparse.Namespace) -> int:
     cfg = TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=64, dim=args.dim,
                           depth=2, heads=4)
     rows = {}
-    for name, (task_cls, kwargs, lr_scale) in EXPERIMENTS[args.experiment].items():
+    for name, (task_cls, kwargs) in EXPERIMENTS[args.experiment].items():
         if args.variants and name not in args.variants:
             continue
-        lr = args.lr * (lr_scale or 1.0)
         budget = Budget(max_chars=args.max_chars, vocab_size=args.vocab_size, max_len=64,
                         dim=args.dim, depth=2, heads=4, steps=args.steps, batch_size=32,
-                        lr=lr, probe_train=0, probe_test=0, probe_steps=0)
+                        lr=args.lr, probe_train=0, probe_test=0, probe_steps=0)
         task = task_cls(corpus, cfg, **kwargs)
+        lr = args.lr * task.lr_scale
         with tempfile.TemporaryDirectory() as tmp:
             start = time.monotonic()
             _, metrics, _ = train_task(task, budget, Path(tmp), seed=args.seed, progress=False)

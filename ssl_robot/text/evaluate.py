@@ -161,7 +161,7 @@ def train_task(task: TextTask, budget: Budget, out_dir: Path, *, seed: int = 0,
 
     Args:
         task: The task.
-        budget: Steps, batch size and peak learning rate.
+        budget: Steps, batch size and peak learning rate (times the task's `lr_scale`).
         out_dir: Run directory.
         seed: Seeds initialisation and data order.
         progress: Show progress.
@@ -172,7 +172,8 @@ def train_task(task: TextTask, budget: Budget, out_dir: Path, *, seed: int = 0,
         TextError: When `resume` finds a run of other settings in `out_dir`.
     """
     config = TrainConfig(out_dir=str(out_dir), epochs=10_000, max_steps=budget.steps,
-                         batch_size=budget.batch_size, lr=budget.lr, weight_decay=0.01,
+                         batch_size=budget.batch_size, lr=budget.lr * task.lr_scale,
+                         weight_decay=0.01,
                          warmup_steps=max(1, budget.steps // 20), seed=seed, device='auto',
                          progress=progress, task=task.name, task_params=task.params())
     saved = Path(out_dir) / 'config.json'

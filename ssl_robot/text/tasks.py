@@ -168,6 +168,8 @@ class TextTask(Task):
     """
 
     causal = False
+    #: This task's peak learning rate as a fraction of the budget's.
+    lr_scale = 1.0
 
     def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *,
                  max_train_blocks: int = 0) -> None:
@@ -291,6 +293,9 @@ class NSPTask(TextTask):
             RoBERTa's segment pairs): A is the sentences up to and including A's
             sentence, B the sentences from B's on, each up to half of `max_len`; is-next
             still means that B's first sentence follows A's last.
+        lr_scale: Peak learning rate as a fraction of the budget's: NSP's one bit per
+            pair did not learn at the rate that suits MLM
+            (`benchmarks/eval_text_plateau.py --experiment nsp`).
     """
 
     name = 'nsp'
@@ -299,16 +304,18 @@ class NSPTask(TextTask):
 
     def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *, seed: int = 0,
                  mlm_weight: float = 0.0, mask_prob: float = 0.15, segments: bool = False,
-                 max_train_blocks: int = 0) -> None:
+                 lr_scale: float = 0.25, max_train_blocks: int = 0) -> None:
         super().__init__(corpus, model_cfg, max_train_blocks=max_train_blocks)
         self.seed = seed
         self.mlm_weight = mlm_weight
         self.mask_prob = mask_prob
         self.segments = segments
+        self.lr_scale = lr_scale
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), 'mlm_weight': self.mlm_weight,
-                'mask_prob': self.mask_prob, 'segments': self.segments}
+                'mask_prob': self.mask_prob, 'segments': self.segments,
+                'lr_scale': self.lr_scale}
 
     def build_model(self) -> nn.Module:
         self.model = NextSentenceModel(self.model_cfg, lm_head=self.mlm_weight > 0)

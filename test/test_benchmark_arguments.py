@@ -41,7 +41,8 @@ def test_benchmark_script_writes_its_arguments(script):
 @pytest.mark.parametrize('result', sorted(p.name for p in (BENCH / 'results').glob('*.json')))
 def test_result_json_records_its_arguments(result):
     data = json.loads((BENCH / 'results' / result).read_text())
-    assert 'arguments' in data, f'{result}: no "arguments" entry'
+    assert 'arguments' in data, (f'{result}: no "arguments" entry (the arguments it was '
+                                 'made with, or null with an "arguments_note")')
     args = data['arguments']
     if args is None:
         assert data.get('arguments_note'), f'{result}: arguments null without a note'

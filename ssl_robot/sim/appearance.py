@@ -277,7 +277,7 @@ def vary_texture(rng: np.random.Generator, base: Texture, *, hue: float = 0.02,
     [1/scale, scale]; the pattern a new seed.
 
     Args:
-        rng: Randomness (the world's appearance stream).
+        rng: Randomness (the world's stream of terrain looks).
         base: The type's look.
         hue: Largest hue shift (fraction of the colour circle).
         value: Largest relative brightness change.

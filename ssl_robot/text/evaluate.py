@@ -270,6 +270,9 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
     cfg = TextModelConfig(vocab_size=corpus.tokenizer.vocab_size, max_len=b.max_len,
                           dim=b.dim, depth=b.depth, heads=b.heads)
     results: dict[str, Any] = {
+        'arguments': {'budget': budget, 'steps': steps, 'seed': seed,
+                      'corpus': str(corpus_root), 'wordnet': str(wordnet_root),
+                      'man': None if man_root is None else str(man_root), 'resume': resume},
         'budget': budget, 'budget_params': b.__dict__, 'model': cfg.to_dict(), 'seed': seed,
         'torch_threads': torch.get_num_threads(), 'resumed': resume,
         'corpus': {'root': str(corpus_root), 'train_docs': len(corpus.train),

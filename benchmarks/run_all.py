@@ -26,7 +26,9 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('bench_label_jobs.py', ()),
     ('bench_dataset.py', ()),
     ('bench_trainer.py', ('--steps', '30')),
-    ('bench_inference.py', ('--seconds', '3')),
+    # bench_inference_large_frames.json: --seconds 10 --fastdds-profile
+    # config/fastdds_large_frames.xml --out benchmarks/results/bench_inference_large_frames.json
+    ('bench_inference.py', ('--seconds', '10')),
     ('bench_quantize.py', ()),
     ('bench_collision.py', ()),
     ('bench_pretext.py', ('--images', '2048')),

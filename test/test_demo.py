@@ -33,6 +33,8 @@ def test_demo_runs_every_stage_and_writes_its_report(tmp_path):
         'evaluate on the held-out worlds', 'export ONNX',
         'replay a held-out world through the inference node']
     assert results['labels']['bags'] == 3 and results['labels']['frames'] > 100
+    assert results['arguments']['seeds'] == [1, 2, 3]
+    assert results['arguments']['duration'] == 40
     # Counted independently of the demo's own summary: the dataset on disk, and the camera
     # messages in the bags (the labeller keeps at most one frame per 1/frame_rate_hz slot).
     from ssl_robot.bags.reader import BagReader

@@ -82,6 +82,9 @@ def test_pretext_eval_on_a_labelled_image_folder(tmp_path: Path, capsys) -> None
     # Bars and discs are linearly separable in pixels given every pool label.
     assert results['methods']['raw-pixels']['linear']['100']['test_acc'] >= 2 / 3
     assert set(results['targets']['per_pretext']) == {'rotation', 'jigsaw'}
+    # The options that made them travel with the results.
+    assert results['arguments']['budget'] == 'tiny'
+    assert results['arguments']['tasks'] == ['rotation', 'jigsaw']
     assert (out / 'results.png').stat().st_size > 10_000
     report = (out / 'report.md').read_text()
     assert 'results.png' in report and 'raw-pixels' in report

@@ -214,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
     stages.end()
 
     results['stage_seconds'] = stages.times
+    results['arguments'] = {k: v for k, v in vars(args).items() if k != 'func'}
     (out / 'results.json').write_text(json.dumps(results, indent=2, default=str))
     print_table(results)
     write_report(out, results)

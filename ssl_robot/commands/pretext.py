@@ -120,6 +120,10 @@ def run_pretext_eval(args: argparse.Namespace) -> int:
                        retrain=args.retrain, progress=not args.no_progress,
                        export=not args.no_export, data=args.data,
                        image_size=args.image_size, channels=args.channels)
+    # The options that made the results, next to them (results.json is run_eval's).
+    results['arguments'] = {k: v for k, v in vars(args).items() if k != 'func'}
+    path = Path(args.out) / 'results.json'
+    path.write_text(json.dumps(results, indent=2, default=str))
     print(format_table(results))
     print(f'results: {Path(args.out) / "results.json"}, figure: '
           f'{Path(args.out) / "results.png"}, report: {Path(args.out) / "report.md"} '

@@ -111,7 +111,11 @@ def _dds_env(domain_id: int) -> dict[str, str]:
 def record_through_dds(seed: int, duration_s: float, out: Path, domain_id: int) -> None:
     """Run sim_robot and the recorder as real processes over DDS until the sim ends."""
     env = _dds_env(domain_id)
-    recorder = subprocess.Popen(_node_cmd('recorder', {'output': str(out)}), env=env)
+    # The world and the true pose too (typed, so subscribed before the sim starts: the
+    # world is published once): the evaluation's truth of this world needs both.
+    recorder = subprocess.Popen(_node_cmd('recorder', {'output': str(out), 'extra_topics': [
+        'sim/world=std_msgs/msg/String', 'ground_truth/odom=nav_msgs/msg/Odometry']}),
+        env=env)
     try:
         time.sleep(2.0)  # let the recorder's subscriptions match before the sim starts
         sim = subprocess.Popen(_node_cmd('sim_robot', {

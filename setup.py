@@ -17,9 +17,10 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*launch.py')),
-        # Parameters, and the rviz2 / Foxglove views of what the model sees.
+        # Parameters, the rviz2 / Foxglove views of what the model sees, the DDS profile.
         (os.path.join('share', package_name, 'config'),
-         glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json')),
+         glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json')
+         + glob('config/*.xml')),
     ],
     install_requires=['setuptools'],
     # `ssl-robot label --engine ray`: labelling jobs on a Ray cluster (never installed by default).

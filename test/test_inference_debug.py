@@ -165,7 +165,8 @@ def test_rviz_and_foxglove_views_show_the_published_topics() -> None:
 
     root = Path(__file__).resolve().parents[1]
     source = (root / 'ssl_robot' / 'nodes' / 'inference.py').read_text()
-    published = {'/debug/image', '/debug/obstacle_markers', '/obstacle/grid'}
+    published = {'/debug/image', '/debug/obstacle_markers', '/obstacle/grid',
+                 '/terrain/grid', '/terrain/type'}
     for topic in published:   # what the views show is what the node advertises
         assert f"'{topic[1:]}'" in source, topic
     rviz = yaml.safe_load((root / 'config' / 'ssl_robot.rviz').read_text())
@@ -178,9 +179,10 @@ def test_rviz_and_foxglove_views_show_the_published_topics() -> None:
     fox = json.loads((root / 'config' / 'foxglove_layout.json').read_text())
     panels = fox['configById']
     images = {c['imageMode']['imageTopic'] for k, c in panels.items() if k.startswith('Image!')}
-    assert images == {'/image_raw', '/debug/image'}
+    assert images == {'/image_raw', '/debug/image', '/terrain/type'}
     scene = next(c for k, c in panels.items() if k.startswith('3D!'))
-    assert set(scene['topics']) == {'/obstacle/grid', '/debug/obstacle_markers'}
+    assert set(scene['topics']) == {'/obstacle/grid', '/debug/obstacle_markers',
+                                    '/terrain/grid'}
     assert {c['topicToRender'] for k, c in panels.items() if k.startswith('Diagnostic')} == {
         '/diagnostics'}
 

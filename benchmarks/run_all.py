@@ -30,11 +30,11 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # config/fastdds_large_frames.xml --out benchmarks/results/bench_inference_large_frames.json
     ('bench_inference.py', ('--seconds', '10')),
     ('bench_quantize.py', ()),
-    ('bench_collision.py', ()),
+    ('bench_collision.py', ('--duration', '150', '--epochs', '10')),
     ('bench_pretext.py', ('--images', '2048')),
     ('bench_text.py', ('--steps', '15')),
     ('eval_labeller_quality.py', ()),
-    ('eval_truth.py', ()),
+    ('eval_truth.py', ('--duration', '120', '--test-duration', '60', '--epochs', '10')),
     ('eval_terrain_sim.py', ('--train', '4', '--test', '2', '--duration', '60',
                              '--image-epochs', '10')),
     ('eval_tcn_multiview.py', ()),

@@ -151,7 +151,8 @@ class InferenceNode(LifecycleNode):
         self._sub = None
         self._info_sub = None
         self._camera_info: tuple[np.ndarray, tuple[int, int]] | None = None
-        self._terrain_layouts: dict[Any, Any] = {}
+        # (what it was made for, layout): one camera, one layout; remade when it changes.
+        self._terrain_layout_for: tuple[Any, Any] = (None, None)
         self._pubs: dict[str, Any] = {}
         self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}, 'swaps': 0,
                       'swaps_rejected': 0}
@@ -514,13 +515,14 @@ class InferenceNode(LifecycleNode):
             return None
         k, (info_h, info_w) = self._camera_info
         key = (k.tobytes(), info_h, info_w, image_hw, tuple(self.model.meta['grid']))
-        if key not in self._terrain_layouts:
+        made_for, layout = self._terrain_layout_for
+        if key != made_for:
             scaled = k.copy()
             if info_h and info_w:  # intrinsics of the frames' size
                 scaled[0] *= image_hw[1] / info_w
                 scaled[1] *= image_hw[0] / info_h
             try:
-                self._terrain_layouts[key] = terrain_grid_layout(
+                layout = terrain_grid_layout(
                     scaled, image_hw, self.model.meta['grid'],
                     camera_xyz=list(self._param('camera_xyz')),
                     camera_pitch=float(self._param('camera_pitch')),
@@ -528,8 +530,9 @@ class InferenceNode(LifecycleNode):
                     range_m=float(self._param('terrain_grid_range_m')))
             except ValueError as exc:
                 self.get_logger().error(f'terrain/grid not published: {exc}')
-                self._terrain_layouts[key] = None
-        return self._terrain_layouts[key]
+                layout = None
+            self._terrain_layout_for = (key, layout)
+        return layout
 
     def _publish_terrain(self, header: Any, image_hw: tuple[int, int],
                          outputs: dict[str, np.ndarray]) -> None:

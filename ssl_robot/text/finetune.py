@@ -66,7 +66,8 @@ def split_labelled(labels: list[int], *, seed: int = 0,
     for i in train:
         first.setdefault(labels[i], i)
     heads = list(first.values())
-    return heads + [i for i in train if i not in set(heads)], val, test
+    taken = set(heads)
+    return heads + [i for i in train if i not in taken], val, test
 
 
 def _batches(seqs: list[list[int]], ys: list[int], batch_size: int, pad_id: int, *,

@@ -56,6 +56,23 @@ REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting'),
                'state_consistency': ('consistency', 'trained_state_consistency')}
 
 
+#: Short experiments (`--stage experiment`): obstacle-task parameters of each variant (and
+#: 'epochs' where it differs), each trained per seed and compared with 'baseline' of the
+#: same seed on the same test frames (paired block-bootstrap CI of the AUC difference).
+VARIANTS: dict[str, dict[str, Any]] = {
+    'baseline': {},
+    'completion': {'label_completion': True},
+    'completion_pos_weight': {'label_completion': True, 'pos_weight': 3.0},
+    'pos_weight': {'pos_weight': 3.0},
+    'jitter_0.4': {'jitter': 0.4},
+    'completion_jitter_0.4': {'label_completion': True, 'jitter': 0.4},
+    'completion_epochs_20': {'label_completion': True, 'epochs': 20},
+    'completion_weighted': {'label_completion': True, 'label_weighting': True},
+    'completion_consistency': {'label_completion': True, 'state_consistency': 0.3},
+    'completion_width_24': {'label_completion': True, 'width': 24},
+}
+
+
 #: Labelling settings: the package's (config/robot.yaml) and Nava et al.'s released code's
 #: (0-0.30 m in 1 cm steps, 1 cm / 0.05 rad pose tolerance); the bags are the same.
 PROTOCOLS = {
@@ -141,6 +158,87 @@ def train(args: argparse.Namespace) -> None:
         print(f'run_{name}: trained in {time.monotonic() - t0:.0f} s', flush=True)
 
 
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
+    """Train the chosen variants per seed (cached) and compare each with the baseline."""
+    from ssl_robot.dataset import LabelledDataset
+    from ssl_robot.labelling.sim_truth import dataset_proximity_truth
+    from ssl_robot.metrics import bootstrap_ci, roc_auc, time_blocks
+    from ssl_robot.robot import build_task
+    from ssl_robot.robot.tasks import model_from_checkpoint
+    from ssl_robot.robot.truth_eval import thirds_auc
+    from ssl_robot.train import TrainConfig, Trainer
+    names = ['baseline'] + [v for v in args.variants if v != 'baseline']
+    runs: dict[tuple[str, int], Path] = {}
+    for name in names:
+        extra = dict(VARIANTS[name])
+        epochs = int(extra.pop('epochs', args.epochs))
+        for seed in args.seeds:
+            out = CACHE / f'exp_{name}_e{epochs}_s{seed}{tag(args)}'
+            runs[name, seed] = out / 'best.pt'
+            if (out / 'best.pt').exists():
+                continue
+            task = build_task('obstacle', {
+                'dataset': str(CACHE / f'data_train{tag(args)}'), **extra})
+            config = TrainConfig(out_dir=str(out), task='obstacle', task_params=task.params,
+                                 epochs=epochs, progress=False, seed=seed)
+            t0 = time.monotonic()
+            Trainer(task, config).fit()
+            print(f'{out.name}: trained in {time.monotonic() - t0:.0f} s', flush=True)
+
+    def masked_auc(s: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
+        return roc_auc(s[m], y[m])
+
+    def difference(a: np.ndarray, b: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
+        return roc_auc(a[m], y[m]) - roc_auc(b[m], y[m])
+
+    result: dict[str, Any] = {'variants': {n: VARIANTS[n] for n in names},
+                              'seeds': list(args.seeds)}
+    for set_name in ('test', 'shift'):
+        path = CACHE / f'data_{set_name}{tag(args)}'
+        data = LabelledDataset.open(path)
+        truth, known = dataset_proximity_truth(data)
+        truth = truth.astype(np.float32)
+        groups = time_blocks(np.asarray(data.bag_ids), np.asarray(data.stamps_ns))
+        scores = {}
+        for key, ckpt in runs.items():
+            model, meta = model_from_checkpoint(ckpt)
+            scores[key] = predict_all(model, path, meta['config']['task_params'])
+        entries: dict[str, Any] = {}
+        for name in names:
+            per_seed = []
+            for seed in args.seeds:
+                s, base = scores[name, seed], scores['baseline', seed]
+                auc = masked_auc(s, truth, known)
+                low, high = bootstrap_ci(masked_auc, s, truth, known, n_boot=args.bootstrap,
+                                         groups=groups)
+                d_low, d_high = bootstrap_ci(difference, s, base, truth, known,
+                                             n_boot=args.bootstrap, groups=groups)
+                per_seed.append({'seed': seed, 'auc': auc, 'ci_low': low, 'ci_high': high,
+                                 **thirds_auc(s, truth, known),
+                                 'minus_baseline': auc - masked_auc(base, truth, known),
+                                 'minus_baseline_ci': [d_low, d_high]})
+            entries[name] = {'per_seed': per_seed,
+                             'mean_auc': float(np.mean([e['auc'] for e in per_seed])),
+                             'mean_minus_baseline': float(np.mean(
+                                 [e['minus_baseline'] for e in per_seed]))}
+        result[set_name] = entries
+    return result
+
+
+def print_experiments(result: dict[str, Any]) -> None:
+    print('\nAUC vs truth overall per seed; difference from the baseline of the same seed '
+          '[95 % paired block-bootstrap CI]; nearest/farthest third')
+    for set_name in ('test', 'shift'):
+        print(f'== {set_name}')
+        for name, e in result[set_name].items():
+            cells = '  '.join(
+                f's{r["seed"]} {r["auc"]:.3f} ({r["minus_baseline"]:+.3f} '
+                f'[{r["minus_baseline_ci"][0]:+.3f},{r["minus_baseline_ci"][1]:+.3f}]) '
+                f'{r["nearest_third_auc"]:.3f}/{r["farthest_third_auc"]:.3f}'
+                for r in e['per_seed'])
+            print(f'  {name:24s} {cells}')
+
+
 def predict_all(model: Any, dataset: Path, params: dict[str, Any]) -> np.ndarray:
     """A model's obstacle probabilities for every frame of a dataset."""
     from torch.utils.data import DataLoader
@@ -159,9 +257,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from ssl_robot.dataset import LabelledDataset
     from ssl_robot.labelling.sim_truth import dataset_proximity_truth
     from ssl_robot.metrics import auc_table, time_blocks
+    from ssl_robot.robot.consistency import complete_labels_beyond_obstacles
     from ssl_robot.robot.nets import build_robot_model
     from ssl_robot.robot.tasks import model_from_checkpoint
-    from ssl_robot.robot.truth_eval import hand_detector_scores, thirds, truth_report
+    from ssl_robot.robot.truth_eval import hand_detector_scores, label_noise, thirds, truth_report
     runs = {name: model_from_checkpoint(CACHE / f'run_{name}{tag(args)}' / 'best.pt')
             for name in RUNS if (CACHE / f'run_{name}{tag(args)}' / 'best.pt').exists()}
     params = runs['pseudo'][1]['config']['task_params']
@@ -193,6 +292,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                               distances_m=distances, sensors=sensors, groups=groups,
                               n_boot=args.bootstrap)
         report['thirds'] = {k: thirds(t['per_distance']) for k, t in report['models'].items()}
+        # The same frames' labels after label completion (what `label_completion` trains on).
+        done, done_mask = complete_labels_beyond_obstacles(
+            labels, mask, distances_m=list(distances),
+            sensor_index=list(sensors).index('center'), margin_m=0.13)
+        report['label_noise_completed'] = label_noise(done, done_mask, truth, known,
+                                                      distances_m=distances)
         report['vs_pseudo_labels'] = auc_table(
             scores['trained'], labels, mask, distances=distances, sensors=sensors,
             n_boot=args.bootstrap, groups=groups)['overall']
@@ -215,6 +320,47 @@ def heatmap(scores: dict[str, np.ndarray], truth: np.ndarray, known: np.ndarray
     return {name: [[roc_auc(s[:, j, k][known[:, j, k]], truth[:, j, k][known[:, j, k]])
                     for k in range(truth.shape[2])] for j in range(truth.shape[1])]
             for name, s in scores.items()}
+
+
+#: Scorers drawn in the heat-map figure (those present in the result).
+HEATMAP_SCORERS = ('trained', 'truth_trained', 'hand_detector')
+
+
+def plot_heatmap(result: dict[str, Any], out: Path) -> None:
+    """Nava et al.'s figure: AUC vs truth per distance (rows) x sensor (columns).
+
+    One panel per scorer (`HEATMAP_SCORERS`) and test set (held out, domain shift).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    sets = [('test', 'held out'), ('shift', 'domain shift')]
+    scorers = [n for n in HEATMAP_SCORERS if n in result['test']['heatmap']]
+    distances = [e['distance_m'] for e in result['test']['models']['trained']['per_distance']]
+    sensors = [e['sensor'] for e in result['test']['models']['trained']['per_sensor']]
+    fig, axes = plt.subplots(len(sets), len(scorers), squeeze=False, layout='constrained',
+                             figsize=(2.2 * len(scorers) + 1.2,
+                                      1.0 + (1.2 + 0.1 * len(distances)) * len(sets)))
+    image = None
+    for r, (set_name, set_title) in enumerate(sets):
+        for c, scorer in enumerate(scorers):
+            ax = axes[r][c]
+            grid = np.asarray(result[set_name]['heatmap'][scorer], float)
+            image = ax.imshow(grid, vmin=0.5, vmax=1.0, cmap='viridis', aspect='auto',
+                              origin='lower')
+            ax.set_xticks(range(len(sensors)), sensors, fontsize=7)
+            step = max(1, len(distances) // 8)
+            ax.set_yticks(range(0, len(distances), step),
+                          [f'{d:.2f}' for d in distances[::step]], fontsize=7)
+            overall = result[set_name]['models'][scorer]['overall']['auc']
+            ax.set_title(f'{scorer}, {set_title}\nAUC {overall:.3f}', fontsize=8)
+            if c == 0:
+                ax.set_ylabel('distance ahead (m)', fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.8, label='AUC vs truth')
+    protocol = result.get('protocol', {}).get('name', 'package')
+    fig.suptitle(f"obstacle AUC vs the simulator's truth, {protocol} labelling", fontsize=9)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def acceptance(result: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +414,10 @@ def print_tables(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--stage', choices=('sim', 'label', 'train', 'eval', 'all'), default='all')
+    ap.add_argument('--stage', choices=('sim', 'label', 'train', 'eval', 'all', 'experiment',
+                                        'figure'), default='all',
+                    help='experiment: train and compare --variants (only); figure: the '
+                    'heat-map png of the committed JSON')
     ap.add_argument('--duration', type=float, default=240.0, help='seconds per train world')
     ap.add_argument('--test-duration', type=float, default=120.0,
                     help='seconds per test world')
@@ -278,7 +427,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="labelling settings: the package's or Nava et al.'s (1 cm steps)")
     ap.add_argument('--runs', nargs='*', choices=list(RUNS), default=None,
                     help='training runs of the train stage (default: every missing one)')
+    ap.add_argument('--variants', nargs='*', choices=list(VARIANTS), default=['completion'],
+                    help='variants of the experiment stage (the baseline always runs)')
+    ap.add_argument('--seeds', nargs='*', type=int, default=[0],
+                    help='training seeds of the experiment stage')
     args = ap.parse_args(argv)
+    if args.stage == 'experiment':
+        result = experiment(args)
+        out = RESULTS.with_name(f'truth_eval_experiments{tag(args)}.json')
+        out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
+                                  default=float))
+        print_experiments(result)
+        print(f'wrote {out}')
+        return 0
     stages = ['sim', 'label', 'train', 'eval'] if args.stage == 'all' else [args.stage]
     if 'sim' in stages:
         simulate(args)
@@ -293,8 +454,13 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
                                   default=float))
+        plot_heatmap(result, out.with_suffix('.png'))
         print_tables(result)
-        print(f'wrote {out}')
+        print(f'wrote {out} and {out.with_suffix(".png").name}')
+    if args.stage == 'figure':
+        out = RESULTS.with_name(f'truth_eval{tag(args)}.json')
+        plot_heatmap(json.loads(out.read_text()), out.with_suffix('.png'))
+        print(f'wrote {out.with_suffix(".png")}')
     return 0
 
 

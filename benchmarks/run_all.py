@@ -34,6 +34,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('bench_pretext.py', ('--images', '2048')),
     ('bench_text.py', ('--steps', '15')),
     ('eval_labeller_quality.py', ()),
+    # truth_eval_nava.json: the same with --protocol nava --runs pseudo truth
     ('eval_truth.py', ('--duration', '120', '--test-duration', '60', '--epochs', '10')),
     ('eval_terrain_sim.py', ('--train', '4', '--test', '2', '--duration', '60',
                              '--image-epochs', '10')),

@@ -6,7 +6,11 @@ import math
 import numpy as np
 import torch
 
-from ssl_robot.robot.consistency import consistency_partners, state_consistency_loss
+from ssl_robot.robot.consistency import (
+    complete_labels_beyond_obstacles,
+    consistency_partners,
+    state_consistency_loss,
+)
 
 
 def test_pairing_on_a_straight_run() -> None:
@@ -51,3 +55,58 @@ def test_consistency_loss_hand_computed() -> None:
     assert float(state_consistency_loss(logits_t, later, torch.tensor([2]))) == 0.0
     assert float(state_consistency_loss(logits_t[:0], later[:0], torch.tensor([], dtype=int))) \
         == 0.0
+
+
+def test_label_completion_hand_computed() -> None:
+    # Distances 0..0.5 m in 0.1 m steps, sensors (left, center, right), margin 0.13 m.
+    d = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    labels = np.zeros((3, 6, 3), np.float32)
+    mask = np.zeros((3, 6, 3), bool)
+    # Frame 0: the centre sensor felt an obstacle at 0.1 m, free at 0 m; the robot never
+    # stood further ahead, except a known free left label at 0.4 m (kept as it is).
+    mask[0, :2] = True
+    labels[0, 1, 1] = 1.0
+    mask[0, 4, 0] = True
+    # Frame 1: only the left sensor felt something: nothing is implied.
+    mask[1, :3] = True
+    labels[1, 2, 0] = 1.0
+    # Frame 2: nothing felt at all.
+    mask[2] = True
+    out, out_mask = complete_labels_beyond_obstacles(labels, mask, distances_m=d,
+                                                     sensor_index=1, margin_m=0.13)
+    expected = np.zeros((6, 3), bool)
+    expected[2:, 1] = True  # centre: everything beyond 0.1 m
+    expected[3:, :] = True  # every sensor beyond 0.1 + 0.13 m: the way is blocked
+    expected[4, 0] = False  # a known label stays
+    added = out_mask[0] & ~mask[0]
+    np.testing.assert_array_equal(added, expected)
+    assert (out[0][added] == 1.0).all() and out[0, 4, 0] == 0.0 and out[0, 0, 1] == 0.0
+    np.testing.assert_array_equal(out_mask[1:], mask[1:])
+    np.testing.assert_array_equal(out[1:], labels[1:])
+    # The inputs are not changed in place.
+    assert mask[0, 5].sum() == 0
+
+
+def test_label_completion_agrees_with_the_truth_of_a_wall_ahead() -> None:
+    from ssl_robot.labelling.sim_truth import proximity_truth
+    from ssl_robot.sim import ROBOT
+    from ssl_robot.sim.world import Obstacle, World
+    # A wall across the way, its face 0.29 m ahead: the robot facing it at 0.02 m steps
+    # back from it. What the labeller could have labelled is what the robot can reach
+    # (d up to where its front touches the wall); completion must fill the rest with
+    # what the truth says.
+    wall = Obstacle('box', 0.30, 0.0, 0.0, (0.01, 0.3), 0.2, (0.5, 0.5, 0.5))
+    world = World(0, 2.0, 0.3, (wall,), (), (0.0, 0.0, 0.0))
+    xs = -0.02 * np.arange(10)
+    stamps = np.arange(10, dtype=np.int64) * 100_000_000
+    poses = np.stack([xs, np.zeros(10), np.zeros(10)], 1)
+    sensors = [ROBOT.proximity_poses[s] for s in ('left', 'center', 'right')]
+    d = [round(0.05 * i, 2) for i in range(11)]
+    truth, _ = proximity_truth(world, stamps, poses, stamps, d, sensors, 0.12)
+    reachable = np.array([[dist <= 0.29 - ROBOT.body_half_size_m[0] - x for dist in d]
+                          for x in xs])[:, :, None].repeat(3, 2)
+    labels, mask = complete_labels_beyond_obstacles(
+        truth.astype(np.float32), reachable, distances_m=d, sensor_index=1,
+        margin_m=0.12 + ROBOT.proximity_poses['center'][0] - ROBOT.body_half_size_m[0])
+    assert (mask & ~reachable).sum() > 0.5 * (~reachable).sum()
+    np.testing.assert_array_equal(labels[mask] > 0.5, truth[mask])

@@ -73,3 +73,44 @@ def state_consistency_loss(logits_t: torch.Tensor, logits_later: torch.Tensor,
     gathered = torch.gather(p_later, 1, src.clamp(min=0)[..., None].expand(b, d, s))
     diff = (p_t - gathered) ** 2 * valid[..., None]
     return diff.sum() / (valid.sum() * s).clamp(min=1)
+
+
+def complete_labels_beyond_obstacles(labels: np.ndarray, mask: np.ndarray, *,
+                                     distances_m: list[float], sensor_index: int,
+                                     margin_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Obstacle labels the robot's own path implies where it never stood (label completion).
+
+    The robot cannot stand beyond an obstacle in its way, so the labeller never finds the
+    poses behind one and leaves them unknown: the pseudo-labels hold almost only the
+    obstacles the robot brushed past (a few % positive where the truth has a quarter).
+    What the straight-ahead sensor felt at P(t) advanced by d_j still says what lies
+    further: an obstacle within the obstacle range of that sensor at d_j is within it at
+    every d > d_j too (closer still, or in the way), and the robot's front meets it
+    before d_j + `margin_m` (the obstacle range plus the sensor's offset ahead of the
+    front), so beyond that every sensor's label is 'obstacle' (the way is blocked).
+
+    Only unknown labels are filled; known ones are kept as the labeller made them.
+
+    Args:
+        labels: Pseudo-labels [N, D, S] (1 = obstacle).
+        mask: Where they are known [N, D, S].
+        distances_m: The D distances ahead (increasing).
+        sensor_index: The sensor that looks straight ahead from within the robot's width.
+        margin_m: Beyond d_j + margin_m the way is blocked.
+
+    Returns:
+        (labels, mask) with the completed entries added (new arrays).
+    """
+    labels = np.array(labels, np.float32)
+    mask = np.array(mask, bool)
+    dist = np.asarray(distances_m, np.float64)
+    felt = mask[:, :, sensor_index] & (labels[:, :, sensor_index] > 0.5)  # [N, D]
+    rows = np.flatnonzero(felt.any(axis=1))
+    first = dist[np.argmax(felt[rows], axis=1)]  # nearest distance that felt an obstacle
+    add = np.zeros(mask.shape, bool)
+    add[rows, :, sensor_index] = dist[None, :] > first[:, None] + 1e-9
+    add[rows] |= (dist[None, :] > first[:, None] + margin_m + 1e-9)[:, :, None]
+    add &= ~mask
+    labels[add] = 1.0
+    mask[add] = True
+    return labels, mask

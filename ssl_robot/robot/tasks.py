@@ -114,6 +114,10 @@ class RobotTask(Task):
             self._data = open_dataset(self.params['dataset'])
         return self._data
 
+    def use_data(self, data: Any) -> None:
+        """Read the rows from `data` (e.g. the same dataset opened in memory, not mapped)."""
+        self._data = data
+
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """(train_idx, val_idx) of the dataset, by bag (time blocks with one bag)."""
         if self._split is None:
@@ -207,6 +211,10 @@ class ObstacleTask(RobotTask):
     With `state_consistency` > 0 (its weight in the loss), each training frame that has
     a partner frame taken where the robot later stood (`ssl_robot.robot.consistency`)
     adds the state-consistency loss of the pair (Nava et al., RA-L 2021), labelled or not.
+
+    With `label_completion` the unknown labels behind an obstacle that the straight-ahead
+    sensor felt become 'obstacle' (`completed_labels`): the robot cannot stand there, so
+    the labeller never labels those poses itself.
     """
 
     name = 'obstacle'
@@ -214,7 +222,9 @@ class ObstacleTask(RobotTask):
     primary_metric = 'val_auc'
     higher_is_better = True
     defaults = {'pos_weight': 0.0, 'labels': 'pseudo', 'label_weighting': False,
-                'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1}
+                'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1,
+                'label_completion': False, 'completion_sensor': 'center',
+                'completion_margin_m': 0.0}
 
     def _prepare(self) -> None:
         super()._prepare()
@@ -235,6 +245,8 @@ class ObstacleTask(RobotTask):
             arrays = self.truth_labels()
         elif self.params['labels'] != 'pseudo':
             raise TrainError(f'labels must be pseudo or truth, not {self.params["labels"]!r}')
+        elif self.params['label_completion']:
+            arrays = self.completed_labels()
         consistency = float(self.params['state_consistency']) > 0
         if consistency:
             from ssl_robot.robot.consistency import consistency_partners
@@ -246,6 +258,33 @@ class ObstacleTask(RobotTask):
                 tolerance_ns=int(float(self.params['consistency_tolerance_s']) * 1e9))
         return (FrameItems(self.data, train, fields, arrays, with_row=consistency),
                 FrameItems(self.data, val, fields, arrays))
+
+    def completed_labels(self) -> dict[str, np.ndarray]:
+        """The pseudo-labels with what the path implies behind obstacles (`label_completion`).
+
+        See `ssl_robot.robot.consistency.complete_labels_beyond_obstacles`; the margin
+        (`completion_margin_m`, 0: the dataset's obstacle range + 1 cm) is how far beyond
+        the distance where the straight-ahead sensor (`completion_sensor`) felt an obstacle
+        the robot's front would meet it.
+
+        Raises:
+            TrainError: When the dataset has no such sensor.
+        """
+        from ssl_robot.robot.consistency import complete_labels_beyond_obstacles
+        sensor = str(self.params['completion_sensor'])
+        if sensor not in self.params['sensors']:
+            raise TrainError(f'label_completion: no sensor {sensor!r} in '
+                             f'{self.params["sensors"]}')
+        margin = float(self.params['completion_margin_m']) or 0.01 + float(
+            self.data.meta.get('params', {}).get('proximity', {}).get('obstacle_range_m', 0.12))
+        labels, mask = complete_labels_beyond_obstacles(
+            np.asarray(self.data.proximity), np.asarray(self.data.proximity_mask),
+            distances_m=list(self.params['distances_m']),
+            sensor_index=list(self.params['sensors']).index(sensor), margin_m=margin)
+        log.info('label_completion: %d labels added to %d (margin %.3f m)',
+                 int(mask.sum() - np.asarray(self.data.proximity_mask).astype(bool).sum()),
+                 int(np.asarray(self.data.proximity_mask).astype(bool).sum()), margin)
+        return {'proximity': labels, 'proximity_mask': mask}
 
     def truth_labels(self) -> dict[str, np.ndarray]:
         """The simulator's truth in place of the pseudo-labels, for `labels: truth`.

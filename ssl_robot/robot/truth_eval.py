@@ -39,8 +39,17 @@ def label_noise(labels: np.ndarray, mask: np.ndarray, truth: np.ndarray, known: 
         sel[:, j] = True
         per_distance.append({'distance_m': float(d),
                              **precision_recall(labels, mask & sel, truth, known)})
+    labelled, unlabelled = known & mask, known & ~mask
     return {'overall': precision_recall(labels, mask, truth, known),
-            'per_distance': per_distance}
+            'per_distance': per_distance,
+            # Where the labeller finds labels at all: the robot's path picks them, and it
+            # does not go where obstacles stand (coverage bias, not noise).
+            'coverage': {
+                'labelled_fraction': float(labelled.sum() / max(known.sum(), 1)),
+                'truth_positive_rate_labelled': float(truth[labelled].mean())
+                if labelled.any() else float('nan'),
+                'truth_positive_rate_unlabelled': float(truth[unlabelled].mean())
+                if unlabelled.any() else float('nan')}}
 
 
 def truth_report(scores: dict[str, np.ndarray], truth: np.ndarray, known: np.ndarray, *,
@@ -89,3 +98,11 @@ def thirds(per_distance: Sequence[dict[str, Any]]) -> dict[str, float]:
     k = max(1, len(aucs) // 3)
     return {'nearest_third_auc': float(np.nanmean(aucs[:k])),
             'farthest_third_auc': float(np.nanmean(aucs[-k:]))}
+
+
+def thirds_auc(scores: np.ndarray, truth: np.ndarray, known: np.ndarray) -> dict[str, float]:
+    """`thirds` of the per-distance AUC of scores [N, D, S] against the truth."""
+    from ssl_robot.metrics import roc_auc
+    known = known.astype(bool)
+    return thirds([{'auc': roc_auc(scores[:, j][known[:, j]], truth[:, j][known[:, j]])}
+                   for j in range(truth.shape[1])])

@@ -70,6 +70,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     'completion_weighted': {'label_completion': True, 'label_weighting': True},
     'completion_consistency': {'label_completion': True, 'state_consistency': 0.3},
     'completion_width_24': {'label_completion': True, 'width': 24},
+    'completion_photometric': {'label_completion': True, 'jitter': 0.4, 'grayscale_p': 0.2,
+                               'blur_p': 0.3},
+    'photometric': {'jitter': 0.4, 'grayscale_p': 0.2, 'blur_p': 0.3},
+    # 'tcn': the encoder of a TCN (npairs, 10 epochs) trained on the same training frames.
+    'completion_tcn_init': {'label_completion': True, 'init_from': 'tcn'},
 }
 
 
@@ -172,6 +177,8 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
     for name in names:
         extra = dict(VARIANTS[name])
         epochs = int(extra.pop('epochs', args.epochs))
+        if extra.get('init_from') == 'tcn':
+            extra['init_from'] = str(train_tcn(args))
         for seed in args.seeds:
             out = CACHE / f'exp_{name}_e{epochs}_s{seed}{tag(args)}'
             runs[name, seed] = out / 'best.pt'
@@ -223,6 +230,22 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
                                  [e['minus_baseline'] for e in per_seed]))}
         result[set_name] = entries
     return result
+
+
+def train_tcn(args: argparse.Namespace) -> Path:
+    """A time-contrastive run on the training frames (cached); its best checkpoint."""
+    from ssl_robot.robot import build_task
+    from ssl_robot.train import TrainConfig, Trainer
+    out = CACHE / f'run_tcn{tag(args)}'
+    if not (out / 'best.pt').exists():
+        task = build_task('tcn', {'dataset': str(CACHE / f'data_train{tag(args)}'),
+                                  'loss': 'npairs'})
+        config = TrainConfig(out_dir=str(out), task='tcn', task_params=task.params, epochs=10,
+                             progress=False, seed=0)
+        t0 = time.monotonic()
+        Trainer(task, config).fit()
+        print(f'{out.name}: trained in {time.monotonic() - t0:.0f} s', flush=True)
+    return out / 'best.pt'
 
 
 def print_experiments(result: dict[str, Any]) -> None:

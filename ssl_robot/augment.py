@@ -40,3 +40,29 @@ def color_jitter(x: torch.Tensor, *, brightness: float = 0.2, contrast: float = 
 def hflip(x: torch.Tensor) -> torch.Tensor:
     """Mirror images (or label grids) left-right along the last axis."""
     return torch.flip(x, dims=(-1,))
+
+
+def random_grayscale(x: torch.Tensor, *, p: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace the colour of each RGB image by its luma with probability p."""
+    if p <= 0 or x.shape[1] != 3:
+        return x
+    pick = (uniform(x.shape[0], x, generator) < p).view(-1, 1, 1, 1)
+    grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
+    return torch.where(pick, grey, x)
+
+
+def random_blur(x: torch.Tensor, *, p: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Blur each image with a 3x3 binomial kernel (sigma about 0.7 px) with probability p.
+
+    A slightly defocused or shaken camera; the border repeats the edge pixels.
+    """
+    if p <= 0:
+        return x
+    pick = (uniform(x.shape[0], x, generator) < p).view(-1, 1, 1, 1)
+    k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
+    kernel = (k[:, None] * k[None, :]).expand(x.shape[1], 1, 3, 3)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode='replicate')
+    blurred = torch.nn.functional.conv2d(padded, kernel, groups=x.shape[1])
+    return torch.where(pick, blurred, x)

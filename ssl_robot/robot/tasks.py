@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ssl_robot.augment import color_jitter, hflip
+from ssl_robot.augment import color_jitter, hflip, random_blur, random_grayscale
 from ssl_robot.metrics import (
     cross_view_retrieval_accuracy,
     roc_auc,
@@ -165,6 +165,9 @@ class RobotTask(Task):
             jitter = float(self.params['jitter'])
             if jitter:
                 x = color_jitter(x, brightness=jitter, contrast=jitter, saturation=jitter)
+            # Photometric augmentation beyond the jitter (obstacle task parameters).
+            x = random_grayscale(x, p=float(self.params.get('grayscale_p', 0.0)))
+            x = random_blur(x, p=float(self.params.get('blur_p', 0.0)))
         return normalize(x, spec['mean'], spec['std'])
 
     def flip_mask(self, model: torch.nn.Module, n: int, device: torch.device
@@ -196,7 +199,8 @@ class ObstacleTask(RobotTask):
     """Frames -> obstacle probability per distance x sensor; masked BCE on known labels.
 
     Augmentation: left-right flip that also mirrors the sensor order (left <-> right),
-    colour jitter. Primary metric: ROC-AUC over every known validation label.
+    colour jitter, and with `grayscale_p` / `blur_p` > 0 grey and blurred frames at those
+    rates. Primary metric: ROC-AUC over every known validation label.
 
     With `labels: truth` (simulator datasets only) it trains and validates on the
     simulator's geometric truth instead of the pseudo-labels: the upper bound of what
@@ -224,7 +228,7 @@ class ObstacleTask(RobotTask):
     defaults = {'pos_weight': 0.0, 'labels': 'pseudo', 'label_weighting': False,
                 'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1,
                 'label_completion': False, 'completion_sensor': 'center',
-                'completion_margin_m': 0.0}
+                'completion_margin_m': 0.0, 'grayscale_p': 0.0, 'blur_p': 0.0}
 
     def _prepare(self) -> None:
         super()._prepare()

@@ -141,3 +141,17 @@ def test_tcn_learns_temporal_neighbours_past_random_init(tmp_path: Path) -> None
     models = evaluate_run(tmp_path / 'tcn', n_boot=10)['models']
     trained, untrained = (models[n]['retrieval_accuracy'] for n in ('trained', 'random_init'))
     assert trained >= untrained + 0.08, (trained, untrained)
+
+
+def test_workers_give_the_same_run_as_the_main_process(tmp_path: Path, dataset: Path) -> None:
+    """Batches and a dataset's own random draws (TCN's pairs) follow the batch seed only."""
+    params = {'dataset': str(dataset), **TINY}
+    weights = []
+    for workers in (0, 2):
+        task = build_task('tcn', params)
+        Trainer(task, _config(tmp_path / f'w{workers}', 'tcn', task,
+                              num_workers=workers)).fit()
+        weights.append(torch.load(tmp_path / f'w{workers}' / 'last.pt',
+                                  weights_only=False)['model'])
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

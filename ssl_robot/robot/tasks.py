@@ -10,6 +10,7 @@ without the dataset.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import logging
 from typing import Any
 
@@ -67,26 +68,51 @@ class FrameItems(Dataset):
 
     `arrays` (name -> array over every dataset row) stand in for the dataset's own
     arrays of those names (e.g. the simulator's truth in place of the pseudo-labels).
+    With `input_hw` (the model's input size) a frame of another size comes area-resized
+    to it, as float [3, h, w] in 0..1, what `RobotTask.images` would make of it: the
+    resize then runs in the data loading (in the DataLoader's workers, when it has
+    them), and a 640x480 frame is not carried whole to the step.
     """
 
     def __init__(self, data: Any, indices: np.ndarray, fields: tuple[str, ...],
-                 arrays: dict[str, np.ndarray] | None = None, *, with_row: bool = False) -> None:
+                 arrays: dict[str, np.ndarray] | None = None, *, with_row: bool = False,
+                 input_hw: Sequence[int] | None = None) -> None:
         self.data, self.indices, self.fields = data, np.asarray(indices, np.int64), fields
         self.arrays = arrays or {}
         self.with_row = with_row  # also the item's dataset row ('row')
+        self.input_hw = tuple(int(v) for v in input_hw) if input_hw else None
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        j = int(self.indices[i])
-        item = {'frames': torch.from_numpy(np.array(self.data.frames[j]))}
-        for name in self.fields:
-            source = self.arrays[name] if name in self.arrays else getattr(self.data, name)
-            item[name] = torch.from_numpy(np.array(source[j]))
-        if self.with_row:
-            item['row'] = torch.tensor(j)
-        return item
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, items: list[int]) -> list[dict[str, torch.Tensor]]:
+        """The items at `items` (a batch; the DataLoader calls this).
+
+        Rows are copied from plain ndarray views of the memory-mapped arrays, made once
+        per batch: indexing an `np.memmap` row by row cost ~10 us of bookkeeping per row
+        and field, most of the step's wait for data (benchmarks/bench_trainer.py --data).
+        """
+        rows = self.indices[np.asarray(items, np.int64)].tolist()
+        names = ('frames', *self.fields)
+        sources = [np.asarray(self.arrays[name] if name in self.arrays
+                              else getattr(self.data, name)) for name in names]
+        resized = self.input_hw is not None and sources[0].shape[1:3] != self.input_hw
+        first = 1 if resized else 0  # frames apart when resized
+        batch = []
+        for j in rows:
+            item = {name: torch.from_numpy(source[j].copy())
+                    for name, source in zip(names[first:], sources[first:])}
+            if resized:  # float straight from the mapped uint8 rows, no uint8 copy first
+                frame = torch.from_numpy(sources[0][j].astype(np.float32))
+                item['frames'] = resize(frame.permute(2, 0, 1)[None].div_(255.0),
+                                        self.input_hw)[0]
+            if self.with_row:
+                item['row'] = torch.tensor(j)
+            batch.append(item)
+        return batch
 
 
 class RobotTask(Task):
@@ -155,9 +181,15 @@ class RobotTask(Task):
     # ------------------------------------------------------------------ batches
     def images(self, model: torch.nn.Module, frames: torch.Tensor,
                flip: torch.Tensor | None) -> torch.Tensor:
-        """uint8 NHWC frames -> normalised model input; augmented in training mode."""
+        """uint8 NHWC frames -> normalised model input; augmented in training mode.
+
+        Frames that `FrameItems` resized already (float NCHW in 0..1) skip the resize.
+        """
         spec = self.model_spec()
-        x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        if frames.dtype == torch.uint8:
+            x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        else:
+            x = frames
         x = resize(x, spec['input_hw'])
         if model.training:
             if flip is not None and flip.any():
@@ -260,8 +292,9 @@ class ObstacleTask(RobotTask):
                 np.asarray(self.data.stamps_ns), np.asarray(self.data.bag_ids),
                 np.asarray(self.data.prov_t_future_ns), allowed,
                 tolerance_ns=int(float(self.params['consistency_tolerance_s']) * 1e9))
-        return (FrameItems(self.data, train, fields, arrays, with_row=consistency),
-                FrameItems(self.data, val, fields, arrays))
+        hw = self.model_spec()['input_hw']
+        return (FrameItems(self.data, train, fields, arrays, with_row=consistency, input_hw=hw),
+                FrameItems(self.data, val, fields, arrays, input_hw=hw))
 
     def completed_labels(self) -> dict[str, np.ndarray]:
         """The pseudo-labels with what the path implies behind obstacles (`label_completion`).
@@ -524,8 +557,9 @@ class TerrainTask(RobotTask):
         if self.has_types:
             fields += ('terrain_type',)
             arrays['terrain_type'] = self.patch_type_ids()
-        return (FrameItems(self.data, train, fields, arrays),
-                FrameItems(self.data, val, fields, arrays))
+        hw = self.model_spec()['input_hw']
+        return (FrameItems(self.data, train, fields, arrays, input_hw=hw),
+                FrameItems(self.data, val, fields, arrays, input_hw=hw))
 
     def _targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = float(self.params['target_mean']), float(self.params['target_std'])

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from ssl_robot.train.errors import TrainError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from torch.utils.data import Dataset
 
@@ -54,7 +54,10 @@ class TrainConfig:
         seed: Seeds python, numpy and torch; data order and augmentation per epoch
             derive from it, so a resumed run repeats an uninterrupted one.
         device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (0: the main process fetches the batches, the
+            fastest on 2 cores for the robot tasks, `benchmarks/bench_trainer.py --data`).
+        persistent_workers: Keep the workers from epoch to epoch (False: start them
+            anew each epoch and for each validation, as torch does by default).
         patience: Early stopping: epochs without improvement of the primary metric
             (0: off).
         progress: Show a progress bar (TTY) or periodic log lines with rate and ETA.
@@ -74,6 +77,7 @@ class TrainConfig:
     seed: int = 0
     device: str = 'auto'
     num_workers: int = 0
+    persistent_workers: bool = True
     patience: int = 0
     progress: bool = True
     task: str = ''
@@ -109,6 +113,9 @@ class TrainConfig:
                     or not math.isfinite(value) or value < low or (value == low and not low_ok)):
                 raise TrainError(f'{name} must be a finite number {">=" if low_ok else ">"} '
                                  f'{low:g}, not {value!r}')
+        if not isinstance(self.persistent_workers, bool):
+            raise TrainError(f'persistent_workers must be true or false, not '
+                             f'{self.persistent_workers!r}')
         if self.schedule not in ('cosine', 'constant'):
             raise TrainError(f"schedule must be 'cosine' or 'constant', not {self.schedule!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -163,7 +170,11 @@ class Task:
         """Hook after each optimiser step (e.g. a momentum-encoder update)."""
 
     def optimizer_groups(self, model: nn.Module) -> Iterable[Any]:
-        """Parameters (or groups) to optimise; all trainable parameters by default."""
+        """Parameters (or groups) to optimise; all trainable parameters by default.
+
+        A group dict may carry ``'lr_scale'``: its learning rate is the schedule's times
+        that (e.g. layer-wise decay when fine-tuning).
+        """
         return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -295,24 +306,39 @@ class Trainer:
         self.device = resolve_device(config.device)
         if self.distributed and self.device.type == 'cuda':
             self.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+        self._loaders: dict[str, DataLoader] = {}  # of the fit under way
 
     @property
     def is_main(self) -> bool:
         """Whether this process writes checkpoints, logs and progress."""
         return self.rank == 0
 
-    def _loader(self, dataset: Dataset, *, train: bool, epoch: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
-        sampler = None
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        """The loader of `dataset` for the whole fit; `_EpochBatches.set_epoch` per epoch.
+
+        With workers it keeps them between epochs (`persistent_workers`): starting them
+        anew each epoch cost 10-15 % of the step time on the robot datasets
+        (benchmarks/bench_trainer.py --data). Each batch is fetched under its own seed
+        (`_EpochBatches`), so data order and any randomness drawn inside a dataset
+        depend only on (seed, epoch, batch), not on the worker count or on where a run
+        resumed.
+        """
+        cfg = self.config
         if train and self.distributed:
-            sampler = DistributedSampler(dataset, shuffle=True, seed=self.config.seed)
-            sampler.set_epoch(epoch)
+            sampler: Any = DistributedSampler(dataset, shuffle=True, seed=cfg.seed)
         elif train:
-            sampler = RandomSampler(dataset, generator=generator)
-        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
-                          shuffle=False, num_workers=self.config.num_workers,
-                          collate_fn=self.task.collate, drop_last=False,
-                          generator=generator)
+            sampler = RandomSampler(dataset, generator=torch.Generator())
+        else:
+            sampler = range(len(dataset))
+        batches = _EpochBatches(sampler, batch_size=cfg.batch_size, seed=cfg.seed,
+                                rank=self.rank)
+        workers = cfg.num_workers
+        # Its own generator: starting an iterator draws a seed from it, not from the global
+        # generator that the step's augmentation uses.
+        return DataLoader(_SeededFetch(dataset), batch_sampler=batches, num_workers=workers,
+                          collate_fn=self.task.collate,
+                          persistent_workers=workers > 0 and cfg.persistent_workers,
+                          generator=torch.Generator().manual_seed(cfg.seed))
 
     def _checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer, *,
                     epoch: int, step: int, best: float | None, bad_epochs: int,
@@ -367,14 +393,17 @@ class Trainer:
             total_steps = min(total_steps, cfg.max_steps)
         progress = _Progress(total_steps, self.task.name, cfg.progress and self.is_main)
         progress.done = run.step
+        self._loaders = {'train': self._loader(train_set, train=True)}
+        if val_set is not None and len(val_set):
+            self._loaders['val'] = self._loader(val_set, train=False)
 
         for epoch in range(run.start_epoch, cfg.epochs):
             if cfg.max_steps and run.step >= cfg.max_steps:
                 break
-            record = self._train_epoch(train_model, optimizer, train_set, epoch=epoch, run=run,
+            record = self._train_epoch(train_model, optimizer, epoch=epoch, run=run,
                                        total_steps=total_steps, progress=progress)
-            if val_set is not None and len(val_set) and self.is_main:
-                record.update(self._validate(model, val_set))
+            if 'val' in self._loaders and self.is_main:
+                record.update(self._validate(model))
             run.history.append(record)
             if not self.is_main:
                 continue
@@ -389,7 +418,8 @@ class Trainer:
         progress.close()
 
         best_path = self.out_dir / 'best.pt'
-        final = self._final_metrics(model, val_set, best_path)
+        final = self._final_metrics(model, best_path)
+        self._loaders = {}  # ends their workers
         if self.distributed:
             dist.barrier()
         return TrainResult(model=model, metrics=final, history=run.history,
@@ -424,8 +454,8 @@ class Trainer:
         log.info('resumed %s at epoch %d, step %d', last_path, run.start_epoch, run.step)
         return run
 
-    def _train_epoch(self, train_model: nn.Module, optimizer: torch.optim.Optimizer,
-                     train_set: Dataset, *, epoch: int, run: _RunState, total_steps: int,
+    def _train_epoch(self, train_model: nn.Module, optimizer: torch.optim.Optimizer, *,
+                     epoch: int, run: _RunState, total_steps: int,
                      progress: _Progress) -> dict[str, float]:
         """One pass over the training set; the epoch's record (loss, lr, time, data wait)."""
         cfg = self.config
@@ -436,7 +466,9 @@ class Trainer:
         epoch_start = time.monotonic()
         loss_sum, batches, data_wait = 0.0, 0, 0.0
         lr = get_lr(cfg, run.step, total_steps)
-        batches_iter = iter(self._loader(train_set, train=True, epoch=epoch))
+        loader = self._loaders['train']
+        loader.batch_sampler.set_epoch(epoch)
+        batches_iter = iter(loader)
         while not (cfg.max_steps and run.step >= cfg.max_steps):
             fetch_start = time.monotonic()
             batch = next(batches_iter, None)
@@ -445,7 +477,8 @@ class Trainer:
                 break
             lr = get_lr(cfg, run.step, total_steps)
             for group in optimizer.param_groups:
-                group['lr'] = lr
+                # A task's groups may run at a fraction of the schedule (layer-wise decay).
+                group['lr'] = lr * group.get('lr_scale', 1.0)
             loss, extras = self.task.loss(train_model, move_to(batch, self.device))
             if not torch.isfinite(loss):
                 raise TrainError(f'task {self.task.name}: loss is {float(loss)} at step '
@@ -466,11 +499,10 @@ class Trainer:
                 'train_loss': loss_sum / max(batches, 1), 'seconds': seconds,
                 'data_wait_fraction': data_wait / max(seconds, 1e-9)}
 
-    def _validate(self, model: nn.Module, val_set: Dataset) -> dict[str, float]:
+    def _validate(self, model: nn.Module) -> dict[str, float]:
         """The task's validation metrics of `model` on the held-out set."""
         model.eval()
-        return self.task.evaluate(
-            model, move_batches(self._loader(val_set, train=False, epoch=0), self.device))
+        return self.task.evaluate(model, move_batches(self._loaders['val'], self.device))
 
     def _keep_best(self, train_model: nn.Module, optimizer: torch.optim.Optimizer,
                    record: dict[str, float], *, epoch: int, run: _RunState) -> None:
@@ -488,13 +520,12 @@ class Trainer:
             self._save(state, 'best.pt')
         self._save(state, 'last.pt')
 
-    def _final_metrics(self, model: nn.Module, val_set: Dataset | None,
-                       best_path: Path) -> dict[str, float]:
+    def _final_metrics(self, model: nn.Module, best_path: Path) -> dict[str, float]:
         """Load the best checkpoint into `model`, evaluate it, write final_metrics.json."""
         if not (self.is_main and best_path.exists()):
             return {}
         model.load_state_dict(load_checkpoint(best_path, map_location=self.device)['model'])
-        final = self._validate(model, val_set) if val_set is not None and len(val_set) else {}
+        final = self._validate(model) if 'val' in self._loaders else {}
         (self.out_dir / 'final_metrics.json').write_text(json.dumps(final, indent=2))
         return final
 
@@ -508,6 +539,65 @@ class _RunState:
     best: float | None = None
     bad_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+class _EpochBatches(Sampler):
+    """Batches of `sampler`'s indices, each index paired with its batch's seed.
+
+    The seed derives from (run seed, epoch, rank, batch number) only; `_SeededFetch`
+    fetches the batch under it, in a worker or in the main process alike.
+    """
+
+    def __init__(self, sampler: Any, *, batch_size: int, seed: int, rank: int) -> None:
+        self.sampler, self.batch_size, self.seed, self.rank = sampler, batch_size, seed, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Order and seeds of `epoch` (the same epoch gives the same batches)."""
+        self.epoch = epoch
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+        elif isinstance(self.sampler, RandomSampler):
+            self.sampler.generator.manual_seed(self.seed * 1000 + epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        indices = list(self.sampler)
+        for number, start in enumerate(range(0, len(indices), self.batch_size)):
+            seed = int(np.random.SeedSequence(
+                [self.seed, self.epoch, self.rank, number]).generate_state(1)[0])
+            yield [(int(i), seed) for i in indices[start:start + self.batch_size]]
+
+
+class _SeededFetch(torch.utils.data.Dataset):
+    """`dataset`'s items of one batch, drawn under the batch's seed (`_EpochBatches`).
+
+    In the main process (no workers) the global generators are restored afterwards, so
+    the step's own draws (augmentation in the task's loss) do not depend on the fetch.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
+        in_worker = torch.utils.data.get_worker_info() is not None
+        saved = None if in_worker else (torch.get_rng_state(), np.random.get_state())
+        torch.manual_seed(keys[0][1])
+        np.random.seed(keys[0][1])
+        try:
+            indices = [index for index, _ in keys]
+            if getattr(self.dataset, '__getitems__', None):  # the dataset reads a batch at once
+                return self.dataset.__getitems__(indices)
+            return [self.dataset[index] for index in indices]
+        finally:
+            if saved is not None:
+                torch.set_rng_state(saved[0])
+                np.random.set_state(saved[1])
 
 
 def move_batches(loader: Iterable[Any], device: torch.device) -> Iterable[Any]:

@@ -1,15 +1,24 @@
-"""Jigsaw and relative position: what each change does to the features, one at a time.
+"""What limits the vision pretexts' features: each change measured on its own.
 
-Each variant trains the pretext with `ssl-robot pretext-eval`'s small budget (seed 0, the
-same pool, epochs, widths and learning rate) and is probed with the evaluation protocol
-(linear and k-NN on frozen features, 10 % of the labels, Fashion-MNIST test split), next
-to random init and raw pixels. The variants switch on, in turn: the object crop (tiles
-and patches from the object's bounding square, not background), per-tile brightness/
-contrast jitter (no low-level shortcuts), patch upsampling, and the full-size canvas
-(the encoder sees the puzzle at the scale it is evaluated at).
+Each variant trains one pretext with `ssl-robot pretext-eval`'s small budget (seed 0, the
+same 8000-image pool, and unless the variant says otherwise the same epochs, widths and
+learning rate) and is probed with the evaluation protocol (linear probe and k-NN on
+frozen features, 10 % of the labels, Fashion-MNIST test split), next to random init and
+raw pixels measured in the same run. Every trained encoder is read out two ways
+(`ssl_robot.vision.evaluate.READOUTS`): the globally averaged last feature map ('mean',
+the default) and the 2x2-averaged maps of the last two stages ('pyramid').
 
-Writes benchmarks/results/pretext_ablation.json and prints a table.
-Usage: python benchmarks/eval_pretext_ablation.py [--only jigsaw|relative-position]
+Groups (`--only GROUP`, each a few minutes on one core):
+  jigsaw, relative-position: the original tiles/patches against the object crop, per-tile
+    jitter (low-level shortcuts removed), patch upsampling, the full-size canvas, tile size
+    (and so the gap) relative to the object, a 2x2 grid of larger tiles;
+  simclr-views: SimCLR's views (colour jitter off on grey images, crop scale, stronger
+    jitter) and temperature; simclr-schedule: its learning rate and epochs;
+  encoder: wider encoders (rotation and SimCLR) against the default 16-32-64.
+
+Writes benchmarks/results/pretext_ablation.json (rows of every group run so far, with the
+arguments) and prints a table.
+Usage: python benchmarks/eval_pretext_ablation.py [--only GROUP ...]
        [--out-root runs/pretext_ablation]   (trained variants are reused)
 """
 from __future__ import annotations
@@ -19,36 +28,58 @@ import json
 from pathlib import Path
 import sys
 import time
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
-#: (pretext, variant name, parameters); the first of each pretext is the original.
-VARIANTS = (
-    ('jigsaw', 'tiles (original)', {'canvas': False, 'object_crop': False,
-                                    'tile_jitter': False}),
-    ('jigsaw', '+ object crop, tile jitter', {'canvas': False, 'object_crop': True,
-                                              'tile_jitter': True}),
-    ('jigsaw', 'canvas', {'canvas': True, 'object_crop': False, 'tile_jitter': False}),
-    ('jigsaw', 'canvas + object crop, tile jitter', {'canvas': True, 'object_crop': True,
-                                                     'tile_jitter': True}),
-    ('relative-position', 'patch pairs (original)', {'canvas': False, 'object_crop': False,
-                                                     'patch_jitter': False}),
-    ('relative-position', '+ object crop, patch jitter', {'canvas': False,
-                                                          'object_crop': True,
-                                                          'patch_jitter': True}),
-    ('relative-position', '+ patches upsampled 2x', {'canvas': False, 'object_crop': False,
-                                                     'patch_jitter': False,
-                                                     'patch_scale': 2}),
-    ('relative-position', 'canvas', {'canvas': True, 'object_crop': False,
-                                     'patch_jitter': False}),
-    ('relative-position', 'canvas + object crop', {'canvas': True, 'object_crop': True,
-                                                   'patch_jitter': False}),
+#: Old jigsaw / relative-position switches, all off: the original methods.
+_JIG_OFF = {'canvas': False, 'object_crop': False, 'tile_jitter': False}
+_REL_OFF = {'canvas': False, 'object_crop': False, 'patch_jitter': False}
+
+#: (group, pretext, variant name, task parameters, training options). Training options
+#: override the small budget's 'epochs', 'lr' or 'widths'.
+VARIANTS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any]], ...] = (
+    ('jigsaw', 'jigsaw', 'tiles (original)', _JIG_OFF, {}),
+    ('jigsaw', 'jigsaw', '+ object crop, tile jitter',
+     {**_JIG_OFF, 'object_crop': True, 'tile_jitter': True}, {}),
+    ('jigsaw', 'jigsaw', 'canvas', {**_JIG_OFF, 'canvas': True}, {}),
+    ('jigsaw', 'jigsaw', 'canvas + object crop, tile jitter (default)', {}, {}),
+    ('jigsaw', 'jigsaw', 'default, 5-px tiles (gap 4 of 9)', {'tile': 5}, {}),
+    ('jigsaw', 'jigsaw', 'default, 9-px tiles (no gap)', {'tile': 9}, {}),
+    ('jigsaw', 'jigsaw', 'default, 2x2 grid of 10-px tiles', {'grid': 2, 'n_perms': 24}, {}),
+    ('relative-position', 'relative-position', 'patch pairs (original)', _REL_OFF, {}),
+    ('relative-position', 'relative-position', '+ object crop, patch jitter',
+     {**_REL_OFF, 'object_crop': True, 'patch_jitter': True}, {}),
+    ('relative-position', 'relative-position', '+ patches upsampled 2x',
+     {**_REL_OFF, 'patch_scale': 2}, {}),
+    ('relative-position', 'relative-position', 'canvas', {**_REL_OFF, 'canvas': True}, {}),
+    ('relative-position', 'relative-position', 'canvas + object crop (default)', {}, {}),
+    ('relative-position', 'relative-position', 'default, 5-px tiles (gap 4 of 9)',
+     {'patch': 5}, {}),
+    ('relative-position', 'relative-position', 'default, 9-px tiles (no gap)',
+     {'patch': 9}, {}),
+    ('simclr-views', 'simclr', 'temperature 0.5 (old default)', {'temperature': 0.5}, {}),
+    ('simclr-views', 'simclr', 'temperature 0.2', {'temperature': 0.2}, {}),
+    ('simclr-views', 'simclr', 't 0.2, no colour jitter, no noise',
+     {'temperature': 0.2, 'jitter': 0.0, 'noise_std': 0.0}, {}),
+    ('simclr-views', 'simclr', 't 0.2, crop scale 0.2-1', {'temperature': 0.2,
+                                                     'crop_scale': [0.2, 1.0]}, {}),
+    ('simclr-views', 'simclr', 't 0.2, jitter 0.8', {'temperature': 0.2, 'jitter': 0.8}, {}),
+    ('simclr-schedule', 'simclr', 't 0.2, lr 5e-3', {'temperature': 0.2}, {'lr': 5e-3}),
+    ('simclr-schedule', 'simclr', 't 0.2, lr 5e-3, 10 epochs', {'temperature': 0.2},
+     {'lr': 5e-3, 'epochs': 10}),
+    ('encoder', 'rotation', 'widths 16-32-64 (default)', {}, {}),
+    ('encoder', 'rotation', 'widths 32-64-128', {}, {'widths': [32, 64, 128]}),
+    ('encoder', 'simclr', 'widths 32-64-128', {}, {'widths': [32, 64, 128]}),
 )
+GROUPS = tuple(dict.fromkeys(v[0] for v in VARIANTS))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--only', choices=('jigsaw', 'relative-position'), default=None)
+    ap.add_argument('--only', nargs='+', choices=GROUPS, default=None,
+                    help='groups to run (default: all); rows of other groups already in '
+                         '--out are kept')
     ap.add_argument('--out-root', type=Path, default=Path('runs/pretext_ablation'))
     ap.add_argument('--out', type=Path, default=RESULTS / 'pretext_ablation.json')
     args = ap.parse_args(argv)
@@ -63,46 +94,58 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_pixels,
         fashion_mnist_splits,
         pixel_stats,
+        READOUTS,
     )
     from ssl_robot.vision.training import train_or_load_pretext
 
+    groups = args.only or list(GROUPS)
     b, seed, pct = BUDGETS['small'], 0, 10
     splits = fashion_mnist_splits(pool=b['pool'], n_val=b['n_val'], seed=seed)
     mean, std = pixel_stats(splits.train_x)
     rows: list[dict] = []
 
-    def record(pretext: str, variant: str, evaluation: dict, seconds: float = 0.0) -> None:
-        row = {'pretext': pretext, 'variant': variant,
-               'linear_10': round(100 * evaluation['linear'][str(pct)]['test_acc'], 2),
-               'knn_10': round(100 * evaluation['knn'][str(pct)]['test_acc'], 2),
-               'train_seconds': round(seconds, 1)}
-        rows.append(row)
-        print(f'{pretext:<18} {variant:<36} lin {row["linear_10"]:5.1f}  '
-              f'kNN {row["knn_10"]:5.1f}  ({row["train_seconds"]:.0f} s)', flush=True)
+    def record(group: str, pretext: str, variant: str, evaluations: dict[str, dict],
+               seconds: float = 0.0, **extra: Any) -> None:
+        for readout, evaluation in evaluations.items():
+            row = {'group': group, 'pretext': pretext, 'variant': variant,
+                   'readout': readout,
+                   'linear_10': round(100 * evaluation['linear'][str(pct)]['test_acc'], 2),
+                   'knn_10': round(100 * evaluation['knn'][str(pct)]['test_acc'], 2),
+                   'train_seconds': round(seconds, 1), **extra}
+            rows.append(row)
+            print(f'{pretext:<18} {variant:<44} {readout:<8} lin {row["linear_10"]:5.1f}  '
+                  f'kNN {row["knn_10"]:5.1f}  ({row["train_seconds"]:.0f} s)', flush=True)
 
-    record('baseline', 'raw pixels', evaluate_pixels(splits, fractions=(pct,))['raw-pixels'])
-    seed_everything(seed)
-    record('baseline', 'random init', evaluate_encoder(
-        build_encoder({'in_channels': 1, 'widths': b['widths']}), splits, mean=mean, std=std,
-        fractions=(pct,)))
-    for i, (pretext, variant, params) in enumerate(VARIANTS):
-        if args.only and pretext != args.only:
+    def probe(encoder: torch.nn.Module) -> dict[str, dict]:
+        return {r: evaluate_encoder(encoder, splits, mean=mean, std=std, fractions=(pct,),
+                                    readout=r) for r in READOUTS}
+
+    record('baseline', 'raw pixels', '-', {
+        'pixels': evaluate_pixels(splits, fractions=(pct,))['raw-pixels']})
+    for widths in dict.fromkeys([tuple(b['widths'])] + [
+            tuple(o['widths']) for g, _, _, _, o in VARIANTS if g in groups and 'widths' in o]):
+        seed_everything(seed)
+        record('baseline', 'random init', f'widths {"-".join(map(str, widths))}',
+               probe(build_encoder({'in_channels': 1, 'widths': list(widths)})))
+    for i, (group, pretext, variant, params, options) in enumerate(VARIANTS):
+        if group not in groups:
             continue
+        opts = {'epochs': b['epochs'][pretext], 'lr': b['lr'], 'widths': b['widths'],
+                **options}
         t0 = time.monotonic()
-        _, model, _ = train_or_load_pretext(
+        _, model, loaded = train_or_load_pretext(
             pretext, splits.train_x, args.out_root / f'{pretext}-{i}',
-            params={'widths': b['widths'], 'mean': mean, 'std': std, **params},
-            epochs=b['epochs'][pretext], batch_size=b['batch_size'], lr=b['lr'], seed=seed,
+            params={'widths': opts['widths'], 'mean': mean, 'std': std, **params},
+            epochs=opts['epochs'], batch_size=b['batch_size'], lr=opts['lr'], seed=seed,
             progress=False)
-        record(pretext, variant, evaluate_encoder(model.encoder, splits, mean=mean, std=std,
-                                                  fractions=(pct,)),
-               time.monotonic() - t0)
-    previous = json.loads(args.out.read_text())['rows'] if args.out.exists() else []
-    kept = [r for r in previous if args.only and r['pretext'] == (
-        'jigsaw' if args.only == 'relative-position' else 'relative-position')]
+        record(group, pretext, variant, probe(model.encoder), time.monotonic() - t0,
+               params=params, options=opts, loaded=loaded)
+    previous = json.loads(args.out.read_text()).get('rows', []) if args.out.exists() else []
+    kept = [r for r in previous if r.get('group') not in groups and r.get('group')
+            and r['group'] != 'baseline']
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        'arguments': vars(args),
+        'arguments': {**vars(args), 'only': groups},
         'command': 'python benchmarks/eval_pretext_ablation.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:]),
         'budget': 'small', 'seed': seed, 'label_fraction': pct,

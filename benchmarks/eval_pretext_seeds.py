@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--budget', default='small', choices=('small', 'full'))
     ap.add_argument('--out-root', type=Path, default=Path('runs/pretext_seeds'))
     ap.add_argument('--tasks', nargs='+', default=None, help='pretexts (default: all)')
+    ap.add_argument('--readout', choices=('mean', 'pyramid'), default=None,
+                    help='feature readout of the probes (default: the evaluation default)')
     ap.add_argument('--out', type=Path, default=RESULTS / 'pretext_eval_seeds.json')
     ap.add_argument('--reuse', action='store_true',
                     help="reuse a seed's finished OUT_ROOT/seedN/results.json of the same "
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssl_robot.vision.evaluate import (
         BASELINES,
+        DEFAULT_READOUT,
         FRACTIONS,
         plot_accuracy_vs_labels,
         pretext_targets,
@@ -71,19 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     from ssl_robot.vision.pretext import PRETEXTS
     tasks = list(args.tasks or PRETEXTS)
+    readout = args.readout or DEFAULT_READOUT
     runs = []
     for s in args.seeds:
         out = args.out_root / f'seed{s}'
         done = out / 'results.json'
         previous = json.loads(done.read_text()) if args.reuse and done.exists() else None
         if previous is not None and (previous.get('budget'), previous.get('seed'),
-                                     [m for m in previous['methods'] if m in tasks]) == (
-                                         args.budget, s, tasks):
+                                     [m for m in previous['methods'] if m in tasks],
+                                     previous.get('readout', 'mean')) == (
+                                         args.budget, s, tasks, readout):
             print(f'seed {s}: reusing {done}')
             runs.append(previous)
             continue
         runs.append(run_pretext_eval(out, tasks=tasks, budget=args.budget, seed=s,
-                                     export=False, progress=False))
+                                     export=False, progress=False, readout=readout))
         print(f'seed {s}: {runs[-1]["seconds"]:.0f} s', flush=True)
     if args.only_run:
         return 0
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     short = {'linear': 'lin', 'knn': 'kNN'}
     header = f'{"method":<18}' + ''.join(f'{f"{short[k]} {p}%":>12}' for k, p in COLUMNS)
     lines = [f'Fashion-MNIST test accuracy (%), mean ± sd over seeds {args.seeds}, '
-             f'budget {args.budget}', header]
+             f'budget {args.budget}, readout {readout}', header]
     wins: dict[str, list[int]] = {}
     for method, cells in summary.items():
         lines.append(f'{method:<18}' + ''.join(
@@ -125,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                       [cells[f'{k} {p}']['sd'] for p in pcts]) for k in ('linear', 'knn')}
               for m, cells in summary.items()}
     plot_accuracy_vs_labels(curves, list(FRACTIONS), figure,
-                            title=f'Fashion-MNIST, budget {args.budget}, mean ± sd over '
-                                  f'seeds {args.seeds}')
+                            title=f'Fashion-MNIST, budget {args.budget}, readout {readout}, '
+                                  f'mean ± sd over seeds {args.seeds}')
     args.out.write_text(json.dumps({
         'arguments': {'seeds': args.seeds, 'budget': args.budget, 'tasks': tasks,
-                      'out_root': str(args.out_root), 'torch_threads': _threads()},
+                      'out_root': str(args.out_root), 'readout': readout,
+                      'torch_threads': _threads()},
         'command': 'python benchmarks/eval_pretext_seeds.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:]),
         'seeds': args.seeds, 'budget': args.budget, 'summary': summary,

@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ssl_robot.vision.evaluate import format_table, knn_predict, linear_probe, stratified_subset
+from ssl_robot.vision.encoders import VisionEncoder
+from ssl_robot.vision.evaluate import (
+    format_table,
+    knn_predict,
+    L2_GRID,
+    linear_probe,
+    readout_features,
+    stratified_subset,
+)
 
 
 def test_stratified_subset_takes_each_class_and_is_fixed() -> None:
@@ -34,7 +42,7 @@ def test_linear_probe_separates_separable_features() -> None:
         return centres[y] + 0.5 * torch.randn(n, 2, generator=g), y
 
     result = linear_probe(draw(60), draw(60), draw(300), n_classes=3)
-    assert result['test_acc'] > 0.97 and result['l2'] in (1e-4, 1e-3, 1e-2)
+    assert result['test_acc'] > 0.97 and result['l2'] in L2_GRID
 
 
 def test_table_marks_wins_over_random_init() -> None:
@@ -47,3 +55,20 @@ def test_table_marks_wins_over_random_init() -> None:
     table = format_table(results)
     assert 'rotation' in table and '6/6 better' in table and '0/6 better' in table
     assert '60.0' in table
+
+
+def test_pyramid_readout_is_the_2x2_pooled_last_two_stages() -> None:
+    torch.manual_seed(0)
+    encoder = VisionEncoder(1, (4, 6, 8)).eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        mean = readout_features(encoder, x, 'mean')
+        pyramid = readout_features(encoder, x, 'pyramid')
+        stage2 = encoder.features[:5](x)                    # stem + two stages: [3, 6, 7, 7]
+        stage3 = encoder.features[5:](stage2)               # [3, 8, 4, 4]
+    assert torch.allclose(mean, encoder.embed(x))
+    assert pyramid.shape == (3, 4 * 8 + 4 * 6)
+    # Top-left quadrant of the last map (4x4 -> 2x2: rows/cols 0-1), channel 0.
+    assert torch.allclose(pyramid[:, 0], stage3[:, 0, :2, :2].mean(dim=(1, 2)), atol=1e-6)
+    # The 7x7 map's 2x2 adaptive pooling: the top-left cell covers rows/cols 0-3.
+    assert torch.allclose(pyramid[:, 32], stage2[:, 0, :4, :4].mean(dim=(1, 2)), atol=1e-6)

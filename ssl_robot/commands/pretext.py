@@ -74,6 +74,11 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument('--seed', type=int, default=0, help='seed (0)')
     e.add_argument('--retrain', action='store_true',
                    help='train again even where OUT/<task>/best.pt matches the settings')
+    e.add_argument('--readout', choices=('mean', 'pyramid'), default=None,
+                   help="how the probes read each encoder's features: mean (the globally "
+                        'averaged last feature map, what the exported encoder gives) or '
+                        'pyramid (the 2x2-averaged maps of the last two stages); default: '
+                        'ssl_robot.vision.evaluate.DEFAULT_READOUT')
     e.add_argument('--threads', type=int, default=0,
                    help='torch CPU threads (0: torch default; 1 is faster on a busy machine)')
     e.add_argument('--no-export', action='store_true', help='skip the ONNX exports')
@@ -112,14 +117,15 @@ def run_pretext_eval(args: argparse.Namespace) -> int:
     """Run the evaluation and print its table. Returns the exit status."""
     import torch
 
-    from ssl_robot.vision.evaluate import format_table
+    from ssl_robot.vision.evaluate import DEFAULT_READOUT, format_table
     from ssl_robot.vision.evaluate import run_pretext_eval as run_eval
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run_eval(args.out, tasks=list(args.tasks), budget=args.budget, seed=args.seed,
                        retrain=args.retrain, progress=not args.no_progress,
                        export=not args.no_export, data=args.data,
-                       image_size=args.image_size, channels=args.channels)
+                       image_size=args.image_size, channels=args.channels,
+                       readout=args.readout or DEFAULT_READOUT)
     # The options that made the results, next to them (results.json is run_eval's).
     results['arguments'] = {k: v for k, v in vars(args).items() if k != 'func'}
     path = Path(args.out) / 'results.json'

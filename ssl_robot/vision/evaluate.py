@@ -36,7 +36,7 @@ log = logging.getLogger('ssl_robot.vision.evaluate')
 #: Label fractions (percent of the labelled pool) of every evaluation.
 FRACTIONS = (1, 10, 100)
 #: Candidate probe L2 strengths and k-NN neighbourhoods, chosen on the validation split.
-L2_GRID = (1e-4, 1e-3, 1e-2)
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 K_GRID = (1, 5, 20)
 KNN_TEMPERATURE = 0.07
 #: PCA baseline: numbers of components tried, chosen on validation per probe and fraction.
@@ -175,14 +175,39 @@ def image_folder_splits(path: Path | str, *, image_size: int = 32, channels: int
                       subsets, class_names=names, source=str(path))
 
 
+#: How frozen features are read off the encoder: 'mean', the globally averaged last
+#: feature map (`VisionEncoder.embed`, what heads train on and the ONNX extractor gives),
+#: or 'pyramid', the 2x2-averaged maps of the last two stages concatenated (spatial layout
+#: and a finer scale kept; measured in benchmarks/eval_pretext_ablation.py).
+READOUTS = ('mean', 'pyramid')
+DEFAULT_READOUT = 'mean'
+
+
+def readout_features(encoder: VisionEncoder, x: torch.Tensor, readout: str = 'mean'
+                     ) -> torch.Tensor:
+    """Features [N, D] of normalised images by `readout` (one of READOUTS)."""
+    if readout == 'mean':
+        return encoder.embed(x)
+    if readout != 'pyramid':
+        raise VisionError(f'unknown readout {readout!r} (known: {", ".join(READOUTS)})')
+    maps = []
+    for layer in encoder.features:
+        x = layer(x)
+        maps.append(x)
+    # The last block of each of the last two stages (each stage is two blocks).
+    return torch.cat([F.adaptive_avg_pool2d(m, 2).flatten(1) for m in (maps[-1], maps[-3])],
+                     dim=1)
+
+
 @torch.no_grad()
 def extract_features(encoder: VisionEncoder, images: torch.Tensor, mean: list[float],
-                     std: list[float], *, batch_size: int = 1000) -> torch.Tensor:
-    """Frozen, globally pooled features [N, D] of uint8 images (encoder in eval mode)."""
+                     std: list[float], *, batch_size: int = 1000, readout: str = 'mean'
+                     ) -> torch.Tensor:
+    """Frozen features [N, D] of uint8 images (encoder in eval mode), read by `readout`."""
     encoder.eval()
     m = torch.tensor(mean).view(1, -1, 1, 1)
     s = torch.tensor(std).view(1, -1, 1, 1)
-    out = [encoder.embed((chunk.float() / 255.0 - m) / s)
+    out = [readout_features(encoder, (chunk.float() / 255.0 - m) / s, readout)
            for chunk in images.split(batch_size)]
     return torch.cat(out)
 
@@ -253,10 +278,10 @@ def evaluate_features(feats: dict[str, torch.Tensor], splits: EvalSplits, *,
 
 
 def evaluate_encoder(encoder: VisionEncoder, splits: EvalSplits, *, mean: list[float],
-                     std: list[float], fractions: tuple[int, ...] = FRACTIONS
-                     ) -> dict[str, dict[str, dict[str, float]]]:
+                     std: list[float], fractions: tuple[int, ...] = FRACTIONS,
+                     readout: str = 'mean') -> dict[str, dict[str, dict[str, float]]]:
     """The protocol for one encoder: {'linear'|'knn': {'1'|'10'|'100': {test_acc, ...}}}."""
-    feats = {name: extract_features(encoder, x, mean, std) for name, x in
+    feats = {name: extract_features(encoder, x, mean, std, readout=readout) for name, x in
              (('train', splits.train_x), ('val', splits.val_x), ('test', splits.test_x))}
     return evaluate_features(feats, splits, fractions=fractions)
 
@@ -302,7 +327,8 @@ def evaluate_pixels(splits: EvalSplits, *, fractions: tuple[int, ...] = FRACTION
 def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'small',
                      seed: int = 0, retrain: bool = False, progress: bool = True,
                      export: bool = True, data: Path | str | None = None,
-                     image_size: int = 32, channels: int = 3) -> dict[str, Any]:
+                     image_size: int = 32, channels: int = 3,
+                     readout: str = DEFAULT_READOUT) -> dict[str, Any]:
     """Train (or load) every pretext and evaluate it next to every baseline.
 
     The baselines are raw pixels, PCA, random init and supervised. Writes the table
@@ -321,6 +347,7 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
             class), read at `image_size` px with `channels` channels.
         image_size: Side length of a folder's images.
         channels: 1 or 3, for a folder's images.
+        readout: How the probes read features off every encoder (one of READOUTS).
 
     Returns:
         The results dict (also written as JSON).
@@ -336,6 +363,8 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
 
     if budget not in BUDGETS:
         raise VisionError(f'unknown budget {budget!r} (known: {", ".join(BUDGETS)})')
+    if readout not in READOUTS:
+        raise VisionError(f'unknown readout {readout!r} (known: {", ".join(READOUTS)})')
     unknown = [t for t in tasks if t not in PRETEXTS]
     if unknown:
         raise VisionError(f'unknown pretext(s) {", ".join(unknown)} '
@@ -358,7 +387,7 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         'sizes': {'pool': len(splits.train_x), 'val': len(splits.val_x),
                   'test': len(splits.test_x),
                   'labels': {str(p): len(v) for p, v in splits.subsets.items()}},
-        'encoder': {'widths': b['widths'], 'mean': mean, 'std': std},
+        'encoder': {'widths': b['widths'], 'mean': mean, 'std': std}, 'readout': readout,
         'methods': {},
     }
 
@@ -376,7 +405,8 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
     seed_everything(seed)
     random_encoder = build_encoder({'in_channels': int(splits.train_x.shape[1]),
                                     'widths': b['widths']})
-    record('random-init', evaluate_encoder(random_encoder, splits, mean=mean, std=std))
+    record('random-init', evaluate_encoder(random_encoder, splits, mean=mean, std=std,
+                                           readout=readout))
 
     for name in tasks:
         t0 = time.monotonic()
@@ -385,7 +415,8 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
             epochs=b['epochs'][name], batch_size=b['batch_size'], lr=b['lr'], seed=seed,
             progress=progress, retrain=retrain)
         train_s = time.monotonic() - t0
-        evaluation = evaluate_encoder(model.encoder, splits, mean=mean, std=std)
+        evaluation = evaluate_encoder(model.encoder, splits, mean=mean, std=std,
+                                      readout=readout)
         extra: dict[str, Any] = {'train_seconds': round(train_s, 1), 'loaded': loaded}
         if export:
             report = export_encoder(model.encoder, task.encoder_spec(),
@@ -410,7 +441,7 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
                            batch_size=b['batch_size'], lr=b['lr'], seed=seed,
                            progress=progress)
         evaluation = evaluate_encoder(model.encoder, splits, mean=mean, std=std,
-                                      fractions=(pct,))
+                                      fractions=(pct,), readout=readout)
         sup['linear'].update(evaluation['linear'])
         sup['knn'].update(evaluation['knn'])
         with torch.no_grad():
@@ -502,7 +533,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append(f'{results.get("data", "Fashion-MNIST")} test accuracy (%), {sizes["test"]} '
                  f'test images; labels: '
                  + ', '.join(f'{p}% = {n}' for p, n in sizes['labels'].items())
-                 + f'; budget {results["budget"]}, seed {results["seed"]}')
+                 + f'; budget {results["budget"]}, seed {results["seed"]}, readout '
+                 + results.get('readout', 'mean'))
     targets = results.get('targets')
     if targets:
         missed = [m for m, c in targets['per_pretext'].items() if not c['met']]

@@ -48,11 +48,15 @@ def _threads() -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    ap.add_argument('--budget', default='small', choices=('small', 'full'))
+    ap.add_argument('--budget', default='small', choices=('tiny', 'small', 'full'),
+                    help='small (default), full, or tiny: a smoke test, not a measurement')
     ap.add_argument('--out-root', type=Path, default=Path('runs/pretext_seeds'))
     ap.add_argument('--tasks', nargs='+', default=None, help='pretexts (default: all)')
     ap.add_argument('--readout', choices=('mean', 'pyramid'), default=None,
                     help='feature readout of the probes (default: the evaluation default)')
+    ap.add_argument('--also-readout', nargs='*', choices=('mean', 'pyramid'), default=[],
+                    help='more readouts probed on the same encoders, each with its own table '
+                         'and targets')
     ap.add_argument('--out', type=Path, default=RESULTS / 'pretext_eval_seeds.json')
     ap.add_argument('--reuse', action='store_true',
                     help="reuse a seed's finished OUT_ROOT/seedN/results.json of the same "
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from ssl_robot.vision.pretext import PRETEXTS
     tasks = list(args.tasks or PRETEXTS)
     readout = args.readout or DEFAULT_READOUT
+    also_readouts = tuple(r for r in args.also_readout if r != readout)
     runs = []
     for s in args.seeds:
         out = args.out_root / f'seed{s}'
@@ -82,45 +87,61 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads(done.read_text()) if args.reuse and done.exists() else None
         if previous is not None and (previous.get('budget'), previous.get('seed'),
                                      [m for m in previous['methods'] if m in tasks],
-                                     previous.get('readout', 'mean')) == (
-                                         args.budget, s, tasks, readout):
+                                     previous.get('readout', 'mean'),
+                                     sorted(previous.get('also', {}))) == (
+                                         args.budget, s, tasks, readout,
+                                         sorted(also_readouts)):
             print(f'seed {s}: reusing {done}')
             runs.append(previous)
             continue
         runs.append(run_pretext_eval(out, tasks=tasks, budget=args.budget, seed=s,
-                                     export=False, progress=False, readout=readout))
+                                     export=False, progress=False, readout=readout,
+                                     also_readouts=also_readouts))
         print(f'seed {s}: {runs[-1]["seconds"]:.0f} s', flush=True)
     if args.only_run:
         return 0
-    summary = summarise(runs)
-    short = {'linear': 'lin', 'knn': 'kNN'}
-    header = f'{"method":<18}' + ''.join(f'{f"{short[k]} {p}%":>12}' for k, p in COLUMNS)
-    lines = [f'Fashion-MNIST test accuracy (%), mean ± sd over seeds {args.seeds}, '
-             f'budget {args.budget}, readout {readout}', header]
-    wins: dict[str, list[int]] = {}
-    for method, cells in summary.items():
-        lines.append(f'{method:<18}' + ''.join(
-            f'{cells[f"{k} {p}"]["mean"]:>7.1f}±{cells[f"{k} {p}"]["sd"]:<4.1f}'
-            for k, p in COLUMNS))
-        if method not in (*BASELINES, 'supervised'):
-            wins[method] = [sum(r['methods'][method][k][p]['test_acc']
-                                > r['methods']['random-init'][k][p]['test_acc']
-                                for k, p in COLUMNS) for r in runs]
-    lines.append('columns beating random init, per seed: ' + ', '.join(
-        f'{m} {"/".join(map(str, w))}' for m, w in wins.items()) + ' (of 6)')
-    # The targets on the seeds' mean linear accuracy at 10 % labels (one shared rule).
-    targets = pretext_targets({'fractions': [10], 'methods': {
-        m: {'linear': {'10': {'test_acc': cells['linear 10']['mean'] / 100}}}
-        for m, cells in summary.items()}})
-    lines.append('linear 10 % vs random init / vs raw pixels (mean over seeds): ' + ', '.join(
-        f'{m} {c["over_random"]:+.1f}/{c["over_raw"]:+.1f}{"" if c["met"] else " (missed)"}'
-        for m, c in targets['per_pretext'].items()))
-    lines.append(f'targets: every pretext >= random init +{TARGET_OVER_RANDOM:g} and >= raw '
-                 f'pixels +{TARGET_OVER_RAW:g}: '
-                 + ('met' if targets['all_met'] else 'missed by ' + ', '.join(
-                     m for m, c in targets['per_pretext'].items() if not c['met']))
-                 + f'; best ({targets["best"]}) >= raw pixels +{TARGET_BEST_OVER_RAW:g}: '
-                 + ('met' if targets['best_met'] else 'missed'))
+    def report(method_runs: list[dict], name: str) -> tuple[dict, dict, dict, list[str]]:
+        """Summary, wins, targets and table lines of one readout's methods per seed."""
+        summary = summarise(method_runs)
+        short = {'linear': 'lin', 'knn': 'kNN'}
+        header = f'{"method":<18}' + ''.join(f'{f"{short[k]} {p}%":>12}' for k, p in COLUMNS)
+        lines = [f'Fashion-MNIST test accuracy (%), mean ± sd over seeds {args.seeds}, '
+                 f'budget {args.budget}, readout {name}', header]
+        wins: dict[str, list[int]] = {}
+        for method, cells in summary.items():
+            lines.append(f'{method:<18}' + ''.join(
+                f'{cells[f"{k} {p}"]["mean"]:>7.1f}±{cells[f"{k} {p}"]["sd"]:<4.1f}'
+                for k, p in COLUMNS))
+            if method not in (*BASELINES, 'supervised'):
+                wins[method] = [sum(r['methods'][method][k][p]['test_acc']
+                                    > r['methods']['random-init'][k][p]['test_acc']
+                                    for k, p in COLUMNS) for r in method_runs]
+        lines.append('columns beating random init, per seed: ' + ', '.join(
+            f'{m} {"/".join(map(str, w))}' for m, w in wins.items()) + ' (of 6)')
+        # The targets on the seeds' mean linear accuracy at 10 % labels (one shared rule).
+        targets = pretext_targets({'fractions': [10], 'methods': {
+            m: {'linear': {'10': {'test_acc': cells['linear 10']['mean'] / 100}}}
+            for m, cells in summary.items()}})
+        lines.append('linear 10 % vs random init / vs raw pixels (mean over seeds): '
+                     + ', '.join(f'{m} {c["over_random"]:+.1f}/{c["over_raw"]:+.1f}'
+                                 + ('' if c['met'] else ' (missed)')
+                                 for m, c in targets['per_pretext'].items()))
+        lines.append(f'targets: every pretext >= random init +{TARGET_OVER_RANDOM:g} and >= '
+                     f'raw pixels +{TARGET_OVER_RAW:g}: '
+                     + ('met' if targets['all_met'] else 'missed by ' + ', '.join(
+                         m for m, c in targets['per_pretext'].items() if not c['met']))
+                     + f'; best ({targets["best"]}) >= raw pixels +{TARGET_BEST_OVER_RAW:g}: '
+                     + ('met' if targets['best_met'] else 'missed'))
+        return summary, wins, targets, lines
+
+    summary, wins, targets, lines = report(runs, readout)
+    also = {}
+    for other in also_readouts:
+        o_summary, o_wins, o_targets, o_lines = report(
+            [{'methods': r['also'][other]} for r in runs], other)
+        also[other] = {'summary': o_summary, 'wins_per_seed': o_wins, 'targets': o_targets,
+                       'table': '\n'.join(o_lines)}
+        lines += [''] + o_lines
     table = '\n'.join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -135,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         'arguments': {'seeds': args.seeds, 'budget': args.budget, 'tasks': tasks,
                       'out_root': str(args.out_root), 'readout': readout,
+                      'also_readout': list(also_readouts),
                       'torch_threads': _threads()},
         'command': 'python benchmarks/eval_pretext_seeds.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:]),
         'seeds': args.seeds, 'budget': args.budget, 'summary': summary,
-        'wins_per_seed': wins, 'targets': targets,
+        'wins_per_seed': wins, 'targets': targets, 'readout': readout, 'also': also,
         'seconds_per_seed': [r['seconds'] for r in runs], 'figure': figure.name,
         'table': table}, indent=2))
     print(f'wrote {args.out} and {figure}')

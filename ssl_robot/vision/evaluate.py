@@ -328,7 +328,8 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
                      seed: int = 0, retrain: bool = False, progress: bool = True,
                      export: bool = True, data: Path | str | None = None,
                      image_size: int = 32, channels: int = 3,
-                     readout: str = DEFAULT_READOUT) -> dict[str, Any]:
+                     readout: str = DEFAULT_READOUT,
+                     also_readouts: tuple[str, ...] = ()) -> dict[str, Any]:
     """Train (or load) every pretext and evaluate it next to every baseline.
 
     The baselines are raw pixels, PCA, random init and supervised. Writes the table
@@ -348,6 +349,9 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         image_size: Side length of a folder's images.
         channels: 1 or 3, for a folder's images.
         readout: How the probes read features off every encoder (one of READOUTS).
+        also_readouts: Other readouts probed on the same encoders, kept apart under
+            results['also'][readout] (with the pixel baselines, and their targets
+            under results['also_targets'][readout]).
 
     Returns:
         The results dict (also written as JSON).
@@ -363,8 +367,9 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
 
     if budget not in BUDGETS:
         raise VisionError(f'unknown budget {budget!r} (known: {", ".join(BUDGETS)})')
-    if readout not in READOUTS:
-        raise VisionError(f'unknown readout {readout!r} (known: {", ".join(READOUTS)})')
+    if any(r not in READOUTS for r in (readout, *also_readouts)):
+        raise VisionError(f'unknown readout in {(readout, *also_readouts)} '
+                          f'(known: {", ".join(READOUTS)})')
     unknown = [t for t in tasks if t not in PRETEXTS]
     if unknown:
         raise VisionError(f'unknown pretext(s) {", ".join(unknown)} '
@@ -397,16 +402,30 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         knn = [evaluation['knn'][str(p)]['test_acc'] for p in FRACTIONS]
         log.info('%s: linear %s, kNN %s', name, _fmt(lin), _fmt(knn))
 
+    also: dict[str, dict[str, Any]] = {r: {} for r in also_readouts}
+
+    def probe(encoder: VisionEncoder, name: str, fractions: tuple[int, ...] = FRACTIONS
+              ) -> dict[str, Any]:
+        """The protocol with `readout`; the other readouts go into `also`."""
+        for other in also_readouts:
+            cells = evaluate_encoder(encoder, splits, mean=mean, std=std,
+                                     fractions=fractions, readout=other)
+            for kind, per in cells.items():
+                also[other].setdefault(name, {}).setdefault(kind, {}).update(per)
+        return evaluate_encoder(encoder, splits, mean=mean, std=std, fractions=fractions,
+                                readout=readout)
+
     # (a) Pixel baselines: the probes on raw pixels and on their PCA projection.
     for name, evaluation in evaluate_pixels(splits).items():
         record(name, evaluation)
+        for other in also_readouts:
+            also[other][name] = evaluation
 
     # (b) Random init: the same encoder, seeded like every run, never trained.
     seed_everything(seed)
     random_encoder = build_encoder({'in_channels': int(splits.train_x.shape[1]),
                                     'widths': b['widths']})
-    record('random-init', evaluate_encoder(random_encoder, splits, mean=mean, std=std,
-                                           readout=readout))
+    record('random-init', probe(random_encoder, 'random-init'))
 
     for name in tasks:
         t0 = time.monotonic()
@@ -415,8 +434,7 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
             epochs=b['epochs'][name], batch_size=b['batch_size'], lr=b['lr'], seed=seed,
             progress=progress, retrain=retrain)
         train_s = time.monotonic() - t0
-        evaluation = evaluate_encoder(model.encoder, splits, mean=mean, std=std,
-                                      readout=readout)
+        evaluation = probe(model.encoder, name)
         extra: dict[str, Any] = {'train_seconds': round(train_s, 1), 'loaded': loaded}
         if export:
             report = export_encoder(model.encoder, task.encoder_spec(),
@@ -440,8 +458,7 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         model = train_task(task, out_dir / f'supervised-{pct}', epochs=8, max_steps=steps,
                            batch_size=b['batch_size'], lr=b['lr'], seed=seed,
                            progress=progress)
-        evaluation = evaluate_encoder(model.encoder, splits, mean=mean, std=std,
-                                      fractions=(pct,), readout=readout)
+        evaluation = probe(model.encoder, 'supervised', (pct,))
         sup['linear'].update(evaluation['linear'])
         sup['knn'].update(evaluation['knn'])
         with torch.no_grad():
@@ -452,6 +469,11 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
 
     results['seconds'] = round(time.monotonic() - started, 1)
     results['targets'] = pretext_targets(results)
+    if also:
+        results['also'] = also
+        results['also_targets'] = {r: pretext_targets({'fractions': results['fractions'],
+                                                       'methods': m})
+                                   for r, m in also.items()}
     (out_dir / 'results.json').write_text(json.dumps(results, indent=2))
     table = format_table(results)
     (out_dir / 'table.txt').write_text(table + '\n')

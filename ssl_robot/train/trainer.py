@@ -558,7 +558,11 @@ class _EpochBatches(Sampler):
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
         elif isinstance(self.sampler, RandomSampler):
-            self.sampler.generator.manual_seed(self.seed * 1000 + epoch)
+            generator = self.sampler.generator.manual_seed(self.seed * 1000 + epoch)
+            # The draw torch's DataLoader made from this generator (its workers' base
+            # seed) before the permutation when the trainer made one loader per epoch:
+            # kept, so the order of every epoch is the one runs had before.
+            torch.empty((), dtype=torch.int64).random_(generator=generator)
 
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.batch_size)

@@ -45,36 +45,46 @@ SETS = {
 }
 
 
-#: Training runs on the train set: pseudo-labels (the model), truth labels (upper bound),
-#: pseudo-labels weighted by their uncertainty and with the state-consistency loss (the
-#: refinements, each on/off vs 'pseudo').
+#: Training runs on the train set: pseudo-labels with the task's defaults (the model),
+#: truth labels (upper bound), and the refinements switched from their default: weighted
+#: by uncertainty, with the state-consistency loss (both off by default), without label
+#: completion (on by default).
 RUNS = {'pseudo': {'labels': 'pseudo'}, 'truth': {'labels': 'truth'},
         'weighted': {'labels': 'pseudo', 'label_weighting': True},
-        'consistency': {'labels': 'pseudo', 'state_consistency': 1.0}}
-#: Refinement name -> (its run, its scorer name).
-REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting'),
-               'state_consistency': ('consistency', 'trained_state_consistency')}
+        'consistency': {'labels': 'pseudo', 'state_consistency': 1.0},
+        'no_completion': {'labels': 'pseudo', 'label_completion': False}}
+#: Refinement name -> (its run, its scorer name, whether the default model has it on).
+REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting', False),
+               'state_consistency': ('consistency', 'trained_state_consistency', False),
+               'label_completion': ('no_completion', 'trained_no_completion', True)}
 
 
 #: Short experiments (`--stage experiment`): obstacle-task parameters of each variant (and
 #: 'epochs' where it differs), each trained per seed and compared with 'baseline' of the
 #: same seed on the same test frames (paired block-bootstrap CI of the AUC difference).
+#: The obstacle task's settings before this comparison (every variant starts from them,
+#: so a cached run keeps its meaning when the task's defaults change).
+BEFORE = {'label_completion': False, 'jitter': 0.2, 'grayscale_p': 0.0, 'blur_p': 0.0}
+#: Photometric augmentation tried: stronger colour jitter, grey and blurred frames.
+PHOTOMETRIC = {'jitter': 0.4, 'grayscale_p': 0.2, 'blur_p': 0.3}
+COMPLETION = {'label_completion': True}
 VARIANTS: dict[str, dict[str, Any]] = {
-    'baseline': {},
-    'completion': {'label_completion': True},
-    'completion_pos_weight': {'label_completion': True, 'pos_weight': 3.0},
-    'pos_weight': {'pos_weight': 3.0},
-    'jitter_0.4': {'jitter': 0.4},
-    'completion_jitter_0.4': {'label_completion': True, 'jitter': 0.4},
-    'completion_epochs_20': {'label_completion': True, 'epochs': 20},
-    'completion_weighted': {'label_completion': True, 'label_weighting': True},
-    'completion_consistency': {'label_completion': True, 'state_consistency': 0.3},
-    'completion_width_24': {'label_completion': True, 'width': 24},
-    'completion_photometric': {'label_completion': True, 'jitter': 0.4, 'grayscale_p': 0.2,
-                               'blur_p': 0.3},
-    'photometric': {'jitter': 0.4, 'grayscale_p': 0.2, 'blur_p': 0.3},
+    'baseline': BEFORE,
+    'completion': {**BEFORE, **COMPLETION},
+    'completion_pos_weight': {**BEFORE, **COMPLETION, 'pos_weight': 3.0},
+    'pos_weight': {**BEFORE, 'pos_weight': 3.0},
+    'completion_epochs_20': {**BEFORE, **COMPLETION, 'epochs': 20},
+    'completion_weighted': {**BEFORE, **COMPLETION, 'label_weighting': True},
+    'completion_consistency': {**BEFORE, **COMPLETION, 'state_consistency': 0.3},
+    'completion_photometric': {**BEFORE, **COMPLETION, **PHOTOMETRIC},
+    'photometric': {**BEFORE, **PHOTOMETRIC},
     # 'tcn': the encoder of a TCN (npairs, 10 epochs) trained on the same training frames.
-    'completion_tcn_init': {'label_completion': True, 'init_from': 'tcn'},
+    'completion_tcn_init': {**BEFORE, **COMPLETION, 'init_from': 'tcn'},
+    'completion_photometric_epochs_20': {**BEFORE, **COMPLETION, **PHOTOMETRIC, 'epochs': 20},
+    'completion_photometric_weighted': {**BEFORE, **COMPLETION, **PHOTOMETRIC,
+                                        'label_weighting': True},
+    'completion_photometric_consistency': {**BEFORE, **COMPLETION, **PHOTOMETRIC,
+                                           'state_consistency': 0.3},
 }
 
 
@@ -177,13 +187,16 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
     for name in names:
         extra = dict(VARIANTS[name])
         epochs = int(extra.pop('epochs', args.epochs))
-        if extra.get('init_from') == 'tcn':
+        if extra.get('init_from') == 'tcn' and not args.cached_only:
             extra['init_from'] = str(train_tcn(args))
         for seed in args.seeds:
             out = CACHE / f'exp_{name}_e{epochs}_s{seed}{tag(args)}'
-            runs[name, seed] = out / 'best.pt'
             if (out / 'best.pt').exists():
+                runs[name, seed] = out / 'best.pt'
                 continue
+            if args.cached_only:
+                continue
+            runs[name, seed] = out / 'best.pt'
             task = build_task('obstacle', {
                 'dataset': str(CACHE / f'data_train{tag(args)}'), **extra})
             config = TrainConfig(out_dir=str(out), task='obstacle', task_params=task.params,
@@ -198,8 +211,12 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
     def difference(a: np.ndarray, b: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
         return roc_auc(a[m], y[m]) - roc_auc(b[m], y[m])
 
+    # Each variant on the seeds where it and the baseline both have a run.
+    seeds_of = {n: [s for s in args.seeds if (n, s) in runs and ('baseline', s) in runs]
+                for n in names}
+    names = [n for n in names if seeds_of[n]]
     result: dict[str, Any] = {'variants': {n: VARIANTS[n] for n in names},
-                              'seeds': list(args.seeds)}
+                              'seeds': {n: seeds_of[n] for n in names}}
     for set_name in ('test', 'shift'):
         path = CACHE / f'data_{set_name}{tag(args)}'
         data = LabelledDataset.open(path)
@@ -213,7 +230,7 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         entries: dict[str, Any] = {}
         for name in names:
             per_seed = []
-            for seed in args.seeds:
+            for seed in seeds_of[name]:
                 s, base = scores[name, seed], scores['baseline', seed]
                 auc = masked_auc(s, truth, known)
                 low, high = bootstrap_ci(masked_auc, s, truth, known, n_boot=args.bootstrap,
@@ -224,10 +241,26 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
                                  **thirds_auc(s, truth, known),
                                  'minus_baseline': auc - masked_auc(base, truth, known),
                                  'minus_baseline_ci': [d_low, d_high]})
+            # The mean over seeds of the difference, resampling the same blocks for all.
+            pairs = [a for seed in seeds_of[name] for a in (scores[name, seed],
+                                                        scores['baseline', seed])]
+
+            def mean_difference(*arrays: np.ndarray) -> float:
+                y, m = arrays[-2], arrays[-1]
+                return float(np.mean([difference(arrays[i], arrays[i + 1], y, m)
+                                      for i in range(0, len(arrays) - 2, 2)]))
+
+            mean_ci = bootstrap_ci(mean_difference, *pairs, truth, known,
+                                   n_boot=args.bootstrap, groups=groups)
             entries[name] = {'per_seed': per_seed,
                              'mean_auc': float(np.mean([e['auc'] for e in per_seed])),
                              'mean_minus_baseline': float(np.mean(
-                                 [e['minus_baseline'] for e in per_seed]))}
+                                 [e['minus_baseline'] for e in per_seed])),
+                             'mean_minus_baseline_ci': list(mean_ci),
+                             'mean_nearest_third_auc': float(np.mean(
+                                 [e['nearest_third_auc'] for e in per_seed])),
+                             'mean_farthest_third_auc': float(np.mean(
+                                 [e['farthest_third_auc'] for e in per_seed]))}
         result[set_name] = entries
     return result
 
@@ -260,6 +293,10 @@ def print_experiments(result: dict[str, Any]) -> None:
                 f'{r["nearest_third_auc"]:.3f}/{r["farthest_third_auc"]:.3f}'
                 for r in e['per_seed'])
             print(f'  {name:24s} {cells}')
+            print(f'  {"":24s} mean {e["mean_auc"]:.3f} ({e["mean_minus_baseline"]:+.3f} '
+                  f'[{e["mean_minus_baseline_ci"][0]:+.3f},'
+                  f'{e["mean_minus_baseline_ci"][1]:+.3f}]) '
+                  f'{e["mean_nearest_third_auc"]:.3f}/{e["mean_farthest_third_auc"]:.3f}')
 
 
 def predict_all(model: Any, dataset: Path, params: dict[str, Any]) -> np.ndarray:
@@ -306,7 +343,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                       obstacle_range_m=0.12)}
         if 'truth' in runs:
             scores['truth_trained'] = predict_all(runs['truth'][0], path, params)
-        for run, scorer in REFINEMENTS.values():
+        for run, scorer, _ in REFINEMENTS.values():
             if run in runs:
                 scores[scorer] = predict_all(runs[run][0], path, params)
         groups = time_blocks(np.asarray(data.bag_ids), np.asarray(data.stamps_ns))
@@ -327,12 +364,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         report['heatmap'] = heatmap(scores, truth, known)
         result[name] = report
     result['acceptance'] = acceptance(result)
-    result['refinements'] = {
-        refinement: {name: {
-            'off': result[name]['models']['trained']['overall'],
-            'on': result[name]['models'].get(scorer, {}).get('overall')}
-            for name in ('test', 'shift')}
-        for refinement, (_, scorer) in REFINEMENTS.items()}
+    result['refinements'] = {}
+    for refinement, (_, scorer, default_on) in REFINEMENTS.items():
+        entry = {}
+        for name in ('test', 'shift'):
+            models = result[name]['models']
+            trained, other = models['trained']['overall'], models.get(scorer, {}).get('overall')
+            entry[name] = ({'off': other, 'on': trained} if default_on
+                           else {'off': trained, 'on': other})
+        result['refinements'][refinement] = {'default': 'on' if default_on else 'off',
+                                             **entry}
     return result
 
 
@@ -426,7 +467,7 @@ def print_tables(result: dict[str, Any]) -> None:
     print('\nrefinements, AUC vs truth overall (off -> on, 95% CI)')
     for refinement, sets in result['refinements'].items():
         for name, v in sets.items():
-            if v['on']:
+            if name != 'default' and v['on'] and v['off']:
                 print(f'  {refinement:18s} {name:6s} {v["off"]["auc"]:.3f} '
                       f'[{v["off"]["ci_low"]:.3f},{v["off"]["ci_high"]:.3f}] -> '
                       f'{v["on"]["auc"]:.3f} [{v["on"]["ci_low"]:.3f},{v["on"]["ci_high"]:.3f}]')
@@ -454,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                     help='variants of the experiment stage (the baseline always runs)')
     ap.add_argument('--seeds', nargs='*', type=int, default=[0],
                     help='training seeds of the experiment stage')
+    ap.add_argument('--cached-only', action='store_true',
+                    help='experiment stage: train nothing, compare the runs already made')
     args = ap.parse_args(argv)
     if args.stage == 'experiment':
         result = experiment(args)

@@ -14,7 +14,7 @@ Groups (`--only GROUP`, each a few minutes on one core):
     (and so the gap) relative to the object, a 2x2 grid of larger tiles;
   simclr-views: SimCLR's views (colour jitter off on grey images, crop scale, stronger
     jitter) and temperature; simclr-schedule: its learning rate and epochs;
-  encoder: wider encoders (rotation and SimCLR) against the default 16-32-64;
+  encoder (SimCLR), encoder-rotation: a wider encoder against the default 16-32-64;
   readout: every pretext with its defaults, both readouts (a trained run in
     OUT_ROOT/<pretext>-<index> with the same settings, e.g. copied from pretext-eval's
     seed-0 run, is reused).
@@ -72,7 +72,7 @@ VARIANTS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any]], ...] = (
     ('simclr-schedule', 'simclr', 't 0.2, lr 5e-3, 10 epochs', {'temperature': 0.2},
      {'lr': 5e-3, 'epochs': 10}),
     ('encoder', 'rotation', 'widths 16-32-64 (default)', {}, {}),
-    ('encoder', 'rotation', 'widths 32-64-128', {}, {'widths': [32, 64, 128]}),
+    ('encoder-rotation', 'rotation', 'widths 32-64-128', {}, {'widths': [32, 64, 128]}),
     ('encoder', 'simclr', 'widths 32-64-128', {}, {'widths': [32, 64, 128]}),
     *(('readout', name, 'defaults', {}, {}) for name in (
         'rotation', 'jigsaw', 'inpainting', 'relative-position', 'simclr', 'moco',

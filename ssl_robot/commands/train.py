@@ -36,6 +36,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument('--patience', type=int_at_least(0), default=None,
                    help='early-stopping epochs (0: off)')
     p.add_argument('--device', type=device, default=None, help="'auto', 'cpu' or 'cuda'")
+    p.add_argument('--num-workers', type=int_at_least(0), default=None,
+                   help='DataLoader worker processes (0: the main process loads the data; '
+                        '1 helps with camera-sized frames, benchmarks/bench_trainer.py)')
     p.add_argument('--init-from', default=None,
                    help='initialise the encoder from a checkpoint (e.g. a TCN run best.pt)')
     p.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
@@ -60,11 +63,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         'epochs': args.epochs, 'batch_size': args.batch_size, 'lr': args.lr,
         'seed': args.seed, 'max_steps': args.max_steps, 'patience': args.patience,
-        'device': args.device}.items() if v is not None}
+        'device': args.device, 'num_workers': args.num_workers}.items() if v is not None}
     if args.resume and (out / 'last.pt').exists():
         # The saved config decides the run; only the stopping point may change.
         saved = load_checkpoint(out / 'last.pt')['config']
-        changed = set(overrides) - {'epochs', 'max_steps'}
+        # The worker count changes no result (each batch is fetched under its own seed).
+        changed = set(overrides) - {'epochs', 'max_steps', 'num_workers'}
         if changed:
             raise TrainError(f'--resume keeps the saved config; cannot change '
                              f'{", ".join(sorted(changed))}')

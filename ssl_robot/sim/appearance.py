@@ -387,19 +387,19 @@ def apply_camera_effects(rgb: np.ndarray, appearance: Appearance, rng: np.random
     if not appearance.has_camera_effects:
         return rgb
     import cv2  # box filter and Gaussian noise ~10x faster than numpy's at 640x480
-    img = rgb.astype(np.float32)
     smear = abs(turn_rate_rps) * appearance.exposure_s * fx_px
     k = int(round(smear))
     if k >= 1:
-        # k + 1 pixels from k // 2 left of each pixel, edges repeated.
-        img = cv2.blur(img, (k + 1, 1), anchor=(k // 2, 0), borderType=cv2.BORDER_REPLICATE)
-    img *= appearance.exposure
+        # k + 1 pixels from k // 2 left of each pixel, edges repeated; uint8 in, float out
+        # in one pass.
+        img = cv2.boxFilter(rgb, cv2.CV_32F, (k + 1, 1), anchor=(k // 2, 0), normalize=True,
+                            borderType=cv2.BORDER_REPLICATE)
+    else:
+        img = rgb.astype(np.float32)
+    noise = np.zeros_like(img)
     if appearance.noise_sigma > 0:
-        noise = np.empty_like(img)
         cv2.setRNGSeed(int(rng.integers(2**31)))  # OpenCV's generator, seeded from `rng`
         cv2.randn(noise, 0.0, (appearance.noise_sigma,) * img.shape[2])
-        img += noise
-    # In place (each full-size temporary costs its page faults at 640x480).
-    np.rint(img, out=img)
-    np.clip(img, 0, 255, out=img)
-    return img.astype(np.uint8)
+    # Gain, noise, rounding and clipping to 0..255 in one pass (OpenCV's saturating cast
+    # rounds half to even, like np.rint); each full-size temporary costs its page faults.
+    return cv2.addWeighted(img, float(appearance.exposure), noise, 1.0, 0.0, dtype=cv2.CV_8U)

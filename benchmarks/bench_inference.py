@@ -53,6 +53,8 @@ from ssl_robot.robot.nets import (  # noqa: E402
 from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 
 DOMAIN = 43
+#: The executor the inference node does not use by default, measured next to it.
+OTHER_EXECUTOR = 'single_threaded'
 
 
 def stats_ms(samples_s: list[float]) -> dict[str, float]:
@@ -202,12 +204,15 @@ def _latency_summary(sent: list[int], sent_at: dict[int, float], arrivals: dict[
             'growing_backlog': bool(last > 2 * first + 0.010)}
 
 
-def floor_node(topic: str) -> int:
+def floor_node(topic: str, *, bare: bool = False) -> int:
     """A do-nothing node: each camera frame answered on `topic` with a 1x1 32FC1 image.
 
     Subscribes to /image_raw as the inference node does (depth 1, reliable: the
     benchmark's camera is reliable), raw (no deserialisation: only the stamp is read from
-    the CDR bytes), so its CPU and latency are DDS's and rclpy's alone.
+    the CDR bytes), so its CPU and latency are DDS's and rclpy's alone. With `bare`, an
+    ordinary subscription (rclpy deserialises each frame into a sensor_msgs/Image, as
+    for the inference node) whose callback does nothing and answers nothing: what
+    receiving the images costs at all (CPU only; no latency without answers).
     """
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -224,8 +229,11 @@ def floor_node(topic: str) -> int:
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
         pub.publish(msg)
 
-    node.create_subscription(Image, '/image_raw', answer, QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE), raw=True)
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    if bare:
+        node.create_subscription(Image, '/image_raw', lambda msg: None, qos)
+    else:
+        node.create_subscription(Image, '/image_raw', answer, qos, raw=True)
     try:
         rclpy.spin(node)
     except KeyboardInterrupt:
@@ -234,29 +242,34 @@ def floor_node(topic: str) -> int:
 
 
 def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], seconds: float,
-              rate_hz: float = 30.0, warmup_s: float = 1.0, floor: str = '') -> dict:
+              rate_hz: float = 30.0, warmup_s: float = 1.0, floor: str = '',
+              node_params: dict | None = None) -> dict:
     """One inference node per model (real processes) on one camera topic, case after case.
 
     Each case publishes frames of one size and encoding at `rate_hz` for `seconds` (after
     `warmup_s` not counted) and measures, per model, frames answered / superseded / lost,
     publish -> prediction latency (frame stamp to the output's arrival here) and its
     median per second, and each node's CPU (process CPU seconds / wall seconds).
-    With `floor` ('plain', or 'keep': with `keep_freed_buffers`), do-nothing nodes
-    (`floor_node`) stand in for the inference nodes.
+    With `floor` ('plain', or 'keep': with `keep_freed_buffers`; 'bare': a bare
+    deserialising subscriber with `keep_freed_buffers` that answers nothing), do-nothing
+    nodes (`floor_node`) stand in for the inference nodes. `node_params` are extra
+    parameters of the inference nodes (e.g. their executor).
     """
     from sensor_msgs.msg import Image
 
     from ros_procs import dds_env, NodeProcess, Probe, start_node
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_'))
     if floor:
-        keep = ['--floor-keep-buffers'] if floor == 'keep' else []
+        keep = {'keep': ['--floor-keep-buffers'],
+                'bare': ['--floor-keep-buffers', '--floor-bare']}.get(floor, [])
         nodes = {kind: NodeProcess([sys.executable, __file__, '--floor-node',
                                     OUTPUT_TOPICS[kind], *keep], env=dds_env(DOMAIN),
                                    log_path=tmp / f'floor_{kind}.log') for kind in models}
     else:
         nodes = {kind: start_node('inference', name=f'inference_{kind}', domain_id=DOMAIN,
                                   log_dir=tmp, params={'model_path': str(path),
-                                                       'autostart': True})
+                                                       'autostart': True,
+                                                       **(node_params or {})})
                  for kind, path in models.items()}
     results = []
     try:
@@ -416,12 +429,13 @@ def main() -> int:
     parser.add_argument('--floor-keep-buffers', action='store_true', help='the floor nodes '
                         'call keep_freed_buffers as the inference node does')
     parser.add_argument('--floor-node', metavar='TOPIC', help=argparse.SUPPRESS)
+    parser.add_argument('--floor-bare', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_node:  # a process of part 5
         if args.floor_keep_buffers:
             from ssl_robot.nodes._memory import keep_freed_buffers
             keep_freed_buffers()
-        return floor_node(args.floor_node)
+        return floor_node(args.floor_node, bare=args.floor_bare)
     if args.fastdds_profile:  # before any participant exists; the nodes inherit it
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(Path(args.fastdds_profile).resolve())
     os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -452,7 +466,11 @@ def main() -> int:
         result['dds'] = bench_dds(models, [(96, 128, 'rgb8'), (h, w, 'rgb8'), (h, w, 'bgr8')],
                                   args.seconds)
         result['dds_floor'] = {mode: bench_dds(models, [(h, w, 'rgb8')], args.seconds,
-                                               floor=mode) for mode in ('plain', 'keep')}
+                                               floor=mode) for mode in ('plain', 'keep', 'bare')}
+        # The same nodes with the other rclpy executor, in the same run.
+        result['dds_other_executor'] = dict(bench_dds(
+            models, [(96, 128, 'rgb8'), (h, w, 'rgb8')], args.seconds,
+            node_params={'executor': OTHER_EXECUTOR}), executor=OTHER_EXECUTOR)
     r = result['runtimes']
     print(f'obstacle model {result["model"]["params"]} params, input '
           f'{result["model"]["input_hw"]}, camera 96x128, 1 thread')
@@ -476,10 +494,15 @@ def main() -> int:
     final = ''
     floor_cases = [dict(case, floor=mode) for mode, floor in result.get('dds_floor', {}).items()
                    for case in floor['cases']]
-    for case in result.get('dds', {}).get('cases', []) + floor_cases:
+    other_cases = [dict(case, floor='other') for case in
+                   result.get('dds_other_executor', {}).get('cases', [])]
+    for case in result.get('dds', {}).get('cases', []) + floor_cases + other_cases:
         cpu = case['cpu_share_of_core']
         what = {'plain': 'do-nothing nodes (transport floor)', 'keep': 'do-nothing nodes '
-                '(transport floor) with keep_freed_buffers'}.get(case.get('floor'), 'node')
+                '(transport floor) with keep_freed_buffers',
+                'bare': 'bare subscribers (deserialise, no work, no answers: CPU only)',
+                'other': f'node with executor {OTHER_EXECUTOR}'}.get(case.get('floor'),
+                                                                     'node')
         print(f'\nDDS loopback, {case["camera"]} {case["encoding"]} at {case["rate_hz"]:.0f} Hz '
               f'for {case["seconds"]:.0f} s; {what} CPU obstacle {100 * cpu["obstacle"]:.1f} % + '
               f'terrain {100 * cpu["terrain"]:.1f} % = {100 * cpu["total"]:.1f} % of a core')

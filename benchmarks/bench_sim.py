@@ -118,12 +118,19 @@ def stage_times(seed: int, width: int, height: int, frames: int = 20, *,
     look = sim.world.appearance
     fx = ROBOT.camera_intrinsics(width, height)[0]
 
-    def draw() -> None:
+    from OpenGL import GL
+
+    def update() -> None:
         cam._gl.make_current()
         cam._camera.fixedcamid = cam_id
         mujoco.mjv_updateScene(sim.model, sim.data, cam._option, None, cam._camera,
                                mujoco.mjtCatBit.mjCAT_ALL, cam._scene)
+
+    def raster() -> None:  # glFinish: llvmpipe rasterises when the frame is flushed
         mujoco.mjr_render(cam._rect, cam._scene, cam._context)
+        GL.glFinish()
+
+    def read_back() -> None:  # with MSAA: resolve (blit) to single samples, then read
         mujoco.mjr_readPixels(cam._rgb, cam._depth, cam._rect, cam._context)
 
     times: dict[str, list[float]] = {}
@@ -138,10 +145,14 @@ def stage_times(seed: int, width: int, height: int, frames: int = 20, *,
         sim.set_cmd_vel(0.15, 0.5)  # turning: motion blur is on
         for k in range(frames + 3):
             timed('physics', lambda: sim.step(steps))
-            timed('GL pass (raster + read back)', draw)
+            timed('GL scene update', update)
+            timed('GL raster', raster)
+            timed('GL read back (resolve, colour + depth)', read_back)
             total = timed('render total', lambda: cam.render(sim.data, cam_id))
             rgb, depth = total
             timed('sensor effects', lambda rgb=rgb: apply_camera_effects(
+                rgb, look, np.random.default_rng(k), turn_rate_rps=0.5, fx_px=fx))
+            timed('(sensor effects before: float passes)', lambda rgb=rgb: camera_effects_before(
                 rgb, look, np.random.default_rng(k), turn_rate_rps=0.5, fx_px=fx))
             timed('messages', lambda rgb=rgb, depth=depth: (
                 m.image_msg(kit, 0, 'camera', rgb), m.depth_msg(kit, 0, 'camera', depth),
@@ -149,10 +160,60 @@ def stage_times(seed: int, width: int, height: int, frames: int = 20, *,
     finally:
         session.close()
     med = {name: float(np.median(v[3:])) for name, v in times.items()}
-    gl_pass = med['GL pass (raster + read back)']
+    gl_pass = sum(v for k, v in med.items() if k.startswith('GL '))
     med['buffer conversion'] = max(0.0, med.pop('render total') - gl_pass)
-    med['sim_s_per_wall_s_bound'] = 1000.0 / (30 * sum(med.values()))
+    med['sim_s_per_wall_s_bound'] = 1000.0 / (30 * sum(
+        v for k, v in med.items() if not k.startswith('(')))
     return med
+
+
+def camera_effects_before(rgb, look, rng, *, turn_rate_rps: float, fx_px: float):  # noqa: ANN001, ANN201
+    """`apply_camera_effects` as it was before (float copy, blur, gain, noise, rint, clip).
+
+    Timed next to the current one in the same run; the same operations in separate
+    numpy/OpenCV passes over full-size float images.
+    """
+    import cv2
+    import numpy as np
+    img = rgb.astype(np.float32)
+    k = int(round(abs(turn_rate_rps) * look.exposure_s * fx_px))
+    if k >= 1:
+        img = cv2.blur(img, (k + 1, 1), anchor=(k // 2, 0), borderType=cv2.BORDER_REPLICATE)
+    img *= look.exposure
+    if look.noise_sigma > 0:
+        noise = np.empty_like(img)
+        cv2.setRNGSeed(int(rng.integers(2**31)))
+        cv2.randn(noise, 0.0, (look.noise_sigma,) * img.shape[2])
+        img += noise
+    np.rint(img, out=img)
+    np.clip(img, 0, 255, out=img)
+    return img.astype(np.uint8)
+
+
+def gl_backend() -> dict[str, object]:
+    """What renders: GL renderer and version, and llvmpipe's rasteriser threads.
+
+    The threads are counted by name in /proc/self/task (Mesa names them llvmpipe-N;
+    their number is LP_NUM_THREADS, by default the CPU count).
+    """
+    from OpenGL import GL
+    session = SimSession(generate_world(0), SimOptions(width=64, height=48))
+    try:
+        session.sim._camera._gl.make_current()
+        info = {'renderer': GL.glGetString(GL.GL_RENDERER).decode(),
+                'version': GL.glGetString(GL.GL_VERSION).decode()}
+        names = []
+        for task in Path('/proc/self/task').iterdir():
+            try:
+                names.append((task / 'comm').read_text().strip())
+            except OSError:
+                continue
+        info['llvmpipe_threads'] = sum(n.startswith('llvmpipe') for n in names)
+        info['LP_NUM_THREADS'] = os.environ.get('LP_NUM_THREADS', '')
+        info['MUJOCO_GL'] = os.environ.get('MUJOCO_GL', '')
+    finally:
+        session.close()
+    return info
 
 
 def print_stages(stages: dict[str, dict[str, float]]) -> None:
@@ -189,7 +250,16 @@ def main() -> int:
     parser.add_argument('--stages-only', action='store_true',
                         help='only the per-stage table (a few seconds), to '
                         'benchmarks/results/bench_sim_stages.json')
+    parser.add_argument('--lp-threads', type=int, help="llvmpipe's rasteriser threads "
+                        '(LP_NUM_THREADS; default: the CPU count)')
+    parser.add_argument('--out', type=Path, help='the JSON file (default: bench_sim.json, '
+                        'with --stages-only bench_sim_stages.json)')
     args = parser.parse_args()
+    if args.lp_threads is not None:  # before any GL context exists
+        os.environ['LP_NUM_THREADS'] = str(args.lp_threads)
+    backend = gl_backend()
+    print(f'GL: {backend["renderer"]}, {backend["version"]} (MUJOCO_GL={backend["MUJOCO_GL"]}), '
+          f'{backend["llvmpipe_threads"]} llvmpipe rasteriser threads on {os.cpu_count()} CPUs')
     if args.stages_only:
         stages = camera_stages(args.seed)
         print_stages(stages)
@@ -207,13 +277,13 @@ def main() -> int:
         print('')
         for name, value in speed.items():
             print(f'{name:34s} {value:6.2f} sim s / wall s')
-        out = RESULTS.with_name('bench_sim_stages.json')
+        out = args.out or RESULTS.with_name('bench_sim_stages.json')
         out.write_text(json.dumps({'arguments': vars(args),
                                    'seed': args.seed, 'seconds': args.seconds,
                                    'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
-                                   'stages_ms_per_frame': stages,
+                                   'gl_backend': backend, 'stages_ms_per_frame': stages,
                                    'no_msaa_image_difference': diffs,
-                                   'sim_s_per_wall_s': speed}, indent=2))
+                                   'sim_s_per_wall_s': speed}, indent=2, default=str))
         print(f'wrote {out}')
         return 0
     cases = {
@@ -256,14 +326,16 @@ def main() -> int:
     print(f'\nwheel odometry after {args.seconds:.0f} s: {drift["odom_drift_m"]:.3f} m from '
           f'ground truth over a {drift["path_m"]:.2f} m path '
           f'({100 * drift["odom_drift_m"] / max(drift["path_m"], 1e-9):.1f} %)')
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({'arguments': vars(args),
+    out = args.out or RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({'arguments': vars(args),
                                    'seed': args.seed, 'seconds': args.seconds,
                                    'style': generate_world(args.seed).style,
-                                   'cpus': os.cpu_count(), 'results': results,
+                                   'cpus': os.cpu_count(), 'gl_backend': backend,
+                                   'results': results,
                                    'stages_ms_per_frame': stages,
-                                   'no_msaa_image_difference': diffs}, indent=2))
-    print(f'wrote {RESULTS}')
+                                   'no_msaa_image_difference': diffs}, indent=2, default=str))
+    print(f'wrote {out}')
     return 0
 
 

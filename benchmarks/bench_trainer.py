@@ -1,10 +1,20 @@
-"""Trainer benchmark: time per step of the shared Trainer vs a plain torch loop.
+"""Trainer benchmark: overhead against a plain torch loop, and time spent waiting for data.
 
-The same obstacle model, the same preprocessed batches (an in-memory tensor dataset, so
-data loading costs the same), the same AdamW and gradient clipping, one thread; the
-ratio is the trainer's overhead (schedule, logging, progress, checkpoint at epoch end).
+1. Overhead: the same obstacle model, the same preprocessed batches (an in-memory
+   tensor dataset, so data loading costs the same), the same AdamW and gradient
+   clipping, one thread; the ratio is the trainer's overhead (schedule, logging,
+   progress, checkpoint at epoch end).
+2. Data loading (`--data`): the obstacle and terrain tasks trained by the shared trainer
+   from a labelled dataset of simulated bags (written, labelled and stored as
+   `ssl-robot label` does it, frames memory-mapped), at 128x96 and 640x480 frames, in
+   the settings of `LOADING_SETTINGS` (workers 0, 1, 2; kept between epochs or started
+   anew; frames memory-mapped or in memory; resized in the data loading or in the step).
+   Reported: ms per step and the fraction of the epoch the step waited for its batch
+   (the trainer's own `data_wait_fraction`, epochs after the first), and the time to
+   fetch one batch in the main process the way `FrameItems` did it before and does now.
 
-Usage: python benchmarks/bench_trainer.py [--steps 60] [--batch-size 64]
+Usage: python benchmarks/bench_trainer.py [--steps 60] [--batch-size 64] [--data]
+    [--data-dir DIR]
 Writes benchmarks/results/bench_trainer.json.
 """
 from __future__ import annotations
@@ -12,10 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+import shutil
 import sys
 import tempfile
 import time
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -81,11 +94,191 @@ def trainer_loop(data: TensorDataset, batch_size: int, lr: float) -> tuple[float
     return time.perf_counter() - start, int(result.history[-1]['step'])
 
 
+def build_dataset(out: Path, *, worlds: int, seconds: float, width: int, height: int,
+                  camera_rate_hz: float) -> float:
+    """Simulated bags labelled into one dataset at `out` (as `ssl-robot label` writes it).
+
+    Returns:
+        Wall seconds it took.
+    """
+    from ssl_robot.config import load_node_parameters
+    from ssl_robot.dataset import DatasetWriter
+    from ssl_robot.labelling import labelling_params
+    from ssl_robot.labelling.bag import label_bag
+    from ssl_robot.labelling.jobs import dataset_layout
+    from ssl_robot.sim import write_sim_bag
+    start = time.perf_counter()
+    params = labelling_params(load_node_parameters('labeller'))
+    with tempfile.TemporaryDirectory(prefix='bench_trainer_bags_') as tmp:
+        writer = None
+        for k in range(worlds):
+            bag = Path(tmp) / f'world{k}'
+            write_sim_bag(100 + k, seconds, bag, width=width, height=height,
+                          camera_rate_hz=camera_rate_hz)
+            labelled = label_bag(bag, params)
+            if writer is None:
+                writer = DatasetWriter(out, image_hw=(height, width),
+                                       **dataset_layout(params, labelled))
+            writer.add_bag(str(bag), labelled.rows, params=params.as_dict())
+            shutil.rmtree(bag)  # the dataset holds the frames; the bag is not needed again
+        writer.commit()
+    return time.perf_counter() - start
+
+
+#: (frames, workers, persistent workers, where frames are resized) measured per camera
+#: size and task: frames memory-mapped (the dataset's default) or read into memory first;
+#: workers started anew each epoch (torch's default, and this trainer's before) or kept;
+#: frames resized to the model's input in the data loading (`FrameItems(input_hw=)`, now)
+#: or whole frames carried to the step that resizes them (before).
+LOADING_SETTINGS = (('mmap', 0, False, 'step'), ('mmap', 0, False, 'loading'),
+                    ('memory', 0, False, 'loading'), ('mmap', 1, False, 'loading'),
+                    ('mmap', 1, True, 'loading'), ('mmap', 2, True, 'loading'))
+
+
+def _step_resizes(task: Any) -> None:
+    """Make `task`'s datasets carry whole frames to the step (as before `input_hw`)."""
+    datasets = task.datasets
+
+    def whole_frames() -> tuple[Any, Any]:
+        train, val = datasets()
+        train.input_hw = val.input_hw = None
+        return train, val
+    task.datasets = whole_frames
+
+
+def data_loading_run(dataset: Path, *, task_name: str, workers: int, persistent: bool,
+                     in_memory: bool, resize_in: str, epochs: int,
+                     batch_size: int) -> dict[str, float]:
+    """Train `task_name` on `dataset`; ms per step and data-wait fraction after epoch 0."""
+    from ssl_robot.dataset import LabelledDataset
+    from ssl_robot.robot import build_task
+    task = build_task(task_name, {'dataset': str(dataset)})
+    if in_memory:  # the same rows, read into memory instead of memory-mapped
+        task.use_data(LabelledDataset.open(dataset, mmap=False))
+    if resize_in == 'step':
+        _step_resizes(task)
+    out = tempfile.mkdtemp(prefix='bench_trainer_data_')
+    config = TrainConfig(out_dir=out, epochs=epochs, batch_size=batch_size, lr=1e-3,
+                         num_workers=workers, persistent_workers=persistent, progress=False,
+                         device='cpu')
+    try:
+        history = Trainer(task, config).fit().history
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    later = history[1:] or history  # epoch 0 also pays the first page faults of the mmap
+    steps = history[-1]['step'] - (history[0]['step'] if len(history) > 1 else 0)
+    seconds = sum(r['seconds'] for r in later)
+    wait = sum(r['data_wait_fraction'] * r['seconds'] for r in later)
+    return {'ms_per_step': 1e3 * seconds / max(steps, 1), 'steps': steps,
+            'steps_per_epoch': history[0]['step'],
+            'data_wait_fraction': wait / max(seconds, 1e-9),
+            'first_epoch_data_wait_fraction': history[0]['data_wait_fraction'],
+            'first_epoch_ms_per_step': 1e3 * history[0]['seconds'] / max(history[0]['step'], 1)}
+
+
+def memmap_row_items(items: Any, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+    """A batch as `FrameItems` fetched it before: each row indexed in the np.memmap."""
+    out = []
+    for i in indices:
+        j = int(items.indices[i])
+        item = {'frames': torch.from_numpy(np.array(items.data.frames[j]))}
+        for name in items.fields:
+            source = items.arrays[name] if name in items.arrays else getattr(items.data, name)
+            item[name] = torch.from_numpy(np.array(source[j]))
+        out.append(item)
+    return out
+
+
+def batch_fetch_ms(dataset: Path, task_name: str, batch_size: int,
+                   batches: int = 20) -> dict[str, float]:
+    """Median ms to fetch + collate one batch in the main process, before and now."""
+    from ssl_robot.robot import build_task
+    task = build_task(task_name, {'dataset': str(dataset)})
+    train, _ = task.datasets()
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {'memmap rows, whole frames (before)': [],
+                                     'plain views, whole frames': [],
+                                     'plain views, resized (now)': []}
+    hw = train.input_hw
+    for _ in range(batches):  # interleaved
+        idx = [int(i) for i in rng.permutation(len(train))[:batch_size]]
+        for name in times:
+            start = time.perf_counter()
+            if name.startswith('memmap'):
+                task.collate(memmap_row_items(train, idx))
+            else:
+                train.input_hw = hw if name.endswith('(now)') else None
+                task.collate(train.__getitems__(idx))
+            times[name].append(1e3 * (time.perf_counter() - start))
+    train.input_hw = hw
+    return {name: float(np.median(v)) for name, v in times.items()}
+
+
+def data_loading(args: argparse.Namespace) -> dict[str, object]:
+    """The data-loading table: camera sizes x tasks x settings (`LOADING_SETTINGS`)."""
+    from ssl_robot.dataset import LabelledDataset
+    report: dict[str, object] = {}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix='bench_trainer_ds_') as tmp:
+        root = Path(args.data_dir) if args.data_dir else Path(tmp)
+        for size in args.data_sizes:
+            width, height = (int(v) for v in size.split('x'))
+            dataset = root / f'ds_{size}_{args.data_worlds}x{args.data_seconds:g}s_' \
+                f'{args.data_rate:g}hz'
+            build_s = 0.0
+            if not (dataset / 'meta.json').exists():
+                build_s = build_dataset(dataset, worlds=args.data_worlds,
+                                        seconds=args.data_seconds, width=width,
+                                        height=height, camera_rate_hz=args.data_rate)
+            n = len(LabelledDataset.open(dataset))
+            report[size] = {'frames': n, 'build_seconds': build_s,
+                            'frame_bytes': width * height * 3, 'batch_fetch_ms': {}}
+            print(f'\n{size}: {n} frames ({n * width * height * 3 / 2**20:.0f} MiB) from '
+                  f'{args.data_worlds} simulated worlds of {args.data_seconds:g} s, camera '
+                  f'{args.data_rate:g} Hz' + (f' (built in {build_s:.0f} s)' if build_s else ''),
+                  flush=True)
+            for task_name in ('obstacle', 'terrain'):
+                fetch = batch_fetch_ms(dataset, task_name, args.batch_size)
+                report[size]['batch_fetch_ms'][task_name] = fetch
+                print(f'  {task_name} batch of {args.batch_size} fetched + collated in the main '
+                      'process: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in fetch.items()))
+                print(f'  {"task":<9}{"frames":<7}{"workers":<14}{"resized in":<11}'
+                      f'{"ms/step":>8}{"data wait":>10}{"epoch 0":>9}')
+                for frames, workers, persistent, resize_in in LOADING_SETTINGS:
+                    if workers and workers not in args.data_workers:
+                        continue
+                    row = data_loading_run(dataset, task_name=task_name, workers=workers,
+                                           persistent=persistent, in_memory=frames == 'memory',
+                                           resize_in=resize_in, epochs=args.data_epochs,
+                                           batch_size=args.batch_size)
+                    row.update(camera=size, task=task_name, workers=workers, frames=frames,
+                               persistent_workers=persistent, resized_in=resize_in)
+                    rows.append(row)
+                    kept = (' kept' if persistent else ' fresh') if workers else ''
+                    print(f'  {task_name:<9}{frames:<7}{f"{workers}{kept}":<14}{resize_in:<11}'
+                          f'{row["ms_per_step"]:8.1f}{100 * row["data_wait_fraction"]:9.1f}%'
+                          f'{100 * row["first_epoch_data_wait_fraction"]:8.1f}%', flush=True)
+    report['rows'] = rows
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--steps', type=int, default=60)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--data', action='store_true',
+                        help='also measure data loading on labelled simulated datasets')
+    parser.add_argument('--data-sizes', nargs='+', default=['128x96', '640x480'])
+    parser.add_argument('--data-worlds', type=int, default=4)
+    parser.add_argument('--data-seconds', type=float, default=20.0)
+    parser.add_argument('--data-epochs', type=int, default=3)
+    parser.add_argument('--data-workers', type=int, nargs='+', default=[1, 2],
+                        help='worker counts besides 0 (the main process)')
+    parser.add_argument('--data-rate', type=float, default=10.0,
+                        help='camera rate of the simulated bags (Hz)')
+    parser.add_argument('--data-dir', help='keep the datasets here (built when missing), so '
+                        'a timed run does not include building them')
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = make_data(args.steps * args.batch_size)
@@ -111,6 +304,8 @@ def main() -> int:
         print(f'{name:<16}{result[name]["ms_per_step_min"]:>12.1f}'
               f'{result[name]["ms_per_step_median"]:>10.1f}')
     print(f'overhead ratio (trainer / plain, min): {ratio:.3f} (includes one checkpoint write)')
+    if args.data:
+        result['data_loading'] = data_loading(args)
     out = REPO / 'benchmarks' / 'results' / 'bench_trainer.json'
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

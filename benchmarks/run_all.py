@@ -25,8 +25,8 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('bench_terrain_descriptor.py', ('--hours', '0.02', '--repeats', '1')),
     ('bench_label_jobs.py', ()),
     ('bench_dataset.py', ()),
-    ('bench_trainer.py', ('--steps', '30')),
-    # bench_inference_large_frames.json: --seconds 10 --fastdds-profile
+    ('bench_trainer.py', ('--steps', '30', '--repeats', '3', '--data')),
+    # bench_inference_large_frames.json: --seconds 8 --fastdds-profile
     # config/fastdds_large_frames.xml --out benchmarks/results/bench_inference_large_frames.json
     ('bench_inference.py', ('--seconds', '10')),
     ('bench_quantize.py', ()),

@@ -139,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         opts = {'epochs': b['epochs'][pretext], 'lr': b['lr'], 'widths': b['widths'],
                 **options}
         t0 = time.monotonic()
-        _, model, loaded = train_or_load_pretext(
+        task, model, loaded = train_or_load_pretext(
             pretext, splits.train_x, args.out_root / f'{pretext}-{i}',
             params={'widths': opts['widths'], 'mean': mean, 'std': std, **params},
             epochs=opts['epochs'], batch_size=b['batch_size'], lr=opts['lr'], seed=seed,
             progress=False)
         record(group, pretext, variant, probe(model.encoder), time.monotonic() - t0,
-               params=params, options=opts, loaded=loaded)
+               params=params, options=opts, loaded=loaded,
+               task_params={k: v for k, v in task.params.items() if k not in ('mean', 'std')})
     previous = json.loads(args.out.read_text()).get('rows', []) if args.out.exists() else []
     kept = [r for r in previous if r.get('group') not in groups and r.get('group')
             and r['group'] != 'baseline']

@@ -91,3 +91,44 @@ def test_fine_tuning_learns_a_learnable_task():
                             epochs=4, lr=3e-3, fractions=(0.1, 1.0))
     assert out['n_train'] == 168 and out['majority_accuracy'] < 0.45
     assert out['accuracy']['scratch'][1] > 0.9, out['runs']
+
+
+def test_layer_wise_decay_runs_each_block_at_its_rate_on_the_trainer(tmp_path):
+    """The head at the schedule's rate, each block below at `layer_decay` times more slowly."""
+    from ssl_robot.text.finetune import SectionTask
+    from ssl_robot.train import load_checkpoint, TrainConfig, Trainer
+    cfg = TextModelConfig(vocab_size=40, max_len=8, dim=8, depth=2, heads=2)
+    seqs = [[2, 5 + i % 7, 6, 3] for i in range(12)]
+    data = {'train': (seqs, [i % 2 for i in range(12)]), 'val': (seqs[:4], [0, 1, 0, 1])}
+    task = SectionTask(TextTransformer(cfg), False, data, 2, pad_id=0, epoch_items=32,
+                       layer_decay=0.5)
+    model = task.build_model()
+    groups = task.optimizer_groups(model)
+    assert [g['lr_scale'] for g in groups] == [1.0, 0.5, 0.25, 0.125]
+    assert sum(len(g['params']) for g in groups) == len(list(model.parameters()))
+    assert any(p is model.head.weight for p in groups[0]['params'])
+    assert any(p is model.encoder.tok_emb.weight for p in groups[3]['params'])
+    config = TrainConfig(out_dir=str(tmp_path), epochs=2, batch_size=8, lr=1e-3,
+                         schedule='constant', progress=False, device='cpu')
+    result = Trainer(task, config).fit()
+    assert [r['step'] for r in result.history] == [4, 8]  # 32 items an epoch, 12 examples
+    assert (tmp_path / 'best.pt').exists() and 'accuracy' in result.metrics
+    saved = load_checkpoint(tmp_path / 'last.pt')['optimizer']['param_groups']
+    assert [g['lr'] for g in saved] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4])
+
+
+def test_fine_tuning_over_seeds_reports_mean_and_sd():
+    rng = random.Random(1)
+    pages = [ManPage(name=f'p{i}', label=i % 2,
+                     text=' '.join(rng.sample(['the', 'a', 'robot', 'sees'], 3)
+                                   + [('wheel' if i % 2 else 'lamp')]))
+             for i in range(60)]
+    tok = train_tokenizer([p.text for p in pages], vocab_size=200)
+    cfg = TextModelConfig(vocab_size=tok.vocab_size, max_len=12, dim=16, depth=1, heads=2)
+    out = finetune_encoders({'scratch': (TextTransformer(cfg), False)}, pages, 2, tok,
+                            epochs=2, lr=3e-3, seeds=(0, 1), fractions=(1.0,))
+    seeds = out['accuracy_seeds']['scratch']
+    assert len(seeds) == 2 and out['seeds'] == [0, 1]
+    assert out['accuracy']['scratch'][0] == pytest.approx((seeds[0][0] + seeds[1][0]) / 2)
+    assert out['accuracy_sd']['scratch'][0] == pytest.approx(
+        abs(seeds[0][0] - seeds[1][0]) / 2 ** 0.5)

@@ -276,7 +276,8 @@ def test_text_eval_resume_keeps_a_finished_task_and_refuses_other_settings(tmp_p
 
 def test_nsp_with_a_masked_lm_loss_learns_both(tmp_path, corpus):
     """BERT's joint recipe: the MLM loss falls and held-out NSP (unmasked pairs) learns."""
-    task = NSPTask(corpus, _cfg(corpus), mlm_weight=1.0)
+    task = NSPTask(corpus, _cfg(corpus), mlm_weight=1.0, segments=False, dynamic=False,
+                   pooling='cls')  # BERT's sentence pairs, fixed, [CLS] only
     config = TrainConfig(out_dir=str(tmp_path), epochs=50, max_steps=60, batch_size=16,
                          lr=3e-3, warmup_steps=5, progress=False, device='cpu')
     result = Trainer(task, config).fit()
@@ -299,7 +300,7 @@ def test_nsp_segment_pairs_end_and_start_at_the_pair_sentences():
     tok = train_tokenizer(['a b c'], vocab_size=300)
     corpus = TextCorpus(tokenizer=tok, train=docs[:3], val=docs[3:])
     cfg = TextModelConfig(vocab_size=tok.vocab_size, max_len=17, dim=16, depth=1, heads=2)
-    plain = NSPTask(corpus, cfg).examples(corpus.train, 0)
+    plain = NSPTask(corpus, cfg, segments=False).examples(corpus.train, 0)
     seg = NSPTask(corpus, cfg, segments=True).examples(corpus.train, 0)
     assert [e[2] for e in plain] == [e[2] for e in seg]
     sep = SPECIAL_TOKENS.index('[SEP]')
@@ -310,3 +311,32 @@ def test_nsp_segment_pairs_end_and_start_at_the_pair_sentences():
         assert a[-3:] == pids[1:pcut] and b[:3] == pids[pcut + 1:-1]
         assert len(a) <= 7 and len(b) <= 7 and len(ids) == len(types)
     assert max(len(e[0]) for e in seg) > max(len(e[0]) for e in plain)
+
+
+def test_fresh_nsp_pairs_follow_or_come_from_another_document_and_change_per_epoch():
+    """Pairs drawn on every read: positives consecutive, negatives from other documents."""
+    from ssl_robot.text.tokenizer import SPECIAL_TOKENS
+    docs = [[[100 + 10 * d + i] for i in range(6)] for d in range(5)]  # 1-token sentences
+    tok = train_tokenizer(['a b c'], vocab_size=300)
+    corpus = TextCorpus(tokenizer=tok, train=docs[:4], val=docs[4:] + docs[:1])
+    cfg = TextModelConfig(vocab_size=tok.vocab_size, max_len=16, dim=16, depth=1, heads=2)
+    task = NSPTask(corpus, cfg, dynamic=True, pooling='segments')
+    train, val = task.datasets()
+    sep = SPECIAL_TOKENS.index('[SEP]')
+
+    def draw(seed: int) -> list[tuple]:
+        torch.manual_seed(seed)  # what the trainer does at the start of every epoch
+        return [train[i] for i in range(len(train))]
+
+    first, again, other = draw(1), draw(1), draw(2)
+    assert len(first) == 4 * 5 and first == again and first != other
+    labels = [e[2] for e in first + other]
+    assert 0.3 < sum(labels) / len(labels) < 0.7
+    for ids, types, is_next in first + other:
+        a, b = ids[ids.index(sep) - 1], ids[ids.index(sep) + 1]  # A's last, B's first
+        same_doc = (a - 100) // 10 == (b - 100) // 10
+        assert (is_next and same_doc and b == a + 1) or (not is_next and not same_doc)
+    assert val.rows == task.examples(corpus.val, 1)  # held-out pairs stay fixed
+    batch = task.collate(first[:8])
+    logits = task.build_model()(batch['ids'], batch['attention_mask'], batch['token_type_ids'])
+    assert logits.shape == (8, 2)

@@ -71,6 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help='skip fine-tuning on man page sections')
     ev.add_argument('--steps', type=int_at_least(0), default=0,
                     help="override the budget's steps per task")
+    ev.add_argument('--finetune-seeds', type=int_at_least(1, 100), default=3,
+                    help='fine-tuning runs per encoder and label fraction, each with its '
+                         'own split and seed (the table shows mean ± sd)')
     ev.add_argument('--seed', type=int, default=0)
     ev.add_argument('--resume', action='store_true',
                     help='continue an interrupted run in --out (same budget): finished '
@@ -124,7 +127,7 @@ def run_eval(args: argparse.Namespace) -> int:
                             wordnet_root=args.wordnet,
                             man_root=None if args.no_finetune else args.man,
                             seed=args.seed, steps=args.steps,
-                            resume=args.resume)
+                            resume=args.resume, finetune_seeds=args.finetune_seeds)
     print(results['table'])
     print(f'results: {args.out / "results.json"}, plot: {args.out / "text_eval.png"} '
           f'({results["seconds"]:.0f} s)')

@@ -55,6 +55,9 @@ log = logging.getLogger('ssl_robot.text')
 
 #: Label fractions of the downstream probe.
 LABEL_FRACTIONS = (0.01, 0.1, 1.0)
+#: The man-section fine-tuning recipe (`benchmarks/eval_text_plateau.py --experiment
+#: finetune`).
+FINETUNE_RECIPE = {'lr': 5e-4, 'layer_decay': 1.0, 'epochs': 6}
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,8 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
                   corpus_root: Path | str = PYTHON_DOCS,
                   wordnet_root: Path | str = WORDNET_DIR,
                   man_root: Path | str | None = MAN_ROOT, seed: int = 0,
-                  steps: int = 0, progress: bool = True,
-                  resume: bool = False) -> dict[str, Any]:
+                  steps: int = 0, progress: bool = True, resume: bool = False,
+                  finetune_seeds: int = 3) -> dict[str, Any]:
     """Pre-train MLM, NSP, AR and RTD and evaluate them.
 
     Each is evaluated against random init and a baseline, every encoder is probed on
@@ -244,6 +247,8 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
         progress: Show training progress.
         resume: Continue an interrupted run in `out_dir` (its tokenizer; each task from
             its last epoch, a finished one only evaluated).
+        finetune_seeds: Fine-tuning seeds (seed, seed + 1, ...: one split, subset order
+            and training seed each); the table shows their mean and standard deviation.
 
     Returns:
         The results (also in results.json), with the printed table under 'table'.
@@ -271,6 +276,7 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
                           dim=b.dim, depth=b.depth, heads=b.heads)
     results: dict[str, Any] = {
         'arguments': {'budget': budget, 'steps': steps, 'seed': seed,
+                      'finetune_seeds': finetune_seeds,
                       'corpus': str(corpus_root), 'wordnet': str(wordnet_root),
                       'man': None if man_root is None else str(man_root), 'resume': resume},
         'budget': budget, 'budget_params': b.__dict__, 'model': cfg.to_dict(), 'seed': seed,
@@ -311,7 +317,9 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
             'task': 'man page section from its prose (Debian manpages, manpages-dev)',
             'sections': list(MAN_SECTIONS),
             **finetune_encoders(encoders, pages, len(MAN_SECTIONS), corpus.tokenizer,
-                                seed=seed)}
+                                seeds=[seed + i for i in range(finetune_seeds)],
+                                out_dir=out_dir / 'finetune', progress=False,
+                                resume=resume, **FINETUNE_RECIPE)}
     results['seconds'] = time.monotonic() - start
     results['table'] = format_table(results)
     (out_dir / 'results.json').write_text(json.dumps(results, indent=2))
@@ -411,9 +419,14 @@ def format_table(results: dict[str, Any]) -> str:
     tune = results.get('finetune')
     for i, frac in enumerate(tune['fractions'] if tune else ()):
         label = f'man section fine-tune {frac:.0%}'
+        sd = tune.get('accuracy_sd', {})
+
+        def cell(name: str, i: int = i) -> str:
+            mean = f'{tune["accuracy"][name][i]:.3f}'
+            return f'{mean} ± {sd[name][i]:.3f}' if len(tune.get('seeds', ())) > 1 else mean
         for name in ('mlm', 'nsp', 'ar', 'rtd'):
-            rand = tune['accuracy']['random_causal' if name == 'ar' else 'random'][i]
-            rows.append((name, label, f'{tune["accuracy"][name][i]:.3f}', f'{rand:.3f}',
+            rows.append((name, label, cell(name),
+                         cell('random_causal' if name == 'ar' else 'random'),
                          f'majority {tune["majority_accuracy"]:.3f}'))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -423,10 +436,12 @@ def format_table(results: dict[str, Any]) -> str:
                  f'probe, train {n["n_train"]} / test {n["n_test"]} synsets; random init = '
                  f'the same architecture untrained, causal for ar)')
     if tune:
+        seeds = tune.get('seeds', [results.get('seed', 0)])
         lines.append(f'(man section fine-tune: whole encoder + linear head, '
                      f'{tune["classes"]} sections, train {tune["n_train"]} / test '
                      f'{tune["n_test"]} pages; random init = the same architecture '
-                     f'trained from scratch on the same labels)')
+                     f'trained from scratch on the same labels; mean ± sd over '
+                     f'{len(seeds)} seed(s) of split and training)')
     return '\n'.join(lines)
 
 

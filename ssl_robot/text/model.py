@@ -245,28 +245,89 @@ class NextSentenceModel(nn.Module):
         cfg: Model size.
         lm_head: Also an LM head (tied to the input embedding) for masked tokens of the
             pair: BERT's joint MLM + NSP pre-training.
+        pooling: 'cls' (BERT: the pooled [CLS] state) or 'segments': the pooled [CLS]
+            state with the product and the absolute difference of the mean states of
+            segment A and of segment B after the embeddings and after every block (the
+            sentence-pair features of InferSent and Sentence-BERT) and token alignment
+            scores, after the embeddings and after every block
+            (`segment_pair_features`), so that "A and B share their words and topic" is
+            in the features from the start (near-orthogonal random embeddings: the
+            alignment after the embeddings counts shared words) rather than something
+            [CLS] has to learn to gather first.
     """
 
     causal = False
 
-    def __init__(self, cfg: TextModelConfig, *, lm_head: bool = False) -> None:
+    def __init__(self, cfg: TextModelConfig, *, lm_head: bool = False,
+                 pooling: str = 'cls') -> None:
         super().__init__()
+        if pooling not in ('cls', 'segments'):
+            raise ValueError(f"pooling {pooling!r}: use 'cls' or 'segments'")
+        self.pooling = pooling
         self.encoder = TextTransformer(cfg)
         self.pooler = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.Tanh())
-        self.classifier = nn.Linear(cfg.dim, 2)
+        self.pair_norm = None
+        if pooling == 'segments':
+            # Per layer: A * B and |A - B| (dim each) and the two alignment scores.
+            n_pair = (cfg.depth + 1) * (2 * cfg.dim + 2)
+            # Standardised over the batch: the scores differ between pairs by ~0.1,
+            # too little for a linear layer that moves by the learning rate per step.
+            self.pair_norm = nn.BatchNorm1d(n_pair, affine=False)
+        self.classifier = nn.Linear(cfg.dim + (n_pair if self.pair_norm else 0), 2)
         self.head = LMHead(self.encoder.tok_emb) if lm_head else None
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor, selected: torch.Tensor | None = None
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Is-next logits [B, 2]; with `selected`, also token logits [N, V] there."""
-        hidden = self.encoder(ids, attention_mask, token_type_ids)
-        logits = self.classifier(self.pooler(hidden[:, 0]))
+        states = self.encoder.layer_states(ids, attention_mask, token_type_ids)
+        hidden = states[-1]
+        features = self.pooler(hidden[:, 0])
+        if self.pair_norm is not None:
+            pair = segment_pair_features(states, attention_mask, token_type_ids)
+            norm = self.pair_norm
+            if self.training and len(pair) < 2:  # a batch of one has no batch statistics
+                pair = F.batch_norm(pair, norm.running_mean, norm.running_var, eps=norm.eps)
+            else:
+                pair = norm(pair)
+            features = torch.cat([features, pair], dim=1)
+        logits = self.classifier(features)
         if selected is None:
             return logits
         if self.head is None:
             raise ValueError('NextSentenceModel: token logits need lm_head=True')
         return logits, self.head(hidden[selected])
+
+
+def segment_pair_features(states: list[torch.Tensor], attention_mask: torch.Tensor,
+                          token_type_ids: torch.Tensor) -> torch.Tensor:
+    """Features of how segment A and segment B relate, from each layer's states.
+
+    Per layer: the product and the absolute difference of the mean states of A and of B
+    (each mean normalised: below the final LayerNorm the states are of the embeddings'
+    scale), and two alignment scores: the mean over B's tokens of the best cosine
+    similarity to a token of A, and the same from A to B (BERTScore's greedy matching).
+    After the embeddings the alignment counts the words A and B share.
+
+    Returns:
+        [batch, layers * (2 * dim + 2)].
+    """
+    in_a = (attention_mask * (token_type_ids == 0)).bool()
+    in_b = (attention_mask * (token_type_ids == 1)).bool()
+    out = []
+    for state in states:
+        a, b = (F.layer_norm(mean_pool(state, m.long()), state.shape[-1:])
+                for m in (in_a, in_b))
+        unit = F.normalize(state, dim=-1)
+        cosine = unit @ unit.transpose(1, 2)  # [B, T, T]
+        pair = in_b[:, :, None] & in_a[:, None, :]  # row: a token of B, column: of A
+        cosine = cosine.masked_fill(~pair, -2.0)
+        b_to_a = cosine.max(2).values  # [B, T]: best A match of each B token
+        a_to_b = cosine.max(1).values
+        scores = [(best * m).sum(1) / m.sum(1).clamp(min=1)
+                  for best, m in ((b_to_a, in_b), (a_to_b, in_a))]
+        out += [a * b, (a - b).abs(), torch.stack(scores, 1)]
+    return torch.cat(out, dim=1)
 
 
 class ReplacedTokenModel(nn.Module):

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from ssl_robot.metrics import roc_auc
 from ssl_robot.text import TextError
-from ssl_robot.text.data import build_nsp_pairs
+from ssl_robot.text.data import build_nsp_pairs, NSPPair
 from ssl_robot.text.masking import mask_tokens, select_positions
 from ssl_robot.text.model import (
     CausalLMModel,
@@ -154,6 +154,40 @@ class _Rows(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         return self.rows[index]
+
+
+class _FreshPairs(Dataset):
+    """NSP pairs drawn afresh on every read: item i is the pair after the i-th anchor.
+
+    Anchors are the sentences with a successor, in a seeded order. Whether B follows A,
+    and which sentence of which other document B is otherwise, come from torch's global
+    RNG, which the trainer seeds per epoch (so a resumed run repeats an uninterrupted
+    one and every epoch sees other negatives).
+    """
+
+    def __init__(self, task: NSPTask, docs: list[list[list[int]]], seed: int) -> None:
+        self.task, self.docs = task, docs
+        self.anchors = [(d, s) for d, doc in enumerate(docs) for s in range(len(doc) - 1)]
+        random.Random(seed).shuffle(self.anchors)  # a limited subset spans many documents
+        self.others = [d for d, doc in enumerate(docs) if doc]
+
+    def limited(self, n: int) -> _FreshPairs:
+        """The same pairs from the first `n` anchors only."""
+        self.anchors = self.anchors[:n]
+        return self
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def __getitem__(self, index: int) -> tuple:
+        doc, sent = self.anchors[index]
+        if float(torch.rand(())) < 0.5:
+            return self.task.pair_example(self.docs, NSPPair(doc, sent, doc, sent + 1, True))
+        other = doc
+        while other == doc:
+            other = self.others[int(torch.randint(len(self.others), ()))]
+        pair = NSPPair(doc, sent, other, int(torch.randint(len(self.docs[other]), ())), False)
+        return self.task.pair_example(self.docs, pair)
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -296,6 +330,12 @@ class NSPTask(TextTask):
         lr_scale: Peak learning rate as a fraction of the budget's: NSP's one bit per
             pair did not learn at the rate that suits MLM
             (`benchmarks/eval_text_plateau.py --experiment nsp`).
+        dynamic: Training pairs are drawn afresh every time one is read (is-next or
+            not, and the other document's sentence, from torch's RNG, which the trainer
+            seeds per epoch): a pass never repeats the last one's negatives (RoBERTa's
+            dynamic masking, for pairs). False: one fixed set of pairs, as in BERT's
+            pre-generated data. Held-out pairs are fixed either way.
+        pooling: The classifier's features (`NextSentenceModel`): 'cls' or 'segments'.
     """
 
     name = 'nsp'
@@ -303,48 +343,53 @@ class NSPTask(TextTask):
     higher_is_better = True
 
     def __init__(self, corpus: TextCorpus, model_cfg: TextModelConfig, *, seed: int = 0,
-                 mlm_weight: float = 0.0, mask_prob: float = 0.15, segments: bool = False,
-                 lr_scale: float = 0.25, max_train_blocks: int = 0) -> None:
+                 mlm_weight: float = 0.0, mask_prob: float = 0.15, segments: bool = True,
+                 lr_scale: float = 0.25, dynamic: bool = True, pooling: str = 'segments',
+                 max_train_blocks: int = 0) -> None:
         super().__init__(corpus, model_cfg, max_train_blocks=max_train_blocks)
         self.seed = seed
         self.mlm_weight = mlm_weight
         self.mask_prob = mask_prob
         self.segments = segments
         self.lr_scale = lr_scale
+        self.dynamic = dynamic
+        self.pooling = pooling
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), 'mlm_weight': self.mlm_weight,
                 'mask_prob': self.mask_prob, 'segments': self.segments,
-                'lr_scale': self.lr_scale}
+                'lr_scale': self.lr_scale, 'dynamic': self.dynamic, 'pooling': self.pooling}
 
     def build_model(self) -> nn.Module:
-        self.model = NextSentenceModel(self.model_cfg, lm_head=self.mlm_weight > 0)
+        self.model = NextSentenceModel(self.model_cfg, lm_head=self.mlm_weight > 0,
+                                       pooling=self.pooling)
         return self.model
 
+    def pair_example(self, docs: list[list[list[int]]], pair: NSPPair) -> tuple:
+        """(ids, segment ids, is_next) of one pair of `docs`."""
+        a, b = docs[pair.doc_a][pair.sent_a], docs[pair.doc_b][pair.sent_b]
+        if self.segments:
+            half = (self.model_cfg.max_len - 3) // 2
+            a, b = list(a), list(b)
+            for sent in reversed(docs[pair.doc_a][:pair.sent_a]):  # earlier sentences
+                if len(a) >= half:
+                    break
+                a = list(sent) + a
+            for sent in docs[pair.doc_b][pair.sent_b + 1:]:  # later sentences
+                if len(b) >= half:
+                    break
+                b = b + list(sent)
+            a, b = a[-half:], b[:half]  # keep the tokens next to the boundary
+        ids, types = build_pair_input(a, b, max_len=self.model_cfg.max_len,
+                                      cls_id=self.tok.cls_id, sep_id=self.tok.sep_id)
+        return ids, types, int(pair.is_next)
+
     def examples(self, docs: list[list[list[int]]], seed: int) -> list[tuple]:
-        """(ids, segment ids, is_next) for every NSP pair of `docs`."""
+        """(ids, segment ids, is_next) for every NSP pair of `docs` (one fixed draw)."""
         pairs = build_nsp_pairs([len(d) for d in docs], seed=seed)
         # Shuffle before limiting so a subset still spans many documents.
         random.Random(seed).shuffle(pairs)
-        out = []
-        half = (self.model_cfg.max_len - 3) // 2
-        for p in pairs:
-            a, b = docs[p.doc_a][p.sent_a], docs[p.doc_b][p.sent_b]
-            if self.segments:
-                a, b = list(a), list(b)
-                for sent in reversed(docs[p.doc_a][:p.sent_a]):  # earlier sentences
-                    if len(a) >= half:
-                        break
-                    a = list(sent) + a
-                for sent in docs[p.doc_b][p.sent_b + 1:]:  # later sentences
-                    if len(b) >= half:
-                        break
-                    b = b + list(sent)
-                a, b = a[-half:], b[:half]  # keep the tokens next to the boundary
-            ids, types = build_pair_input(a, b, max_len=self.model_cfg.max_len,
-                                          cls_id=self.tok.cls_id, sep_id=self.tok.sep_id)
-            out.append((ids, types, int(p.is_next)))
-        return out
+        return [self.pair_example(docs, p) for p in pairs]
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         """Pairs of the training and the held-out documents.
@@ -363,8 +408,15 @@ class NSPTask(TextTask):
                     'needs consecutive sentences within documents and at least two '
                     'documents (put one text per file, several sentences each, or train '
                     'mlm, ar or rtd on short texts)')
-            splits.append(_Rows(self.examples(docs, seed)))
-        return _Rows(self._limit(splits[0].rows)), splits[1]
+            if split == 'train' and self.dynamic:
+                splits.append(_FreshPairs(self, docs, seed))
+            else:
+                splits.append(_Rows(self.examples(docs, seed)))
+        train = splits[0]
+        if self.max_train_blocks:
+            train = (_Rows(self._limit(train.rows)) if isinstance(train, _Rows)
+                     else train.limited(self.max_train_blocks))
+        return train, splits[1]
 
     def collate(self, items):
         ids, mask = pad_sequences([i[0] for i in items], self.tok.pad_id)

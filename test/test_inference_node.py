@@ -246,13 +246,20 @@ def test_core_preprocess_matches_training_transform() -> None:
     np.testing.assert_allclose(ours, by_hand, atol=1e-4)
 
 
-def test_autostart_for_ros2_run_configures_and_activates_by_itself(tmp_path: Path) -> None:
-    """`ros2 run ssl_robot inference --ros-args -p model_path:=M -p autostart:=true`."""
+@pytest.mark.parametrize('executor', ['single_threaded', 'events'])
+def test_autostart_for_ros2_run_configures_and_activates_by_itself(tmp_path: Path,
+                                                                   executor: str) -> None:
+    """`ros2 run ssl_robot inference --ros-args -p model_path:=M -p autostart:=true`.
+
+    With either rclpy executor (`executor` parameter): timers, lifecycle services and
+    the camera subscription all run.
+    """
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import Image
     model = _export('obstacle', tmp_path / 'obstacle.onnx',
                     distances_m=[0.0, 0.05, 0.1], sensors=['left', 'center', 'right'])
-    config = copy_config(tmp_path, inference={'model_path': str(model), 'autostart': True})
+    config = copy_config(tmp_path, inference={'model_path': str(model), 'autostart': True,
+                                              'executor': executor})
     with start_node('inference', domain_id=DOMAIN, log_dir=tmp_path,
                     params_file=config) as node, Probe(DOMAIN) as probe:
         assert probe.spin_until(lambda: probe.lifecycle_state('inference', 2) == 'active',

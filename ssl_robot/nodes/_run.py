@@ -18,7 +18,7 @@ import threading
 from typing import Callable, TypeVar
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -29,7 +29,8 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
              startup_errors: tuple[type[BaseException], ...] = (),
              finish: Callable[[N], None] = lambda node: None,
              done: Callable[[N], bool] | None = None,
-             exit_code: Callable[[N], int] = lambda node: 0) -> int:
+             exit_code: Callable[[N], int] = lambda node: 0,
+             executor: Callable[[N], Executor] | None = None) -> int:
     """Run one node in this process and return the process exit status.
 
     Args:
@@ -41,6 +42,7 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
         done: Polled between callbacks; spinning stops when it returns True (None: spin
             until shutdown).
         exit_code: The status to return after a normal stop.
+        executor: Makes the executor for the built node (None: a SingleThreadedExecutor).
     """
     stop = threading.Event()
     signalled: list[int] = []
@@ -51,7 +53,8 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _run(name, make_node, args, startup_errors, finish, done, exit_code, stop)
+        return _run(name, make_node, args, startup_errors, finish, done, exit_code, stop,
+                    executor)
     finally:
         for sig, handler in previous.items():
             # Once asked to stop, a repeated signal is no crash: Ctrl-C reaches the whole
@@ -62,7 +65,7 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
 def _run(name: str, make_node: Callable[[], N], args: list[str] | None,
          startup_errors: tuple[type[BaseException], ...], finish: Callable[[N], None],
          done: Callable[[N], bool] | None, exit_code: Callable[[N], int],
-         stop: threading.Event) -> int:
+         stop: threading.Event, make_executor: Callable[[N], Executor] | None) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = make_node()
@@ -70,7 +73,7 @@ def _run(name: str, make_node: Callable[[], N], args: list[str] | None,
         print(f'{name}: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
+    executor = make_executor(node) if make_executor else SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while (rclpy.ok() and not stop.is_set()

@@ -61,6 +61,7 @@ from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -147,6 +148,12 @@ class InferenceNode(LifecycleNode):
                       'predictions drawn over it) and debug/obstacle_markers (MarkerArray)')
         self._declare('autostart', False, 'configure and activate by itself at start (for '
                       '`ros2 run`; launch files drive the lifecycle instead)', read_only=True)
+        self._declare('executor', 'events', "rclpy executor of this process: events "
+                      "(rclpy's EventsExecutor, in C++: a third less CPU per node at 640x480, "
+                      'benchmarks/bench_inference.py) or single_threaded', read_only=True)
+        if self._param('executor') not in ('single_threaded', 'events'):
+            raise ConfigError(f'executor must be single_threaded or events, not '
+                              f'{self._param("executor")!r}')
         self.model: OnnxRobotModel | None = None
         self._sub = None
         self._info_sub = None
@@ -648,11 +655,19 @@ def obstacle_markers(header: Any, frame_id: str, cell_m: float, centres: np.ndar
     return MarkerArray(markers=markers)
 
 
+def make_executor(node: InferenceNode) -> Executor:
+    """The executor named by the node's `executor` parameter (checked at start)."""
+    if node.get_parameter('executor').value == 'events':
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
+    return SingleThreadedExecutor()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the inference node until shut down (starts unconfigured)."""
     keep_freed_buffers()  # camera-sized buffers reused, not page-faulted in per frame
     return run_node('inference', InferenceNode, args=argv, startup_errors=(ConfigError,),
-                    finish=InferenceNode._log_stats)
+                    finish=InferenceNode._log_stats, executor=make_executor)
 
 
 if __name__ == '__main__':

@@ -10,8 +10,10 @@ the default) and the 2x2-averaged maps of the last two stages ('pyramid').
 
 Groups (`--only GROUP`, each a few minutes on one core):
   jigsaw, relative-position: the original tiles/patches against the object crop, per-tile
-    jitter (low-level shortcuts removed), patch upsampling, the full-size canvas, tile size
-    (and so the gap) relative to the object, a 2x2 grid of larger tiles;
+    jitter (low-level shortcuts removed), patch upsampling, the full-size canvas;
+  jigsaw-tiles, relative-position-tiles: tile size (and so the gap) relative to the
+    object's square, and for jigsaw a 2x2 grid of larger tiles (the defaults are in
+    jigsaw / relative-position);
   simclr-views: SimCLR's views (colour jitter off on grey images, crop scale, stronger
     jitter) and temperature; simclr-schedule: its learning rate and epochs;
   encoder (SimCLR), encoder-rotation: a wider encoder against the default 16-32-64;
@@ -47,9 +49,9 @@ VARIANTS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any]], ...] = (
      {**_JIG_OFF, 'object_crop': True, 'tile_jitter': True}, {}),
     ('jigsaw', 'jigsaw', 'canvas', {**_JIG_OFF, 'canvas': True}, {}),
     ('jigsaw', 'jigsaw', 'canvas + object crop, tile jitter (default)', {}, {}),
-    ('jigsaw', 'jigsaw', 'default, 5-px tiles (gap 4 of 9)', {'tile': 5}, {}),
-    ('jigsaw', 'jigsaw', 'default, 9-px tiles (no gap)', {'tile': 9}, {}),
-    ('jigsaw', 'jigsaw', 'default, 2x2 grid of 10-px tiles', {'grid': 2, 'n_perms': 24}, {}),
+    ('jigsaw-tiles', 'jigsaw', 'default, 5-px tiles (gap 4 of 9)', {'tile': 5}, {}),
+    ('jigsaw-tiles', 'jigsaw', 'default, 9-px tiles (no gap)', {'tile': 9}, {}),
+    ('jigsaw-tiles', 'jigsaw', 'default, 2x2 grid of 10-px tiles', {'grid': 2, 'n_perms': 24}, {}),
     ('relative-position', 'relative-position', 'patch pairs (original)', _REL_OFF, {}),
     ('relative-position', 'relative-position', '+ object crop, patch jitter',
      {**_REL_OFF, 'object_crop': True, 'patch_jitter': True}, {}),
@@ -57,9 +59,9 @@ VARIANTS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any]], ...] = (
      {**_REL_OFF, 'patch_scale': 2}, {}),
     ('relative-position', 'relative-position', 'canvas', {**_REL_OFF, 'canvas': True}, {}),
     ('relative-position', 'relative-position', 'canvas + object crop (default)', {}, {}),
-    ('relative-position', 'relative-position', 'default, 5-px tiles (gap 4 of 9)',
+    ('relative-position-tiles', 'relative-position', 'default, 5-px tiles (gap 4 of 9)',
      {'patch': 5}, {}),
-    ('relative-position', 'relative-position', 'default, 9-px tiles (no gap)',
+    ('relative-position-tiles', 'relative-position', 'default, 9-px tiles (no gap)',
      {'patch': 9}, {}),
     ('simclr-views', 'simclr', 'temperature 0.5 (old default)', {'temperature': 0.5}, {}),
     ('simclr-views', 'simclr', 'temperature 0.2', {'temperature': 0.2}, {}),

@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument('--device', type=device, default=None, help="'auto', 'cpu' or 'cuda'")
     p.add_argument('--num-workers', type=int_at_least(0), default=None,
                    help='DataLoader worker processes (0: the main process loads the data; '
-                        '1 helps with camera-sized frames, benchmarks/bench_trainer.py)')
+                        '2 for camera-sized frames, benchmarks/bench_trainer.py)')
     p.add_argument('--init-from', default=None,
                    help='initialise the encoder from a checkpoint (e.g. a TCN run best.pt)')
     p.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',

@@ -155,3 +155,23 @@ def test_workers_give_the_same_run_as_the_main_process(tmp_path: Path, dataset: 
                                   weights_only=False)['model'])
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+@pytest.mark.parametrize('task_name', ['obstacle', 'terrain'])
+def test_frames_resized_in_the_data_loading_give_the_model_input_of_the_step(
+        dataset: Path, task_name: str) -> None:
+    """`FrameItems(input_hw=)` moves the resize out of the step, not changing its result."""
+    task = build_task(task_name, {'dataset': str(dataset), **TINY})
+    train, _ = task.datasets()
+    assert train.input_hw == (24, 32)
+    rows = list(range(8))
+    resized = task.collate(train.__getitems__(rows))
+    train.input_hw = None
+    whole = task.collate(train.__getitems__(rows))
+    assert resized['frames'].shape == (8, 3, 24, 32) and whole['frames'].dtype == torch.uint8
+    model = task.build_model().eval()
+    torch.testing.assert_close(task.images(model, resized['frames'], None),
+                               task.images(model, whole['frames'], None))
+    for key in whole:
+        if key != 'frames':
+            assert torch.equal(torch.nan_to_num(resized[key]), torch.nan_to_num(whole[key]))

@@ -47,16 +47,19 @@ SETS = {
 
 #: Training runs on the train set: pseudo-labels with the task's defaults (the model),
 #: truth labels (upper bound), and the refinements switched from their default: weighted
-#: by uncertainty, with the state-consistency loss (both off by default), without label
+#: by uncertainty, with the state-consistency loss, with stronger photometric augmentation
+#: (jitter 0.4, grey and blurred frames; all three off by default), without label
 #: completion (on by default).
 RUNS = {'pseudo': {'labels': 'pseudo'}, 'truth': {'labels': 'truth'},
         'weighted': {'labels': 'pseudo', 'label_weighting': True},
         'consistency': {'labels': 'pseudo', 'state_consistency': 1.0},
-        'no_completion': {'labels': 'pseudo', 'label_completion': False}}
+        'no_completion': {'labels': 'pseudo', 'label_completion': False},
+        'photometric': {'labels': 'pseudo', 'jitter': 0.4, 'grayscale_p': 0.2, 'blur_p': 0.3}}
 #: Refinement name -> (its run, its scorer name, whether the default model has it on).
 REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting', False),
                'state_consistency': ('consistency', 'trained_state_consistency', False),
-               'label_completion': ('no_completion', 'trained_no_completion', True)}
+               'label_completion': ('no_completion', 'trained_no_completion', True),
+               'photometric_augmentation': ('photometric', 'trained_photometric', False)}
 
 
 #: Short experiments (`--stage experiment`): obstacle-task parameters of each variant (and
@@ -183,6 +186,8 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
     from ssl_robot.robot.truth_eval import thirds_auc
     from ssl_robot.train import TrainConfig, Trainer
     names = ['baseline'] + [v for v in args.variants if v != 'baseline']
+    if args.reference not in names:
+        names.append(args.reference)
     runs: dict[tuple[str, int], Path] = {}
     for name in names:
         extra = dict(VARIANTS[name])
@@ -204,6 +209,8 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.monotonic()
             Trainer(task, config).fit()
             print(f'{out.name}: trained in {time.monotonic() - t0:.0f} s', flush=True)
+    if args.train_only:
+        return {}
 
     def masked_auc(s: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
         return roc_auc(s[m], y[m])
@@ -212,10 +219,11 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         return roc_auc(a[m], y[m]) - roc_auc(b[m], y[m])
 
     # Each variant on the seeds where it and the baseline both have a run.
-    seeds_of = {n: [s for s in args.seeds if (n, s) in runs and ('baseline', s) in runs]
+    ref = args.reference
+    seeds_of = {n: [s for s in args.seeds if (n, s) in runs and (ref, s) in runs]
                 for n in names}
     names = [n for n in names if seeds_of[n]]
-    result: dict[str, Any] = {'variants': {n: VARIANTS[n] for n in names},
+    result: dict[str, Any] = {'reference': ref, 'variants': {n: VARIANTS[n] for n in names},
                               'seeds': {n: seeds_of[n] for n in names}}
     for set_name in ('test', 'shift'):
         path = CACHE / f'data_{set_name}{tag(args)}'
@@ -231,7 +239,7 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         for name in names:
             per_seed = []
             for seed in seeds_of[name]:
-                s, base = scores[name, seed], scores['baseline', seed]
+                s, base = scores[name, seed], scores[ref, seed]
                 auc = masked_auc(s, truth, known)
                 low, high = bootstrap_ci(masked_auc, s, truth, known, n_boot=args.bootstrap,
                                          groups=groups)
@@ -239,11 +247,11 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
                                              n_boot=args.bootstrap, groups=groups)
                 per_seed.append({'seed': seed, 'auc': auc, 'ci_low': low, 'ci_high': high,
                                  **thirds_auc(s, truth, known),
-                                 'minus_baseline': auc - masked_auc(base, truth, known),
-                                 'minus_baseline_ci': [d_low, d_high]})
+                                 'minus_reference': auc - masked_auc(base, truth, known),
+                                 'minus_reference_ci': [d_low, d_high]})
             # The mean over seeds of the difference, resampling the same blocks for all.
             pairs = [a for seed in seeds_of[name] for a in (scores[name, seed],
-                                                        scores['baseline', seed])]
+                                                           scores[ref, seed])]
 
             def mean_difference(*arrays: np.ndarray) -> float:
                 y, m = arrays[-2], arrays[-1]
@@ -254,9 +262,9 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
                                    n_boot=args.bootstrap, groups=groups)
             entries[name] = {'per_seed': per_seed,
                              'mean_auc': float(np.mean([e['auc'] for e in per_seed])),
-                             'mean_minus_baseline': float(np.mean(
-                                 [e['minus_baseline'] for e in per_seed])),
-                             'mean_minus_baseline_ci': list(mean_ci),
+                             'mean_minus_reference': float(np.mean(
+                                 [e['minus_reference'] for e in per_seed])),
+                             'mean_minus_reference_ci': list(mean_ci),
                              'mean_nearest_third_auc': float(np.mean(
                                  [e['nearest_third_auc'] for e in per_seed])),
                              'mean_farthest_third_auc': float(np.mean(
@@ -282,20 +290,20 @@ def train_tcn(args: argparse.Namespace) -> Path:
 
 
 def print_experiments(result: dict[str, Any]) -> None:
-    print('\nAUC vs truth overall per seed; difference from the baseline of the same seed '
-          '[95 % paired block-bootstrap CI]; nearest/farthest third')
+    print(f'\nAUC vs truth overall per seed; difference from {result["reference"]} of the '
+          'same seed [95 % paired block-bootstrap CI]; nearest/farthest third')
     for set_name in ('test', 'shift'):
         print(f'== {set_name}')
         for name, e in result[set_name].items():
             cells = '  '.join(
-                f's{r["seed"]} {r["auc"]:.3f} ({r["minus_baseline"]:+.3f} '
-                f'[{r["minus_baseline_ci"][0]:+.3f},{r["minus_baseline_ci"][1]:+.3f}]) '
+                f's{r["seed"]} {r["auc"]:.3f} ({r["minus_reference"]:+.3f} '
+                f'[{r["minus_reference_ci"][0]:+.3f},{r["minus_reference_ci"][1]:+.3f}]) '
                 f'{r["nearest_third_auc"]:.3f}/{r["farthest_third_auc"]:.3f}'
                 for r in e['per_seed'])
             print(f'  {name:24s} {cells}')
-            print(f'  {"":24s} mean {e["mean_auc"]:.3f} ({e["mean_minus_baseline"]:+.3f} '
-                  f'[{e["mean_minus_baseline_ci"][0]:+.3f},'
-                  f'{e["mean_minus_baseline_ci"][1]:+.3f}]) '
+            print(f'  {"":24s} mean {e["mean_auc"]:.3f} ({e["mean_minus_reference"]:+.3f} '
+                  f'[{e["mean_minus_reference_ci"][0]:+.3f},'
+                  f'{e["mean_minus_reference_ci"][1]:+.3f}]) '
                   f'{e["mean_nearest_third_auc"]:.3f}/{e["mean_farthest_third_auc"]:.3f}')
 
 
@@ -495,12 +503,19 @@ def main(argv: list[str] | None = None) -> int:
                     help='variants of the experiment stage (the baseline always runs)')
     ap.add_argument('--seeds', nargs='*', type=int, default=[0],
                     help='training seeds of the experiment stage')
+    ap.add_argument('--reference', choices=list(VARIANTS), default='baseline',
+                    help='experiment stage: the variant each one is compared with')
+    ap.add_argument('--train-only', action='store_true',
+                    help='experiment stage: train the missing runs, compare nothing')
     ap.add_argument('--cached-only', action='store_true',
                     help='experiment stage: train nothing, compare the runs already made')
     args = ap.parse_args(argv)
     if args.stage == 'experiment':
         result = experiment(args)
-        out = RESULTS.with_name(f'truth_eval_experiments{tag(args)}.json')
+        if args.train_only:
+            return 0
+        ref = '' if args.reference == 'baseline' else f'_vs_{args.reference}'
+        out = RESULTS.with_name(f'truth_eval_experiments{ref}{tag(args)}.json')
         out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
                                   default=float))
         print_experiments(result)

@@ -58,9 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     'baselines, downstream on WordNet glosses (frozen) and man page '
                     'sections (fine-tuned vs from scratch).')
     ev.add_argument('--budget', choices=('small', 'full'), default='small',
-                    help='small: 800 steps per task, ~23 min on 2 shared CPU cores '
-                         '(OMP_NUM_THREADS=1); full: bigger model, 5000 steps (hours on '
-                         'a CPU)')
+                    help='small: 800 steps per task, ~33 min on 2 shared CPU cores '
+                         '(OMP_NUM_THREADS=1): ~18 of pre-training and probe, ~15 of '
+                         'fine-tuning over 3 seeds (--finetune-seeds 1: ~5, --no-finetune: '
+                         'none); full: bigger model, 5000 steps (hours on a CPU)')
     ev.add_argument('--out', type=Path, default=Path('runs/text_eval'))
     ev.add_argument('--corpus', type=Path, default=PYTHON_DOCS)
     ev.add_argument('--wordnet', type=Path, default=WORDNET_DIR)

@@ -91,10 +91,10 @@ class Budget:
 
 
 BUDGETS = {
-    # ~18 min on 2 shared CPU cores with one torch thread, ~23 with the fine-tuning (800
-    # steps: ~3 passes over the 0.57 M training tokens of the Python docs; 1500 steps
-    # would take ~32 min there, scaled from the 800-step run: past the ~20 min a default
-    # may take).
+    # ~18 min of pre-training and probing on 2 shared CPU cores with one torch thread, and
+    # ~15 more for the fine-tuning over 3 seeds (--finetune-seeds 1: ~5; --no-finetune:
+    # none). 800 steps: ~3 passes over the 0.57 M training tokens of the Python docs;
+    # 1500 steps would take ~32 min of pre-training there.
     'small': Budget(max_chars=0, vocab_size=4000, max_len=64, dim=128, depth=2, heads=4,
                     steps=800, batch_size=32, lr=2e-3, probe_train=8000, probe_test=2000,
                     probe_steps=60),
@@ -237,7 +237,8 @@ def run_text_eval(out_dir: Path | str, *, budget: str = 'small',
 
     Args:
         out_dir: Run directory (one sub-folder per pretext run).
-        budget: 'small' (~23 min on 2 shared CPU cores) or 'full'.
+        budget: 'small' (~33 min on 2 shared CPU cores, 15 of them the fine-tuning over
+            3 seeds) or 'full'.
         corpus_root: Pre-training text folder.
         wordnet_root: WordNet data folder.
         man_root: Man page folder of the fine-tuning task (`ssl_robot.text.finetune`;

@@ -34,7 +34,10 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('bench_pretext.py', ('--images', '2048')),
     ('bench_text.py', ('--steps', '15')),
     ('eval_labeller_quality.py', ()),
-    # truth_eval_nava.json: the same with --protocol nava --runs pseudo truth
+    # truth_eval_nava.json: the same with --protocol nava --runs pseudo truth;
+    # truth_eval_experiments.json: the same with --stage experiment --seeds 0 1 2
+    # --cached-only --variants completion completion_photometric photometric pos_weight
+    # completion_pos_weight completion_epochs_20 completion_tcn_init (after the runs)
     ('eval_truth.py', ('--duration', '120', '--test-duration', '60', '--epochs', '10')),
     ('eval_terrain_sim.py', ('--train', '4', '--test', '2', '--duration', '60',
                              '--image-epochs', '10')),

@@ -248,9 +248,10 @@ class ObstacleTask(RobotTask):
     a partner frame taken where the robot later stood (`ssl_robot.robot.consistency`)
     adds the state-consistency loss of the pair (Nava et al., RA-L 2021), labelled or not.
 
-    With `label_completion` the unknown labels behind an obstacle that the straight-ahead
-    sensor felt become 'obstacle' (`completed_labels`): the robot cannot stand there, so
-    the labeller never labels those poses itself.
+    With `label_completion` (default 'auto': on where the dataset has the straight-ahead
+    sensor `completion_sensor`) the unknown labels behind an obstacle that this sensor
+    felt become 'obstacle' (`completed_labels`): the robot cannot stand there, so the
+    labeller never labels those poses itself.
     """
 
     name = 'obstacle'
@@ -259,7 +260,7 @@ class ObstacleTask(RobotTask):
     higher_is_better = True
     defaults = {'pos_weight': 0.0, 'labels': 'pseudo', 'label_weighting': False,
                 'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1,
-                'label_completion': False, 'completion_sensor': 'center',
+                'label_completion': 'auto', 'completion_sensor': 'center',
                 'completion_margin_m': 0.0, 'grayscale_p': 0.0, 'blur_p': 0.0}
 
     def _prepare(self) -> None:
@@ -281,7 +282,7 @@ class ObstacleTask(RobotTask):
             arrays = self.truth_labels()
         elif self.params['labels'] != 'pseudo':
             raise TrainError(f'labels must be pseudo or truth, not {self.params["labels"]!r}')
-        elif self.params['label_completion']:
+        elif self.completion_on():
             arrays = self.completed_labels()
         consistency = float(self.params['state_consistency']) > 0
         if consistency:
@@ -295,6 +296,17 @@ class ObstacleTask(RobotTask):
         hw = self.model_spec()['input_hw']
         return (FrameItems(self.data, train, fields, arrays, with_row=consistency, input_hw=hw),
                 FrameItems(self.data, val, fields, arrays, input_hw=hw))
+
+    def completion_on(self) -> bool:
+        """Whether `label_completion` applies: true, or 'auto' with the sensor it needs."""
+        value = self.params['label_completion']
+        if value == 'auto':
+            return str(self.params['completion_sensor']) in self.params['sensors']
+        if isinstance(value, str):
+            if value.lower() not in ('true', 'false'):
+                raise TrainError(f'label_completion must be auto, true or false, not {value!r}')
+            return value.lower() == 'true'
+        return bool(value)
 
     def completed_labels(self) -> dict[str, np.ndarray]:
         """The pseudo-labels with what the path implies behind obstacles (`label_completion`).

@@ -45,6 +45,25 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
+def same_settings(previous: dict, tasks: list[str]) -> bool:
+    """Whether a seed's results were made with every pretext's current default settings.
+
+    Results written before the settings were recorded never match, so a changed default
+    (e.g. SimCLR's temperature) can not hide behind an old figure.
+    """
+    from ssl_robot.vision.pretext import PRETEXTS
+    for name in tasks:
+        made = previous.get('methods', {}).get(name, {}).get('params')
+        if made is None:
+            return False
+        defaults = json.loads(json.dumps(PRETEXTS[name].defaults))
+        if any(made.get(key) != value for key, value in defaults.items()):
+            print(f'{name}: its settings changed since seed {previous.get("seed")} ran: '
+                  'training it again instead of reusing the results')
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -85,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out_root / f'seed{s}'
         done = out / 'results.json'
         previous = json.loads(done.read_text()) if args.reuse and done.exists() else None
-        if previous is not None and (previous.get('budget'), previous.get('seed'),
+        if previous is not None and same_settings(previous, tasks) and (
+                previous.get('budget'), previous.get('seed'),
                                      [m for m in previous['methods'] if m in tasks],
                                      previous.get('readout', 'mean'),
                                      sorted(previous.get('also', {}))) == (

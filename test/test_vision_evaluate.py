@@ -72,3 +72,22 @@ def test_pyramid_readout_is_the_2x2_pooled_last_two_stages() -> None:
     assert torch.allclose(pyramid[:, 0], stage3[:, 0, :2, :2].mean(dim=(1, 2)), atol=1e-6)
     # The 7x7 map's 2x2 adaptive pooling: the top-left cell covers rows/cols 0-3.
     assert torch.allclose(pyramid[:, 32], stage2[:, 0, :4, :4].mean(dim=(1, 2)), atol=1e-6)
+
+
+def test_seed_results_are_reused_only_with_the_current_pretext_settings() -> None:
+    import json
+    from pathlib import Path
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
+    from eval_pretext_seeds import same_settings
+
+    from ssl_robot.vision.pretext import PRETEXTS
+    current = {name: {'params': json.loads(json.dumps({'widths': [8], **cls.defaults}))}
+               for name, cls in PRETEXTS.items()}
+    assert same_settings({'seed': 0, 'methods': current}, ['simclr', 'rotation'])
+    changed = json.loads(json.dumps(current))
+    changed['simclr']['params']['temperature'] = 0.5
+    assert not same_settings({'seed': 0, 'methods': changed}, ['simclr'])
+    assert same_settings({'seed': 0, 'methods': changed}, ['rotation'])
+    del changed['rotation']['params']
+    assert not same_settings({'seed': 0, 'methods': changed}, ['rotation'])

@@ -435,7 +435,10 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
             progress=progress, retrain=retrain)
         train_s = time.monotonic() - t0
         evaluation = probe(model.encoder, name)
-        extra: dict[str, Any] = {'train_seconds': round(train_s, 1), 'loaded': loaded}
+        # The task's parameters travel with its figures: a reused results file is only
+        # trusted when they still match (benchmarks/eval_pretext_seeds.py --reuse).
+        extra: dict[str, Any] = {'train_seconds': round(train_s, 1), 'loaded': loaded,
+                                 'params': json.loads(json.dumps(task.params))}
         if export:
             report = export_encoder(model.encoder, task.encoder_spec(),
                                     out_dir / name / 'encoder.onnx',

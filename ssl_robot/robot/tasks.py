@@ -326,13 +326,14 @@ class ObstacleTask(RobotTask):
                              f'{self.params["sensors"]}')
         margin = float(self.params['completion_margin_m']) or 0.01 + float(
             self.data.meta.get('params', {}).get('proximity', {}).get('obstacle_range_m', 0.12))
+        known = np.asarray(self.data.proximity_mask)
         labels, mask = complete_labels_beyond_obstacles(
-            np.asarray(self.data.proximity), np.asarray(self.data.proximity_mask),
+            np.asarray(self.data.proximity), known,
             distances_m=list(self.params['distances_m']),
             sensor_index=list(self.params['sensors']).index(sensor), margin_m=margin)
+        felt = int(known.astype(bool).sum())
         log.info('label_completion: %d labels added to %d (margin %.3f m)',
-                 int(mask.sum() - np.asarray(self.data.proximity_mask).astype(bool).sum()),
-                 int(np.asarray(self.data.proximity_mask).astype(bool).sum()), margin)
+                 int(mask.sum()) - felt, felt, margin)
         return {'proximity': labels, 'proximity_mask': mask}
 
     def truth_labels(self) -> dict[str, np.ndarray]:

@@ -148,7 +148,7 @@ class InferenceNode(LifecycleNode):
                       'predictions drawn over it) and debug/obstacle_markers (MarkerArray)')
         self._declare('autostart', False, 'configure and activate by itself at start (for '
                       '`ros2 run`; launch files drive the lifecycle instead)', read_only=True)
-        self._declare('executor', 'events', "rclpy executor of this process: events "
+        self._declare('executor', 'single_threaded', "rclpy executor of this process: events "
                       "(rclpy's EventsExecutor, in C++: a third less CPU per node at 640x480, "
                       'benchmarks/bench_inference.py) or single_threaded', read_only=True)
         if self._param('executor') not in ('single_threaded', 'events'):

@@ -5,18 +5,60 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+#: How `ObstacleHead` pools the feature map.
+READOUTS = ('mean', 'grid')
+
+
+def grid_mean(feats: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Mean of the feature map [N, C, H, W] over a grid of cells -> [N, C, GH, GW].
+
+    The cells are those of `F.adaptive_avg_pool2d` (cell i spans rows floor(i H / GH) to
+    ceil((i + 1) H / GH)), taken as slices, so that the ONNX export works for any map size
+    (the exporter refuses adaptive pooling where the grid does not divide the map).
+    """
+    h, w = feats.shape[2], feats.shape[3]
+    rows = [(i * h // grid[0], -(-(i + 1) * h // grid[0])) for i in range(grid[0])]
+    cols = [(j * w // grid[1], -(-(j + 1) * w // grid[1])) for j in range(grid[1])]
+    cells = [feats[:, :, r0:r1, c0:c1].mean(dim=(2, 3)) for r0, r1 in rows for c0, c1 in cols]
+    return torch.stack(cells, dim=2).view(feats.shape[0], feats.shape[1], *grid)
+
 
 class ObstacleHead(nn.Module):
-    """Global pool -> MLP -> one logit per (distance, sensor) [N, D, S]."""
+    """Pool -> MLP -> one logit per (distance, sensor) [N, D, S].
 
-    def __init__(self, in_ch: int, n_distances: int, n_sensors: int, hidden: int = 64) -> None:
+    `readout` says how the feature map is pooled: 'mean' averages it globally (where in
+    the image a feature fired is lost); 'grid' averages it to a `grid` of cells and feeds
+    every cell to the MLP, so that a logit can depend on where the obstacle is in the
+    image - low in the image is near, left and right are the side sensors (Nava et al.'s
+    network reads its last feature map the same way, through a dense layer).
+
+    Args:
+        in_ch: Channels of the feature map.
+        n_distances: Distances ahead.
+        n_sensors: Sensors.
+        hidden: Hidden units of the MLP.
+        readout: 'mean' or 'grid'.
+        grid: (rows, columns) of the 'grid' readout.
+    """
+
+    def __init__(self, in_ch: int, n_distances: int, n_sensors: int, hidden: int = 64, *,
+                 readout: str = 'mean', grid: tuple[int, int] = (3, 4)) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f'unknown obstacle readout {readout!r} (known: '
+                             f'{", ".join(READOUTS)})')
         self.shape = (n_distances, n_sensors)
-        self.mlp = nn.Sequential(nn.Linear(in_ch, hidden), nn.ReLU(inplace=True),
+        self.readout = readout
+        self.grid = (int(grid[0]), int(grid[1]))
+        cells = self.grid[0] * self.grid[1] if readout == 'grid' else 1
+        self.mlp = nn.Sequential(nn.Linear(in_ch * cells, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, n_distances * n_sensors))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        pooled = feats.mean(dim=(2, 3))
+        if self.readout == 'grid':
+            pooled = grid_mean(feats, self.grid).flatten(1)
+        else:
+            pooled = feats.mean(dim=(2, 3))
         return self.mlp(pooled).view(-1, *self.shape)
 
 

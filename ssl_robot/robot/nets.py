@@ -68,7 +68,10 @@ class RobotNet(nn.Module):
         self.encoder = ConvEncoder(int(spec.get('width', 16)))
         ch = self.encoder.out_channels
         if kind == 'obstacle':
-            self.head = ObstacleHead(ch, len(spec['distances_m']), len(spec['sensors']))
+            # Specs saved before the readout existed pooled globally.
+            self.head = ObstacleHead(ch, len(spec['distances_m']), len(spec['sensors']),
+                                     readout=str(spec.get('readout', 'mean')),
+                                     grid=tuple(spec.get('readout_grid', (3, 4))))
         elif kind == 'collision':
             self.head = ObstacleHead(ch, 1, 1)  # one logit: collision within the horizon
         elif kind == 'terrain':
@@ -147,7 +150,8 @@ def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
         'mean': list(DEFAULT_MEAN), 'std': list(DEFAULT_STD), 'width': 16,
     }
     if kind == 'obstacle':
-        spec.update(distances_m=[0.0, 0.1, 0.2], sensors=['left', 'center', 'right'])
+        spec.update(distances_m=[0.0, 0.1, 0.2], sensors=['left', 'center', 'right'],
+                    readout='mean', readout_grid=[3, 4])
     elif kind == 'terrain':
         spec.update(grid=[4, 4], target_mean=0.0, target_std=1.0, descriptor_names=[],
                     descriptor_mean=[], descriptor_std=[], descriptor_layout={},

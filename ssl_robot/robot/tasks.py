@@ -167,7 +167,8 @@ class RobotTask(Task):
         spec = default_spec(self.kind, input_hw=list(p['input_hw']), width=int(p['width']))
         for key in ('distances_m', 'sensors', 'grid', 'embed_dim', 'target_mean',
                     'target_std', 'descriptor_names', 'descriptor_mean', 'descriptor_std',
-                    'descriptor_layout', 'type_names', 'cost_formula'):
+                    'descriptor_layout', 'type_names', 'cost_formula', 'readout',
+                    'readout_grid'):
             if key in p and key in spec:
                 spec[key] = p[key]
         return spec
@@ -261,7 +262,8 @@ class ObstacleTask(RobotTask):
     defaults = {'pos_weight': 0.0, 'labels': 'pseudo', 'label_weighting': False,
                 'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1,
                 'label_completion': 'auto', 'completion_sensor': 'center',
-                'completion_margin_m': 0.0, 'grayscale_p': 0.0, 'blur_p': 0.0}
+                'completion_margin_m': 0.0, 'grayscale_p': 0.0, 'blur_p': 0.0,
+                'readout': 'mean', 'readout_grid': [3, 4]}
 
     def _prepare(self) -> None:
         super()._prepare()

@@ -9,16 +9,22 @@ raw pixels measured in the same run. Every trained encoder is read out two ways
 the default) and the 2x2-averaged maps of the last two stages ('pyramid').
 
 Groups (`--only GROUP`, each a few minutes on one core):
-  jigsaw, relative-position: the original tiles/patches against the object crop, per-tile
-    jitter (low-level shortcuts removed), patch upsampling, the full-size canvas;
+  jigsaw, relative-position: the default with one switch off at a time (object crop,
+    per-tile jitter against low-level shortcuts, the full-size canvas) and the original
+    method (relative position: its tile jitter, off by default, turned on);
   jigsaw-tiles, relative-position-tiles: tile size (and so the gap) relative to the
-    object's square, and for jigsaw a 2x2 grid of larger tiles (the defaults are in
-    jigsaw / relative-position);
+    object's square, and for jigsaw a 2x2 grid of larger tiles, each against the default
+    7-px tiles;
+  jigsaw-head, relative-position-head: the puzzle head on the globally averaged canvas
+    features (default) against per-cell features (`cell_head`);
+  relative-position-epochs: twice the training;
+  inpainting, moco: why they stay near random init + 9 (training length, holes, context
+    loss; view jitter, momentum);
   simclr-views: SimCLR's views (colour jitter off on grey images, crop scale, stronger
     jitter) and temperature; simclr-schedule: its learning rate and epochs;
   encoder (SimCLR), encoder-rotation: a wider encoder against the default 16-32-64;
   readout: every pretext with its defaults, both readouts (a trained run in
-    OUT_ROOT/<pretext>-<index> with the same settings, e.g. copied from pretext-eval's
+    OUT_ROOT/<pretext>-<hash of the settings>, e.g. copied from pretext-eval's
     seed-0 run, is reused).
 
 Writes benchmarks/results/pretext_ablation.json (rows of every group run so far, with the
@@ -29,6 +35,7 @@ Usage: python benchmarks/eval_pretext_ablation.py [--only GROUP ...]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 import sys
@@ -44,25 +51,51 @@ _REL_OFF = {'canvas': False, 'object_crop': False, 'patch_jitter': False}
 #: (group, pretext, variant name, task parameters, training options). Training options
 #: override the small budget's 'epochs', 'lr' or 'widths'.
 VARIANTS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any]], ...] = (
-    ('jigsaw', 'jigsaw', 'tiles (original)', _JIG_OFF, {}),
-    ('jigsaw', 'jigsaw', '+ object crop, tile jitter',
-     {**_JIG_OFF, 'object_crop': True, 'tile_jitter': True}, {}),
-    ('jigsaw', 'jigsaw', 'canvas', {**_JIG_OFF, 'canvas': True}, {}),
-    ('jigsaw', 'jigsaw', 'canvas + object crop, tile jitter (default)', {}, {}),
+    ('jigsaw', 'jigsaw', 'default (canvas, object crop, tile jitter)', {}, {}),
+    ('jigsaw', 'jigsaw', 'default without the object crop', {'object_crop': False}, {}),
+    ('jigsaw', 'jigsaw', 'default without tile jitter', {'tile_jitter': False}, {}),
+    ('jigsaw', 'jigsaw', 'default, tiles encoded one by one (no canvas)', {'canvas': False},
+     {}),
+    ('jigsaw', 'jigsaw', 'tiles (original: none of the three)', _JIG_OFF, {}),
+    ('jigsaw-tiles', 'jigsaw', 'default, 7-px tiles (gap 2 of 9)', {}, {}),
     ('jigsaw-tiles', 'jigsaw', 'default, 5-px tiles (gap 4 of 9)', {'tile': 5}, {}),
     ('jigsaw-tiles', 'jigsaw', 'default, 9-px tiles (no gap)', {'tile': 9}, {}),
     ('jigsaw-tiles', 'jigsaw', 'default, 2x2 grid of 10-px tiles', {'grid': 2, 'n_perms': 24}, {}),
-    ('relative-position', 'relative-position', 'patch pairs (original)', _REL_OFF, {}),
-    ('relative-position', 'relative-position', '+ object crop, patch jitter',
-     {**_REL_OFF, 'object_crop': True, 'patch_jitter': True}, {}),
-    ('relative-position', 'relative-position', '+ patches upsampled 2x',
-     {**_REL_OFF, 'patch_scale': 2}, {}),
-    ('relative-position', 'relative-position', 'canvas', {**_REL_OFF, 'canvas': True}, {}),
-    ('relative-position', 'relative-position', 'canvas + object crop (default)', {}, {}),
+    ('relative-position', 'relative-position', 'default (canvas, object crop)', {}, {}),
+    ('relative-position', 'relative-position', 'default without the object crop',
+     {'object_crop': False}, {}),
+    ('relative-position', 'relative-position', 'default + tile jitter',
+     {'patch_jitter': True}, {}),
+    ('relative-position', 'relative-position', 'default, patch pairs (no canvas)',
+     {'canvas': False}, {}),
+    ('relative-position', 'relative-position', 'patch pairs + patch jitter',
+     {'canvas': False, 'patch_jitter': True}, {}),
+    ('relative-position', 'relative-position', 'patch pairs (original: no object crop)',
+     _REL_OFF, {}),
+    ('relative-position-tiles', 'relative-position', 'default, 7-px tiles (gap 2 of 9)',
+     {}, {}),
     ('relative-position-tiles', 'relative-position', 'default, 5-px tiles (gap 4 of 9)',
      {'patch': 5}, {}),
     ('relative-position-tiles', 'relative-position', 'default, 9-px tiles (no gap)',
      {'patch': 9}, {}),
+    ('jigsaw-head', 'jigsaw', 'default (head on the global mean)', {}, {}),
+    ('jigsaw-head', 'jigsaw', 'head on per-cell features', {'cell_head': True}, {}),
+    ('relative-position-head', 'relative-position', 'default (head on the global mean)',
+     {}, {}),
+    ('relative-position-head', 'relative-position', 'head on per-cell features',
+     {'cell_head': True}, {}),
+    ('relative-position-epochs', 'relative-position', 'default, 12 epochs', {}, {}),
+    ('relative-position-epochs', 'relative-position', '24 epochs', {}, {'epochs': 24}),
+    ('relative-position-epochs', 'relative-position', 'head on per-cell features, 24 epochs',
+     {'cell_head': True}, {'epochs': 24}),
+    ('inpainting', 'inpainting', 'default (one 14-px hole)', {}, {}),
+    ('inpainting', 'inpainting', '8 epochs', {}, {'epochs': 8}),
+    ('inpainting', 'inpainting', 'four 7-px holes', {'holes': 4, 'hole_fraction': 0.25}, {}),
+    ('inpainting', 'inpainting', 'no context loss', {'outside_weight': 0.0}, {}),
+    ('moco', 'moco', 'default (jitter 0.4, momentum 0.99)', {}, {}),
+    ('moco', 'moco', 'jitter 0.8', {'jitter': 0.8}, {}),
+    ('moco', 'moco', 'jitter 0.8, momentum 0.95', {'jitter': 0.8, 'momentum': 0.95}, {}),
+    ('moco', 'moco', 'jitter 0.8, 10 epochs', {'jitter': 0.8}, {'epochs': 10}),
     ('simclr-views', 'simclr', 'temperature 0.5 (old default)', {'temperature': 0.5}, {}),
     ('simclr-views', 'simclr', 'temperature 0.2', {'temperature': 0.2}, {}),
     ('simclr-views', 'simclr', 't 0.2, no colour jitter, no noise',
@@ -135,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(seed)
         record('baseline', 'random init', f'widths {"-".join(map(str, widths))}',
                probe(build_encoder({'in_channels': 1, 'widths': list(widths)})))
-    for i, (group, pretext, variant, params, options) in enumerate(VARIANTS):
+    for group, pretext, variant, params, options in VARIANTS:
         if group not in groups:
             continue
         opts = {'epochs': b['epochs'][pretext], 'lr': b['lr'], 'widths': b['widths'],
                 **options}
         t0 = time.monotonic()
+        # One run directory per setting: variants of the same setting share it.
+        key = hashlib.sha1(json.dumps([params, opts], sort_keys=True).encode()).hexdigest()
         task, model, loaded = train_or_load_pretext(
-            pretext, splits.train_x, args.out_root / f'{pretext}-{i}',
+            pretext, splits.train_x, args.out_root / f'{pretext}-{key[:10]}',
             params={'widths': opts['widths'], 'mean': mean, 'std': std, **params},
             epochs=opts['epochs'], batch_size=b['batch_size'], lr=opts['lr'], seed=seed,
             progress=False)

@@ -48,13 +48,20 @@ def _threads() -> int:
 def same_settings(previous: dict, tasks: list[str]) -> bool:
     """Whether a seed's results were made with every pretext's current default settings.
 
-    Results written before the settings were recorded never match, so a changed default
-    (e.g. SimCLR's temperature) can not hide behind an old figure.
+    Settings are the pretext's parameters and its epochs in the budget. Results written
+    before the settings were recorded never match, so a changed default (e.g. SimCLR's
+    temperature, or the epochs of a budget) can not hide behind an old figure.
     """
+    from ssl_robot.vision.evaluate import BUDGETS
     from ssl_robot.vision.pretext import PRETEXTS
+    budget_epochs = BUDGETS.get(previous.get('budget', 'small'), {}).get('epochs', {})
     for name in tasks:
-        made = previous.get('methods', {}).get(name, {}).get('params')
-        if made is None:
+        method = previous.get('methods', {}).get(name, {})
+        made = method.get('params')
+        if made is None or method.get('epochs') != budget_epochs.get(name):
+            if made is not None:
+                print(f'{name}: its epochs changed since seed {previous.get("seed")} ran: '
+                      'training it again instead of reusing the results')
             return False
         defaults = json.loads(json.dumps(PRETEXTS[name].defaults))
         if any(made.get(key) != value for key, value in defaults.items()):

@@ -81,13 +81,20 @@ def test_seed_results_are_reused_only_with_the_current_pretext_settings() -> Non
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
     from eval_pretext_seeds import same_settings
 
+    from ssl_robot.vision.evaluate import BUDGETS
     from ssl_robot.vision.pretext import PRETEXTS
-    current = {name: {'params': json.loads(json.dumps({'widths': [8], **cls.defaults}))}
-               for name, cls in PRETEXTS.items()}
-    assert same_settings({'seed': 0, 'methods': current}, ['simclr', 'rotation'])
+    epochs = BUDGETS['small']['epochs']
+    current = {name: {'params': json.loads(json.dumps({'widths': [8], **cls.defaults})),
+                      'epochs': epochs[name]} for name, cls in PRETEXTS.items()}
+    assert same_settings({'seed': 0, 'budget': 'small', 'methods': current},
+                         ['simclr', 'rotation'])
     changed = json.loads(json.dumps(current))
     changed['simclr']['params']['temperature'] = 0.5
     assert not same_settings({'seed': 0, 'methods': changed}, ['simclr'])
     assert same_settings({'seed': 0, 'methods': changed}, ['rotation'])
+    changed['jigsaw']['epochs'] = epochs['jigsaw'] + 1  # the budget's epochs changed
+    assert not same_settings({'seed': 0, 'methods': changed}, ['jigsaw'])
+    del changed['moco']['epochs']  # made before the epochs were recorded
+    assert not same_settings({'seed': 0, 'methods': changed}, ['moco'])
     del changed['rotation']['params']
     assert not same_settings({'seed': 0, 'methods': changed}, ['rotation'])

@@ -198,3 +198,40 @@ def test_relative_position_canvas_shows_the_labelled_neighbour() -> None:
         assert {14, 10 + source} <= values and len(values - {14, 10 + source}) <= 1
         dy, dx = NEIGHBOUR_OFFSETS[int(labels[n])]
         assert 10 + (1 + dy) * 3 + (1 + dx) == 10 + source
+
+
+def test_cell_head_sees_the_feature_map_per_grid_cell() -> None:
+    # A linear head over 3x3 cells: its input is the last map averaged per cell.
+    from ssl_robot.vision.encoders import VisionEncoder
+    from ssl_robot.vision.pretext.rotation import Classifier
+    torch.manual_seed(0)
+    encoder = VisionEncoder(1, [4, 4, 4]).eval()
+    pooled = Classifier(encoder, 2, hidden=0).eval()
+    cells = Classifier(encoder, 2, hidden=0, cells=3).eval()
+    assert cells.head.in_features == 9 * encoder.out_dim
+    x = torch.rand(3, 1, 24, 24)
+    with torch.no_grad():
+        expected = torch.nn.functional.adaptive_avg_pool2d(encoder(x), 3).flatten(1)
+        assert torch.allclose(cells(x), cells.head(expected), atol=1e-6)
+        assert torch.allclose(pooled(x), pooled.head(encoder.embed(x)), atol=1e-6)
+    # Two maps with the same global mean but their halves swapped: the pooled head
+    # cannot tell them apart, the cell head's input differs.
+    fmap = encoder(x[:1])
+    swapped = fmap.flip(-1)
+    assert torch.allclose(fmap.mean(dim=(2, 3)), swapped.mean(dim=(2, 3)), atol=1e-6)
+    a, b = (torch.nn.functional.adaptive_avg_pool2d(m, 3).flatten(1) for m in (fmap, swapped))
+    assert not torch.allclose(a, b, atol=1e-6)
+
+
+def test_relative_position_canvas_tile_jitter_changes_only_the_tiles() -> None:
+    cells = (torch.arange(9.) + 10).view(1, 1, 3, 3)
+    x = cells.repeat_interleave(4, 2).repeat_interleave(4, 3).repeat(16, 1, 1, 1) / 20
+    plain, labels = canvas_pairs(x, tile=3, generator=torch.Generator().manual_seed(0))
+    jittered, labels_j = canvas_pairs(x, tile=3, tile_jitter=True,
+                                      generator=torch.Generator().manual_seed(0))
+    assert jittered.shape == plain.shape and jittered.min() >= 0 and jittered.max() <= 1
+    tile_values = {v / 20 for v in range(10, 19)}
+    off = [(abs(jittered[n] - torch.tensor(sorted(tile_values)).view(-1, 1, 1, 1)).min(0)
+            .values > 1e-4).float().mean() for n in range(16)]
+    # Tiles get their own brightness and contrast: most canvases hold other values.
+    assert sum(float(o) > 0 for o in off) >= 12

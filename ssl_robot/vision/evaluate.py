@@ -438,7 +438,8 @@ def run_pretext_eval(out_dir: Path | str, *, tasks: list[str], budget: str = 'sm
         # The task's parameters travel with its figures: a reused results file is only
         # trusted when they still match (benchmarks/eval_pretext_seeds.py --reuse).
         extra: dict[str, Any] = {'train_seconds': round(train_s, 1), 'loaded': loaded,
-                                 'params': json.loads(json.dumps(task.params))}
+                                 'params': json.loads(json.dumps(task.params)),
+                                 'epochs': int(b['epochs'][name])}
         if export:
             report = export_encoder(model.encoder, task.encoder_spec(),
                                     out_dir / name / 'encoder.onnx',

@@ -1,8 +1,9 @@
-"""Inpainting (Pathak et al. 2016, context encoders): fill in a masked square region.
+"""Inpainting (Pathak et al. 2016, context encoders): fill in masked square regions.
 
-A square hole (`hole` pixels, random position, the random-block variant) is set to the
-mean pixel (0 after normalisation); an encoder-decoder reconstructs the image, and the
-loss is the squared error inside the hole plus a small weight outside (the context).
+One or more square holes (`hole` pixels each, random positions, the random-block
+variant) are set to the mean pixel (0 after normalisation); an encoder-decoder
+reconstructs the image, and the loss is the squared error inside the holes plus a small
+weight outside (the context).
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ class InpaintingTask(PretextTask):
     """Context-encoder inpainting of a random square hole."""
 
     name = 'inpainting'
-    defaults: dict[str, Any] = {'hole_fraction': 0.5, 'outside_weight': 0.05}
+    #: holes: square holes per image (they may overlap), each `hole_fraction` of the side.
+    defaults: dict[str, Any] = {'hole_fraction': 0.5, 'outside_weight': 0.05, 'holes': 1}
 
     def build_model(self) -> nn.Module:
         return AutoEncoder(self.build_encoder(), int(self.params['in_channels']))
@@ -62,7 +64,9 @@ class InpaintingTask(PretextTask):
         target = self.normalize(MILD(self.pixels(batch)))
         size = target.shape[-1]
         hole = max(1, int(round(size * float(self.params['hole_fraction']))))
-        mask = square_hole_mask(target.shape[0], size, hole).to(target.device)
+        n, holes = target.shape[0], int(self.params['holes'])
+        mask = square_hole_mask(n * holes, size, hole).view(holes, n, 1, size, size)
+        mask = mask.any(dim=0).to(target.device)
         pred = model(target.masked_fill(mask, 0.0))
         loss = masked_mse(pred, target, mask, outside_weight=float(self.params['outside_weight']))
         return loss, {}

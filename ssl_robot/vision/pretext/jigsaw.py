@@ -171,14 +171,16 @@ class JigsawTask(PretextTask):
     and contrast (and greys RGB tiles at random) so tiles cannot be ordered by low-level
     statistics; `canvas` lays the shuffled tiles out on one full-size image that the
     encoder sees whole (as in JiGen, Carlucci et al. 2019), so it learns at the scale it
-    is evaluated at, instead of encoding each tile alone.
+    is evaluated at, instead of encoding each tile alone; `cell_head` (with `canvas`)
+    gives the head the canvas's features averaged per grid cell rather than globally, so
+    the encoder need not write where a tile lies into its features.
     """
 
     name = 'jigsaw'
     #: tile 0: 7/9 of the cell side (7 px tiles in 9 px cells at 28 px).
     defaults: dict[str, Any] = {'grid': 3, 'tile': 0, 'n_perms': 64, 'perm_seed': 0,
                                 'hidden': 256, 'object_crop': True, 'tile_jitter': True,
-                                'canvas': True}
+                                'canvas': True, 'cell_head': False}
 
     def __init__(self, images: torch.Tensor | None = None, *,
                  params: dict[str, Any] | None = None) -> None:
@@ -190,7 +192,8 @@ class JigsawTask(PretextTask):
     def build_model(self) -> nn.Module:
         grid = int(self.params['grid'])
         if self.params['canvas']:
-            return Classifier(self.build_encoder(), len(self.perms), int(self.params['hidden']))
+            return Classifier(self.build_encoder(), len(self.perms), int(self.params['hidden']),
+                              cells=grid if self.params['cell_head'] else 0)
         return JigsawNet(self.build_encoder(), grid * grid, len(self.perms),
                          hidden=int(self.params['hidden']))
 

@@ -93,8 +93,8 @@ def sample_patch_pairs(x: torch.Tensor, *, patch: int, gap: int, jitter: int,
     return patches[:, 0], patches[:, 1], labels
 
 
-def canvas_pairs(x: torch.Tensor, *, tile: int, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def canvas_pairs(x: torch.Tensor, *, tile: int, tile_jitter: bool = False,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Relative position on one full-size canvas, the encoder's evaluation scale.
 
     The image is cut into a 3x3 grid of `tile`-px tiles (random crops of their cells,
@@ -106,12 +106,16 @@ def canvas_pairs(x: torch.Tensor, *, tile: int, generator: torch.Generator | Non
     Args:
         x: [N, C, S, S] pixels on [0, 1].
         tile: Tile side (<= S // 3).
+        tile_jitter: Jitter each tile's brightness and contrast on its own
+            (`jitter_each_patch`) before it is pasted.
 
     Returns:
         (canvases [N, C, S, S], labels [N] indexing NEIGHBOUR_OFFSETS).
     """
     n, c, s, _ = x.shape
     tiles = cut_tiles(x, grid=3, tile=tile, generator=generator)         # [N, 9, C, t, t]
+    if tile_jitter:
+        tiles = jitter_each_patch(tiles, generator=generator)
 
     def randint(high: int) -> torch.Tensor:
         return torch.randint(0, high, (n,), generator=generator).to(x.device)
@@ -147,25 +151,29 @@ class RelativePositionTask(PretextTask):
     """Relative patch position, 8-way, with gaps and jitter.
 
     Parameters beyond Doersch et al.: `object_crop` lays the 3x3 layout on the object's
-    bounding square rather than on background; `patch_jitter` jitters each patch's
-    brightness and contrast (and greys RGB patches at random), Doersch's remedy for
-    chromatic aberration and other low-level shortcuts; `patch_scale` upsamples both
+    bounding square rather than on background; `patch_jitter` jitters each patch's (or
+    canvas tile's) brightness and contrast (and greys RGB patches at random), Doersch's
+    remedy for chromatic aberration and other low-level shortcuts; `patch_scale` upsamples both
     patches by that factor before the encoder, so that its last feature map is more than
     one cell, as on the whole images it is evaluated on; `canvas` shows the centre and
     the neighbour tile on one full-size canvas, the neighbour in a random cell
-    (`canvas_pairs`), so that the encoder learns at the scale it is evaluated at.
+    (`canvas_pairs`), so that the encoder learns at the scale it is evaluated at;
+    `cell_head` (with `canvas`) gives the head the canvas's features averaged per cell of
+    the 3x3 grid rather than globally, so the encoder need not write where a tile lies
+    into its features.
     """
 
     name = 'relative-position'
     #: patch 0: the largest patch whose layout fits the image (7 px at 28 px).
     defaults: dict[str, Any] = {'patch': 0, 'gap': 2, 'jitter': 1, 'hidden': 256,
                                 'object_crop': True, 'patch_jitter': False,
-                                'patch_scale': 1, 'canvas': True}
+                                'patch_scale': 1, 'canvas': True, 'cell_head': False}
 
     def build_model(self) -> nn.Module:
         if self.params['canvas']:
             return Classifier(self.build_encoder(), len(NEIGHBOUR_OFFSETS),
-                              int(self.params['hidden']))
+                              int(self.params['hidden']),
+                              cells=3 if self.params['cell_head'] else 0)
         return PairNet(self.build_encoder(), len(NEIGHBOUR_OFFSETS), int(self.params['hidden']))
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -174,7 +182,8 @@ class RelativePositionTask(PretextTask):
             x = crop_to_object(x)
         if self.params['canvas']:
             tile = int(self.params['patch']) or max(1, (x.shape[-1] // 3) * 7 // 9)
-            canvas, labels = canvas_pairs(x, tile=tile)
+            canvas, labels = canvas_pairs(x, tile=tile,
+                                          tile_jitter=bool(self.params['patch_jitter']))
             logits = model(self.normalize(canvas))
             return F.cross_entropy(logits, labels), {'acc': accuracy(logits, labels)}
         gap, jitter = int(self.params['gap']), int(self.params['jitter'])

@@ -35,15 +35,29 @@ def rotation_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Classifier(nn.Module):
-    """Encoder -> global pool -> MLP (or linear, hidden=0) -> class logits."""
+    """Encoder -> pool -> MLP (or linear, hidden=0) -> class logits.
 
-    def __init__(self, encoder: nn.Module, n_classes: int, hidden: int = 256) -> None:
+    Args:
+        encoder: The encoder.
+        n_classes: Number of logits.
+        hidden: MLP hidden width (0: a linear head).
+        cells: 0 pools the last feature map globally (`VisionEncoder.embed`); k > 0
+            averages it over a k x k grid of cells and the head sees all of them, so
+            where a feature is comes from the head's weights rather than from the
+            features (the puzzle pretexts, whose answer is a layout).
+    """
+
+    def __init__(self, encoder: nn.Module, n_classes: int, hidden: int = 256, *,
+                 cells: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
-        dim = encoder.out_dim
+        self.cells = int(cells)
+        dim = encoder.out_dim * max(1, self.cells) ** 2
         self.head = mlp(dim, hidden, n_classes) if hidden else nn.Linear(dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cells:
+            return self.head(F.adaptive_avg_pool2d(self.encoder(x), self.cells).flatten(1))
         return self.head(self.encoder.embed(x))
 
 

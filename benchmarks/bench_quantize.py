@@ -3,14 +3,16 @@
 Quantises a trained run (default: the demo's obstacle model, `make demo` first) with
 `ssl-robot export --quantize int8`'s code, calibrated on its training frames, and prints the
 float and int8 figures measured side by side; then the same for other onnxruntime
-quantisation settings (QDQ vs QOperator, per-channel vs per-tensor weights, uint8 vs int8
-activations, reduce_range, convolutions only), all timed interleaved with the float model
-in one loop; then a per-operator profile (onnxruntime's own profiler) of the float and the
-default int8 model, which says where an int8 frame's time goes; also onnxruntime vs
-torch eager per frame on one core (model only, preprocessed input), the issue's second
-speed goal.
+quantisation settings (which nodes stay float, QDQ vs QOperator, per-channel vs per-tensor
+weights, uint8 vs int8 activations, reduce_range, op types, calibration method,
+`quant_pre_process`) and session graph optimisation levels, all timed with the float model
+in one loop by `time_per_frame`, the export's own timing loop (so the default's figure in
+both loops must agree within their spread); then a per-operator profile (onnxruntime's own
+profiler) of the float and the default int8 model, which says where an int8 frame's time
+goes; also onnxruntime vs torch eager per frame on one core (model only, preprocessed
+input), the issue's second speed goal. A timing run: hold both CPU slots.
 
-    python benchmarks/bench_quantize.py [--run runs/demo/models/obstacle] [--repeats 300]
+    python benchmarks/bench_quantize.py [--run runs/demo/models/obstacle] [--repeats 1000]
 """
 from __future__ import annotations
 
@@ -51,14 +53,36 @@ def variants():
     """The quantisation settings compared (the first is `QuantSettings()`, the default)."""
     from ssl_robot.robot.quantize import QuantSettings
     return [QuantSettings(),
+            QuantSettings(float_first_conv=False, float_head=False),
+            QuantSettings(float_head=False),
+            QuantSettings(float_first_conv=False),
             QuantSettings(per_channel=False),
             QuantSettings(reduce_range=True),
             QuantSettings(activations='int8'),
-            QuantSettings(activations='int8', per_channel=False),
             QuantSettings(weights='uint8', per_channel=False),
             QuantSettings(op_types=('Conv',)),
             QuantSettings(quant_format='QOperator'),
-            QuantSettings(quant_format='QOperator', per_channel=False)]
+            QuantSettings(quant_format='QOperator', per_channel=False),
+            QuantSettings(calibration='Entropy'),
+            QuantSettings(calibration='Percentile'),
+            QuantSettings(preprocess=True)]
+
+
+#: Session graph optimisation levels compared (the inference core uses ORT_ENABLE_ALL).
+LEVELS = ('ORT_ENABLE_BASIC', 'ORT_ENABLE_EXTENDED')
+
+
+def _at_level(path: Path, level: str):
+    """The model at `path` in a 1-thread session at another graph optimisation level."""
+    import onnxruntime as ort
+
+    from ssl_robot.robot.quantize import _session
+    model = _session(path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    model.session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+    return model
 
 
 def operator_profile(path: Path, frame, runs: int, tmp: Path) -> dict:
@@ -102,7 +126,8 @@ def operator_profile(path: Path, frame, runs: int, tmp: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--run', type=Path, default=Path('runs/demo/models/obstacle'))
-    parser.add_argument('--repeats', type=int, default=300)
+    parser.add_argument('--repeats', type=int, default=1000,
+                        help='timed runs per model (time_per_frame)')
     parser.add_argument('--calibration-frames', type=int, default=256)
     parser.add_argument('--profile-runs', type=int, default=300)
     args = parser.parse_args()
@@ -110,24 +135,31 @@ def main() -> int:
         print(f'{args.run}: no trained run (run `make demo` first, or give --run)',
               file=sys.stderr)
         return 2
-    from ssl_robot.robot.quantize import ms_per_frame, quantize_run, QuantRun
+    from ssl_robot.robot.quantize import quantize_run, QuantRun, time_per_frame
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         report = quantize_run(args.run, tmp / 'int8.onnx', max_drop=1.0,
                               calibration_frames=args.calibration_frames, repeats=args.repeats)
-        # Every setting against the same float export, all timed in one interleaved loop.
+        # Every setting against the same float export, all timed in one loop.
         with QuantRun(args.run, calibration_frames=args.calibration_frames) as prepared:
             settings = variants()
-            models, metrics = [], []
+            models, metrics, names = [], [], []
             for k, s in enumerate(settings):
                 model, metric = prepared.quantize(s, tmp / f'variant_{k}.onnx')
                 models.append(model)
                 metrics.append(metric)
-            times = ms_per_frame([prepared.float_model, *models], prepared.frames[0],
-                                 args.repeats)
-            rows = [{'settings': s.label(), prepared.metric: m, 'drop': prepared.float_metric - m,
-                     'int8_ms': t, 'float_ms': times[0], 'speedup': times[0] / t}
-                    for s, m, t in zip(settings, metrics, times[1:])]
+                names.append(s.label())
+            for level in LEVELS:
+                models += [_at_level(prepared.float_path, level),
+                           _at_level(tmp / 'variant_0.onnx', level)]
+                metrics += [prepared.float_metric, metrics[0]]
+                names += [f'float32, session {level}', f'default int8, session {level}']
+            times = time_per_frame([prepared.float_model, *models], prepared.frames[0],
+                                   repeats=args.repeats)
+            rows = [{'settings': name, prepared.metric: m, 'drop': prepared.float_metric - m,
+                     'int8_ms': times.ms[k], 'float_ms': times.ms[0],
+                     'speedup': times.speedup(k), 'speedup_quartiles': times.quartiles(k)}
+                    for k, (name, m) in enumerate(zip(names, metrics), start=1)]
             x = prepared.float_model.preprocess(prepared.frames[0])
             profiles = {'float32': operator_profile(prepared.float_path, x, args.profile_runs,
                                                     tmp),
@@ -140,11 +172,14 @@ def main() -> int:
     print(f'{"model, 1 thread, batch 1":<26} {"ms/frame":>9} {report.metric:>10}')
     for name, ms, metric in rows_main:
         print(f'{name:<26} {ms:>9.3f} {"" if metric is None else f"{metric:.4f}":>10}')
-    print(f'\nquantisation settings (float32 {times[0]:.3f} ms/frame in the same loop)')
-    print(f'{"settings":<58} {"int8 ms":>8} {"vs float":>9} {report.metric:>8} {"drop":>8}')
+    print(f'\nquantisation settings (float32 {times.ms[0]:.3f} ms/frame in the same loop; '
+          'rounds: quartiles of the per-round speedup)')
+    print(f'{"settings":<72} {"ms":>6} {"vs float":>9} {"rounds":>10} {report.metric:>7} '
+          f'{"drop":>8}')
     for row in rows:
-        print(f'{row["settings"]:<58} {row["int8_ms"]:>8.3f} {row["speedup"]:>8.2f}x '
-              f'{row[prepared.metric]:>8.4f} {row["drop"]:>+8.4f}')
+        low, high = row['speedup_quartiles']
+        print(f'{row["settings"]:<72} {row["int8_ms"]:>6.3f} {row["speedup"]:>8.2f}x '
+              f'{low:>5.2f}-{high:.2f} {row[prepared.metric]:>7.4f} {row["drop"]:>+8.4f}')
     print('\nper-operator profile (onnxruntime profiler, median µs per run, 1 thread)')
     for name, prof in profiles.items():
         ops = ', '.join(f'{op} {us:.0f}' for op, us in prof['by_operator_us'].items())
@@ -154,8 +189,10 @@ def main() -> int:
         convs = [v['us'] for v in prof['by_node_us'].values()
                  if v['op'] in ('Conv', 'QLinearConv', 'FusedConv')]
         print(f'{name}: convolutions layer by layer (µs) {" ".join(f"{c:.0f}" for c in convs)}')
-    print(f'\nint8 vs float32: {report.speedup:.2f}x faster, {report.metric} drop '
-          f'{report.drop:+.4f}; onnxruntime float32 vs torch eager: '
+    low, high = report.speedup_quartiles
+    print(f'\nint8 vs float32 (default settings): {report.speedup:.2f}x in the export loop '
+          f'(rounds {low:.2f}-{high:.2f}x), {rows[0]["speedup"]:.2f}x in the settings loop; '
+          f'{report.metric} drop {report.drop:+.4f}; onnxruntime float32 vs torch eager: '
           f'{torch_ms / report.float_ms:.2f}x')
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / 'bench_quantize.json'

@@ -1,16 +1,17 @@
 """int8 models: onnxruntime static quantisation calibrated on the run's training frames.
 
 `quantize_run` exports the float model, quantises it (`QuantSettings`: by default QDQ, int8
-weights per channel, uint8 activations, every operator onnxruntime can quantise) with a
-calibration set drawn from the training split, and measures both on the held-out split
-in the same run: obstacle ROC-AUC (terrain: Spearman; TCN: cosine of the embeddings to
-the float ones) and the time per frame on one thread, float and int8 runs interleaved so
-that a busy machine slows both alike. A model whose metric drops by more than `max_drop`
-is refused (nothing is written). `benchmarks/bench_quantize.py` compares the settings.
+weights per channel, uint8 activations, MinMax calibration, the first convolution and the
+head after the last convolution kept in float, chosen by `benchmarks/bench_quantize.py`)
+with a calibration set drawn from the training split, and measures both on the held-out
+split in the same run: obstacle ROC-AUC (terrain: Spearman; TCN: cosine of the embeddings
+to the float ones) and the time per frame on one thread (`time_per_frame`, the one timing
+loop the export and the benchmark share). A model whose metric drops by more than
+`max_drop` is refused (nothing is written).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 from pathlib import Path
 import statistics
@@ -44,6 +45,7 @@ class QuantReport:
     calibration_frames: int
     eval_frames: int
     settings: str = ''
+    speedup_quartiles: tuple[float, float] = (float('nan'), float('nan'))
 
     @property
     def drop(self) -> float:
@@ -58,14 +60,16 @@ class QuantReport:
         return (f'int8: {self.metric} float {self.float_metric:.4f} int8 {self.int8_metric:.4f} '
                 f'(drop {self.drop:+.4f}) on {self.eval_frames} held-out frames; per frame '
                 f'float {self.float_ms:.3f} ms, int8 {self.int8_ms:.3f} ms '
-                f'({self.speedup:.2f}x), 1 thread; calibrated on {self.calibration_frames} '
-                f'training frames; {self.settings}')
+                f'({self.speedup:.2f}x; rounds {self.speedup_quartiles[0]:.2f}-'
+                f'{self.speedup_quartiles[1]:.2f}x), 1 thread; calibrated on '
+                f'{self.calibration_frames} training frames; {self.settings}')
 
     def as_dict(self) -> dict[str, Any]:
         return {'path': str(self.path), 'kind': self.kind, 'metric': self.metric,
                 'float': self.float_metric, 'int8': self.int8_metric, 'drop': self.drop,
                 'float_ms_per_frame': self.float_ms, 'int8_ms_per_frame': self.int8_ms,
-                'speedup': self.speedup, 'calibration_frames': self.calibration_frames,
+                'speedup': self.speedup, 'speedup_quartiles': list(self.speedup_quartiles),
+                'calibration_frames': self.calibration_frames,
                 'eval_frames': self.eval_frames, 'settings': self.settings}
 
 
@@ -86,6 +90,13 @@ class QuantSettings:
         weights: 'int8' or 'uint8' weights.
         reduce_range: 7-bit weights (avoids the u8 x s8 overflow of AVX2 kernels).
         op_types: Operators quantised (empty: every one onnxruntime can).
+        float_first_conv: Keep the first convolution in float (its 3 input channels make
+            it slower in int8 on AVX2 than in float).
+        float_head: Keep the nodes after the last convolution (pooling, MLP, sigmoid) in
+            float: tiny operators for which quantising costs more than it saves.
+        calibration: onnxruntime's calibration method: 'MinMax', 'Entropy' or 'Percentile'.
+        preprocess: Run onnxruntime's `quant_pre_process` (shape inference and graph
+            optimisation) on the float model first.
     """
 
     quant_format: str = 'QDQ'
@@ -94,31 +105,112 @@ class QuantSettings:
     weights: str = 'int8'
     reduce_range: bool = False
     op_types: tuple[str, ...] = ()
+    float_first_conv: bool = True
+    float_head: bool = True
+    calibration: str = 'MinMax'
+    preprocess: bool = False
 
     def label(self) -> str:
         ops = '+'.join(self.op_types) if self.op_types else 'all ops'
+        floats = [name for name, kept in (('first conv', self.float_first_conv),
+                                          ('head', self.float_head)) if kept]
         return (f'{self.quant_format} {"per-channel" if self.per_channel else "per-tensor"} '
                 f'a={self.activations} w={self.weights}'
-                f'{" reduce_range" if self.reduce_range else ""} {ops}')
+                f'{" reduce_range" if self.reduce_range else ""} {ops}'
+                f'{", float " + " + ".join(floats) if floats else ""}'
+                f'{", " + self.calibration if self.calibration != "MinMax" else ""}'
+                f'{", pre-processed" if self.preprocess else ""}')
 
 
-def ms_per_frame(models: Sequence[Any], frame: np.ndarray, repeats: int) -> list[float]:
-    """Median ms per frame of each model (batch 1), their runs interleaved.
+def float_nodes(proto: Any, *, first_conv: bool, head: bool) -> list[str]:
+    """Names of the nodes of a float model that `QuantSettings` keeps in float.
 
-    Runs alternate model by model, so that load from other processes on a shared machine
-    falls on all of them alike and their ratio stays meaningful.
+    Args:
+        proto: The float model (onnx.ModelProto; its nodes are in topological order).
+        first_conv: The first convolution.
+        head: Every node after the last convolution, except the activations right after
+            it (a quantised convolution absorbs them).
+    """
+    nodes = list(proto.graph.node)
+    convs = [k for k, node in enumerate(nodes) if node.op_type == 'Conv']
+    if not convs:
+        return []
+    names = [nodes[convs[0]].name] if first_conv else []
+    if head:
+        absorbed = set(nodes[convs[-1]].output)
+        for node in nodes[convs[-1] + 1:]:
+            if node.op_type in ('Relu', 'Clip') and absorbed & set(node.input):
+                absorbed |= set(node.output)
+            elif node.op_type != 'Constant':
+                names.append(node.name)
+    return [name for name in names if name]
+
+
+@dataclass
+class FrameTimes:
+    """Time per frame of models timed together (`time_per_frame`).
+
+    Attributes:
+        ms: Median ms per frame of each model over all its timed runs.
+        ratios: Per round, the first model's median over each model's (its speedup over
+            the first model), one list per model.
+    """
+
+    ms: list[float]
+    ratios: list[list[float]] = field(default_factory=list)
+
+    def speedup(self, k: int) -> float:
+        """How many times faster model `k` is than the first model (ratio of medians)."""
+        return self.ms[0] / self.ms[k]
+
+    def quartiles(self, k: int) -> tuple[float, float]:
+        """Lower and upper quartile of model `k`'s per-round speedup (its spread)."""
+        low, high = np.percentile(self.ratios[k], [25, 75])
+        return float(low), float(high)
+
+
+def time_per_frame(models: Sequence[Any], frame: np.ndarray, *, repeats: int = 1000,
+                   block: int = 25, warmup: int = 5) -> FrameTimes:
+    """Time per frame (batch 1) of models, their runs interleaved block by block.
+
+    The one timing loop of the int8 export and of `benchmarks/bench_quantize.py`. Each
+    round runs every model once for a block of `block` timed runs, after `warmup` untimed
+    ones (its weights back in the caches), in an order that rotates and reverses from round
+    to round; so load from other processes falls on all models alike, and a model's figure
+    does not depend on how many others are timed with it (a loop of single runs across
+    many models times each with caches the others emptied).
+
+    Args:
+        models: Objects with `preprocess(frame)` and `run(x)` (`OnnxRobotModel`).
+        frame: One uint8 RGB frame.
+        repeats: Timed runs per model (rounded up to whole blocks).
+        block: Timed runs per model and round.
+        warmup: Untimed runs before each block.
     """
     inputs = [model.preprocess(frame) for model in models]
-    for _ in range(10):
-        for model, x in zip(models, inputs):
-            model.run(x)
+    block = max(1, min(block, repeats))
+    rounds = -(-repeats // block)
     times: list[list[float]] = [[] for _ in models]
-    for _ in range(repeats):
-        for k, (model, x) in enumerate(zip(models, inputs)):
-            start = time.perf_counter()
-            model.run(x)
-            times[k].append(time.perf_counter() - start)
-    return [1e3 * statistics.median(t) for t in times]
+    medians: list[list[float]] = [[] for _ in models]
+    for r in range(rounds):
+        order = list(range(len(models)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        if r % 2:
+            order.reverse()
+        for k in order:
+            model, x = models[k], inputs[k]
+            for _ in range(warmup):
+                model.run(x)
+            block_times = []
+            for _ in range(block):
+                start = time.perf_counter()
+                model.run(x)
+                block_times.append(time.perf_counter() - start)
+            times[k] += block_times
+            medians[k].append(statistics.median(block_times))
+    ratios = [[first / own for first, own in zip(medians[0], medians[k])]
+              for k in range(len(models))]
+    return FrameTimes(ms=[1e3 * statistics.median(t) for t in times], ratios=ratios)
 
 
 def _outputs(model: Any, frames: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -208,18 +300,32 @@ class QuantRun:
             ExportError: When quantisation fails or the model outputs NaN/inf.
         """
         import onnx
-        from onnxruntime.quantization import QuantFormat, quantize_static, QuantType
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            quantize_static,
+            QuantType,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
         types = {'uint8': QuantType.QUInt8, 'int8': QuantType.QInt8}
         out = Path(out)
+        source = self.float_path
         try:
+            if settings.preprocess:
+                source = out.with_name(out.stem + '_preprocessed.onnx')
+                quant_pre_process(str(self.float_path), str(source))
+            excluded = float_nodes(onnx.load(str(source)), first_conv=settings.float_first_conv,
+                                   head=settings.float_head)
             quantize_static(
-                str(self.float_path), str(out),
+                str(source), str(out),
                 _Calibration(self.float_model, self.calibration),
                 quant_format=getattr(QuantFormat, settings.quant_format),
                 per_channel=settings.per_channel,
                 activation_type=types[settings.activations],
                 weight_type=types[settings.weights], reduce_range=settings.reduce_range,
-                op_types_to_quantize=list(settings.op_types) or None)
+                op_types_to_quantize=list(settings.op_types) or None,
+                nodes_to_exclude=excluded or None,
+                calibrate_method=getattr(CalibrationMethod, settings.calibration))
         except Exception as exc:  # onnxruntime's own error types
             raise ExportError(f'{self.path}: int8 quantisation failed: {exc}') from exc
         # The float model's metadata (what the inference node checks) travels along.
@@ -242,7 +348,7 @@ class QuantRun:
 
 def quantize_run(run: Path | str, out: Path | str, *, checkpoint: str = 'best.pt',
                  calibration_frames: int = CALIBRATION_FRAMES, max_drop: float = 0.005,
-                 repeats: int = 200, seed: int = 0,
+                 repeats: int = 1000, seed: int = 0,
                  settings: QuantSettings = QuantSettings()) -> QuantReport:
     """Export a run's model as int8 to `out`, measured against its float export.
 
@@ -252,7 +358,7 @@ def quantize_run(run: Path | str, out: Path | str, *, checkpoint: str = 'best.pt
         checkpoint: Checkpoint name in the run directory.
         calibration_frames: Training frames the activation ranges are calibrated on.
         max_drop: Largest drop of the held-out metric accepted (AUC / Spearman / cosine).
-        repeats: Timed runs per model (median reported).
+        repeats: Timed runs per model (`time_per_frame`; median reported).
         seed: Seed of the calibration draw.
         settings: How the model is quantised.
 
@@ -269,13 +375,14 @@ def quantize_run(run: Path | str, out: Path | str, *, checkpoint: str = 'best.pt
                       prefix='ssl_robot_quant_') as tmp:
         int8_tmp = Path(tmp) / 'int8.onnx'
         int8_model, int8_metric = prepared.quantize(settings, int8_tmp)
-        float_ms, int8_ms = ms_per_frame([prepared.float_model, int8_model],
-                                         prepared.frames[0], repeats)
+        times = time_per_frame([prepared.float_model, int8_model], prepared.frames[0],
+                               repeats=repeats)
         report = QuantReport(path=out, kind=prepared.kind, metric=prepared.metric,
                              float_metric=prepared.float_metric, int8_metric=int8_metric,
-                             float_ms=float_ms, int8_ms=int8_ms,
+                             float_ms=times.ms[0], int8_ms=times.ms[1],
                              calibration_frames=len(prepared.calibration),
-                             eval_frames=len(prepared.val_idx), settings=settings.label())
+                             eval_frames=len(prepared.val_idx), settings=settings.label(),
+                             speedup_quartiles=times.quartiles(1))
         if not report.drop <= max_drop:
             raise ExportError(f'{prepared.path}: int8 refused: {report.line()}; the drop '
                               f'exceeds {max_drop} (nothing written)')

@@ -18,8 +18,8 @@ Groups (`--only GROUP`, each a few minutes on one core):
   jigsaw-head, relative-position-head: the puzzle head on the globally averaged canvas
     features (default) against per-cell features (`cell_head`);
   relative-position-epochs: twice the training;
-  inpainting, moco: why they stay near random init + 9 (training length, holes, context
-    loss; view jitter, momentum);
+  inpainting, denoising, moco: why they stay near random init + 9 (training length,
+    holes, context loss, corruption; view jitter, momentum);
   simclr-views: SimCLR's views (colour jitter off on grey images, crop scale, stronger
     jitter) and temperature; simclr-schedule: its learning rate and epochs;
   encoder (SimCLR), encoder-rotation: a wider encoder against the default 16-32-64;
@@ -85,13 +85,14 @@ VARIANTS: tuple[tuple[str, str, str, dict[str, Any], dict[str, Any]], ...] = (
     ('relative-position-head', 'relative-position', 'head on per-cell features',
      {'cell_head': True}, {}),
     ('relative-position-epochs', 'relative-position', 'default, 12 epochs', {}, {}),
-    ('relative-position-epochs', 'relative-position', '24 epochs', {}, {'epochs': 24}),
     ('relative-position-epochs', 'relative-position', 'head on per-cell features, 24 epochs',
      {'cell_head': True}, {'epochs': 24}),
     ('inpainting', 'inpainting', 'default (one 14-px hole)', {}, {}),
     ('inpainting', 'inpainting', '8 epochs', {}, {'epochs': 8}),
     ('inpainting', 'inpainting', 'four 7-px holes', {'holes': 4, 'hole_fraction': 0.25}, {}),
     ('inpainting', 'inpainting', 'no context loss', {'outside_weight': 0.0}, {}),
+    ('denoising', 'denoising', 'default (noise 0.3, 25 % of the pixels dropped)', {}, {}),
+    ('denoising', 'denoising', '8 epochs', {}, {'epochs': 8}),
     ('moco', 'moco', 'default (jitter 0.4, momentum 0.99)', {}, {}),
     ('moco', 'moco', 'jitter 0.8', {'jitter': 0.8}, {}),
     ('moco', 'moco', 'jitter 0.8, momentum 0.95', {'jitter': 0.8, 'momentum': 0.95}, {}),
@@ -144,6 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     splits = fashion_mnist_splits(pool=b['pool'], n_val=b['n_val'], seed=seed)
     mean, std = pixel_stats(splits.train_x)
     rows: list[dict] = []
+    previous = json.loads(args.out.read_text()).get('rows', []) if args.out.exists() else []
+    kept = [r for r in previous if r.get('group') not in groups and r.get('group')
+            and r['group'] != 'baseline']
+
+    def write() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            'arguments': {**vars(args), 'only': groups},
+            'command': 'python benchmarks/eval_pretext_ablation.py ' + ' '.join(
+                argv if argv is not None else sys.argv[1:]),
+            'budget': 'small', 'seed': seed, 'label_fraction': pct,
+            'torch_threads': torch.get_num_threads(), 'rows': kept + rows},
+            indent=2, default=str))
 
     def record(group: str, pretext: str, variant: str, evaluations: dict[str, dict],
                seconds: float = 0.0, **extra: Any) -> None:
@@ -181,19 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             params={'widths': opts['widths'], 'mean': mean, 'std': std, **params},
             epochs=opts['epochs'], batch_size=b['batch_size'], lr=opts['lr'], seed=seed,
             progress=False)
-        record(group, pretext, variant, probe(model.encoder), time.monotonic() - t0,
+        train_s = time.monotonic() - t0
+        record(group, pretext, variant, probe(model.encoder), train_s,
                params=params, options=opts, loaded=loaded,
                task_params={k: v for k, v in task.params.items() if k not in ('mean', 'std')})
-    previous = json.loads(args.out.read_text()).get('rows', []) if args.out.exists() else []
-    kept = [r for r in previous if r.get('group') not in groups and r.get('group')
-            and r['group'] != 'baseline']
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        'arguments': {**vars(args), 'only': groups},
-        'command': 'python benchmarks/eval_pretext_ablation.py ' + ' '.join(
-            argv if argv is not None else sys.argv[1:]),
-        'budget': 'small', 'seed': seed, 'label_fraction': pct,
-        'torch_threads': torch.get_num_threads(), 'rows': kept + rows}, indent=2, default=str))
+        write()  # after every variant: a job cut short keeps what it measured
+    write()
     print(f'wrote {args.out}')
     return 0
 

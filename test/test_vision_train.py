@@ -330,3 +330,20 @@ def test_contrastive_pretext_tells_its_views_from_other_images(
     learned = matching(trained.encoder)
     assert untrained <= 0.25, untrained
     assert learned >= reach, (learned, untrained)
+
+
+def test_a_finished_run_is_reused_and_one_cut_short_trained_again(tmp_path: Path) -> None:
+    from ssl_robot.vision.training import train_or_load_pretext
+    images = t_shapes(64, 16)
+    kwargs = {'params': TINY, 'epochs': 1, 'batch_size': 32, 'progress': False}
+    _, _, loaded = train_or_load_pretext('rotation', images, tmp_path, **kwargs)
+    assert not loaded
+    _, _, loaded = train_or_load_pretext('rotation', images, tmp_path, **kwargs)
+    assert loaded
+    _, _, loaded = train_or_load_pretext('rotation', images, tmp_path,
+                                         **{**kwargs, 'epochs': 2})
+    assert not loaded  # other settings
+    (tmp_path / 'final_metrics.json').unlink()  # as a job killed before the end leaves it
+    _, _, loaded = train_or_load_pretext('rotation', images, tmp_path,
+                                         **{**kwargs, 'epochs': 2})
+    assert not loaded

@@ -33,15 +33,16 @@ def train_or_load_pretext(name: str, images: torch.Tensor, out_dir: Path | str, 
                           ) -> tuple[PretextTask, nn.Module, bool]:
     """Train pretext `name` on `images`, or load the matching run in `out_dir`.
 
-    A run matches when it was made with the same parameters, epochs, batch size, learning
-    rate and seed.
+    A run matches when it finished (its final_metrics.json is written last) and was made
+    with the same parameters, epochs, batch size, learning rate and seed; a run cut short
+    keeps a best.pt of fewer epochs, which is trained again.
 
     Returns:
         (task, trained model, whether it was loaded rather than trained).
     """
     task = build_pretext(name, images, params)
     best = Path(out_dir) / 'best.pt'
-    if best.exists() and not retrain:
+    if best.exists() and (best.parent / 'final_metrics.json').exists() and not retrain:
         from ssl_robot.train import load_checkpoint
         cfg = load_checkpoint(best)['config']
         if (cfg.get('task_params') == task.params and cfg.get('epochs') == epochs

@@ -30,6 +30,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / 'results'
 
 
+def _busy_cpu_seconds() -> float:
+    """CPU seconds every process on the machine has used since boot (/proc/stat)."""
+    fields = Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:]
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + ticks[4]                  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf('SC_CLK_TCK')
+
+
 def _torch_ms(run: Path, repeats: int) -> float:
     import torch
 
@@ -66,6 +74,50 @@ def variants():
             QuantSettings(calibration='Entropy'),
             QuantSettings(calibration='Percentile'),
             QuantSettings(preprocess=True)]
+
+
+def _single_run_loop(models, frame, repeats: int) -> list[float]:
+    """The timing loop the export and this benchmark used before `time_per_frame`.
+
+    One run of each model in turn, `repeats` times over (median ms per frame): with many
+    models, each run finds the caches filled by the others. Kept to show the difference.
+    """
+    inputs = [model.preprocess(frame) for model in models]
+    for _ in range(10):
+        for model, x in zip(models, inputs):
+            model.run(x)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(repeats):
+        for k, (model, x) in enumerate(zip(models, inputs)):
+            start = time.perf_counter()
+            model.run(x)
+            times[k].append(time.perf_counter() - start)
+    return [1e3 * statistics.median(t) for t in times]
+
+
+def loop_check(float_model, models, frame, repeats: int, trials: int = 3) -> dict:
+    """The default int8's speedup in the old and the new loop, timed with 2 models and 10.
+
+    The old loop's figure depends on how many models share it; `time_per_frame`'s must not.
+    The four loops take turns `trials` times (so a change of load falls on all of them);
+    the median of each loop's trials is kept.
+    """
+    from ssl_robot.robot.quantize import time_per_frame
+    sets = {'2': [float_model, models[0]], '10': [float_model, *models[:9]]}
+    loops = {'single-run': lambda m: _single_run_loop(m, frame, repeats // 3),
+             'time_per_frame': lambda m: time_per_frame(m, frame, repeats=repeats).ms}
+    trial_ms: dict[str, list[list[float]]] = defaultdict(list)
+    for _ in range(trials):
+        for loop, timing in loops.items():
+            for n, group in sets.items():
+                trial_ms[f'{loop} loop, {n} models'].append(timing(group)[:2])
+    out = {}
+    for name, figures in trial_ms.items():
+        ratios = [f / i for f, i in figures]
+        out[name] = {'float_ms': statistics.median(f for f, _ in figures),
+                     'int8_ms': statistics.median(i for _, i in figures),
+                     'speedup': statistics.median(ratios), 'trial_speedups': ratios}
+    return out
 
 
 #: Session graph optimisation levels compared (the inference core uses ORT_ENABLE_ALL).
@@ -136,6 +188,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
     from ssl_robot.robot.quantize import quantize_run, QuantRun, time_per_frame
+    wall, busy, own = time.perf_counter(), _busy_cpu_seconds(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         report = quantize_run(args.run, tmp / 'int8.onnx', max_drop=1.0,
@@ -160,12 +213,17 @@ def main() -> int:
                      'int8_ms': times.ms[k], 'float_ms': times.ms[0],
                      'speedup': times.speedup(k), 'speedup_quartiles': times.quartiles(k)}
                     for k, (name, m) in enumerate(zip(names, metrics), start=1)]
+            loops = loop_check(prepared.float_model, models, prepared.frames[0], args.repeats)
             x = prepared.float_model.preprocess(prepared.frames[0])
             profiles = {'float32': operator_profile(prepared.float_path, x, args.profile_runs,
                                                     tmp),
                         f'int8 ({settings[0].label()})': operator_profile(
                             tmp / 'variant_0.onnx', x, args.profile_runs, tmp)}
     torch_ms = _torch_ms(args.run, args.repeats)
+    # How busy the rest of the machine was meanwhile (int8's gain shrinks when the other
+    # core is busy): CPU used by other processes, in cores, averaged over the run.
+    wall = time.perf_counter() - wall
+    others = max(0.0, (_busy_cpu_seconds() - busy) - (time.process_time() - own)) / wall
     rows_main = [('torch eager (float32)', torch_ms, None),
                  ('onnxruntime float32', report.float_ms, report.float_metric),
                  ('onnxruntime int8', report.int8_ms, report.int8_metric)]
@@ -180,6 +238,11 @@ def main() -> int:
         low, high = row['speedup_quartiles']
         print(f'{row["settings"]:<72} {row["int8_ms"]:>6.3f} {row["speedup"]:>8.2f}x '
               f'{low:>5.2f}-{high:.2f} {row[prepared.metric]:>7.4f} {row["drop"]:>+8.4f}')
+    print('\nthe default int8 vs float32 in the old single-run loop and in time_per_frame')
+    for name, figures in loops.items():
+        print(f'  {name:<32} float {figures["float_ms"]:.3f} ms, int8 {figures["int8_ms"]:.3f} '
+              f'ms: {figures["speedup"]:.2f}x (trials '
+              f'{" ".join(f"{r:.2f}" for r in figures["trial_speedups"])})')
     print('\nper-operator profile (onnxruntime profiler, median µs per run, 1 thread)')
     for name, prof in profiles.items():
         ops = ', '.join(f'{op} {us:.0f}' for op, us in prof['by_operator_us'].items())
@@ -193,14 +256,17 @@ def main() -> int:
     print(f'\nint8 vs float32 (default settings): {report.speedup:.2f}x in the export loop '
           f'(rounds {low:.2f}-{high:.2f}x), {rows[0]["speedup"]:.2f}x in the settings loop; '
           f'{report.metric} drop {report.drop:+.4f}; onnxruntime float32 vs torch eager: '
-          f'{torch_ms / report.float_ms:.2f}x')
+          f'{torch_ms / report.float_ms:.2f}x; other processes used {others:.2f} cores '
+          f'meanwhile')
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / 'bench_quantize.json'
     out.write_text(json.dumps({'arguments': {k: str(v) for k, v in vars(args).items()},
                                'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
+                               'other_processes_cores': others, 'wall_s': wall,
                                'quantization': report.as_dict(), 'torch_eager_ms': torch_ms,
                                'onnxruntime_vs_torch': torch_ms / report.float_ms,
-                               'settings_compared': rows, 'operator_profiles': profiles},
+                               'settings_compared': rows, 'loop_check': loops,
+                               'operator_profiles': profiles},
                               indent=2) + '\n')
     print(f'wrote {out}')
     return 0

@@ -13,6 +13,7 @@ goes; also onnxruntime vs torch eager per frame on one core (model only, preproc
 input), the issue's second speed goal. A timing run: hold both CPU slots.
 
     python benchmarks/bench_quantize.py [--run runs/demo/models/obstacle] [--repeats 1000]
+        [--out benchmarks/results/bench_quantize.json]
 """
 from __future__ import annotations
 
@@ -182,6 +183,8 @@ def main() -> int:
                         help='timed runs per model (time_per_frame)')
     parser.add_argument('--calibration-frames', type=int, default=256)
     parser.add_argument('--profile-runs', type=int, default=300)
+    parser.add_argument('--out', type=Path, default=RESULTS / 'bench_quantize.json',
+                        help='JSON result (benchmarks/results/bench_quantize.json)')
     args = parser.parse_args()
     if not (args.run / 'best.pt').exists():
         print(f'{args.run}: no trained run (run `make demo` first, or give --run)',
@@ -258,8 +261,8 @@ def main() -> int:
           f'{report.metric} drop {report.drop:+.4f}; onnxruntime float32 vs torch eager: '
           f'{torch_ms / report.float_ms:.2f}x; other processes used {others:.2f} cores '
           f'meanwhile')
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / 'bench_quantize.json'
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({'arguments': {k: str(v) for k, v in vars(args).items()},
                                'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
                                'other_processes_cores': others, 'wall_s': wall,

@@ -67,7 +67,10 @@ REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting', False)
 #: same seed on the same test frames (paired block-bootstrap CI of the AUC difference).
 #: The obstacle task's settings before this comparison (every variant starts from them,
 #: so a cached run keeps its meaning when the task's defaults change).
-BEFORE = {'label_completion': False, 'jitter': 0.2, 'grayscale_p': 0.0, 'blur_p': 0.0}
+BEFORE = {'label_completion': False, 'jitter': 0.2, 'grayscale_p': 0.0, 'blur_p': 0.0,
+          'readout': 'mean'}
+#: The obstacle head reading a 3x4 grid of the feature map instead of its global mean.
+GRID = {'readout': 'grid'}
 #: Photometric augmentation tried: stronger colour jitter, grey and blurred frames.
 PHOTOMETRIC = {'jitter': 0.4, 'grayscale_p': 0.2, 'blur_p': 0.3}
 COMPLETION = {'label_completion': True}
@@ -88,7 +91,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                         'label_weighting': True},
     'completion_photometric_consistency': {**BEFORE, **COMPLETION, **PHOTOMETRIC,
                                            'state_consistency': 0.3},
+    'completion_grid': {**BEFORE, **COMPLETION, **GRID},
+    # The trainer's step size and batch (defaults lr 1e-3, batch 64, no warm-up).
+    'completion_lr3e3': {**BEFORE, **COMPLETION, 'lr': 3e-3, 'warmup_steps': 30},
+    'completion_bs32': {**BEFORE, **COMPLETION, 'batch_size': 32},
+    'completion_lr3e3_bs32': {**BEFORE, **COMPLETION, 'lr': 3e-3, 'warmup_steps': 30,
+                              'batch_size': 32},
+    # Trained on the simulator's truth: how much of a gap is the network's, not the labels'.
+    'truth_labels': {**BEFORE, 'labels': 'truth'},
+    'truth_labels_grid': {**BEFORE, 'labels': 'truth', **GRID},
+    'completion_photometric_grid': {**BEFORE, **COMPLETION, **PHOTOMETRIC, **GRID},
 }
+
+
+#: Keys of a variant that are trainer settings (`TrainConfig`), not task parameters.
+TRAINER_KEYS = ('lr', 'batch_size', 'warmup_steps', 'weight_decay')
 
 
 #: Labelling settings: the package's (config/robot.yaml) and Nava et al.'s released code's
@@ -192,6 +209,8 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
     for name in names:
         extra = dict(VARIANTS[name])
         epochs = int(extra.pop('epochs', args.epochs))
+        # Trainer settings of a variant (the rest are the obstacle task's parameters).
+        trainer = {k: extra.pop(k) for k in TRAINER_KEYS if k in extra}
         if extra.get('init_from') == 'tcn' and not args.cached_only:
             extra['init_from'] = str(train_tcn(args))
         for seed in args.seeds:
@@ -205,7 +224,7 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
             task = build_task('obstacle', {
                 'dataset': str(CACHE / f'data_train{tag(args)}'), **extra})
             config = TrainConfig(out_dir=str(out), task='obstacle', task_params=task.params,
-                                 epochs=epochs, progress=False, seed=seed)
+                                 epochs=epochs, progress=False, seed=seed, **trainer)
             t0 = time.monotonic()
             Trainer(task, config).fit()
             print(f'{out.name}: trained in {time.monotonic() - t0:.0f} s', flush=True)

@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ssl_robot.robot import build_task  # noqa: E402
+from ssl_robot.robot import tasks as tasks_module  # noqa: E402
 from ssl_robot.train import TrainConfig, Trainer  # noqa: E402
 
 from robot_data import write_synthetic_dataset  # noqa: E402
@@ -159,7 +160,7 @@ def test_workers_give_the_same_run_as_the_main_process(tmp_path: Path, dataset: 
 
 @pytest.mark.parametrize('task_name', ['obstacle', 'terrain'])
 def test_frames_resized_in_the_data_loading_give_the_model_input_of_the_step(
-        dataset: Path, task_name: str) -> None:
+        dataset: Path, task_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """`FrameItems(input_hw=)` moves the resize out of the step, not changing its result."""
     task = build_task(task_name, {'dataset': str(dataset), **TINY})
     train, _ = task.datasets()
@@ -170,8 +171,17 @@ def test_frames_resized_in_the_data_loading_give_the_model_input_of_the_step(
     whole = task.collate(train.__getitems__(rows))
     assert resized['frames'].shape == (8, 3, 24, 32) and whole['frames'].dtype == torch.uint8
     model = task.build_model().eval()
-    torch.testing.assert_close(task.images(model, resized['frames'], None),
-                               task.images(model, whole['frames'], None))
+    x_resized, x_whole = (task.images(model, b['frames'], None) for b in (resized, whole))
+    assert torch.equal(x_resized, x_whole)
+    # The same memory layout too (channels last, as the permuted whole frames): the
+    # convolutions take another, slower path on the CPU otherwise.
+    assert x_resized.stride() == x_whole.stride()
+    torch.testing.assert_close(model(x_resized), model(x_whole), rtol=0, atol=0)
+    # Resized a chunk of frames per call or all at once: the same values.
+    for chunk_bytes in (1, 1 << 40):
+        monkeypatch.setattr(tasks_module, 'RESIZE_CHUNK_BYTES', chunk_bytes)
+        train.input_hw = (24, 32)
+        assert torch.equal(task.collate(train.__getitems__(rows))['frames'], resized['frames'])
     for key in whole:
         if key != 'frames':
             assert torch.equal(torch.nan_to_num(resized[key]), torch.nan_to_num(whole[key]))

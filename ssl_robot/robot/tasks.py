@@ -63,6 +63,24 @@ def open_dataset(path: str) -> Any:
         raise TrainError(str(exc)) from exc
 
 
+#: Full-size float bytes of the frames resized in one call (`resized_frames`): the fewest
+#: calls that stay in the CPU caches (benchmarks/bench_trainer.py --demo-stages).
+RESIZE_CHUNK_BYTES = 2 << 20
+
+
+def resized_frames(frames: np.ndarray, rows: np.ndarray, input_hw: Sequence[int]) -> torch.Tensor:
+    """Rows `rows` of uint8 NHWC `frames` area-resized to `input_hw`, float NCHW in 0..1.
+
+    What `RobotTask.images` makes of the stacked whole frames, the same values: the rows
+    are copied out at once and resized a chunk of frames per call (`RESIZE_CHUNK_BYTES`),
+    not one call per frame (at 128x96, 19 against 9 ms a batch of 64 on 2 threads).
+    """
+    chunk = max(1, RESIZE_CHUNK_BYTES // (4 * int(np.prod(frames.shape[1:]))))
+    parts = [resize(torch.from_numpy(frames[rows[s:s + chunk]]).permute(0, 3, 1, 2).float()
+                    .div_(255.0), input_hw) for s in range(0, len(rows), chunk)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 class FrameItems(Dataset):
     """Frames of the given indices with the named label arrays, as torch tensors.
 
@@ -95,20 +113,19 @@ class FrameItems(Dataset):
         per batch: indexing an `np.memmap` row by row cost ~10 us of bookkeeping per row
         and field, most of the step's wait for data (benchmarks/bench_trainer.py --data).
         """
-        rows = self.indices[np.asarray(items, np.int64)].tolist()
+        rows = self.indices[np.asarray(items, np.int64)]
         names = ('frames', *self.fields)
         sources = [np.asarray(self.arrays[name] if name in self.arrays
                               else getattr(self.data, name)) for name in names]
         resized = self.input_hw is not None and sources[0].shape[1:3] != self.input_hw
         first = 1 if resized else 0  # frames apart when resized
+        frames = resized_frames(sources[0], rows, self.input_hw) if resized else None
         batch = []
-        for j in rows:
+        for k, j in enumerate(rows.tolist()):
             item = {name: torch.from_numpy(np.array(source[j]))  # a scalar row too
                     for name, source in zip(names[first:], sources[first:])}
-            if resized:  # float straight from the mapped uint8 rows, no uint8 copy first
-                frame = torch.from_numpy(sources[0][j].astype(np.float32))
-                item['frames'] = resize(frame.permute(2, 0, 1)[None].div_(255.0),
-                                        self.input_hw)[0]
+            if frames is not None:
+                item['frames'] = frames[k]
             if self.with_row:
                 item['row'] = torch.tensor(j)
             batch.append(item)
@@ -189,8 +206,9 @@ class RobotTask(Task):
         spec = self.model_spec()
         if frames.dtype == torch.uint8:
             x = frames.permute(0, 3, 1, 2).float().div_(255.0)
-        else:
-            x = frames
+        else:  # in the channels-last layout the permuted whole frames have (the faster
+            # convolutions on the CPU, and the same numbers as the step's own resize)
+            x = frames.contiguous(memory_format=torch.channels_last)
         x = resize(x, spec['input_hw'])
         if model.training:
             if flip is not None and flip.any():

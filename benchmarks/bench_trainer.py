@@ -13,16 +13,27 @@
    (the trainer's own `data_wait_fraction`, epochs after the first), and the time to
    fetch one batch in the main process the way `FrameItems` did it before and does now.
 
+3. The demo's stages (`--demo-stages --old-tree DIR`): the commands `make demo` runs
+   (`ssl-robot sim` of one world, `ssl-robot label` of it, `ssl-robot train` of the
+   obstacle, terrain and TCN tasks on the demo's dataset), each run by an older source
+   tree (e.g. `git archive 32d0aaa | tar -x -C DIR`) and by this checkout, interleaved,
+   in the same venv and on the same data; wall seconds per command, epoch seconds and
+   data-wait fraction of each training; with `--demo-data-640` the data-wait fraction of
+   this checkout at 640x480 (the `--data` dataset, in --data-dir) with 0 and 2 workers. Writes
+   benchmarks/results/bench_trainer_demo_stages.json (the other modes are not run).
+
 Usage: python benchmarks/bench_trainer.py [--steps 60] [--batch-size 64] [--data]
-    [--data-dir DIR]
+    [--data-dir DIR] [--demo-stages --old-tree DIR [--demo-dataset runs/demo/data/worlds]]
 Writes benchmarks/results/bench_trainer.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -262,6 +273,102 @@ def data_loading(args: argparse.Namespace) -> dict[str, object]:
     return report
 
 
+def _timed(tree: Path, *command: object) -> float:
+    """Wall seconds of `ssl-robot COMMAND` run from the source tree `tree`."""
+    env = {**os.environ, 'PYTHONPATH': str(tree)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, '-m', 'ssl_robot.cli', *map(str, command)], env=env,
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f'{command[0]} from {tree} failed:\n{done.stderr[-2000:]}')
+    return seconds
+
+
+def _epochs(run: Path) -> list[dict[str, float]]:
+    """Seconds and data-wait fraction of each epoch of a training run (its metrics.csv)."""
+    lines = (run / 'metrics.csv').read_text().split()
+    head = lines[0].split(',')
+    return [{'seconds': float(row[head.index('seconds')]),
+             'data_wait_fraction': float(row[head.index('data_wait_fraction')])}
+            for row in (line.split(',') for line in lines[1:])]
+
+
+def demo_stages(args: argparse.Namespace) -> dict[str, Any]:
+    """The demo's commands from an older tree and from this checkout (see the docstring)."""
+    trees = {'old': Path(args.old_tree).resolve(), 'new': REPO}
+    rows: list[dict[str, Any]] = []
+    load = {'start': os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix='bench_demo_stages_') as tmp:
+        for repeat in range(args.demo_repeats):
+            for name, tree in trees.items():  # interleaved: machine load hits both alike
+                bag, data = Path(tmp) / f'{name}_bag', Path(tmp) / f'{name}_data'
+                shutil.rmtree(bag, ignore_errors=True)
+                shutil.rmtree(data, ignore_errors=True)
+                stage = {'tree': name, 'repeat': repeat}
+                stage['simulate'] = _timed(tree, 'sim', '--seed', 2, '--duration',
+                                           args.demo_sim_seconds, '--out', bag,
+                                           '--camera-rate', 10)
+                stage['label'] = _timed(tree, 'label', bag, '--out', data)
+                for task in args.demo_tasks:
+                    run = Path(tmp) / f'{name}_{task}'
+                    shutil.rmtree(run, ignore_errors=True)
+                    stage[f'train {task}'] = _timed(
+                        tree, 'train', '--task', task, '--dataset', args.demo_dataset,
+                        '--out', run, '--epochs', args.demo_epochs)
+                    stage[f'train {task} epochs'] = _epochs(run)
+                rows.append(stage)
+                print(f'{name} (repeat {repeat}): ' + ', '.join(
+                    f'{k} {v:.1f} s' for k, v in stage.items() if isinstance(v, float)),
+                    flush=True)
+        wait_640 = []
+        if args.demo_data_640:
+            dataset = Path(args.data_dir or tmp) / 'ds_640x480_4x30s_10hz'
+            if not (dataset / 'meta.json').exists():
+                build_dataset(dataset, worlds=4, seconds=30.0, width=640, height=480,
+                              camera_rate_hz=10.0)
+            for task in args.demo_640_tasks:
+                for workers in (0, 2):
+                    run = Path(tmp) / f'640_{task}_{workers}'
+                    _timed(REPO, 'train', '--task', task, '--dataset', dataset, '--out', run,
+                           '--epochs', args.demo_epochs, '--num-workers', workers)
+                    later = _epochs(run)[1:]
+                    wait = sum(e['seconds'] * e['data_wait_fraction'] for e in later)
+                    seconds = sum(e['seconds'] for e in later)
+                    wait_640.append({'task': task, 'workers': workers,
+                                     'epoch_seconds': seconds / len(later),
+                                     'data_wait_fraction': wait / seconds})
+    load['end'] = os.getloadavg()[0]
+    stages = [k for k, v in rows[0].items() if isinstance(v, float)]
+    summary = {}
+    print(f'\n{"stage":<20}{"old s":>8}{"new s":>8}{"new/old":>9}   (min over repeats)')
+    for stage in stages:
+        old = min(r[stage] for r in rows if r['tree'] == 'old')
+        new = min(r[stage] for r in rows if r['tree'] == 'new')
+        summary[stage] = {'old_s': old, 'new_s': new, 'ratio': new / old}
+        print(f'{stage:<20}{old:8.1f}{new:8.1f}{new / old:9.2f}')
+    waits = {}
+    print(f'\n{"training (128x96)":<20}{"tree":>5}{"epoch s":>9}{"data wait":>11}'
+          '   (epochs after the first, mean over repeats)')
+    for task in args.demo_tasks:
+        for name in trees:
+            later = [e for r in rows if r['tree'] == name for e in r[f'train {task} epochs'][1:]]
+            if not later:
+                continue
+            seconds = sum(e['seconds'] for e in later)
+            wait = sum(e['seconds'] * e['data_wait_fraction'] for e in later) / seconds
+            waits[f'{task} {name}'] = {'epoch_seconds': seconds / len(later),
+                                       'data_wait_fraction': wait}
+            print(f'{task:<20}{name:>5}{seconds / len(later):9.2f}{100 * wait:10.1f}%')
+    for row in wait_640:
+        print(f'640x480 {row["task"]:<12}  new, {row["workers"]} workers: epoch '
+              f'{row["epoch_seconds"]:.2f} s, data wait {100 * row["data_wait_fraction"]:.1f}%')
+    print(f'load average (1 min): {load["start"]:.2f} at the start, {load["end"]:.2f} at the end')
+    return {'arguments': vars(args), 'old_tree': str(trees['old']), 'summary': summary,
+            'training_128x96': waits, 'data_wait_640x480': wait_640, 'runs': rows,
+            'load_average': load, 'threads': "torch default (the demo's)"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--steps', type=int, default=60)
@@ -279,7 +386,27 @@ def main() -> int:
                         help='camera rate of the simulated bags (Hz)')
     parser.add_argument('--data-dir', help='keep the datasets here (built when missing), so '
                         'a timed run does not include building them')
+    parser.add_argument('--demo-stages', action='store_true',
+                        help="time the demo's commands from --old-tree and from this checkout")
+    parser.add_argument('--old-tree', help='an older source tree (git archive COMMIT | tar -x)')
+    parser.add_argument('--demo-dataset', default=str(REPO / 'runs' / 'demo' / 'data' / 'worlds'),
+                        help="the labelled dataset the trainings use (the demo's)")
+    parser.add_argument('--demo-tasks', nargs='+', default=['obstacle', 'terrain', 'tcn'])
+    parser.add_argument('--demo-epochs', type=int, default=2)
+    parser.add_argument('--demo-sim-seconds', type=float, default=30.0)
+    parser.add_argument('--demo-repeats', type=int, default=1)
+    parser.add_argument('--demo-data-640', action='store_true',
+                        help='also the data-wait fraction at 640x480 (this checkout)')
+    parser.add_argument('--demo-640-tasks', nargs='+', default=['obstacle'])
     args = parser.parse_args()
+    if args.demo_stages:
+        if not args.old_tree:
+            parser.error('--demo-stages needs --old-tree')
+        result = demo_stages(args)
+        out = REPO / 'benchmarks' / 'results' / 'bench_trainer_demo_stages.json'
+        out.write_text(json.dumps(result, indent=2))
+        print(f'wrote {out}')
+        return 0
     torch.set_num_threads(1)
     data = make_data(args.steps * args.batch_size)
     rows = {'plain_torch': [], 'shared_trainer': []}

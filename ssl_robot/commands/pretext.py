@@ -66,8 +66,10 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument('--tasks', nargs='+', choices=PRETEXT_NAMES, default=list(PRETEXT_NAMES),
                    help='pretexts to evaluate (all)')
     e.add_argument('--budget', choices=('tiny', 'small', 'full'), default='small',
-                   help='small: 8-13 min on 2 CPU cores with every task and baseline '
-                        '(490-768 s measured, benchmarks/results/pretext_eval_seeds.json); '
+                   help='small: 13-17 min on 2 CPU cores with every task and baseline '
+                        '(678-744 s per seed measured with rotation, SimCLR and denoising '
+                        'reused, which train in ~200 s; '
+                        'benchmarks/results/pretext_eval_seeds_cell_head.json); '
                         'full: the whole train set, longer; '
                         'tiny: a smoke test of the run in seconds (not a measurement)')
     e.add_argument('--out', default='runs/pretext-eval', help='output directory')

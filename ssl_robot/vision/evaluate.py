@@ -44,7 +44,7 @@ PCA_COMPONENTS = (16, 32, 64, 128)
 #: The baselines every pretext is measured against, in table order.
 BASELINES = ('raw-pixels', 'pca', 'random-init')
 
-#: Run sizes. `small` finishes all seven pretexts in about ten minutes on two CPU cores.
+#: Run sizes. `small` finishes all seven pretexts in about 15 minutes on two CPU cores.
 #: `pool` and `n_val` apply to Fashion-MNIST; a folder is split by fractions.
 BUDGETS: dict[str, dict[str, Any]] = {
     'small': {

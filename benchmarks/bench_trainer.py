@@ -366,7 +366,8 @@ def demo_stages(args: argparse.Namespace) -> dict[str, Any]:
     print(f'load average (1 min): {load["start"]:.2f} at the start, {load["end"]:.2f} at the end')
     return {'arguments': vars(args), 'old_tree': str(trees['old']), 'summary': summary,
             'training_128x96': waits, 'data_wait_640x480': wait_640, 'runs': rows,
-            'load_average': load, 'threads': "torch default (the demo's)"}
+            'load_average': load, 'torch_threads': torch.get_num_threads(),
+            'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '')}
 
 
 def main() -> int:
@@ -398,12 +399,14 @@ def main() -> int:
     parser.add_argument('--demo-data-640', action='store_true',
                         help='also the data-wait fraction at 640x480 (this checkout)')
     parser.add_argument('--demo-640-tasks', nargs='+', default=['obstacle'])
+    parser.add_argument('--demo-out', default=str(
+        REPO / 'benchmarks' / 'results' / 'bench_trainer_demo_stages.json'))
     args = parser.parse_args()
     if args.demo_stages:
         if not args.old_tree:
             parser.error('--demo-stages needs --old-tree')
         result = demo_stages(args)
-        out = REPO / 'benchmarks' / 'results' / 'bench_trainer_demo_stages.json'
+        out = Path(args.demo_out)
         out.write_text(json.dumps(result, indent=2))
         print(f'wrote {out}')
         return 0

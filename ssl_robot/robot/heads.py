@@ -5,8 +5,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-#: How `ObstacleHead` pools the feature map.
+#: How `ObstacleHead` pools the feature map, and the cells of its 'grid' readout.
 READOUTS = ('mean', 'grid')
+READOUT_GRID = (3, 4)
 
 
 def grid_mean(feats: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -42,7 +43,7 @@ class ObstacleHead(nn.Module):
     """
 
     def __init__(self, in_ch: int, n_distances: int, n_sensors: int, hidden: int = 64, *,
-                 readout: str = 'mean', grid: tuple[int, int] = (3, 4)) -> None:
+                 readout: str = 'mean', grid: tuple[int, int] = READOUT_GRID) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f'unknown obstacle readout {readout!r} (known: '

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ssl_robot.robot.encoder import ConvEncoder
-from ssl_robot.robot.heads import EmbeddingHead, ObstacleHead, TerrainHead
+from ssl_robot.robot.heads import EmbeddingHead, ObstacleHead, READOUT_GRID, TerrainHead
 from ssl_robot.robot.transforms import DEFAULT_MEAN, DEFAULT_STD
 
 #: Model kinds and the ONNX output names of each (the export wrappers' outputs); a
@@ -71,7 +71,7 @@ class RobotNet(nn.Module):
             # Specs saved before the readout existed pooled globally.
             self.head = ObstacleHead(ch, len(spec['distances_m']), len(spec['sensors']),
                                      readout=str(spec.get('readout', 'mean')),
-                                     grid=tuple(spec.get('readout_grid', (3, 4))))
+                                     grid=tuple(spec.get('readout_grid', READOUT_GRID)))
         elif kind == 'collision':
             self.head = ObstacleHead(ch, 1, 1)  # one logit: collision within the horizon
         elif kind == 'terrain':
@@ -151,7 +151,7 @@ def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
     }
     if kind == 'obstacle':
         spec.update(distances_m=[0.0, 0.1, 0.2], sensors=['left', 'center', 'right'],
-                    readout='mean', readout_grid=[3, 4])
+                    readout='mean', readout_grid=list(READOUT_GRID))
     elif kind == 'terrain':
         spec.update(grid=[4, 4], target_mean=0.0, target_std=1.0, descriptor_names=[],
                     descriptor_mean=[], descriptor_std=[], descriptor_layout={},

@@ -25,6 +25,7 @@ from ssl_robot.metrics import (
     spearman,
     temporal_retrieval_accuracy,
 )
+from ssl_robot.robot.heads import READOUT_GRID
 from ssl_robot.robot.losses import (
     masked_bce_with_logits,
     masked_cross_entropy,
@@ -281,7 +282,7 @@ class ObstacleTask(RobotTask):
                 'weight_drift_s': 5.0, 'state_consistency': 0.0, 'consistency_tolerance_s': 0.1,
                 'label_completion': 'auto', 'completion_sensor': 'center',
                 'completion_margin_m': 0.0, 'grayscale_p': 0.0, 'blur_p': 0.0,
-                'readout': 'mean', 'readout_grid': [3, 4]}
+                'readout': 'mean', 'readout_grid': list(READOUT_GRID)}
 
     def _prepare(self) -> None:
         super()._prepare()

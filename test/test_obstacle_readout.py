@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import sys
 
 import numpy as np
 import pytest
@@ -9,8 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from ssl_robot.inference import OnnxRobotModel
+from ssl_robot.robot import build_task
 from ssl_robot.robot.heads import grid_mean, ObstacleHead
 from ssl_robot.robot.nets import build_robot_model, default_spec, export_robot_onnx
+from ssl_robot.train import TrainError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from robot_data import write_synthetic_dataset  # noqa: E402
 
 
 @pytest.mark.parametrize('hw', [(3, 4), (3, 3), (6, 8), (2, 5), (5, 7)])
@@ -54,3 +60,15 @@ def test_grid_readout_exports_at_sizes_the_grid_does_not_divide(tmp_path: Path) 
     frames = np.random.default_rng(1).integers(0, 255, (2, 36, 48, 3), dtype=np.uint8)
     got = core.run(core.preprocess(frames))
     assert got.shape == (2, 2, 2) and ((got >= 0) & (got <= 1)).all()
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'readout': 'max'}, 'readout must be one of mean, grid'),
+    ({'readout': 'grid', 'readout_grid': [3]}, 'readout_grid must be'),
+    ({'readout': 'grid', 'readout_grid': [0, 4]}, 'readout_grid must be'),
+])
+def test_a_bad_readout_is_a_clear_training_error(tmp_path: Path, params: dict,
+                                                 message: str) -> None:
+    data = write_synthetic_dataset(tmp_path / 'ds', n_bags=2, frames_per_bag=10)
+    with pytest.raises(TrainError, match=message):
+        build_task('obstacle', {'dataset': str(data), **params})

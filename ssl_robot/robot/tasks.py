@@ -25,7 +25,7 @@ from ssl_robot.metrics import (
     spearman,
     temporal_retrieval_accuracy,
 )
-from ssl_robot.robot.heads import READOUT_GRID
+from ssl_robot.robot.heads import READOUT_GRID, READOUTS
 from ssl_robot.robot.losses import (
     masked_bce_with_logits,
     masked_cross_entropy,
@@ -286,6 +286,14 @@ class ObstacleTask(RobotTask):
 
     def _prepare(self) -> None:
         super()._prepare()
+        if self.params['readout'] not in READOUTS:
+            raise TrainError(f'readout must be one of {", ".join(READOUTS)}, not '
+                             f'{self.params["readout"]!r}')
+        grid = self.params['readout_grid']
+        if not (isinstance(grid, (list, tuple)) and len(grid) == 2
+                and all(isinstance(v, int) and v >= 1 for v in grid)):
+            raise TrainError(f'readout_grid must be [rows, columns] of positive integers, '
+                             f'not {grid!r}')
         prox = self.data.meta.get('params', {}).get('proximity', {})
         self.params.setdefault('label_tolerances', [
             float(prox.get('tol_x_m', 0.02)), float(prox.get('tol_y_m', 0.02)),

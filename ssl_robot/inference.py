@@ -17,9 +17,9 @@ from pathlib import Path
 import stat
 from typing import Any, TYPE_CHECKING
 
-import cv2
 import numpy as np
 
+from ssl_robot.area_resize import AreaResize
 from ssl_robot.errors import SslRobotError
 
 if TYPE_CHECKING:
@@ -199,10 +199,10 @@ class OnnxRobotModel:
     def preprocess(self, frames: np.ndarray) -> np.ndarray:
         """uint8 RGB frames [N, H, W, 3] (or one [H, W, 3]) -> normalised [N, 3, h, w].
 
-        Area-average resize with training's bins (`transforms.resize`, torch 'area':
-        output cell i covers input rows floor(i H / h) to ceil((i + 1) H / h)), as exact
-        sums of the uint8 frame from its integral image: no full-size float copy. Scale
-        and normalisation then run in one pass on the small image.
+        Area-average resize by training's own resize (`ssl_robot.area_resize`: output
+        cell i covers input rows floor(i H / h) to ceil((i + 1) H / h), as torch's 'area'
+        bins them), exact sums of the uint8 frame from its integral image: no full-size
+        float copy. Scale and normalisation then run in one pass on the small image.
         """
         if frames.ndim == 3:
             frames = frames[None]
@@ -211,12 +211,8 @@ class OnnxRobotModel:
         h, w = self.input_hw
         out = np.empty((n, 3, h, w), np.float32)
         for k, frame in enumerate(frames):
-            if plan.sums is None:  # already the model's size
-                sums = frame
-            else:
-                sums = plan.sums(cv2.integral(np.ascontiguousarray(frame), sdepth=plan.depth))
             # (mean of block / 255 - mean) / std == block sum * factor + offset.
-            out[k] = (sums * plan.factor + plan.offset).transpose(2, 0, 1)
+            out[k] = (plan.resize.sums(frame) * plan.factor + plan.offset).transpose(2, 0, 1)
         return out
 
     def _resize_plan(self, height: int, width: int) -> _ResizePlan:
@@ -265,49 +261,22 @@ class OnnxRobotModel:
 class _ResizePlan:
     """How `OnnxRobotModel.preprocess` resizes frames of one size.
 
-    `sums` maps a frame's integral image to each output cell's pixel sum [h, w, 3]
-    (None: no resize); `factor` and `offset` [h, w, 3] then give the normalised input.
+    `resize` gives each output cell's pixel sum [h, w, 3] (`ssl_robot.area_resize`);
+    `factor` and `offset` [h, w, 3] then give the normalised input.
     """
 
-    depth: int
-    sums: Any
+    resize: AreaResize
     factor: np.ndarray
     offset: np.ndarray
 
     @classmethod
     def make(cls, frame_hw: tuple[int, int], input_hw: tuple[int, int], mean: np.ndarray,
              std: np.ndarray) -> _ResizePlan:
-        (height, width), (h, w) = frame_hw, input_hw
+        resize = AreaResize.make(frame_hw, input_hw)
         scale = (1.0 / (255.0 * std)).astype(np.float64)
-        offset = np.broadcast_to((-mean / std).astype(np.float32), (h, w, 3))
-        # int32 sums are exact below 2**31 / 255 pixels; beyond, float64 sums.
-        depth = cv2.CV_32S if height * width * 255 < 2**31 else cv2.CV_64F
-        if (height, width) == (h, w):
-            return cls(depth, None, np.broadcast_to(scale.astype(np.float32), (h, w, 3)),
-                       offset)
-        r0, r1 = _area_bins(height, h)
-        c0, c1 = _area_bins(width, w)
-        area = (r1 - r0)[:, None, None] * (c1 - c0)[None, :, None]
-        factor = (scale[None, None, :] / area).astype(np.float32)
-        fy, fx = height // h, width // w
-        if height == fy * h and width == fx * w:  # integer factors: strided slices
-            def sums(table: np.ndarray) -> np.ndarray:
-                t = table[::fy, ::fx]
-                return t[1:, 1:] - t[:-1, 1:] - t[1:, :-1] + t[:-1, :-1]
-        else:
-            def sums(table: np.ndarray) -> np.ndarray:
-                a, b = table[r0], table[r1]
-                return b[:, c1] - a[:, c1] - b[:, c0] + a[:, c0]
-        return cls(depth, sums, factor, offset)
-
-
-def _area_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and one-past-last input index of each output cell of an area resize.
-
-    As torch's adaptive average pooling: floor(i size / out), ceil((i + 1) size / out).
-    """
-    i = np.arange(out)
-    return (i * size) // out, -((-(i + 1) * size) // out)
+        offset = np.broadcast_to((-mean / std).astype(np.float32), (*input_hw, 3))
+        factor = (scale[None, None, :] / resize.area).astype(np.float32)
+        return cls(resize, factor, offset)
 
 
 @dataclass

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 import torch
+import torch.nn.functional as F
 
 from ssl_robot.inference import OnnxRobotModel
 from ssl_robot.msgconv import image_to_rgb
-from ssl_robot.robot.transforms import frames_to_input
+from ssl_robot.robot.transforms import frames_to_input, unit_frames
 
 
 def _core(input_hw: list[int], mean: float = 0.4, std: float = 0.3) -> OnnxRobotModel:
@@ -37,6 +38,13 @@ def test_preprocess_equals_training_transform(camera_hw: tuple[int, int],
     assert ours.shape == ref.shape and ours.dtype == np.float32
     assert ours.flags.c_contiguous
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+    # Both resize from integral images; torch's own area interpolation bins the same way.
+    unit = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    torch_ref = (F.interpolate(unit, size=tuple(input_hw), mode='area') - 0.4) / 0.3
+    np.testing.assert_allclose(ours, torch_ref.numpy(), atol=1e-5)
+    np.testing.assert_allclose(unit_frames(frames, input_hw).numpy() * 255.0,
+                               F.interpolate(unit, size=tuple(input_hw), mode='area') * 255.0,
+                               atol=1e-4)
 
 
 def test_preprocess_integer_factor_is_the_block_mean() -> None:

@@ -34,7 +34,7 @@ from ssl_robot.robot.losses import (
     triplet_loss,
 )
 from ssl_robot.robot.nets import build_robot_model, default_spec, RobotNet
-from ssl_robot.robot.transforms import mirror_permutation, normalize, resize
+from ssl_robot.robot.transforms import mirror_permutation, normalize, resize, unit_frames
 from ssl_robot.train import Task, TrainError
 
 log = logging.getLogger('ssl_robot.robot.tasks')
@@ -62,24 +62,6 @@ def open_dataset(path: str) -> Any:
         return LabelledDataset.open(path)
     except DatasetError as exc:
         raise TrainError(str(exc)) from exc
-
-
-#: Full-size float bytes of the frames resized in one call (`resized_frames`): the fewest
-#: calls that stay in the CPU caches (benchmarks/bench_trainer.py --demo-stages).
-RESIZE_CHUNK_BYTES = 2 << 20
-
-
-def resized_frames(frames: np.ndarray, rows: np.ndarray, input_hw: Sequence[int]) -> torch.Tensor:
-    """Rows `rows` of uint8 NHWC `frames` area-resized to `input_hw`, float NCHW in 0..1.
-
-    What `RobotTask.images` makes of the stacked whole frames, the same values: the rows
-    are copied out at once and resized a chunk of frames per call (`RESIZE_CHUNK_BYTES`),
-    not one call per frame (at 128x96, 19 against 9 ms a batch of 64 on 2 threads).
-    """
-    chunk = max(1, RESIZE_CHUNK_BYTES // (4 * int(np.prod(frames.shape[1:]))))
-    parts = [resize(torch.from_numpy(frames[rows[s:s + chunk]]).permute(0, 3, 1, 2).float()
-                    .div_(255.0), input_hw) for s in range(0, len(rows), chunk)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class FrameItems(Dataset):
@@ -120,7 +102,7 @@ class FrameItems(Dataset):
                               else getattr(self.data, name)) for name in names]
         resized = self.input_hw is not None and sources[0].shape[1:3] != self.input_hw
         first = 1 if resized else 0  # frames apart when resized
-        frames = resized_frames(sources[0], rows, self.input_hw) if resized else None
+        frames = unit_frames(sources[0], self.input_hw, rows) if resized else None
         batch = []
         for k, j in enumerate(rows.tolist()):
             item = {name: torch.from_numpy(np.array(source[j]))  # a scalar row too
@@ -206,11 +188,10 @@ class RobotTask(Task):
         """
         spec = self.model_spec()
         if frames.dtype == torch.uint8:
-            x = frames.permute(0, 3, 1, 2).float().div_(255.0)
-        else:  # in the channels-last layout the permuted whole frames have (the faster
-            # convolutions on the CPU, and the same numbers as the step's own resize)
-            x = frames.contiguous(memory_format=torch.channels_last)
-        x = resize(x, spec['input_hw'])
+            x = unit_frames(frames, spec['input_hw'])
+        else:  # in the channels-last layout of `unit_frames` (the faster convolutions
+            # on the CPU)
+            x = resize(frames.contiguous(memory_format=torch.channels_last), spec['input_hw'])
         if model.training:
             if flip is not None and flip.any():
                 x = torch.where(flip.view(-1, 1, 1, 1), hflip(x), x)

@@ -3,15 +3,20 @@
 Frames travel as uint8 NHWC RGB (as stored in the dataset and decoded by msgconv); the
 model sees float NCHW, resized and normalised with constants stored with the model
 (augmentations shared with the vision wing are in `ssl_robot.augment`).
-Resizing uses area averaging, which for integer factors equals OpenCV's INTER_AREA that
-the onnxruntime inference core uses, so training and deployment see the same pixels.
+Resizing uses area averaging: uint8 frames on the CPU are resized by the inference
+core's own resize (`ssl_robot.area_resize`, exact pixel sums from integral images), so
+training and deployment see the same pixels; float images (and frames on another device)
+by torch's 'area' interpolation, which bins the pixels the same way.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ssl_robot.area_resize import AreaResize
 
 #: Default per-channel normalisation (RGB, on [0, 1] pixels), stored in every model spec.
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
@@ -31,9 +36,24 @@ def frames_to_input(frames: torch.Tensor, input_hw: Sequence[int], mean: Sequenc
     Returns:
         float32 tensor [N, 3, h, w].
     """
-    x = frames.permute(0, 3, 1, 2).float().div_(255.0)
-    x = resize(x, input_hw)
-    return normalize(x, mean, std)
+    return normalize(unit_frames(frames, input_hw), mean, std)
+
+
+def unit_frames(frames: torch.Tensor | np.ndarray, input_hw: Sequence[int],
+                rows: Sequence[int] | None = None) -> torch.Tensor:
+    """uint8 NHWC frames (rows `rows` of them) area-resized to `input_hw`, float in 0..1.
+
+    NCHW in the channels-last memory layout (the faster CPU convolutions). CPU frames,
+    e.g. a memory-mapped dataset's, are read where they lie and resized from their
+    integral images (`AreaResize`: at 640x480 ~0.2 ms a frame, 6x faster than torch's
+    float resize, and no full-size float copy); frames on another device by torch.
+    """
+    if isinstance(frames, torch.Tensor) and frames.device.type != 'cpu':
+        x = frames if rows is None else frames[torch.as_tensor(list(rows))]
+        return resize(x.permute(0, 3, 1, 2).float().div_(255.0), input_hw)
+    frames = frames.numpy() if isinstance(frames, torch.Tensor) else frames
+    area = AreaResize.make(frames.shape[1:3], input_hw)
+    return torch.from_numpy(area.unit(frames, rows)).permute(0, 3, 1, 2)
 
 
 def resize(x: torch.Tensor, input_hw: Sequence[int]) -> torch.Tensor:

@@ -22,6 +22,13 @@
    this checkout at 640x480 (the `--data` dataset, in --data-dir) with 0 and 2 workers. Writes
    benchmarks/results/bench_trainer_demo_stages.json (the other modes are not run).
 
+4. A busy computer (`--busy`): the obstacle task trained on the 128x96 `--data` dataset
+   with 1 and 2 torch threads (`TrainConfig.threads`), on idle cores and with other
+   processes spinning on N of them (`--busy-spinners`), as on a robot whose other nodes
+   keep cores busy; ms per step (min over repeats) and the cores the trainer's own start-up
+   check (`ssl_robot.train.cpu.busy_cores_of_others`) saw busy. Writes
+   benchmarks/results/bench_trainer_busy.json (the other modes are not run).
+
 Usage: python benchmarks/bench_trainer.py [--steps 60] [--batch-size 64] [--data]
     [--data-dir DIR] [--demo-stages --old-tree DIR [--demo-dataset runs/demo/data/worlds]]
 Writes benchmarks/results/bench_trainer.json.
@@ -159,7 +166,7 @@ def _step_resizes(task: Any) -> None:
 
 def data_loading_run(dataset: Path, *, task_name: str, workers: int, persistent: bool,
                      in_memory: bool, resize_in: str, epochs: int,
-                     batch_size: int) -> dict[str, float]:
+                     batch_size: int, threads: int = 0) -> dict[str, float]:
     """Train `task_name` on `dataset`; ms per step and data-wait fraction after epoch 0."""
     from ssl_robot.dataset import LabelledDataset
     from ssl_robot.robot import build_task
@@ -171,7 +178,7 @@ def data_loading_run(dataset: Path, *, task_name: str, workers: int, persistent:
     out = tempfile.mkdtemp(prefix='bench_trainer_data_')
     config = TrainConfig(out_dir=out, epochs=epochs, batch_size=batch_size, lr=1e-3,
                          num_workers=workers, persistent_workers=persistent, progress=False,
-                         device='cpu')
+                         device='cpu', threads=threads)
     try:
         history = Trainer(task, config).fit().history
     finally:
@@ -271,6 +278,47 @@ def data_loading(args: argparse.Namespace) -> dict[str, object]:
                           f'{100 * row["first_epoch_data_wait_fraction"]:8.1f}%', flush=True)
     report['rows'] = rows
     return report
+
+
+def busy_machine(args: argparse.Namespace) -> dict[str, Any]:
+    """Training with 1 and 2 threads on idle cores and with spinning processes (`--busy`)."""
+    from ssl_robot.train.cpu import busy_cores_of_others, usable_cores
+    root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix='bench_busy_'))
+    dataset = root / f'ds_128x96_{args.data_worlds}x{args.data_seconds:g}s_{args.data_rate:g}hz'
+    if not (dataset / 'meta.json').exists():
+        build_dataset(dataset, worlds=args.data_worlds, seconds=args.data_seconds, width=128,
+                      height=96, camera_rate_hz=args.data_rate)
+    rows = []
+    print(f'obstacle task, 128x96 dataset {dataset.name}, {args.data_epochs} epochs, '
+          f'{usable_cores()} cores')
+    print(f'{"spinners":<10}{"threads":<9}{"busy seen":>10}{"ms/step":>9}')
+    for repeat in range(args.repeats):
+        for spinners in (0, *args.busy_spinners):
+            procs = [subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+                     for _ in range(spinners)]
+            try:
+                for threads in (1, 2):
+                    busy = busy_cores_of_others(0.5)
+                    row = data_loading_run(dataset, task_name='obstacle', workers=0,
+                                           persistent=False, in_memory=False,
+                                           resize_in='loading', epochs=args.data_epochs,
+                                           batch_size=args.batch_size, threads=threads)
+                    row.update(spinners=spinners, threads=threads, busy_cores_seen=busy,
+                               repeat=repeat)
+                    rows.append(row)
+                    print(f'{spinners:<10}{threads:<9}{busy:>10.2f}{row["ms_per_step"]:>9.1f}',
+                          flush=True)
+            finally:
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
+    best = {}
+    for row in rows:
+        key = f'{row["spinners"]} spinners, {row["threads"]} threads'
+        best[key] = min(best.get(key, float('inf')), row['ms_per_step'])
+    print('min ms/step: ' + ', '.join(f'{k} {v:.1f}' for k, v in best.items()))
+    return {'arguments': vars(args), 'cores': usable_cores(), 'dataset': str(dataset),
+            'rows': rows, 'min_ms_per_step': best}
 
 
 def _timed(tree: Path, *command: object) -> float:
@@ -387,6 +435,10 @@ def main() -> int:
                         help='camera rate of the simulated bags (Hz)')
     parser.add_argument('--data-dir', help='keep the datasets here (built when missing), so '
                         'a timed run does not include building them')
+    parser.add_argument('--busy', action='store_true',
+                        help='training with 1 and 2 threads on idle and on busy cores')
+    parser.add_argument('--busy-spinners', type=int, nargs='+', default=[1],
+                        help='spinning processes of the busy runs')
     parser.add_argument('--demo-stages', action='store_true',
                         help="time the demo's commands from --old-tree and from this checkout")
     parser.add_argument('--old-tree', help='an older source tree (git archive COMMIT | tar -x)')
@@ -402,6 +454,12 @@ def main() -> int:
     parser.add_argument('--demo-out', default=str(
         REPO / 'benchmarks' / 'results' / 'bench_trainer_demo_stages.json'))
     args = parser.parse_args()
+    if args.busy:
+        result = busy_machine(args)
+        out = REPO / 'benchmarks' / 'results' / 'bench_trainer_busy.json'
+        out.write_text(json.dumps(result, indent=2))
+        print(f'wrote {out}')
+        return 0
     if args.demo_stages:
         if not args.old_tree:
             parser.error('--demo-stages needs --old-tree')

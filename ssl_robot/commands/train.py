@@ -39,6 +39,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument('--num-workers', type=int_at_least(0), default=None,
                    help='DataLoader worker processes (0: the main process loads the data; '
                         '2 for camera-sized frames, benchmarks/bench_trainer.py)')
+    p.add_argument('--threads', type=int_at_least(0), default=None,
+                   help="torch CPU threads (0: torch's default, one per core; where other "
+                        'processes keep cores busy, the idle ones: the trainer warns)')
     p.add_argument('--init-from', default=None,
                    help='initialise the encoder from a checkpoint (e.g. a TCN run best.pt)')
     p.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
@@ -63,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         'epochs': args.epochs, 'batch_size': args.batch_size, 'lr': args.lr,
         'seed': args.seed, 'max_steps': args.max_steps, 'patience': args.patience,
-        'device': args.device, 'num_workers': args.num_workers}.items() if v is not None}
+        'device': args.device, 'num_workers': args.num_workers,
+        'threads': args.threads}.items() if v is not None}
     if args.resume and (out / 'last.pt').exists():
         # The saved config decides the run; only the stopping point may change.
         saved = load_checkpoint(out / 'last.pt')['config']
-        # The worker count changes no result (each batch is fetched under its own seed).
-        changed = set(overrides) - {'epochs', 'max_steps', 'num_workers'}
+        # The worker count changes no result (each batch is fetched under its own seed);
+        # the thread count only the rounding of the sums.
+        changed = set(overrides) - {'epochs', 'max_steps', 'num_workers', 'threads'}
         if changed:
             raise TrainError(f'--resume keeps the saved config; cannot change '
                              f'{", ".join(sorted(changed))}')

@@ -91,6 +91,8 @@ class TrainerNode(Node):
           read_only=True)
         d('inference_node', 'inference', 'node whose model_path parameter receives the model',
           read_only=True)
+        d('threads', 0, "torch CPU threads of a training round (0: torch's default, one per "
+          'core; on a robot whose other nodes keep cores busy, the idle ones)', read_only=True)
         d('niceness', 10, 'nice increment of the training process (the robot comes first)',
           read_only=True)
         d('handover_timeout_s', 60.0, 'seconds the inference node has to confirm a handed-over '
@@ -179,6 +181,8 @@ class TrainerNode(Node):
                 '--export', str(self._current_onnx)]
         if int(p('max_steps').value):
             args += ['--max-steps', str(p('max_steps').value)]
+        if int(p('threads').value):
+            args += ['--threads', str(p('threads').value)]
         for item in p('train_params').value:
             if item:
                 args += ['--param', item]

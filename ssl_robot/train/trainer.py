@@ -27,6 +27,11 @@ from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
+from ssl_robot.train.cpu import (
+    busy_cores_of_others,
+    usable_cores,
+    warn_if_oversubscribed,
+)
 from ssl_robot.train.errors import TrainError
 
 if TYPE_CHECKING:
@@ -56,6 +61,10 @@ class TrainConfig:
         device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
         num_workers: DataLoader workers (0: the main process fetches the batches, the
             fastest on 2 cores for the robot tasks, `benchmarks/bench_trainer.py --data`).
+        threads: torch CPU threads while training (0: torch's default, one per core). On
+            a computer whose other processes keep cores busy, the idle cores' count: the
+            trainer warns at its start when its threads and theirs do not fit
+            (`ssl_robot.train.cpu`).
         persistent_workers: Keep the workers from epoch to epoch (False: start them
             anew each epoch and for each validation, as torch does by default).
         patience: Early stopping: epochs without improvement of the primary metric
@@ -77,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     device: str = 'auto'
     num_workers: int = 0
+    threads: int = 0
     persistent_workers: bool = True
     patience: int = 0
     progress: bool = True
@@ -101,7 +111,7 @@ class TrainConfig:
             TrainError: Naming the first bad option and its allowed range.
         """
         ints = {'epochs': 1, 'max_steps': 0, 'batch_size': 1, 'warmup_steps': 0,
-                'num_workers': 0, 'patience': 0}
+                'num_workers': 0, 'threads': 0, 'patience': 0}
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -372,6 +382,19 @@ class Trainer:
         Raises:
             TrainError: On an empty training set or a checkpoint of another task.
         """
+        threads_before = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            if self.device.type == 'cpu' and self.is_main:
+                warn_if_oversubscribed(torch.get_num_threads(), busy_cores_of_others(),
+                                       usable_cores())
+            return self._fit(resume)
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _fit(self, resume: bool) -> TrainResult:
+        """`fit` with its CPU threads set."""
         cfg = self.config
         if self.distributed and not dist.is_initialized():
             dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')

@@ -187,9 +187,12 @@ def data_loading_run(dataset: Path, *, task_name: str, workers: int, persistent:
     steps = history[-1]['step'] - (history[0]['step'] if len(history) > 1 else 0)
     seconds = sum(r['seconds'] for r in later)
     wait = sum(r['data_wait_fraction'] * r['seconds'] for r in later)
+    first = sum(r['data_wait_first_s'] for r in later)
     return {'ms_per_step': 1e3 * seconds / max(steps, 1), 'steps': steps,
             'steps_per_epoch': history[0]['step'],
             'data_wait_fraction': wait / max(seconds, 1e-9),
+            # the waits for each epoch's first batch (fetched only once the epoch starts)
+            'first_batch_wait_fraction': first / max(seconds, 1e-9),
             'first_epoch_data_wait_fraction': history[0]['data_wait_fraction'],
             'first_epoch_ms_per_step': 1e3 * history[0]['seconds'] / max(history[0]['step'], 1)}
 
@@ -261,7 +264,7 @@ def data_loading(args: argparse.Namespace) -> dict[str, object]:
                 print(f'  {task_name} batch of {args.batch_size} fetched + collated in the main '
                       'process: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in fetch.items()))
                 print(f'  {"task":<9}{"frames":<7}{"workers":<14}{"resized in":<11}'
-                      f'{"ms/step":>8}{"data wait":>10}{"epoch 0":>9}')
+                      f'{"ms/step":>8}{"data wait":>10}{"1st batch":>10}{"epoch 0":>9}')
                 for frames, workers, persistent, resize_in in LOADING_SETTINGS:
                     if workers and workers not in args.data_workers:
                         continue
@@ -275,6 +278,7 @@ def data_loading(args: argparse.Namespace) -> dict[str, object]:
                     kept = (' kept' if persistent else ' fresh') if workers else ''
                     print(f'  {task_name:<9}{frames:<7}{f"{workers}{kept}":<14}{resize_in:<11}'
                           f'{row["ms_per_step"]:8.1f}{100 * row["data_wait_fraction"]:9.1f}%'
+                          f'{100 * row["first_batch_wait_fraction"]:9.1f}%'
                           f'{100 * row["first_epoch_data_wait_fraction"]:8.1f}%', flush=True)
     report['rows'] = rows
     return report

@@ -487,7 +487,7 @@ class Trainer:
         np.random.seed((cfg.seed * 1000 + epoch + self.rank) % 2**32)
         train_model.train()
         epoch_start = time.monotonic()
-        loss_sum, batches, data_wait = 0.0, 0, 0.0
+        loss_sum, batches, data_wait, first_wait = 0.0, 0, 0.0, 0.0
         lr = get_lr(cfg, run.step, total_steps)
         loader = self._loaders['train']
         loader.batch_sampler.set_epoch(epoch)
@@ -495,9 +495,12 @@ class Trainer:
         while not (cfg.max_steps and run.step >= cfg.max_steps):
             fetch_start = time.monotonic()
             batch = next(batches_iter, None)
-            data_wait += time.monotonic() - fetch_start  # the step waiting for data
+            waited = time.monotonic() - fetch_start  # the step waiting for data
+            data_wait += waited
             if batch is None:
                 break
+            if not batches:  # workers, if any, start fetching only at the epoch's start
+                first_wait = waited
             lr = get_lr(cfg, run.step, total_steps)
             for group in optimizer.param_groups:
                 # A task's groups may run at a fraction of the schedule (layer-wise decay).
@@ -520,7 +523,8 @@ class Trainer:
         seconds = time.monotonic() - epoch_start
         return {'epoch': epoch, 'step': run.step, 'lr': lr,
                 'train_loss': loss_sum / max(batches, 1), 'seconds': seconds,
-                'data_wait_fraction': data_wait / max(seconds, 1e-9)}
+                'data_wait_fraction': data_wait / max(seconds, 1e-9),
+                'data_wait_first_s': first_wait}
 
     def _validate(self, model: nn.Module) -> dict[str, float]:
         """The task's validation metrics of `model` on the held-out set."""

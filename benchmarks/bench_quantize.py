@@ -31,6 +31,25 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / 'results'
 
 
+#: CPU instruction sets that decide int8 speed: without VNNI an int8 multiply-add takes
+#: several AVX2 instructions, with it (AVX-512 VNNI, AVX-VNNI) one.
+INT8_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8')
+
+
+def _cpu() -> dict[str, object]:
+    """The CPU's model name and which of `INT8_FLAGS` it has (/proc/cpuinfo)."""
+    try:
+        info = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        return {}
+    fields = dict(line.split(':', 1) for line in info.split('\n\n', 1)[0].splitlines()
+                  if ':' in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get('flags', '').split())
+    return {'model': fields.get('model name', ''),
+            'int8_instructions': [f for f in INT8_FLAGS if f in flags]}
+
+
 def _busy_cpu_seconds() -> float:
     """CPU seconds every process on the machine has used since boot (/proc/stat)."""
     fields = Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:]
@@ -260,11 +279,13 @@ def main() -> int:
           f'(rounds {low:.2f}-{high:.2f}x), {rows[0]["speedup"]:.2f}x in the settings loop; '
           f'{report.metric} drop {report.drop:+.4f}; onnxruntime float32 vs torch eager: '
           f'{torch_ms / report.float_ms:.2f}x; other processes used {others:.2f} cores '
-          f'meanwhile')
+          f'meanwhile; CPU: {_cpu().get("model", "?")} with '
+          f'{" ".join(_cpu().get("int8_instructions", [])) or "none of " + " ".join(INT8_FLAGS)}')
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({'arguments': {k: str(v) for k, v in vars(args).items()},
-                               'cpus': os.cpu_count(), 'load_avg': list(os.getloadavg()),
+                               'cpus': os.cpu_count(), 'cpu': _cpu(),
+                               'load_avg': list(os.getloadavg()),
                                'other_processes_cores': others, 'wall_s': wall,
                                'quantization': report.as_dict(), 'torch_eager_ms': torch_ms,
                                'onnxruntime_vs_torch': torch_ms / report.float_ms,

@@ -17,7 +17,13 @@ width; held-out detector ROC-AUC (results/text_plateau_rtd.json).
 `--experiment finetune --run DIR`: the encoders of a text-eval run (DIR/<task>/best.pt,
 DIR/tokenizer.json) and random init fine-tuned on man page sections at 10 % of the labels
 under several recipes (learning rate, layer-wise decay, epochs), over `--seeds`
-(results/text_plateau_finetune.json).
+(results/text_plateau_finetune.json). `--variants 'chosen on validation' ['lr 5e-4 (old)']`:
+the recipe chosen per encoder, seed and fraction on the validation split from
+`FINETUNE_GRID` (learning rate 1e-4 / 3e-4 / 1e-3, constant or warm-up + decay, mean or
+[CLS] pooling; 'chosen on validation, wider grid': `FINETUNE_GRID_WIDER`, also 3e-3 and
+3 x the steps), the from-scratch models chosen the same way; the test split is read by the
+chosen model only (results/text_plateau_finetune_lr.json; `--finetune-out DIR` keeps the
+trainer runs, so an interrupted call continues).
 
     python benchmarks/eval_text_plateau.py [--experiment mlm] [--steps 200]
         [--max-chars 300000]
@@ -41,7 +47,7 @@ from ssl_robot.text.evaluate import (
     prepare_corpus,
     train_task,
 )
-from ssl_robot.text.finetune import finetune_encoders
+from ssl_robot.text.finetune import finetune_encoders, FINETUNE_GRID, FINETUNE_GRID_WIDER
 from ssl_robot.text.model import TextModelConfig, TextTransformer
 from ssl_robot.text.tasks import MLMTask, NSPTask, RTDTask, TASKS
 from ssl_robot.text.tokenizer import TextTokenizer
@@ -80,6 +86,9 @@ FINETUNE_RECIPES = {'lr 5e-4 (old)': (5e-4, 1.0, 6), 'lr 5e-4, decay 0.8': (5e-4
                     'lr 5e-4, 12 epochs': (5e-4, 1.0, 12),
                     'lr 1e-3, decay 0.5, 12 epochs': (1e-3, 0.5, 12),
                     'lr 2e-3, decay 0.5': (2e-3, 0.5, 6)}
+#: Recipes chosen on validation from a grid (per encoder, seed and fraction): name -> grid.
+FINETUNE_GRIDS = {'chosen on validation': FINETUNE_GRID,
+                  'chosen on validation, wider grid': FINETUNE_GRID_WIDER}
 
 
 def load_encoders(run: Path) -> tuple[dict[str, tuple[TextTransformer, bool]], TextTokenizer]:
@@ -100,25 +109,51 @@ def load_encoders(run: Path) -> tuple[dict[str, tuple[TextTransformer, bool]], T
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    """Fine-tuning recipes at 10 % labels, one table, results/text_plateau_finetune.json."""
+    """Fine-tuning recipes at 10 % labels, one table, results/text_plateau_finetune.json.
+
+    With a grid variant among `--variants`: results/text_plateau_finetune_lr.json, with
+    each run's chosen recipe and every candidate's validation figures.
+    """
     encoders, tokenizer = load_encoders(args.run)
     pages = read_man_pages()
+    recipes = {**{name: {'lr': lr, 'layer_decay': decay, 'epochs': epochs, 'grid': None}
+                  for name, (lr, decay, epochs) in FINETUNE_RECIPES.items()},
+               **{name: {'lr': 5e-4, 'layer_decay': 1.0, 'epochs': 6, 'grid': grid}
+                  for name, grid in FINETUNE_GRIDS.items()}}
+    wanted = args.variants or list(FINETUNE_RECIPES)
+    unknown = set(wanted) - set(recipes)
+    if unknown:
+        raise SystemExit(f'unknown variants {sorted(unknown)}; known: {list(recipes)}')
+    with_grid = any(recipes[name]['grid'] for name in wanted)
+    results = RESULTS.with_name('text_plateau_finetune_lr.json' if with_grid
+                                else 'text_plateau_finetune.json')
     rows = {}
-    for name, (lr, decay, epochs) in FINETUNE_RECIPES.items():
-        if args.variants and name not in args.variants:
-            continue
+    for name in wanted:
+        recipe = recipes[name]
         start = time.monotonic()
-        out = finetune_encoders(encoders, pages, len(MAN_SECTIONS), tokenizer, epochs=epochs,
-                                lr=lr, layer_decay=decay, seeds=args.seeds, fractions=(0.1,))
-        rows[name] = {'lr': lr, 'layer_decay': decay, 'epochs': epochs,
+        out = finetune_encoders(
+            encoders, pages, len(MAN_SECTIONS), tokenizer, epochs=recipe['epochs'],
+            lr=recipe['lr'], layer_decay=recipe['layer_decay'], grid=recipe['grid'],
+            seeds=args.seeds, fractions=(0.1,), resume=args.finetune_out is not None,
+            # Grids share one folder per recipe (a larger grid re-uses a smaller one's runs).
+            out_dir=None if args.finetune_out is None
+            else args.finetune_out / ('grid' if recipe['grid'] else name))
+        rows[name] = {**{k: v for k, v in recipe.items() if k != 'grid'},
                       'accuracy': {k: v[0] for k, v in out['accuracy'].items()},
                       'accuracy_sd': {k: v[0] for k, v in out['accuracy_sd'].items()},
                       'accuracy_seeds': {k: [a[0] for a in v]
                                          for k, v in out['accuracy_seeds'].items()},
                       'majority_accuracy': out['majority_accuracy'],
                       'seconds': time.monotonic() - start}
+        if recipe['grid']:
+            rows[name]['grid'] = list(recipe['grid'])
+            rows[name]['chosen'] = {k: [{key: r[key] for key in (
+                'seed', 'recipe', 'val_acc', 'val_loss', 'test_acc', 'best_epoch')} for r in v]
+                for k, v in out['runs'].items()}
+            rows[name]['candidates'] = {k: [r['candidates'] for r in v]
+                                        for k, v in out['runs'].items()}
         print(name, {k: f'{v:.3f}' for k, v in rows[name]['accuracy'].items()}, flush=True)
-        save_runs(RESULTS.with_name('text_plateau_finetune.json'), args, rows)
+        save_runs(results, args, rows)
     names = list(encoders)
     print(f'man section fine-tuning at 10 % labels ({out["n_train"]} training pages), '
           f'test accuracy, mean +- sd over seeds {args.seeds}')
@@ -126,6 +161,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     for name, row in rows.items():
         print(f'{name:<32}' + ''.join(f'{row["accuracy"][n]:>8.3f}+-{row["accuracy_sd"][n]:.3f}'
                                       for n in names))
+        for n, chosen in row.get('chosen', {}).items():
+            print(f'  {n:<14} chose ' + '; '.join(
+                f'seed {c["seed"]}: {c["recipe"]} (val {c["val_acc"]:.3f})' for c in chosen))
     return 0
 
 
@@ -211,6 +249,8 @@ def main() -> int:
                         help='finetune: a text-eval run directory')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='finetune: seeds (split, subset, training)')
+    parser.add_argument('--finetune-out', type=Path, default=None,
+                        help='finetune: keep the trainer runs here and continue them')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.experiment == 'finetune':

@@ -53,8 +53,9 @@ from ssl_robot.robot.nets import (  # noqa: E402
 from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 
 DOMAIN = 43
-#: The executor the inference node does not use by default, measured next to it.
-OTHER_EXECUTOR = 'single_threaded'
+#: The executor the inference node does not use by default (single_threaded), measured
+#: next to it.
+OTHER_EXECUTOR = 'events'
 
 
 def stats_ms(samples_s: list[float]) -> dict[str, float]:

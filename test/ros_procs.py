@@ -213,6 +213,7 @@ class Probe:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.received: dict[str, list[Any]] = {}
+        self._publishers: dict[str, list[Any]] = {}
 
     def __enter__(self) -> Probe:
         return self
@@ -256,7 +257,9 @@ class Probe:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         qos = QoSProfile(depth=depth, reliability=(ReliabilityPolicy.RELIABLE if reliable
                                                  else ReliabilityPolicy.BEST_EFFORT))
-        return self.node.create_publisher(msg_type, topic, qos)
+        pub = self.node.create_publisher(msg_type, topic, qos)
+        self._publishers.setdefault(self.node.resolve_topic_name(topic), []).append(pub)
+        return pub
 
     def node_names(self) -> list[str]:
         return [n for n, _ in self.node.get_node_names_and_namespaces()]
@@ -266,7 +269,19 @@ class Probe:
         return self.spin_until(lambda: name in self.node_names(), timeout)
 
     def wait_for_subscribers(self, topic: str, timeout: float, count: int = 1) -> bool:
-        return self.spin_until(lambda: self.node.count_subscribers(topic) >= count, timeout)
+        """Wait until `count` subscribers of `topic` are in the graph and matched.
+
+        The graph shows a subscription before this probe's publishers of the topic have
+        matched it, and best-effort messages published before then are lost: so it also
+        waits for each such publisher's matched count, then a moment for the other side
+        (discovery matches both ends, not at the same instant).
+        """
+        pubs = self._publishers.get(self.node.resolve_topic_name(topic), [])
+        if not self.spin_until(lambda: self.node.count_subscribers(topic) >= count and all(
+                p.get_subscription_count() >= count for p in pubs), timeout):
+            return False
+        self.spin(0.2)
+        return True
 
     def call(self, srv_type: type, service: str, request: Any, timeout: float = 10.0) -> Any:
         """Call a service; the response, or None when it does not answer in time."""

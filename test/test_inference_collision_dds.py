@@ -40,8 +40,14 @@ def test_collision_model_publishes_probability_with_input_header(tmp_path: Path)
                 rgb = np.full((48, 64, 3), 40 + 90 * k, np.uint8)  # dark to bright frames
                 frames[50 + k] = rgb
                 msg.data = rgb.tobytes()
-                pub.publish(msg)
-                probe.spin(0.3)
+                # The first frame again until it is answered (a best-effort frame sent
+                # before the node has matched this publisher is lost), then each frame
+                # once, after the one before was answered (depth-1 queue, newest wins).
+                for _ in range(20 if k == 0 else 1):
+                    pub.publish(msg)
+                    if probe.spin_until(lambda: 50 + k in {m.header.stamp.sec for m in probs},
+                                        timeout=1.0 if k == 0 else 10):
+                        break
             assert probe.spin_until(lambda: {m.header.stamp.sec for m in probs} >= set(frames),
                                     timeout=15), node.output()
     finally:

@@ -101,7 +101,11 @@ def measure_inference_over_dds(bag: Path, model: Path, seconds: float, env: dict
         except subprocess.TimeoutExpired:
             graph.kill()
             graph.wait()
+        # The spin thread leaves rclpy's wait before the node and the context go: a
+        # thread still inside it when they are destroyed (or at interpreter exit) can
+        # abort the process ("terminate called without an active exception").
         executor.shutdown(timeout_sec=2.0)
+        spin.join(timeout=10.0)
         node.destroy_node()
         rclpy.shutdown(context=context)
 

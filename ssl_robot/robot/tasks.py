@@ -1,10 +1,11 @@
 """Robot tasks on the shared trainer: obstacle (proximity), terrain, time-contrastive.
 
 Each task reads a labelled dataset (`ssl_robot.dataset.LabelledDataset`), splits it by
-bag (never by random frames), and feeds uint8 frames to the trainer; resizing,
-normalisation and augmentation happen on the batch in torch, drawing from torch's global
-generator that the trainer seeds per epoch (so a resumed run repeats an uninterrupted
-one). A task's `params` are complete after construction (defaults, dataset shapes, label
+bag (never by random frames), and feeds its frames to the trainer, resized to the model's
+input as they are fetched (`FrameItems`, by the inference core's own resize,
+`ssl_robot.area_resize`); normalisation and augmentation happen on the batch in torch,
+drawing from torch's global generator that the trainer seeds per epoch (so a resumed run
+repeats an uninterrupted one). A task's `params` are complete after construction (defaults, dataset shapes, label
 statistics) and are saved in the run's config, so `model_spec` rebuilds the model
 without the dataset.
 """

@@ -5,9 +5,9 @@ bag (never by random frames), and feeds its frames to the trainer, resized to th
 input as they are fetched (`FrameItems`, by the inference core's own resize,
 `ssl_robot.area_resize`); normalisation and augmentation happen on the batch in torch,
 drawing from torch's global generator that the trainer seeds per epoch (so a resumed run
-repeats an uninterrupted one). A task's `params` are complete after construction (defaults, dataset shapes, label
-statistics) and are saved in the run's config, so `model_spec` rebuilds the model
-without the dataset.
+repeats an uninterrupted one). A task's `params` are complete after construction
+(defaults, dataset shapes, label statistics) and are saved in the run's config, so
+`model_spec` rebuilds the model without the dataset.
 """
 from __future__ import annotations
 

@@ -50,14 +50,6 @@ def _cpu() -> dict[str, object]:
             'int8_instructions': [f for f in INT8_FLAGS if f in flags]}
 
 
-def _busy_cpu_seconds() -> float:
-    """CPU seconds every process on the machine has used since boot (/proc/stat)."""
-    fields = Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:]
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + ticks[4]                  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf('SC_CLK_TCK')
-
-
 def _torch_ms(run: Path, repeats: int) -> float:
     import torch
 
@@ -210,7 +202,8 @@ def main() -> int:
               file=sys.stderr)
         return 2
     from ssl_robot.robot.quantize import quantize_run, QuantRun, time_per_frame
-    wall, busy, own = time.perf_counter(), _busy_cpu_seconds(), time.process_time()
+    from ssl_robot.train.cpu import machine_busy_seconds
+    wall, busy, own = time.perf_counter(), machine_busy_seconds(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         report = quantize_run(args.run, tmp / 'int8.onnx', max_drop=1.0,
@@ -245,7 +238,7 @@ def main() -> int:
     # How busy the rest of the machine was meanwhile (int8's gain shrinks when the other
     # core is busy): CPU used by other processes, in cores, averaged over the run.
     wall = time.perf_counter() - wall
-    others = max(0.0, (_busy_cpu_seconds() - busy) - (time.process_time() - own)) / wall
+    others = max(0.0, (machine_busy_seconds() - busy) - (time.process_time() - own)) / wall
     rows_main = [('torch eager (float32)', torch_ms, None),
                  ('onnxruntime float32', report.float_ms, report.float_metric),
                  ('onnxruntime int8', report.int8_ms, report.int8_metric)]

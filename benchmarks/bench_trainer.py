@@ -143,6 +143,20 @@ def build_dataset(out: Path, *, worlds: int, seconds: float, width: int, height:
     return time.perf_counter() - start
 
 
+def bench_dataset(root: Path, size: str, args: argparse.Namespace) -> tuple[Path, float]:
+    """The `--data` dataset of camera `size` ('WxH') in `root`, built when missing.
+
+    Returns:
+        Its path and the seconds building it took (0 when it was there).
+    """
+    width, height = (int(v) for v in size.split('x'))
+    dataset = root / f'ds_{size}_{args.data_worlds}x{args.data_seconds:g}s_{args.data_rate:g}hz'
+    if (dataset / 'meta.json').exists():
+        return dataset, 0.0
+    return dataset, build_dataset(dataset, worlds=args.data_worlds, seconds=args.data_seconds,
+                                  width=width, height=height, camera_rate_hz=args.data_rate)
+
+
 #: (frames, workers, persistent workers, where frames are resized) measured per camera
 #: size and task: frames memory-mapped (the dataset's default) or read into memory first;
 #: workers started anew each epoch (torch's default, and this trainer's before) or kept;
@@ -244,13 +258,7 @@ def data_loading(args: argparse.Namespace) -> dict[str, object]:
         root = Path(args.data_dir) if args.data_dir else Path(tmp)
         for size in args.data_sizes:
             width, height = (int(v) for v in size.split('x'))
-            dataset = root / f'ds_{size}_{args.data_worlds}x{args.data_seconds:g}s_' \
-                f'{args.data_rate:g}hz'
-            build_s = 0.0
-            if not (dataset / 'meta.json').exists():
-                build_s = build_dataset(dataset, worlds=args.data_worlds,
-                                        seconds=args.data_seconds, width=width,
-                                        height=height, camera_rate_hz=args.data_rate)
+            dataset, build_s = bench_dataset(root, size, args)
             n = len(LabelledDataset.open(dataset))
             report[size] = {'frames': n, 'build_seconds': build_s,
                             'frame_bytes': width * height * 3, 'batch_fetch_ms': {}}
@@ -288,10 +296,7 @@ def busy_machine(args: argparse.Namespace) -> dict[str, Any]:
     """Training with 1 and 2 threads on idle cores and with spinning processes (`--busy`)."""
     from ssl_robot.train.cpu import busy_cores_of_others, usable_cores
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix='bench_busy_'))
-    dataset = root / f'ds_128x96_{args.data_worlds}x{args.data_seconds:g}s_{args.data_rate:g}hz'
-    if not (dataset / 'meta.json').exists():
-        build_dataset(dataset, worlds=args.data_worlds, seconds=args.data_seconds, width=128,
-                      height=96, camera_rate_hz=args.data_rate)
+    dataset, _ = bench_dataset(root, '128x96', args)
     rows = []
     print(f'obstacle task, 128x96 dataset {dataset.name}, {args.data_epochs} epochs, '
           f'{usable_cores()} cores')

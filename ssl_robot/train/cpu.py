@@ -24,25 +24,23 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(busy clock ticks of the whole machine, ticks of this process) from /proc."""
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has used since boot (/proc/stat)."""
     values = [int(v) for v in Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:9]]
     busy = sum(values) - values[3] - values[4]  # all but idle and iowait (guest is in user)
-    own = Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()
-    return busy, int(own[11]) + int(own[12])  # utime + stime (fields 14 and 15)
+    return busy / os.sysconf('SC_CLK_TCK')
 
 
 def busy_cores_of_others(seconds: float = 0.1) -> float | None:
     """Cores kept busy by other processes over the next `seconds` (None off Linux)."""
     try:
-        busy0, own0 = _cpu_ticks()
-        start = time.monotonic()
+        busy0, own0, start = machine_busy_seconds(), time.process_time(), time.monotonic()
         time.sleep(seconds)
-        busy1, own1 = _cpu_ticks()
+        busy1, own1 = machine_busy_seconds(), time.process_time()
     except (OSError, ValueError, IndexError):
         return None
     elapsed = time.monotonic() - start
-    return max(0.0, (busy1 - busy0 - (own1 - own0)) / os.sysconf('SC_CLK_TCK') / elapsed)
+    return max(0.0, (busy1 - busy0 - (own1 - own0)) / elapsed)
 
 
 def warn_if_oversubscribed(threads: int, busy: float | None, cores: int) -> bool:

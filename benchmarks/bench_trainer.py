@@ -8,7 +8,8 @@
    from a labelled dataset of simulated bags (written, labelled and stored as
    `ssl-robot label` does it, frames memory-mapped), at 128x96 and 640x480 frames, in
    the settings of `LOADING_SETTINGS` (workers 0, 1, 2; kept between epochs or started
-   anew; frames memory-mapped or in memory; resized in the data loading or in the step).
+   anew; frames memory-mapped or in memory; resized once for the run, now, or in the
+   data loading at each fetch, or whole frames resized in the step).
    Reported: ms per step and the fraction of the epoch the step waited for its batch
    (the trainer's own `data_wait_fraction`, epochs after the first), and the time to
    fetch one batch in the main process the way `FrameItems` did it before and does now.
@@ -160,11 +161,14 @@ def bench_dataset(root: Path, size: str, args: argparse.Namespace) -> tuple[Path
 #: (frames, workers, persistent workers, where frames are resized) measured per camera
 #: size and task: frames memory-mapped (the dataset's default) or read into memory first;
 #: workers started anew each epoch (torch's default, and this trainer's before) or kept;
-#: frames resized to the model's input in the data loading (`FrameItems(input_hw=)`, now)
-#: or whole frames carried to the step that resizes them (before).
+#: frames resized to the model's input once for the run (`RobotTask.resized_frames`,
+#: now: 'once'), at each fetch in the data loading (`FrameItems(input_hw=)` without kept
+#: frames, before: 'loading') or whole frames carried to the step that resizes them
+#: (earlier: 'step').
 LOADING_SETTINGS = (('mmap', 0, False, 'step'), ('mmap', 0, False, 'loading'),
-                    ('memory', 0, False, 'loading'), ('mmap', 1, False, 'loading'),
-                    ('mmap', 1, True, 'loading'), ('mmap', 2, True, 'loading'))
+                    ('mmap', 0, False, 'once'), ('memory', 0, False, 'once'),
+                    ('mmap', 1, True, 'loading'), ('mmap', 1, True, 'once'),
+                    ('mmap', 2, True, 'loading'), ('mmap', 2, True, 'once'))
 
 
 def _step_resizes(task: Any) -> None:
@@ -184,11 +188,16 @@ def data_loading_run(dataset: Path, *, task_name: str, workers: int, persistent:
     """Train `task_name` on `dataset`; ms per step and data-wait fraction after epoch 0."""
     from ssl_robot.dataset import LabelledDataset
     from ssl_robot.robot import build_task
-    task = build_task(task_name, {'dataset': str(dataset)})
+    # resize_cache_mib 0: nothing kept, each fetch resizes
+    task = build_task(task_name, {'dataset': str(dataset),
+                                  **({} if resize_in == 'once' else {'resize_cache_mib': 0})})
     if in_memory:  # the same rows, read into memory instead of memory-mapped
         task.use_data(LabelledDataset.open(dataset, mmap=False))
     if resize_in == 'step':
         _step_resizes(task)
+    start = time.perf_counter()
+    task.resized_frames()  # made by the trainer's datasets(); timed here on its own
+    resize_once_s = time.perf_counter() - start
     out = tempfile.mkdtemp(prefix='bench_trainer_data_')
     config = TrainConfig(out_dir=out, epochs=epochs, batch_size=batch_size, lr=1e-3,
                          num_workers=workers, persistent_workers=persistent, progress=False,
@@ -208,7 +217,8 @@ def data_loading_run(dataset: Path, *, task_name: str, workers: int, persistent:
             # the waits for each epoch's first batch (fetched only once the epoch starts)
             'first_batch_wait_fraction': first / max(seconds, 1e-9),
             'first_epoch_data_wait_fraction': history[0]['data_wait_fraction'],
-            'first_epoch_ms_per_step': 1e3 * history[0]['seconds'] / max(history[0]['step'], 1)}
+            'first_epoch_ms_per_step': 1e3 * history[0]['seconds'] / max(history[0]['step'], 1),
+            'resize_once_s': resize_once_s}
 
 
 def memmap_row_items(items: Any, indices: list[int]) -> list[dict[str, torch.Tensor]]:
@@ -231,10 +241,11 @@ def batch_fetch_ms(dataset: Path, task_name: str, batch_size: int,
     task = build_task(task_name, {'dataset': str(dataset)})
     train, _ = task.datasets()
     rng = np.random.default_rng(0)
-    times: dict[str, list[float]] = {'memmap rows, whole frames (before)': [],
+    times: dict[str, list[float]] = {'memmap rows, whole frames (earlier)': [],
                                      'plain views, whole frames': [],
-                                     'plain views, resized (now)': []}
-    hw = train.input_hw
+                                     'plain views, resized at the fetch (before)': [],
+                                     'resized once, gathered (now)': []}
+    hw, kept = train.input_hw, train.resized
     for _ in range(batches):  # interleaved
         idx = [int(i) for i in rng.permutation(len(train))[:batch_size]]
         for name in times:
@@ -242,10 +253,11 @@ def batch_fetch_ms(dataset: Path, task_name: str, batch_size: int,
             if name.startswith('memmap'):
                 task.collate(memmap_row_items(train, idx))
             else:
-                train.input_hw = hw if name.endswith('(now)') else None
+                train.input_hw = None if 'whole' in name else hw
+                train.resized = kept if name.endswith('(now)') else None
                 task.collate(train.__getitems__(idx))
             times[name].append(1e3 * (time.perf_counter() - start))
-    train.input_hw = hw
+    train.input_hw, train.resized = hw, kept
     return {name: float(np.median(v)) for name, v in times.items()}
 
 

@@ -80,3 +80,78 @@ class AreaResize:
         for k, j in enumerate(rows):
             np.multiply(self.sums(frames[j]), scale, out=out[k], casting='unsafe')
         return out
+
+
+class ResizedFrames:
+    """Every frame of a frame array area-resized once, kept as exact integer pixel sums.
+
+    Training fetches the same frames every epoch; resizing them once (at 640x480 ~0.2 ms
+    a frame) leaves each batch a gather and a multiply. A cell's sum is kept in uint16
+    while 255 x its pixel count fits (up to 257 pixels a cell, e.g. 640x480 -> 64x48),
+    else uint32: 2 or 4 bytes per output value, and `unit(rows)` is bit for bit
+    `AreaResize.unit(frames, rows)`, the resize the inference core runs.
+    """
+
+    def __init__(self, resize: AreaResize, sums: np.ndarray) -> None:
+        self.resize = resize
+        self.sums = sums
+        # AreaResize multiplies its int32 sums by this float32 scale in float64: exact for
+        # a 16-bit sum (40 product bits), so float32 arithmetic rounds it the same; a
+        # 32-bit sum is multiplied in float64 as there.
+        self._scale = (1.0 / (255.0 * resize.area)).astype(np.float32)
+        if sums.dtype != np.uint16:
+            self._scale = self._scale.astype(np.float64)
+
+    @staticmethod
+    def plan(frames_shape: Sequence[int], out_hw: Sequence[int]
+             ) -> tuple[AreaResize, np.dtype] | None:
+        """The resize and the sums' dtype for frames [N, H, W, C] (None: nothing to keep).
+
+        None when the sizes are equal (the frames are their own sums) or a frame is too
+        large for int32 sums.
+        """
+        area = AreaResize.make(frames_shape[1:3], out_hw)
+        if area.identity or area._depth != cv2.CV_32S:
+            return None
+        return area, np.dtype(np.uint16 if area.area.max() * 255 < 2**16 else np.uint32)
+
+    @classmethod
+    def nbytes(cls, frames_shape: Sequence[int], out_hw: Sequence[int]) -> int:
+        """Bytes the kept sums of frames [N, H, W, C] take (0: nothing would be kept)."""
+        plan = cls.plan(frames_shape, out_hw)
+        if plan is None:
+            return 0
+        return int(frames_shape[0]) * int(np.prod(out_hw)) * int(frames_shape[3]) * \
+            plan[1].itemsize
+
+    @classmethod
+    def build(cls, frames: np.ndarray, out_hw: Sequence[int],
+              progress: Callable[[int, int], None] | None = None) -> ResizedFrames | None:
+        """Resize every frame [N, H, W, C] of `frames` (read where it lies, e.g. mapped).
+
+        `progress(done, total)` is called after each block of frames. None when `plan`
+        says there is nothing to keep.
+        """
+        plan = cls.plan(frames.shape, out_hw)
+        if plan is None:
+            return None
+        area, dtype = plan
+        sums = np.empty((len(frames), *area.out_hw, frames.shape[3]), dtype)
+        block = 256
+        for start in range(0, len(frames), block):
+            for j in range(start, min(start + block, len(frames))):
+                sums[j] = area.sums(frames[j])
+            if progress is not None:
+                progress(min(start + block, len(frames)), len(frames))
+        return cls(area, sums)
+
+    def unit(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames `rows` resized, float32 NHWC in 0..1 (as `AreaResize.unit`)."""
+        picked = np.take(self.sums, np.asarray(rows, np.int64), axis=0)
+        if self.sums.dtype == np.uint16:
+            out = picked.astype(np.float32)
+            out *= self._scale
+            return out
+        out = np.empty(picked.shape, np.float32)
+        np.multiply(picked, self._scale, out=out, casting='unsafe')
+        return out

@@ -2,23 +2,26 @@
 
 Each task reads a labelled dataset (`ssl_robot.dataset.LabelledDataset`), splits it by
 bag (never by random frames), and feeds its frames to the trainer, resized to the model's
-input as they are fetched (`FrameItems`, by the inference core's own resize,
-`ssl_robot.area_resize`); normalisation and augmentation happen on the batch in torch,
-drawing from torch's global generator that the trainer seeds per epoch (so a resumed run
-repeats an uninterrupted one). A task's `params` are complete after construction
-(defaults, dataset shapes, label statistics) and are saved in the run's config, so
-`model_spec` rebuilds the model without the dataset.
+input by the inference core's own resize (`ssl_robot.area_resize`): once for the whole
+run (`RobotTask.resized_frames`), else as they are fetched (`FrameItems`); normalisation
+and augmentation happen on the batch in torch, drawing from torch's global generator
+that the trainer seeds per epoch (so a resumed run repeats an uninterrupted one). A
+task's `params` are complete after construction (defaults, dataset shapes, label
+statistics) and are saved in the run's config, so `model_spec` rebuilds the model
+without the dataset.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 import logging
+import time
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ssl_robot.area_resize import ResizedFrames
 from ssl_robot.augment import color_jitter, hflip, random_blur, random_grayscale
 from ssl_robot.metrics import (
     cross_view_retrieval_accuracy,
@@ -51,6 +54,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     'flip_p': 0.5,
     'jitter': 0.2,
     'init_from': '',
+    'resize_cache_mib': 2048,
 }
 
 
@@ -71,18 +75,21 @@ class FrameItems(Dataset):
     `arrays` (name -> array over every dataset row) stand in for the dataset's own
     arrays of those names (e.g. the simulator's truth in place of the pseudo-labels).
     With `input_hw` (the model's input size) a frame of another size comes area-resized
-    to it, as float [3, h, w] in 0..1, what `RobotTask.images` would make of it: the
-    resize then runs in the data loading (in the DataLoader's workers, when it has
-    them), and a 640x480 frame is not carried whole to the step.
+    to it, as float [3, h, w] in 0..1, what `RobotTask.images` would make of it: a
+    640x480 frame is not carried whole to the step. `resized` (the dataset's frames
+    resized once, `RobotTask.resized_frames`) gives those pixels by a gather; without it
+    the resize runs in the data loading (in the DataLoader's workers, when it has them).
     """
 
     def __init__(self, data: Any, indices: np.ndarray, fields: tuple[str, ...],
                  arrays: dict[str, np.ndarray] | None = None, *, with_row: bool = False,
-                 input_hw: Sequence[int] | None = None) -> None:
+                 input_hw: Sequence[int] | None = None,
+                 resized: ResizedFrames | None = None) -> None:
         self.data, self.indices, self.fields = data, np.asarray(indices, np.int64), fields
         self.arrays = arrays or {}
         self.with_row = with_row  # also the item's dataset row ('row')
         self.input_hw = tuple(int(v) for v in input_hw) if input_hw else None
+        self.resized = resized if 'frames' not in self.arrays else None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -103,7 +110,11 @@ class FrameItems(Dataset):
                               else getattr(self.data, name)) for name in names]
         resized = self.input_hw is not None and sources[0].shape[1:3] != self.input_hw
         first = 1 if resized else 0  # frames apart when resized
-        frames = unit_frames(sources[0], self.input_hw, rows) if resized else None
+        frames = None
+        if resized and self.resized is not None and self.resized.resize.out_hw == self.input_hw:
+            frames = torch.from_numpy(self.resized.unit(rows)).permute(0, 3, 1, 2)
+        elif resized:
+            frames = unit_frames(sources[0], self.input_hw, rows)
         batch = []
         for k, j in enumerate(rows.tolist()):
             item = {name: torch.from_numpy(np.array(source[j]))  # a scalar row too
@@ -131,6 +142,7 @@ class RobotTask(Task):
         self.params = {**COMMON_DEFAULTS, **self.defaults, **params}
         self._data = None
         self._split: tuple[np.ndarray, np.ndarray] | None = None
+        self._resized: tuple[Any, ResizedFrames | None] | None = None  # (made for, frames)
         if self.params['dataset']:
             self._prepare()
 
@@ -144,6 +156,42 @@ class RobotTask(Task):
     def use_data(self, data: Any) -> None:
         """Read the rows from `data` (e.g. the same dataset opened in memory, not mapped)."""
         self._data = data
+        self._resized = None
+
+    def resized_frames(self) -> ResizedFrames | None:
+        """The dataset's frames resized to the model's input once, for every epoch.
+
+        None when the frames are of the input's size already, or when their sums would
+        take more than `resize_cache_mib` (then each batch is resized as it is fetched).
+        Made in the trainer's process before its DataLoader workers start, which share
+        it (fork).
+        """
+        hw = tuple(self.model_spec()['input_hw'])
+        made_for, resized = self._resized or (None, None)
+        if made_for == (id(self.data), hw):
+            return resized
+        frames = self.data.frames
+        nbytes = ResizedFrames.nbytes(frames.shape, hw)
+        budget = float(self.params['resize_cache_mib']) * 2**20
+        resized = None
+        if nbytes and nbytes > budget:
+            log.info('frames %s -> %s resized at each fetch: kept resized they would take '
+                     '%.0f MiB, over resize_cache_mib %g', list(frames.shape[1:3]), list(hw),
+                     nbytes / 2**20, self.params['resize_cache_mib'])
+        elif nbytes:
+            start = time.monotonic()
+            last = [start]
+
+            def progress(done: int, total: int) -> None:
+                if time.monotonic() - last[0] > 10.0:
+                    last[0] = time.monotonic()
+                    log.info('resizing frames once for training: %d of %d', done, total)
+            resized = ResizedFrames.build(frames, hw, progress)
+            log.info('%d frames %s -> %s resized once for training (%.0f MiB, %.1f s)',
+                     len(frames), list(frames.shape[1:3]), list(hw), nbytes / 2**20,
+                     time.monotonic() - start)
+        self._resized = ((id(self.data), hw), resized)
+        return resized
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """(train_idx, val_idx) of the dataset, by bag (time blocks with one bag)."""
@@ -304,9 +352,10 @@ class ObstacleTask(RobotTask):
                 np.asarray(self.data.stamps_ns), np.asarray(self.data.bag_ids),
                 np.asarray(self.data.prov_t_future_ns), allowed,
                 tolerance_ns=int(float(self.params['consistency_tolerance_s']) * 1e9))
-        hw = self.model_spec()['input_hw']
-        return (FrameItems(self.data, train, fields, arrays, with_row=consistency, input_hw=hw),
-                FrameItems(self.data, val, fields, arrays, input_hw=hw))
+        hw, resized = self.model_spec()['input_hw'], self.resized_frames()
+        return (FrameItems(self.data, train, fields, arrays, with_row=consistency, input_hw=hw,
+                           resized=resized),
+                FrameItems(self.data, val, fields, arrays, input_hw=hw, resized=resized))
 
     def completion_on(self) -> bool:
         """Whether `label_completion` applies: true, or 'auto' with the sensor it needs."""
@@ -581,9 +630,9 @@ class TerrainTask(RobotTask):
         if self.has_types:
             fields += ('terrain_type',)
             arrays['terrain_type'] = self.patch_type_ids()
-        hw = self.model_spec()['input_hw']
-        return (FrameItems(self.data, train, fields, arrays, input_hw=hw),
-                FrameItems(self.data, val, fields, arrays, input_hw=hw))
+        hw, resized = self.model_spec()['input_hw'], self.resized_frames()
+        return (FrameItems(self.data, train, fields, arrays, input_hw=hw, resized=resized),
+                FrameItems(self.data, val, fields, arrays, input_hw=hw, resized=resized))
 
     def _targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = float(self.params['target_mean']), float(self.params['target_std'])

@@ -87,3 +87,28 @@ def test_every_16_bit_sum_rounds_as_the_fetch_resize(frame_hw: tuple[int, int]) 
     scale = (1.0 / (255.0 * resize.area)).astype(np.float32)
     ref = (kept.sums.astype(np.float64) * scale.astype(np.float64)).astype(np.float32)
     assert np.array_equal(kept.unit(range(n)), ref)
+
+
+@pytest.mark.parametrize('task_name', ['obstacle', 'terrain'])
+def test_a_gathered_batch_holds_the_dataset_rows(tmp_path: Path, task_name: str) -> None:
+    """`FrameItems` gathers a batch per field: the rows `LabelledDataset[j]` reads, stacked.
+
+    An item is that batch's row.
+    """
+    from torch.utils.data import default_collate
+
+    dataset = write_synthetic_dataset(tmp_path / 'ds', n_bags=2, frames_per_bag=20)
+    task = build_task(task_name, {'dataset': str(dataset), 'width': 4, 'input_hw': [24, 32]})
+    train, _ = task.datasets()
+    train.input_hw = None  # whole frames: the dataset's own rows
+    items = [5, 0, 3, 3]
+    batch = task.collate(train.__getitems__(items))
+    rows = [task.data[int(train.indices[i])] for i in items]
+    assert set(batch) == {'frames', *train.fields}
+    for name, value in batch.items():
+        ref = torch.from_numpy(np.stack([np.asarray(r[name]) for r in rows]))
+        assert value.dtype == ref.dtype and torch.equal(torch.nan_to_num(value),
+                                                        torch.nan_to_num(ref)), name
+    stacked = default_collate([train[i] for i in items])
+    assert all(torch.equal(torch.nan_to_num(stacked[k]), torch.nan_to_num(batch[k]))
+               for k in batch)

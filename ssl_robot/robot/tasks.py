@@ -39,7 +39,7 @@ from ssl_robot.robot.losses import (
 )
 from ssl_robot.robot.nets import build_robot_model, default_spec, RobotNet
 from ssl_robot.robot.transforms import mirror_permutation, normalize, resize, unit_frames
-from ssl_robot.train import Task, TrainError
+from ssl_robot.train import GatheredBatch, Task, TrainError
 
 log = logging.getLogger('ssl_robot.robot.tasks')
 
@@ -95,35 +95,32 @@ class FrameItems(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([i])[0]
+        return {name: value[0] for name, value in self.__getitems__([i]).items()}
 
-    def __getitems__(self, items: list[int]) -> list[dict[str, torch.Tensor]]:
-        """The items at `items` (a batch; the DataLoader calls this).
+    def __getitems__(self, items: list[int]) -> GatheredBatch:
+        """The batch of items `items`, each field gathered at once (the DataLoader calls this).
 
-        Rows are copied from plain ndarray views of the memory-mapped arrays, made once
-        per batch: indexing an `np.memmap` row by row cost ~10 us of bookkeeping per row
-        and field, most of the step's wait for data (benchmarks/bench_trainer.py --data).
+        The same tensors as the items stacked by torch's default collate, but one gather
+        per field from plain ndarray views of the memory-mapped arrays: indexing an
+        `np.memmap` row by row cost ~10 us of bookkeeping per row and field, and
+        splitting a batch into items to stack them again ~1 ms a batch
+        (benchmarks/bench_trainer.py --data). Resized frames come as NCHW in the
+        channels-last layout of `unit_frames`.
         """
         rows = self.indices[np.asarray(items, np.int64)]
         names = ('frames', *self.fields)
         sources = [np.asarray(self.arrays[name] if name in self.arrays
                               else getattr(self.data, name)) for name in names]
-        resized = self.input_hw is not None and sources[0].shape[1:3] != self.input_hw
-        first = 1 if resized else 0  # frames apart when resized
-        frames = None
-        if resized and self.resized is not None and self.resized.resize.out_hw == self.input_hw:
-            frames = torch.from_numpy(self.resized.unit(rows)).permute(0, 3, 1, 2)
-        elif resized:
-            frames = unit_frames(sources[0], self.input_hw, rows)
-        batch = []
-        for k, j in enumerate(rows.tolist()):
-            item = {name: torch.from_numpy(np.array(source[j]))  # a scalar row too
-                    for name, source in zip(names[first:], sources[first:])}
-            if frames is not None:
-                item['frames'] = frames[k]
-            if self.with_row:
-                item['row'] = torch.tensor(j)
-            batch.append(item)
+        batch = GatheredBatch({name: torch.from_numpy(np.take(source, rows, axis=0))
+                               for name, source in zip(names[1:], sources[1:])})
+        if self.input_hw is None or sources[0].shape[1:3] == self.input_hw:
+            batch['frames'] = torch.from_numpy(np.take(sources[0], rows, axis=0))
+        elif self.resized is not None and self.resized.resize.out_hw == self.input_hw:
+            batch['frames'] = torch.from_numpy(self.resized.unit(rows)).permute(0, 3, 1, 2)
+        else:
+            batch['frames'] = unit_frames(sources[0], self.input_hw, rows)
+        if self.with_row:
+            batch['row'] = torch.from_numpy(rows.copy())
         return batch
 
 

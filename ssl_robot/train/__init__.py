@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ['load_checkpoint', 'Task', 'TrainConfig', 'Trainer', 'TrainError', 'TrainResult']
+__all__ = ['GatheredBatch', 'load_checkpoint', 'Task', 'TrainConfig', 'Trainer', 'TrainError',
+           'TrainResult']
 
 
 def __getattr__(name: str) -> Any:

@@ -159,7 +159,13 @@ class Task:
         raise NotImplementedError
 
     def collate(self, items: list[Any]) -> Any:
-        """Collate dataset items to a batch (torch's default collate unless overridden)."""
+        """Collate dataset items to a batch (torch's default collate unless overridden).
+
+        A `GatheredBatch` (a dataset's `__getitems__` gathered the batch at once) is the
+        batch already.
+        """
+        if isinstance(items, GatheredBatch):
+            return dict(items)
         return torch.utils.data.default_collate(items)
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -600,6 +606,13 @@ class _EpochBatches(Sampler):
             seed = int(np.random.SeedSequence(
                 [self.seed, self.epoch, self.rank, number]).generate_state(1)[0])
             yield [(int(i), seed) for i in indices[start:start + self.batch_size]]
+
+
+class GatheredBatch(dict):
+    """A batch (name -> stacked tensor) that a dataset's `__getitems__` gathered at once.
+
+    `Task.collate` passes it on as it is: no batch split into items to be stacked again.
+    """
 
 
 class _SeededFetch(torch.utils.data.Dataset):

@@ -37,8 +37,9 @@ def add_parser(subparsers: Any) -> None:
                    help='early-stopping epochs (0: off)')
     p.add_argument('--device', type=device, default=None, help="'auto', 'cpu' or 'cuda'")
     p.add_argument('--num-workers', type=int_at_least(0), default=None,
-                   help='DataLoader worker processes (0: the main process loads the data; '
-                        '2 for camera-sized frames, benchmarks/bench_trainer.py)')
+                   help='DataLoader worker processes (0: the main process loads the data, '
+                        'the fastest for the robot tasks at any camera size: their frames '
+                        'are resized once per run; benchmarks/bench_trainer.py --data)')
     p.add_argument('--threads', type=int_at_least(0), default=None,
                    help="torch CPU threads (0: torch's default, one per core; where other "
                         'processes keep cores busy, the idle ones: the trainer warns)')

@@ -34,6 +34,7 @@ setup(
     entry_points={
         'console_scripts': [
             f'{node} = {package_name}.nodes.{node}:main' for node in NODES
-        ] + ['ssl-robot = ssl_robot.cli:main'],
+        ] + ['inference_group = ssl_robot.nodes.inference:main_group',
+             'ssl-robot = ssl_robot.cli:main'],
     },
 )

@@ -93,3 +93,57 @@ class FollowingSubscription:
         if self.subscription is not None:
             self.node.destroy_subscription(self.subscription)
             self.subscription = None
+
+
+class CameraShare:
+    """One subscription per camera topic for several nodes of one process.
+
+    Each node `join`s with its callback; the first to join a topic subscribes (a
+    `FollowingSubscription` on that node, its QoS and policy), later ones are called on
+    the same messages, in join order, and the subscription goes when the last one leaves.
+    A frame is then received and deserialised once for all of them, not once per node
+    (`inference_group`: about a core's 4 % at 640x480 30 Hz per node saved).
+    """
+
+    def __init__(self) -> None:
+        self._topics: dict[str, tuple[FollowingSubscription, list[Callable[[Any], None]]]] = {}
+
+    def join(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
+             **kwargs: Any) -> SharedSubscriber:
+        """Receive `topic` (resolved by `node`); kwargs as `FollowingSubscription`'s."""
+        name = node.resolve_topic_name(topic)
+        if name not in self._topics:
+            callbacks: list[Callable[[Any], None]] = []
+
+            def deliver(msg: Any) -> None:
+                for member in list(callbacks):
+                    member(msg)
+            self._topics[name] = (FollowingSubscription(node, msg_type, topic, deliver,
+                                                        **kwargs), callbacks)
+        self._topics[name][1].append(callback)
+        return SharedSubscriber(self, name, callback)
+
+    def leave(self, topic_name: str, callback: Callable[[Any], None]) -> None:
+        subscription, callbacks = self._topics[topic_name]
+        callbacks.remove(callback)
+        if not callbacks:
+            subscription.destroy()
+            del self._topics[topic_name]
+
+    def subscribers(self, topic_name: str) -> int:
+        """How many callbacks receive `topic_name` now."""
+        return len(self._topics[topic_name][1]) if topic_name in self._topics else 0
+
+
+class SharedSubscriber:
+    """A node's place on a `CameraShare` topic: `topic_name` and `destroy` (leave)."""
+
+    def __init__(self, share: CameraShare, topic_name: str,
+                 callback: Callable[[Any], None]) -> None:
+        self.topic_name = topic_name
+        self._share, self._callback = share, callback
+
+    def destroy(self) -> None:
+        if self._share is not None:
+            self._share.leave(self.topic_name, self._callback)
+            self._share = None

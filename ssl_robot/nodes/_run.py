@@ -30,8 +30,9 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
              finish: Callable[[N], None] = lambda node: None,
              done: Callable[[N], bool] | None = None,
              exit_code: Callable[[N], int] = lambda node: 0,
-             executor: Callable[[N], Executor] | None = None) -> int:
-    """Run one node in this process and return the process exit status.
+             executor: Callable[[N], Executor] | None = None,
+             more_nodes: Callable[[N], list[N]] | None = None) -> int:
+    """Run one node (or a group) in this process and return the process exit status.
 
     Args:
         name: The executable's name, for the startup error line.
@@ -43,6 +44,8 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
             until shutdown).
         exit_code: The status to return after a normal stop.
         executor: Makes the executor for the built node (None: a SingleThreadedExecutor).
+        more_nodes: Builds more nodes, from the first, that spin in the same executor
+            (their startup errors count as the first's); `finish` is called on each.
     """
     stop = threading.Event()
     signalled: list[int] = []
@@ -54,7 +57,7 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _run(name, make_node, args, startup_errors, finish, done, exit_code, stop,
-                    executor)
+                    executor, more_nodes)
     finally:
         for sig, handler in previous.items():
             # Once asked to stop, a repeated signal is no crash: Ctrl-C reaches the whole
@@ -65,16 +68,23 @@ def run_node(name: str, make_node: Callable[[], N], *, args: list[str] | None = 
 def _run(name: str, make_node: Callable[[], N], args: list[str] | None,
          startup_errors: tuple[type[BaseException], ...], finish: Callable[[N], None],
          done: Callable[[N], bool] | None, exit_code: Callable[[N], int],
-         stop: threading.Event, make_executor: Callable[[N], Executor] | None) -> int:
+         stop: threading.Event, make_executor: Callable[[N], Executor] | None,
+         more_nodes: Callable[[N], list[N]] | None) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    nodes: list[N] = []
     try:
-        node = make_node()
+        nodes.append(make_node())
+        nodes.extend(more_nodes(nodes[0]) if more_nodes else [])
     except startup_errors as exc:
         print(f'{name}: {exc}', file=sys.stderr)
+        for built in nodes:
+            built.destroy_node()
         rclpy.try_shutdown()
         return 2
+    node = nodes[0]
     executor = make_executor(node) if make_executor else SingleThreadedExecutor()
-    executor.add_node(node)
+    for each in nodes:
+        executor.add_node(each)
     try:
         while (rclpy.ok() and not stop.is_set()
                and not (done is not None and done(node))):
@@ -82,8 +92,10 @@ def _run(name: str, make_node: Callable[[], N], args: list[str] | None,
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        finish(node)
+        for each in nodes:
+            finish(each)
         executor.shutdown()
-        node.destroy_node()
+        for each in nodes:
+            each.destroy_node()
         rclpy.try_shutdown()
     return exit_code(node)

@@ -92,8 +92,9 @@ from ssl_robot.inference import (
 from ssl_robot.msgconv import image_to_rgb, MessageError
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._memory import keep_freed_buffers
-from ssl_robot.nodes._qos import FollowingSubscription
+from ssl_robot.nodes._qos import CameraShare, FollowingSubscription
 from ssl_robot.nodes._run import run_node
+from ssl_robot.nodes._throttle import LogThrottle
 from ssl_robot.overlay import (
     obstacle_cell_centres,
     obstacle_overlay,
@@ -108,8 +109,10 @@ ENCODINGS = ('rgb8', 'bgr8', 'mono8')
 class InferenceNode(LifecycleNode):
     """Runs an ONNX robot model on camera frames (see the module docstring)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__('inference', **kwargs)
+    def __init__(self, node_name: str = 'inference', *, camera_share: CameraShare | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._camera_share = camera_share  # one camera subscription for the process's nodes
         self._declare('model_path', '', 'exported .onnx model (ssl-robot export); setting it '
                       'while configured hot-swaps the model')
         self._declare('providers', ['CPUExecutionProvider'],
@@ -161,6 +164,7 @@ class InferenceNode(LifecycleNode):
         # (what it was made for, layout): one camera, one layout; remade when it changes.
         self._terrain_layout_for: tuple[Any, Any] = (None, None)
         self._pubs: dict[str, Any] = {}
+        self._throttle = LogThrottle(5.0)  # per-frame warnings (rclpy's throttle is costly)
         self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}, 'swaps': 0,
                       'swaps_rejected': 0}
         self._declare('qos_policy', 'auto', 'reliability of the camera subscription: auto '
@@ -393,7 +397,8 @@ class InferenceNode(LifecycleNode):
         # Depth 1: when inference is slower than the camera, the newest frame wins.
         qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                          durability=qos_profile_sensor_data.durability)
-        self._sub = FollowingSubscription(
+        subscribe = self._camera_share.join if self._camera_share else FollowingSubscription
+        self._sub = subscribe(
             self, Image, self._param('image_topic'), self._on_image, qos=qos,
             policy=self._param('qos_policy'),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
@@ -447,8 +452,9 @@ class InferenceNode(LifecycleNode):
         dropped = self.stats['dropped']
         dropped[reason] = dropped.get(reason, 0) + 1
         self.health.dropped(reason)
-        self.get_logger().warning(f'dropped frame ({reason}, {dropped[reason]} so far): '
-                                  f'{detail}', throttle_duration_sec=5.0)
+        if self._throttle(f'dropped {reason}'):
+            self.get_logger().warning(f'dropped frame ({reason}, {dropped[reason]} so far): '
+                                      f'{detail}')
 
     def _on_image(self, msg: Image) -> None:
         self.stats['frames'] += 1
@@ -516,9 +522,10 @@ class InferenceNode(LifecycleNode):
     def _terrain_layout(self, image_hw: tuple[int, int]) -> Any:
         """The terrain/grid layout of frames of `image_hw` (None: no CameraInfo, or blind)."""
         if self._camera_info is None:
-            self.get_logger().warning(
-                f'no CameraInfo on {self._param("camera_info_topic")} yet: terrain/grid not '
-                'published', throttle_duration_sec=10.0)
+            if self._throttle('no camera info', period_s=10.0):
+                self.get_logger().warning(
+                    f'no CameraInfo on {self._param("camera_info_topic")} yet: terrain/grid '
+                    'not published')
             return None
         k, (info_h, info_w) = self._camera_info
         key = (k.tobytes(), info_h, info_w, image_hw, tuple(self.model.meta['grid']))
@@ -668,6 +675,62 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_buffers()  # camera-sized buffers reused, not page-faulted in per frame
     return run_node('inference', InferenceNode, args=argv, startup_errors=(ConfigError,),
                     finish=InferenceNode._log_stats, executor=make_executor)
+
+
+def group_models(argv: list[str]) -> list[tuple[str, str]]:
+    """The (node name, model path) pairs of `inference_group --models NAME=PATH ...`."""
+    import argparse
+
+    from rclpy.utilities import remove_ros_args
+    from rclpy.validate_node_name import validate_node_name
+    parser = argparse.ArgumentParser(
+        prog='inference_group', description='Several inference nodes in one process, on '
+        'one camera subscription; other parameters (--ros-args) apply to every node, or '
+        'per node name in a parameters file.')
+    parser.add_argument('--models', nargs='+', required=True, metavar='NAME=MODEL.onnx',
+                        help='one node per model: its name and its model_path')
+    args = parser.parse_args(remove_ros_args(argv)[1:])
+    pairs = []
+    for spec in args.models:
+        name, sep, path = spec.partition('=')
+        if not sep or not name or not path:
+            raise ConfigError(f'--models {spec!r}: expected NAME=MODEL.onnx')
+        try:
+            validate_node_name(name)
+        except Exception as exc:  # rclpy's InvalidNodeNameException
+            raise ConfigError(f'--models {spec!r}: {exc}') from exc
+        pairs.append((name, path))
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise ConfigError(f'--models: node names repeat in {args.models}')
+    return pairs
+
+
+def main_group(argv: list[str] | None = None) -> int:
+    """Run one inference node per model of `--models` in this process until shut down.
+
+    The nodes share one executor and one subscription per camera topic (`CameraShare`):
+    each frame is received and deserialised once, which at 640x480 30 Hz costs about as
+    much CPU as a model's own work (benchmarks/bench_inference.py). Each node keeps its
+    own lifecycle, parameters (`model_path` hot-swaps that node's model), ~/status and
+    diagnostics. A `__node:=` remapping would rename every node: name them in --models.
+    """
+    from rclpy.parameter import Parameter
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        pairs = group_models(argv)
+    except ConfigError as exc:
+        print(f'inference_group: {exc}', file=sys.stderr)
+        return 2
+    keep_freed_buffers()
+    share = CameraShare()
+
+    def make(name: str, path: str) -> InferenceNode:
+        return InferenceNode(name, camera_share=share,
+                             parameter_overrides=[Parameter('model_path', value=path)])
+    return run_node('inference_group', lambda: make(*pairs[0]), args=argv,
+                    more_nodes=lambda first: [make(*pair) for pair in pairs[1:]],
+                    startup_errors=(ConfigError,), finish=InferenceNode._log_stats,
+                    executor=make_executor)
 
 
 if __name__ == '__main__':

@@ -65,6 +65,7 @@ from ssl_robot.msgconv import (
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._qos import FollowingSubscription
 from ssl_robot.nodes._run import run_node
+from ssl_robot.nodes._throttle import LogThrottle
 
 #: Parameters of the node only (not of labelling): default and description.
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -108,6 +109,7 @@ class Labeller(Node):
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__('labeller', **node_kwargs)
+        self._throttle = LogThrottle(5.0)  # per-message warnings (rclpy's throttle is costly)
         p = self.declare_parameter
         for key, default in DEFAULTS.items():
             p(key, default, _describe(DESCRIPTIONS[key]))
@@ -193,8 +195,8 @@ class Labeller(Node):
                 callback(msg)
             except (MessageError, ValueError, AttributeError, TypeError) as exc:
                 self.counts['messages_bad'] += 1
-                self.get_logger().warning(f'{t}: message dropped: {exc}',
-                                          throttle_duration_sec=5.0)
+                if self._throttle(f'bad {t}'):
+                    self.get_logger().warning(f'{t}: message dropped: {exc}')
 
         self.subscribed[resolved] = FollowingSubscription(
             self, cls, topic, counted, qos=qos, policy=self.get_parameter('qos_policy').value,
@@ -208,21 +210,21 @@ class Labeller(Node):
     def _on_image(self, msg: Image) -> None:
         self.counts['frames_received'] += 1
         why = self.buffer.add_frame(stamp_ns(msg.header), msg)
-        if why:
-            self.get_logger().warning(why, throttle_duration_sec=5.0)
+        if why and self._throttle('frame'):
+            self.get_logger().warning(why)
 
     def _on_view(self, v: int, msg: Image) -> None:
         why = self.buffer.add_view(v, stamp_ns(msg.header), msg)
-        if why:
-            self.get_logger().warning(f'{self.view_names[v]}: {why}', throttle_duration_sec=5.0)
+        if why and self._throttle(f'view {v}'):
+            self.get_logger().warning(f'{self.view_names[v]}: {why}')
 
     def _on_odom(self, msg: Odometry) -> None:
         note, restarted = self.buffer.add_odom(stamp_ns(msg.header), odometry_to_pose2d(msg),
                                                float(msg.twist.twist.linear.x))
         if restarted is not None:
             self._take(restarted)
-        if note:
-            self.get_logger().warning(note, throttle_duration_sec=5.0)
+        if note and self._throttle('odom'):
+            self.get_logger().warning(note)
 
     def _on_imu(self, msg: Imu) -> None:
         accel, gyro = imu_to_arrays(msg)

@@ -34,6 +34,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from ssl_robot.diagnostics import NodeHealth, OK, WARN
 from ssl_robot.nodes._diagnostics import DiagnosticsPublisher
 from ssl_robot.nodes._run import run_node
+from ssl_robot.nodes._throttle import LogThrottle
 from ssl_robot.nodes.msgtypes import message_class
 from ssl_robot.sim import ROBOT, SIM_EPOCH_NS, SimError, STREAMS
 from ssl_robot.sim.messages import Frames, MessageKit
@@ -66,6 +67,7 @@ class SimRobot(Node):
 
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__('sim_robot', **node_kwargs)
+        self._throttle = LogThrottle(5.0)  # per-message warnings (rclpy's throttle is costly)
         p = self.declare_parameter
         p('seed', 0, _describe('world seed (same seed, same world, noise and driver)'))
         p('rate_hz', 30.0, _describe('camera rate (image_raw, camera_info, depth/image), Hz'))
@@ -196,8 +198,8 @@ class SimRobot(Node):
             self.session.set_cmd_vel(msg.linear.x, msg.angular.z)
         except SimError as exc:
             self.dropped_commands += 1
-            self.get_logger().warning(
-                f'dropped command #{self.dropped_commands}: {exc}', throttle_duration_sec=5.0)
+            if self._throttle('command'):
+                self.get_logger().warning(f'dropped command #{self.dropped_commands}: {exc}')
 
     def _tick(self) -> None:
         if self.done:

@@ -15,6 +15,8 @@ Part 5, the transport floor: the same 640x480 rgb8 case with the two inference n
 replaced by two do-nothing nodes (this script with --floor-node: a raw subscription with
 the nodes' QoS that answers each frame with a 1x1 image of its stamp), so what DDS and
 rclpy cost before any node code runs is measured in the same run.
+Part 6 runs both models in one `inference_group` process (a node per model, one camera
+subscription: each frame received once), with the default executor and the other one.
 
 With --fastdds-profile config/fastdds_large_frames.xml every process of parts 4 and 5
 (this one, the nodes) uses that Fast DDS profile (a shared-memory segment that holds a
@@ -25,7 +27,9 @@ Usage: python benchmarks/bench_inference.py [--camera 640x480] [--seconds 10] [-
     [--fastdds-profile FILE]
 Writes benchmarks/results/bench_inference.json; the last line is
 `640x480 at 30 Hz: answered A/B, p99 X ms, cpu Y % of a core` (the fewer answered and
-the larger p99 of the two models, their summed CPU).
+the larger p99 of the two models, their CPU) for the `inference_group` process, the way
+to run both models on one camera; the line before it says the same of one process per
+model.
 """
 from __future__ import annotations
 
@@ -244,7 +248,7 @@ def floor_node(topic: str, *, bare: bool = False) -> int:
 
 def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], seconds: float,
               rate_hz: float = 30.0, warmup_s: float = 1.0, floor: str = '',
-              node_params: dict | None = None) -> dict:
+              node_params: dict | None = None, group: bool = False) -> dict:
     """One inference node per model (real processes) on one camera topic, case after case.
 
     Each case publishes frames of one size and encoding at `rate_hz` for `seconds` (after
@@ -254,7 +258,9 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
     With `floor` ('plain', or 'keep': with `keep_freed_buffers`; 'bare': a bare
     deserialising subscriber with `keep_freed_buffers` that answers nothing), do-nothing
     nodes (`floor_node`) stand in for the inference nodes. `node_params` are extra
-    parameters of the inference nodes (e.g. their executor).
+    parameters of the inference nodes (e.g. their executor). With `group`, one
+    `inference_group` process runs a node per model on one camera subscription (its CPU
+    is reported as 'group').
     """
     from sensor_msgs.msg import Image
 
@@ -266,6 +272,16 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
         nodes = {kind: NodeProcess([sys.executable, __file__, '--floor-node',
                                     OUTPUT_TOPICS[kind], *keep], env=dds_env(DOMAIN),
                                    log_path=tmp / f'floor_{kind}.log') for kind in models}
+    elif group:
+        script = Path(sys.executable).parent / 'inference_group'
+        argv = [str(script)] if script.is_file() else [
+            sys.executable, '-c', 'import sys; from ssl_robot.nodes.inference import '
+            'main_group; sys.exit(main_group())']
+        params = {'autostart': True, **(node_params or {})}
+        cmd = [*argv, '--models', *(f'inference_{kind}={path}' for kind, path in models.items()),
+               '--ros-args', *(a for k, v in params.items()
+                               for a in ('-p', f'{k}:={json.dumps(v)}'))]
+        nodes = {'group': NodeProcess(cmd, env=dds_env(DOMAIN), log_path=tmp / 'group.log')}
     else:
         nodes = {kind: start_node('inference', name=f'inference_{kind}', domain_id=DOMAIN,
                                   log_dir=tmp, params={'model_path': str(path),
@@ -296,7 +312,7 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
             # this machine best-effort 640x480 frames are lost in DDS before any node
             # sees them, which says nothing about the node.
             pub = probe.publisher('/image_raw', Image, reliable=True)
-            ok = probe.wait_for_subscribers('/image_raw', 60, count=len(models))
+            ok = probe.wait_for_subscribers('/image_raw', 60, count=len(nodes))
             assert ok, {k: n.output()[-2000:] for k, n in nodes.items()}
             for h, w, encoding in cases:
                 rng = np.random.default_rng(0)
@@ -346,7 +362,7 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
         for node in nodes.values():
             node.stop()
     return {'nodes': {kind: f'floor_{kind}' if floor else f'inference_{kind}'
-                      for kind in models}, 'cases': results}
+                      for kind in models}, 'group': group, 'cases': results}
 
 
 def bench_stages(models: dict[str, Path], cameras: list[tuple[int, int]],
@@ -472,6 +488,12 @@ def main() -> int:
         result['dds_other_executor'] = dict(bench_dds(
             models, [(96, 128, 'rgb8'), (h, w, 'rgb8')], args.seconds,
             node_params={'executor': OTHER_EXECUTOR}), executor=OTHER_EXECUTOR)
+        # Both models in one process on one camera subscription (`inference_group`).
+        result['dds_group'] = bench_dds(models, [(96, 128, 'rgb8'), (h, w, 'rgb8'),
+                                                 (h, w, 'bgr8')], args.seconds, group=True)
+        result['dds_group_other_executor'] = dict(bench_dds(
+            models, [(96, 128, 'rgb8'), (h, w, 'rgb8')], args.seconds, group=True,
+            node_params={'executor': OTHER_EXECUTOR}), executor=OTHER_EXECUTOR)
     r = result['runtimes']
     print(f'obstacle model {result["model"]["params"]} params, input '
           f'{result["model"]["input_hw"]}, camera 96x128, 1 thread')
@@ -497,34 +519,50 @@ def main() -> int:
                    for case in floor['cases']]
     other_cases = [dict(case, floor='other') for case in
                    result.get('dds_other_executor', {}).get('cases', [])]
-    for case in result.get('dds', {}).get('cases', []) + floor_cases + other_cases:
+    group_cases = [dict(case, floor='group') for case in
+                   result.get('dds_group', {}).get('cases', [])]
+    group_other = [dict(case, floor='group other') for case in
+                   result.get('dds_group_other_executor', {}).get('cases', [])]
+    separate = ''
+    for case in (result.get('dds', {}).get('cases', []) + floor_cases + other_cases
+                 + group_cases + group_other):
         cpu = case['cpu_share_of_core']
         what = {'plain': 'do-nothing nodes (transport floor)', 'keep': 'do-nothing nodes '
                 '(transport floor) with keep_freed_buffers',
                 'bare': 'bare subscribers (deserialise, no work, no answers: CPU only)',
-                'other': f'node with executor {OTHER_EXECUTOR}'}.get(case.get('floor'),
-                                                                     'node')
+                'other': f'node with executor {OTHER_EXECUTOR}',
+                'group': 'inference_group (both models, one process, one subscription)',
+                'group other': f'inference_group with executor {OTHER_EXECUTOR}'}.get(
+                    case.get('floor'), 'node')
+        shares = ' + '.join(f'{kind} {100 * v:.1f} %' for kind, v in cpu.items()
+                            if kind != 'total')
         print(f'\nDDS loopback, {case["camera"]} {case["encoding"]} at {case["rate_hz"]:.0f} Hz '
-              f'for {case["seconds"]:.0f} s; {what} CPU obstacle {100 * cpu["obstacle"]:.1f} % + '
-              f'terrain {100 * cpu["terrain"]:.1f} % = {100 * cpu["total"]:.1f} % of a core')
+              f'for {case["seconds"]:.0f} s; {what} CPU {shares} = {100 * cpu["total"]:.1f} % '
+              'of a core')
         print(f'  {"model":<10}{"answered":>10}{"superseded":>11}{"lost":>6}{"median ms":>10}'
               f'{"p99 ms":>8}  median ms per second')
         for kind, m in case['models'].items():
             per_s = ' '.join(f'{v:.1f}' for v in m['median_ms_per_second'])
             print(f'  {kind:<10}{m["answered"]:>6}/{m["sent"]:<4}{m["superseded"]:>10}'
                   f'{m["lost"]:>6}{m["median_ms"]:>10.1f}{m["p99_ms"]:>8.1f}  {per_s}')
-        if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8' and not case.get(
-                'floor'):
+        if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8' and case.get(
+                'floor') in (None, 'group'):
             worst = max(case['models'].values(), key=lambda m: m['p99_ms'])
             least = min(case['models'].values(), key=lambda m: m['answered'])
-            final = (f'{w}x{h} at {case["rate_hz"]:.0f} Hz: answered {least["answered"]}/'
-                     f'{least["sent"]}, p99 {worst["p99_ms"]:.1f} ms, cpu '
-                     f'{100 * cpu["total"]:.0f} % of a core')
+            line = (f'{w}x{h} at {case["rate_hz"]:.0f} Hz: answered {least["answered"]}/'
+                    f'{least["sent"]}, p99 {worst["p99_ms"]:.1f} ms, cpu '
+                    f'{100 * cpu["total"]:.0f} % of a core')
+            if case.get('floor'):
+                final = line
+            else:
+                separate = line
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f'wrote {out}')
-    if final:
+    if separate:
+        print(f'one process per model: {separate}')
+    if final:  # both models in one inference_group process, the way to run them together
         print(final)
     return 0
 

@@ -196,13 +196,14 @@ class OnnxRobotModel:
         """Execution providers the session actually uses."""
         return list(self.session.get_providers())
 
-    def preprocess(self, frames: np.ndarray) -> np.ndarray:
+    def preprocess(self, frames: np.ndarray, shared: FrameSums | None = None) -> np.ndarray:
         """uint8 RGB frames [N, H, W, 3] (or one [H, W, 3]) -> normalised [N, 3, h, w].
 
         Area-average resize by training's own resize (`ssl_robot.area_resize`: output
         cell i covers input rows floor(i H / h) to ceil((i + 1) H / h), as torch's 'area'
         bins them), exact sums of the uint8 frame from its integral image: no full-size
         float copy. Scale and normalisation then run in one pass on the small image.
+        `shared` hands one frame's sums to every model of its input size that runs on it.
         """
         if frames.ndim == 3:
             frames = frames[None]
@@ -211,8 +212,10 @@ class OnnxRobotModel:
         h, w = self.input_hw
         out = np.empty((n, 3, h, w), np.float32)
         for k, frame in enumerate(frames):
+            sums = shared.sums(frame, plan.resize) if shared is not None and n == 1 \
+                else plan.resize.sums(frame)
             # (mean of block / 255 - mean) / std == block sum * factor + offset.
-            out[k] = (plan.resize.sums(frame) * plan.factor + plan.offset).transpose(2, 0, 1)
+            out[k] = (sums * plan.factor + plan.offset).transpose(2, 0, 1)
         return out
 
     def _resize_plan(self, height: int, width: int) -> _ResizePlan:
@@ -245,9 +248,12 @@ class OnnxRobotModel:
                 raise InferenceError(f'{self.path}: output {name} is not finite (NaN/inf) '
                                      'on a stored frame')
 
-    def predict(self, rgb: np.ndarray) -> Prediction:
-        """Predict for one uint8 RGB frame [H, W, 3] (every output, `Prediction.outputs`)."""
-        outputs = self.session.run(None, {self.input_name: self.preprocess(rgb)})
+    def predict(self, rgb: np.ndarray, shared: FrameSums | None = None) -> Prediction:
+        """Predict for one uint8 RGB frame [H, W, 3] (every output, `Prediction.outputs`).
+
+        `shared`: see `preprocess`.
+        """
+        outputs = self.session.run(None, {self.input_name: self.preprocess(rgb, shared)})
         return Prediction(self.kind, outputs[0][0], {
             name: out[0] for name, out in zip(self.meta['output_names'], outputs)})
 
@@ -255,6 +261,40 @@ class OnnxRobotModel:
         """Whether a camera frame's aspect ratio differs from the model's by > tolerance."""
         h, w = self.input_hw
         return abs((width / height) / (w / h) - 1.0) > tolerance
+
+
+class FrameSums:
+    """The last frame's area sums per resize, for the models that run on the same frame.
+
+    Several models of one input size (`inference_group`: a node per model on one camera
+    subscription) resize each frame alike; at 640x480 the integral image is most of a
+    model's preprocessing (~0.4 ms). The sums are kept while the same frame comes again:
+    the same memory (the frame is held, so its buffer cannot be reused meanwhile), shape
+    and strides. Frames must not be written to in place while they are kept.
+    """
+
+    def __init__(self) -> None:
+        self._frame: np.ndarray | None = None
+        self._sums: dict[tuple[tuple[int, int], tuple[int, int]], np.ndarray] = {}
+        self.hits = 0
+
+    def _same(self, frame: np.ndarray) -> bool:
+        kept = self._frame
+        return (kept is not None and kept.shape == frame.shape and kept.dtype == frame.dtype
+                and kept.strides == frame.strides
+                and kept.__array_interface__['data'][0] == frame.__array_interface__['data'][0])
+
+    def sums(self, frame: np.ndarray, resize: AreaResize) -> np.ndarray:
+        """`resize.sums(frame)`, computed once per frame and resize."""
+        if not self._same(frame):
+            self._frame, self._sums = frame, {}
+        key = (resize.frame_hw, resize.out_hw)
+        sums = self._sums.get(key)
+        if sums is None:
+            sums = self._sums[key] = resize.sums(frame)
+        else:
+            self.hits += 1
+        return sums
 
 
 @dataclass

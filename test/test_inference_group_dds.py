@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ros_procs import dds_env, NodeProcess, Probe, VENV_BIN  # noqa: E402
-
 from ssl_robot.errors import ConfigError  # noqa: E402
 from ssl_robot.nodes.inference import group_models, main_group  # noqa: E402
+
+from ros_procs import dds_env, NodeProcess, Probe, VENV_BIN  # noqa: E402
 
 DOMAIN = 157
 H, W = 48, 64

@@ -81,6 +81,7 @@ from ssl_robot.grading import Grade, PerceptionGrader
 from ssl_robot.inference import (
     check_model_file,
     default_lateral_offsets,
+    FrameSums,
     InferenceError,
     MAX_MODEL_BYTES,
     obstacle_grid_data,
@@ -110,9 +111,10 @@ class InferenceNode(LifecycleNode):
     """Runs an ONNX robot model on camera frames (see the module docstring)."""
 
     def __init__(self, node_name: str = 'inference', *, camera_share: CameraShare | None = None,
-                 **kwargs: Any) -> None:
+                 frame_sums: FrameSums | None = None, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._camera_share = camera_share  # one camera subscription for the process's nodes
+        self._frame_sums = frame_sums  # and each frame resized once for their models
         self._declare('model_path', '', 'exported .onnx model (ssl-robot export); setting it '
                       'while configured hot-swaps the model')
         self._declare('providers', ['CPUExecutionProvider'],
@@ -478,7 +480,7 @@ class InferenceNode(LifecycleNode):
                        f'{model.input_hw[1]}x{model.input_hw[0]}')
             return
         try:
-            prediction = model.predict(rgb)
+            prediction = model.predict(rgb, self._frame_sums)
             values = prediction.values
         except Exception as exc:  # onnxruntime's own error types; never crash the node
             self._drop('inference_error', f'{type(exc).__name__}: {exc}')
@@ -710,7 +712,8 @@ def main_group(argv: list[str] | None = None) -> int:
 
     The nodes share one executor and one subscription per camera topic (`CameraShare`):
     each frame is received and deserialised once, which at 640x480 30 Hz costs about as
-    much CPU as a model's own work (benchmarks/bench_inference.py). Each node keeps its
+    much CPU as a model's own work (benchmarks/bench_inference.py), and area-resized once
+    for the models of one input size (`FrameSums`). Each node keeps its
     own lifecycle, parameters (`model_path` hot-swaps that node's model), ~/status and
     diagnostics. A `__node:=` remapping would rename every node: name them in --models.
     """
@@ -722,10 +725,10 @@ def main_group(argv: list[str] | None = None) -> int:
         print(f'inference_group: {exc}', file=sys.stderr)
         return 2
     keep_freed_buffers()
-    share = CameraShare()
+    share, sums = CameraShare(), FrameSums()
 
     def make(name: str, path: str) -> InferenceNode:
-        return InferenceNode(name, camera_share=share,
+        return InferenceNode(name, camera_share=share, frame_sums=sums,
                              parameter_overrides=[Parameter('model_path', value=path)])
     return run_node('inference_group', lambda: make(*pairs[0]), args=argv,
                     more_nodes=lambda first: [make(*pair) for pair in pairs[1:]],

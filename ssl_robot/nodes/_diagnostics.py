@@ -6,6 +6,7 @@ replay that ended, a paused simulator) still reports.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -45,8 +46,12 @@ class DiagnosticsPublisher:
         self._timer = node.create_timer(period_s, self.publish, clock=self.steady)
 
     def now_s(self) -> float:
-        """Steady time in seconds (what arrivals are counted in)."""
-        return self.steady.now().nanoseconds / 1e9
+        """Steady time in seconds (what arrivals are counted in).
+
+        CLOCK_MONOTONIC, the clock of rclpy's STEADY_TIME, read without an rclpy Time
+        (nodes call this per message).
+        """
+        return time.monotonic()
 
     def publish(self) -> None:
         now = self.now_s()

@@ -26,10 +26,11 @@ ssl_robot/nodes/_memory.py), the floor nodes only with --floor-keep-buffers.
 Usage: python benchmarks/bench_inference.py [--camera 640x480] [--seconds 10] [--no-dds]
     [--fastdds-profile FILE]
 Writes benchmarks/results/bench_inference.json; the last line is
-`640x480 at 30 Hz: answered A/B, p99 X ms, cpu Y % of a core` (the fewer answered and
-the larger p99 of the two models, their CPU) for the `inference_group` process, the way
-to run both models on one camera; the line before it says the same of one process per
-model.
+`(inference_group, executor events) 640x480 at 30 Hz: answered A/B, p99 X ms, cpu Y % of
+a core` (the fewer answered and the larger p99 of the two models, their CPU) for one
+`inference_group` process with the EventsExecutor, the way to run both models on one
+camera within a CPU budget; the line before it says the same of one process per model
+(default executor).
 """
 from __future__ import annotations
 
@@ -546,7 +547,7 @@ def main() -> int:
             print(f'  {kind:<10}{m["answered"]:>6}/{m["sent"]:<4}{m["superseded"]:>10}'
                   f'{m["lost"]:>6}{m["median_ms"]:>10.1f}{m["p99_ms"]:>8.1f}  {per_s}')
         if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8' and case.get(
-                'floor') in (None, 'group'):
+                'floor') in (None, 'group other'):
             worst = max(case['models'].values(), key=lambda m: m['p99_ms'])
             least = min(case['models'].values(), key=lambda m: m['answered'])
             line = (f'{w}x{h} at {case["rate_hz"]:.0f} Hz: answered {least["answered"]}/'
@@ -563,7 +564,7 @@ def main() -> int:
     if separate:
         print(f'one process per model: {separate}')
     if final:  # both models in one inference_group process, the way to run them together
-        print(final)
+        print(f'(inference_group, executor {OTHER_EXECUTOR}) {final}')
     return 0
 
 

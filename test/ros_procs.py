@@ -46,8 +46,10 @@ def executable_argv(executable: str) -> list[str]:
     script = VENV_BIN / executable
     if script.is_file():
         return [str(script)]
+    module, main = {'inference_group': ('inference', 'main_group')}.get(executable,
+                                                                      (executable, 'main'))
     return [sys.executable, '-c',
-            f'import sys; from ssl_robot.nodes.{executable} import main; sys.exit(main())']
+            f'import sys; from ssl_robot.nodes.{module} import {main}; sys.exit({main}())']
 
 
 def _param_value(value: Any) -> str:

@@ -316,3 +316,53 @@ def test_sigints_while_a_node_stops_are_no_crash(tmp_path):
             node.signal(signal.SIGINT)
             time.sleep(0.005)
         assert node.wait(10) == 0, node.output()
+
+
+def test_several_models_start_one_group_process_that_launch_arguments_reach(tmp_path):
+    """model_path:=A,B runs one inference_group process (nodes inference, inference_1).
+
+    Both nodes come up by themselves (autostart), each with its model, use_sim_time from
+    the launch argument, and the parameter file's `inference` section (the robot's camera
+    extrinsics) reaches the second node too.
+    """
+    import torch
+
+    from ssl_robot.robot.nets import build_robot_model, default_spec, export_robot_onnx
+    models = []
+    for kind, extra in (('obstacle', {'distances_m': [0.0, 0.1]}), ('terrain', {'grid': [3, 4]})):
+        torch.manual_seed(0)
+        models.append(tmp_path / f'{kind}.onnx')
+        export_robot_onnx(build_robot_model(default_spec(kind, input_hw=[24, 32], width=4,
+                                                         **extra)), models[-1])
+    params = copy_config(tmp_path, inference={'camera_xyz': [0.2, 0.0, 0.3]})
+    plan = GRAPHS['sim'].plan({'model_path': ','.join(map(str, models)),
+                               'params_file': str(params)})
+    (group,) = [n for n in plan.nodes if n.executable == 'inference_group']
+    assert [(name, model) for name, model, _ in group.members] == [
+        ('inference', str(models[0])), ('inference_1', str(models[1]))]
+    assert not group.lifecycle and 'inference: 2 models in one inference_group process, ' \
+        'nodes inference, inference_1' in plan.notes
+    args = group.ros_args(tmp_path / 'group.yaml')
+    assert args[:3] == ['--models', f'inference={models[0]}', f'inference_1={models[1]}']
+    assert '__node:=inference' not in ' '.join(args)  # it would rename both nodes
+    proc = _start_as_launch_does(group, tmp_path / 'overrides', tmp_path / 'logs')
+    try:
+        with Probe(DOMAIN_ID) as probe:
+            assert probe.spin_until(
+                lambda: probe.lifecycle_state('inference', 5) == 'active'
+                and probe.lifecycle_state('inference_1', 5) == 'active', 60), proc.output()
+            for name, model in (('inference', models[0]), ('inference_1', models[1])):
+                values = probe.get_parameters(name, ['model_path', 'use_sim_time',
+                                                     'camera_xyz'], timeout=20)
+                assert values is not None, proc.output()
+                assert values[0].string_value == str(model)
+                assert values[1].bool_value is True                 # the sim graph's
+                assert list(values[2].double_array_value) == [0.2, 0.0, 0.3]
+    finally:
+        proc.stop()
+    assert 'Traceback' not in proc.log_path.read_text()
+
+
+def test_an_empty_model_in_the_list_is_refused():
+    with pytest.raises(ConfigError, match='an empty model in the list'):
+        GRAPHS['robot'].plan({'model_path': '/m/a.onnx,'})

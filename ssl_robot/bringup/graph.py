@@ -49,6 +49,9 @@ class NodeSpec:
         argument_parameters: Node parameter -> launch argument that sets it.
         needs_model: Started only with a model (its `model_path` from the launch argument
             or the parameter file) or with online training, which provides one.
+        group_executable: With several comma-separated models in `model_path`, this
+            executable runs a node per model in one process (`inference_group`): the
+            first named `name`, the others `name`_1, `name`_2, ...
     """
 
     executable: str
@@ -57,6 +60,7 @@ class NodeSpec:
     condition: str = ''
     argument_parameters: tuple[tuple[str, str], ...] = ()
     needs_model: bool = False
+    group_executable: str = ''
 
 
 #: Launch argument -> the generic topic name it remaps (in every node of every graph).
@@ -74,6 +78,13 @@ RANGE_SENSORS: tuple[str, ...] = ('left', 'center', 'right')
 RANGE_PREFIX_ARGUMENT = ('range_prefix', 'range')
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """YAML without anchors and aliases, which rcl's parameter-file parser refuses."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 @dataclass(frozen=True)
 class ResolvedNode:
     """A node of a graph with every launch argument substituted (what is started).
@@ -85,6 +96,9 @@ class ResolvedNode:
             `params_files`.
         activate: Whether a lifecycle node is configured and activated when it starts
             (False when it has no model yet: the online trainer brings it up).
+        members: For a group process (`NodeSpec.group_executable`): each node's name,
+            model and parameters (its own section of the overrides file; each brings
+            itself up, `autostart`). `name` is then the first node's.
     """
 
     executable: str
@@ -94,16 +108,29 @@ class ResolvedNode:
     parameters: dict[str, object]
     remappings: tuple[tuple[str, str], ...]
     activate: bool = False
+    members: tuple[tuple[str, str, dict[str, object]], ...] = ()
 
     def overrides(self) -> dict[str, object]:
-        """The launch-argument parameters as a parameter file of this node's own section."""
+        """The launch-argument parameters as a parameter file of this node's own section.
+
+        A group's: a section per node.
+        """
+        if self.members:
+            return {name: {'ros__parameters': dict(params)} for name, _, params in self.members}
         return {self.name: {'ros__parameters': dict(self.parameters)}}
+
+    def arguments(self) -> list[str]:
+        """The command-line arguments before `--ros-args` (a group's `--models`)."""
+        if not self.members:
+            return []
+        return ['--models', *(f'{name}={model}' for name, model, _ in self.members)]
 
     def write_overrides(self, directory: Path) -> Path:
         """Write `overrides()` to `directory`/<node>.yaml and return its path."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f'{self.name}.yaml'
-        path.write_text(yaml.safe_dump(self.overrides(), default_flow_style=False))
+        path.write_text(yaml.dump(self.overrides(), Dumper=_NoAliasDumper,
+                                  default_flow_style=False))
         return path
 
     def all_params_files(self, overrides_file: Path) -> list[Path]:
@@ -118,7 +145,9 @@ class ResolvedNode:
         Args:
             overrides_file: Where `write_overrides` wrote this node's launch parameters.
         """
-        args = ['--ros-args', '-r', f'__node:={self.name}']
+        # A group's nodes are named by --models: __node:= would rename every one of them.
+        args = [*self.arguments(), '--ros-args'] + (
+            [] if self.members else ['-r', f'__node:={self.name}'])
         for path in self.all_params_files(overrides_file):
             args += ['--params-file', str(path)]
         for src, dst in self.remappings:
@@ -197,6 +226,7 @@ class Graph:
             # An empty argument leaves the parameter to the parameter file.
             params.update((p, merged[a]) for p, a in spec.argument_parameters if merged[a])
             activate = spec.lifecycle
+            model = ''
             if spec.needs_model:
                 model = str(params.get('model_path') or load_node_parameters(
                     spec.name, params_file).get('model_path') or '')
@@ -208,9 +238,37 @@ class Graph:
                     activate = False
                     notes.append(f'{spec.name} starts unconfigured: the online trainer '
                                  'configures and activates it with its first model')
+            models = [m.strip() for m in model.split(',')] if spec.needs_model else []
+            if spec.group_executable and len(models) > 1:
+                resolved.append(_group_node(spec, models, params, params_file, remaps))
+                notes.append(f'{spec.name}: {len(models)} models in one {spec.group_executable}'
+                             f' process, nodes {", ".join(n for n, _, _ in resolved[-1].members)}')
+                continue
             resolved.append(ResolvedNode(spec.executable, spec.name, spec.lifecycle,
                                          (params_file,), params, remaps, activate))
         return GraphPlan(tuple(resolved), tuple(notes))
+
+
+def _group_node(spec: NodeSpec, models: list[str], params: dict[str, object],
+                params_file: Path, remaps: tuple[tuple[str, str], ...]) -> ResolvedNode:
+    """One `spec.group_executable` process with a node per model (`NodeSpec`).
+
+    Each node gets the parameter file's section of `spec.name` (camera extrinsics, sensor
+    layout: the same robot), what the arguments set, and `autostart`; its model comes
+    from `--models`.
+    """
+    if not all(models):
+        raise ConfigError(f'model_path {",".join(models)!r}: an empty model in the list')
+    # The node's own section only: '/**' reaches every node of the process anyway.
+    section = (yaml.safe_load(params_file.read_text()) or {}).get(spec.name) or {}
+    shared = {k: v for k, v in (section.get('ros__parameters') or {}).items()
+              if k not in ('model_path', 'autostart')}
+    own = {k: v for k, v in params.items() if k != 'model_path'}
+    members = tuple(
+        (spec.name if k == 0 else f'{spec.name}_{k}', model,
+         {**shared, **own, 'autostart': True}) for k, model in enumerate(models))
+    return ResolvedNode(spec.group_executable, spec.name, False, (params_file,),
+                        {**params, 'model_path': ','.join(models)}, remaps, True, members)
 
 
 def parse_bool(text: str, name: str) -> bool:
@@ -237,7 +295,9 @@ def _common_arguments(use_sim_time: bool) -> tuple[LaunchArgument, ...]:
         LaunchArgument('model_path', '',
                        'ONNX model of the inference node (ssl-robot export); empty = the '
                        "parameter file's; without any, inference starts only with "
-                       'online_training'),
+                       'online_training; several, comma-separated (obstacle.onnx,'
+                       'terrain.onnx): one inference_group process, a node per model '
+                       '(inference, inference_1, ...) on one camera subscription'),
         *topics,
         LaunchArgument(RANGE_PREFIX_ARGUMENT[0], RANGE_PREFIX_ARGUMENT[1],
                        'namespace of the proximity sensors (<prefix>/left|center|right)'),
@@ -249,7 +309,8 @@ LEARNING_NODES: tuple[NodeSpec, ...] = (
     NodeSpec('recorder', 'recorder'),
     NodeSpec('labeller', 'labeller'),
     NodeSpec('inference', 'inference', lifecycle=True,
-             argument_parameters=(('model_path', 'model_path'),), needs_model=True),
+             argument_parameters=(('model_path', 'model_path'),), needs_model=True,
+             group_executable='inference_group'),
     NodeSpec('trainer', 'trainer', condition='online_training'),
 )
 

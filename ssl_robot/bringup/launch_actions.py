@@ -56,11 +56,18 @@ def _start_graph(context: LaunchContext, spec: Graph) -> list:
 
 
 def _node_actions(node: ResolvedNode, overrides_file: Path) -> list:
-    """A Node (or a LifecycleNode brought to active when it has a model) for `node`."""
+    """A Node (or a LifecycleNode brought to active when it has a model) for `node`.
+
+    A group process (several models, `inference_group`) is a plain Node: its nodes bring
+    themselves up (`autostart` in their overrides sections).
+    """
     kwargs = dict(
-        package='ssl_robot', executable=node.executable, name=node.name,
+        package='ssl_robot', executable=node.executable,
         parameters=[str(p) for p in node.all_params_files(overrides_file)],
         remappings=list(node.remappings), output='screen', emulate_tty=True)
+    if node.members:  # a group process: --models names its nodes (a name renames them all)
+        return [Node(arguments=node.arguments(), **kwargs)]
+    kwargs['name'] = node.name
     if not node.lifecycle:
         return [Node(**kwargs)]
     action = LifecycleNode(namespace='', **kwargs)

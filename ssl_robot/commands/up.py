@@ -30,6 +30,9 @@ import time
 from ssl_robot.bringup.graph import graph, GraphPlan, GRAPHS, ResolvedNode, TOPIC_ARGUMENTS
 from ssl_robot.errors import ConfigError
 
+#: Console scripts whose main is not their module's `main` (setup.py).
+GROUP_MAINS = {'inference_group': ('inference', 'main_group')}
+
 #: Seconds each node gets to exit after SIGINT, then after SIGTERM, before SIGKILL.
 SIGINT_TIMEOUT_S = 10.0
 SIGTERM_TIMEOUT_S = 5.0
@@ -116,8 +119,9 @@ def executable_argv(executable: str) -> list[str]:
     for candidate in (Path(sys.executable).parent / executable, shutil.which(executable)):
         if candidate and Path(candidate).is_file():
             return [str(candidate)]
+    module, main = GROUP_MAINS.get(executable, (executable, 'main'))
     return [sys.executable, '-c',
-            f'import sys; from ssl_robot.nodes.{executable} import main; sys.exit(main())']
+            f'import sys; from ssl_robot.nodes.{module} import {main}; sys.exit({main}())']
 
 
 def _die_with_parent() -> None:

@@ -60,6 +60,7 @@ from geometry_msgs.msg import Pose
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -199,7 +200,9 @@ class InferenceNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._autostart_timer = None
         if self._param('autostart'):
-            self._autostart_timer = self.create_timer(0.1, self._autostart)
+            # Steady: under use_sim_time a node must not wait for /clock to come up.
+            self._autostart_timer = self.create_timer(
+                0.1, self._autostart, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _autostart(self) -> None:
         """Configure and activate once, from the executor (`autostart`).

@@ -5,7 +5,8 @@
 
 Arguments: use_sim_time (false), params_file (the package's config/robot.yaml),
 online_training (false), model_path (the inference node starts only with a model or with
-online_training), image_topic, camera_info_topic, depth_topic, odom_topic,
+online_training; several, comma-separated: one inference_group process, a node per
+model), image_topic, camera_info_topic, depth_topic, odom_topic,
 imu_topic, cmd_vel_topic, range_prefix. The node list lives in ssl_robot/bringup/graph.py, which
 `ssl-robot up robot` starts too.
 """

@@ -55,8 +55,13 @@ def test_demo_runs_every_stage_and_writes_its_report(tmp_path):
     assert set(results['obstacle_vs_truth']['truth_auc']) == {
         'trained', 'random_init', 'hand_detector', 'truth_trained'}
     assert "simulator's geometric truth" in proc.stdout
-    assert results['inference']['frames'] > 0
-    assert results['inference']['predictions'] > 0
+    inference = results['inference']
+    assert inference['frames'] > 0 and inference['predictions'] > 0
+    # Frames played while the node was still starting are counted apart.
+    assert (inference['frames_before_first_prediction']
+            + inference['frames_from_first_prediction']) == inference['frames']
+    assert 0 < inference['predicted_fraction_once_up'] <= 1
+    assert 'of them played before its first prediction' in proc.stdout
     for name in ('obstacle', 'terrain', 'tcn'):
         assert (out / 'models' / f'{name}.onnx').stat().st_size > 1000, name
     report = (out / 'report.html').read_text()

@@ -337,8 +337,12 @@ def final_table(results: dict[str, Any]) -> str:
                          f"   probe AUC {_auc(probe)}")
     inf = results.get('inference')
     if inf:
+        starting = inf.get('frames_before_first_prediction')
+        up = (f" ({starting} of them played before its first prediction, while it started; "
+              f"{inf['predictions']} of the {inf['frames_from_first_prediction']} after)"
+              if starting is not None else '')
         lines.append(f"\ninference node (ONNX, replayed bag over DDS): {inf['predictions']} "
-                     f"predictions for {inf['frames']} frames, publish->prediction latency "
+                     f"predictions for {inf['frames']} frames{up}, publish->prediction latency "
                      f"median {inf['latency_median_ms']:.1f} ms, p99 {inf['latency_p99_ms']:.1f}"
                      f" ms (first/last third {inf['latency_first_third_ms']:.1f}/"
                      f"{inf['latency_last_third_ms']:.1f} ms)")

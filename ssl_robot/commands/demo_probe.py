@@ -58,6 +58,7 @@ def measure_inference_over_dds(bag: Path, model: Path, seconds: float, env: dict
                        if k in env})
     frame_arrival: dict[tuple[int, int], float] = {}
     latencies: list[float] = []
+    answered_sent: list[float] = []  # when each answered frame arrived here
     lock = threading.Lock()
 
     context = rclpy.Context()
@@ -74,6 +75,7 @@ def measure_inference_over_dds(bag: Path, model: Path, seconds: float, env: dict
             sent = frame_arrival.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
         if sent is not None:
             latencies.append(now - sent)
+            answered_sent.append(sent)
 
     node.create_subscription(Image, 'image_raw', on_frame, qos_profile_sensor_data)
     node.create_subscription(Image, 'obstacle/probabilities', on_prediction,
@@ -111,10 +113,17 @@ def measure_inference_over_dds(bag: Path, model: Path, seconds: float, env: dict
 
     lat_ms = np.array(latencies) * 1000.0
     thirds = np.array_split(lat_ms, 3) if lat_ms.size >= 3 else [lat_ms] * 3
+    # Frames played before the node answered its first one went out while it was still
+    # starting (loading the model, activating): counted apart from those it missed later.
+    first = min(answered_sent) if answered_sent else float('inf')
+    after = sum(1 for t in frame_arrival.values() if t >= first)
     return {
         'frames': len(frame_arrival),
+        'frames_before_first_prediction': len(frame_arrival) - after,
+        'frames_from_first_prediction': after,
         'predictions': int(lat_ms.size),
         'predicted_fraction': float(lat_ms.size / max(len(frame_arrival), 1)),
+        'predicted_fraction_once_up': float(lat_ms.size / max(after, 1)),
         'latency_median_ms': float(np.median(lat_ms)) if lat_ms.size else float('nan'),
         'latency_p99_ms': float(np.percentile(lat_ms, 99)) if lat_ms.size else float('nan'),
         'latency_first_third_ms': float(np.median(thirds[0])) if lat_ms.size else float('nan'),

@@ -265,7 +265,7 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
     """
     from sensor_msgs.msg import Image
 
-    from ros_procs import dds_env, NodeProcess, Probe, start_node
+    from ros_procs import dds_env, executable_argv, NodeProcess, Probe, start_node
     tmp = Path(tempfile.mkdtemp(prefix='bench_inference_'))
     if floor:
         keep = {'keep': ['--floor-keep-buffers'],
@@ -274,12 +274,9 @@ def bench_dds(models: dict[str, Path], cases: list[tuple[int, int, str]], second
                                     OUTPUT_TOPICS[kind], *keep], env=dds_env(DOMAIN),
                                    log_path=tmp / f'floor_{kind}.log') for kind in models}
     elif group:
-        script = Path(sys.executable).parent / 'inference_group'
-        argv = [str(script)] if script.is_file() else [
-            sys.executable, '-c', 'import sys; from ssl_robot.nodes.inference import '
-            'main_group; sys.exit(main_group())']
         params = {'autostart': True, **(node_params or {})}
-        cmd = [*argv, '--models', *(f'inference_{kind}={path}' for kind, path in models.items()),
+        cmd = [*executable_argv('inference_group'), '--models',
+               *(f'inference_{kind}={path}' for kind, path in models.items()),
                '--ros-args', *(a for k, v in params.items()
                                for a in ('-p', f'{k}:={json.dumps(v)}'))]
         nodes = {'group': NodeProcess(cmd, env=dds_env(DOMAIN), log_path=tmp / 'group.log')}

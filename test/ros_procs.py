@@ -42,14 +42,9 @@ def dds_env(domain_id: int, **extra: str) -> dict[str, str]:
 
 
 def executable_argv(executable: str) -> list[str]:
-    """Argv prefix that runs a node's console script (the venv's, else `python -m`)."""
-    script = VENV_BIN / executable
-    if script.is_file():
-        return [str(script)]
-    module, main = {'inference_group': ('inference', 'main_group')}.get(executable,
-                                                                      (executable, 'main'))
-    return [sys.executable, '-c',
-            f'import sys; from ssl_robot.nodes.{module} import {main}; sys.exit({main}())']
+    """Argv prefix that runs a node's console script, as `ssl-robot up` finds it."""
+    from ssl_robot.commands.up import executable_argv as up_argv
+    return up_argv(executable)
 
 
 def _param_value(value: Any) -> str:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ssl_robot.errors import ConfigError  # noqa: E402
 from ssl_robot.nodes.inference import group_models, main_group  # noqa: E402
 
-from ros_procs import dds_env, NodeProcess, Probe, VENV_BIN  # noqa: E402
+from ros_procs import dds_env, executable_argv, NodeProcess, Probe  # noqa: E402
 
 DOMAIN = 157
 H, W = 48, 64
@@ -46,11 +46,8 @@ def _image(stamp_s: int) -> object:
 
 
 def _group_command(models: dict[str, Path]) -> list[str]:
-    script = VENV_BIN / 'inference_group'
-    argv = [str(script)] if script.is_file() else [
-        sys.executable, '-c', 'import sys; from ssl_robot.nodes.inference import main_group; '
-        'sys.exit(main_group())']
-    return [*argv, '--models', *(f'inference_{kind}={path}' for kind, path in models.items()),
+    return [*executable_argv('inference_group'), '--models',
+            *(f'inference_{kind}={path}' for kind, path in models.items()),
             '--ros-args', '-p', 'autostart:=true']
 
 

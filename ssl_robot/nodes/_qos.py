@@ -130,10 +130,6 @@ class CameraShare:
             subscription.destroy()
             del self._topics[topic_name]
 
-    def subscribers(self, topic_name: str) -> int:
-        """How many callbacks receive `topic_name` now."""
-        return len(self._topics[topic_name][1]) if topic_name in self._topics else 0
-
 
 class SharedSubscriber:
     """A node's place on a `CameraShare` topic: `topic_name` and `destroy` (leave)."""

@@ -112,3 +112,13 @@ def test_a_gathered_batch_holds_the_dataset_rows(tmp_path: Path, task_name: str)
     stacked = default_collate([train[i] for i in items])
     assert all(torch.equal(torch.nan_to_num(stacked[k]), torch.nan_to_num(batch[k]))
                for k in batch)
+
+
+@pytest.mark.parametrize('bad', ['lots', -1, float('nan'), True])
+def test_a_bad_resize_budget_is_a_clear_error(tmp_path: Path, bad: object) -> None:
+    from ssl_robot.train import TrainError
+    dataset = write_synthetic_dataset(tmp_path / 'ds', n_bags=2, frames_per_bag=10)
+    task = build_task('obstacle', {'dataset': str(dataset), 'width': 4, 'input_hw': [24, 32],
+                                   'resize_cache_mib': bad})
+    with pytest.raises(TrainError, match='resize_cache_mib must be a number of MiB >= 0'):
+        task.datasets()

@@ -169,7 +169,10 @@ class RobotTask(Task):
             return resized
         frames = self.data.frames
         nbytes = ResizedFrames.nbytes(frames.shape, hw)
-        budget = float(self.params['resize_cache_mib']) * 2**20
+        mib = self.params['resize_cache_mib']
+        if isinstance(mib, bool) or not isinstance(mib, (int, float)) or not mib >= 0:
+            raise TrainError(f'resize_cache_mib must be a number of MiB >= 0, not {mib!r}')
+        budget = float(mib) * 2**20
         resized = None
         if nbytes and nbytes > budget:
             log.info('frames %s -> %s resized at each fetch: kept resized they would take '

@@ -391,6 +391,12 @@ class Trainer:
         threads_before = torch.get_num_threads()
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
+        # A process group this fit starts, it also ends: left to the interpreter's exit,
+        # gloo's threads can abort a rank that finished first ("terminate called without
+        # an active exception", seen once in a clean-clone CI run of the torchrun test).
+        owns_group = self.distributed and not dist.is_initialized()
+        if owns_group:
+            dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
         try:
             if self.device.type == 'cpu' and self.is_main:
                 warn_if_oversubscribed(torch.get_num_threads(), busy_cores_of_others(),
@@ -398,12 +404,12 @@ class Trainer:
             return self._fit(resume)
         finally:
             torch.set_num_threads(threads_before)
+            if owns_group and dist.is_initialized():
+                dist.destroy_process_group()
 
     def _fit(self, resume: bool) -> TrainResult:
-        """`fit` with its CPU threads set."""
+        """`fit` with its CPU threads set (and its process group, when distributed)."""
         cfg = self.config
-        if self.distributed and not dist.is_initialized():
-            dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
         seed_everything(cfg.seed)
         train_set, val_set = self.task.datasets()
         if len(train_set) == 0:

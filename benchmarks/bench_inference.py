@@ -16,7 +16,9 @@ replaced by two do-nothing nodes (this script with --floor-node: a raw subscript
 the nodes' QoS that answers each frame with a 1x1 image of its stamp), so what DDS and
 rclpy cost before any node code runs is measured in the same run.
 Part 6 runs both models in one `inference_group` process (a node per model, one camera
-subscription: each frame received once), with the default executor and the other one.
+subscription: each frame received once), with the default executor (events) and the
+other one (single_threaded). `--parts` runs a subset (e.g. `--parts group` to repeat
+the group's case alone).
 
 With --fastdds-profile config/fastdds_large_frames.xml every process of parts 4 and 5
 (this one, the nodes) uses that Fast DDS profile (a shared-memory segment that holds a
@@ -28,9 +30,8 @@ Usage: python benchmarks/bench_inference.py [--camera 640x480] [--seconds 10] [-
 Writes benchmarks/results/bench_inference.json; the last line is
 `(inference_group, executor events) 640x480 at 30 Hz: answered A/B, p99 X ms, cpu Y % of
 a core` (the fewer answered and the larger p99 of the two models, their CPU) for one
-`inference_group` process with the EventsExecutor, the way to run both models on one
-camera within a CPU budget; the line before it says the same of one process per model
-(default executor).
+`inference_group` process with the default executor, what `model_path:=A.onnx,B.onnx`
+starts; the line before it says the same of one process per model.
 """
 from __future__ import annotations
 
@@ -58,9 +59,14 @@ from ssl_robot.robot.nets import (  # noqa: E402
 from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 
 DOMAIN = 43
-#: The executor the inference node does not use by default (single_threaded), measured
-#: next to it.
-OTHER_EXECUTOR = 'events'
+#: The inference node's default executor, and the one it does not use by default,
+#: measured next to it.
+DEFAULT_EXECUTOR = 'events'
+OTHER_EXECUTOR = 'single_threaded'
+#: What a run measures (`--parts`): runtimes (part 1), ort settings (2), stages (3), the
+#: DDS cases (4), the transport floor (5), the nodes with the other executor, the group
+#: (6) with the default executor and with the other one.
+PARTS = ('runtimes', 'settings', 'stages', 'dds', 'floor', 'other', 'group', 'group-other')
 
 
 def stats_ms(samples_s: list[float]) -> dict[str, float]:
@@ -443,6 +449,8 @@ def main() -> int:
                         '(FASTDDS_DEFAULT_PROFILES_FILE of this process and the nodes)')
     parser.add_argument('--floor-keep-buffers', action='store_true', help='the floor nodes '
                         'call keep_freed_buffers as the inference node does')
+    parser.add_argument('--parts', nargs='+', choices=PARTS, default=list(PARTS),
+                        help='what to measure (default: everything)')
     parser.add_argument('--floor-node', metavar='TOPIC', help=argparse.SUPPRESS)
     parser.add_argument('--floor-bare', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -473,45 +481,56 @@ def main() -> int:
                         'width': model.spec.get('width'),
                         'params': sum(p.numel() for p in model.parameters())},
               'camera_hw': [96, 128], 'threads': 1, 'cpus': os.cpu_count(),
-              'load_avg_at_start': list(os.getloadavg()),
-              'runtimes': bench_runtimes(model, onnx_path, frames),
-              'ort_settings': bench_ort_settings(models['obstacle']),
-              'stages_ms': bench_stages(models, [(96, 128), (h, w)])}
-    if not args.no_dds:
+              'load_avg_at_start': list(os.getloadavg()), 'default_executor': DEFAULT_EXECUTOR}
+    parts = set(args.parts) - ({'dds', 'floor', 'other', 'group', 'group-other'}
+                               if args.no_dds else set())
+    if 'runtimes' in parts:
+        result['runtimes'] = bench_runtimes(model, onnx_path, frames)
+    if 'settings' in parts:
+        result['ort_settings'] = bench_ort_settings(models['obstacle'])
+    if 'stages' in parts:
+        result['stages_ms'] = bench_stages(models, [(96, 128), (h, w)])
+    if 'dds' in parts:
         result['dds'] = bench_dds(models, [(96, 128, 'rgb8'), (h, w, 'rgb8'), (h, w, 'bgr8')],
                                   args.seconds)
+    if 'floor' in parts:
         result['dds_floor'] = {mode: bench_dds(models, [(h, w, 'rgb8')], args.seconds,
                                                floor=mode) for mode in ('plain', 'keep', 'bare')}
-        # The same nodes with the other rclpy executor, in the same run.
+    if 'other' in parts:  # the same nodes with the other rclpy executor, in the same run
         result['dds_other_executor'] = dict(bench_dds(
             models, [(96, 128, 'rgb8'), (h, w, 'rgb8')], args.seconds,
             node_params={'executor': OTHER_EXECUTOR}), executor=OTHER_EXECUTOR)
-        # Both models in one process on one camera subscription (`inference_group`).
+    if 'group' in parts:  # both models in one process on one camera subscription
         result['dds_group'] = bench_dds(models, [(96, 128, 'rgb8'), (h, w, 'rgb8'),
                                                  (h, w, 'bgr8')], args.seconds, group=True)
+    if 'group-other' in parts:
         result['dds_group_other_executor'] = dict(bench_dds(
             models, [(96, 128, 'rgb8'), (h, w, 'rgb8')], args.seconds, group=True,
             node_params={'executor': OTHER_EXECUTOR}), executor=OTHER_EXECUTOR)
-    r = result['runtimes']
-    print(f'obstacle model {result["model"]["params"]} params, input '
-          f'{result["model"]["input_hw"]}, camera 96x128, 1 thread')
-    print(f'{"runtime":<24}{"median ms":>10}{"p99 ms":>10}{"frames/s":>10}')
-    for name in ('torch_eager', 'onnxruntime', 'torch_eager_model_only',
-                 'onnxruntime_model_only'):
-        s = r[name]
-        print(f'{name:<24}{s["median_ms"]:>10.2f}{s["p99_ms"]:>10.2f}{s["fps"]:>10.0f}')
-    print(f'onnxruntime speed-up vs torch eager (median): {r["speedup_ort_vs_torch"]:.2f}x '
-          f'end-to-end, {r["speedup_ort_vs_torch_model_only"]:.2f}x model only '
-          f'(providers {r["providers"]})')
-    print('\nonnxruntime settings, obstacle model session run')
-    print(f'{"setting":<34}{"median ms":>10}{"p99 ms":>8}{"cpu ms/run":>11}')
-    for key, v in result['ort_settings'].items():
-        print(f'{key:<34}{v["median_ms"]:>10.3f}{v["p99_ms"]:>8.3f}{v["cpu_ms_per_run"]:>11.3f}')
-    stages = result['stages_ms']
-    print("\nwhere a frame's time goes in the node (median ms, 1 thread)")
-    print(f'{"stage":<32}' + ''.join(f'{cam:>10}' for cam in stages))
-    for name in next(iter(stages.values())):
-        print(f'{name:<32}' + ''.join(f'{row[name]:>10.3f}' for row in stages.values()))
+    r = result.get('runtimes')
+    if r:
+        print(f'obstacle model {result["model"]["params"]} params, input '
+              f'{result["model"]["input_hw"]}, camera 96x128, 1 thread')
+        print(f'{"runtime":<24}{"median ms":>10}{"p99 ms":>10}{"frames/s":>10}')
+        for name in ('torch_eager', 'onnxruntime', 'torch_eager_model_only',
+                     'onnxruntime_model_only'):
+            s = r[name]
+            print(f'{name:<24}{s["median_ms"]:>10.2f}{s["p99_ms"]:>10.2f}{s["fps"]:>10.0f}')
+        print(f'onnxruntime speed-up vs torch eager (median): {r["speedup_ort_vs_torch"]:.2f}x '
+              f'end-to-end, {r["speedup_ort_vs_torch_model_only"]:.2f}x model only '
+              f'(providers {r["providers"]})')
+    if 'ort_settings' in result:
+        print('\nonnxruntime settings, obstacle model session run')
+        print(f'{"setting":<34}{"median ms":>10}{"p99 ms":>8}{"cpu ms/run":>11}')
+        for key, v in result['ort_settings'].items():
+            print(f'{key:<34}{v["median_ms"]:>10.3f}{v["p99_ms"]:>8.3f}'
+                  f'{v["cpu_ms_per_run"]:>11.3f}')
+    stages = result.get('stages_ms')
+    if stages:
+        print("\nwhere a frame's time goes in the node (median ms, 1 thread)")
+        print(f'{"stage":<32}' + ''.join(f'{cam:>10}' for cam in stages))
+        for name in next(iter(stages.values())):
+            print(f'{name:<32}' + ''.join(f'{row[name]:>10.3f}' for row in stages.values()))
     final = ''
     floor_cases = [dict(case, floor=mode) for mode, floor in result.get('dds_floor', {}).items()
                    for case in floor['cases']]
@@ -529,7 +548,8 @@ def main() -> int:
                 '(transport floor) with keep_freed_buffers',
                 'bare': 'bare subscribers (deserialise, no work, no answers: CPU only)',
                 'other': f'node with executor {OTHER_EXECUTOR}',
-                'group': 'inference_group (both models, one process, one subscription)',
+                'group': f'inference_group (both models, one process, one subscription; '
+                f'executor {DEFAULT_EXECUTOR})',
                 'group other': f'inference_group with executor {OTHER_EXECUTOR}'}.get(
                     case.get('floor'), 'node')
         shares = ' + '.join(f'{kind} {100 * v:.1f} %' for kind, v in cpu.items()
@@ -544,7 +564,7 @@ def main() -> int:
             print(f'  {kind:<10}{m["answered"]:>6}/{m["sent"]:<4}{m["superseded"]:>10}'
                   f'{m["lost"]:>6}{m["median_ms"]:>10.1f}{m["p99_ms"]:>8.1f}  {per_s}')
         if case['camera'] == f'{w}x{h}' and case['encoding'] == 'rgb8' and case.get(
-                'floor') in (None, 'group other'):
+                'floor') in (None, 'group'):
             worst = max(case['models'].values(), key=lambda m: m['p99_ms'])
             least = min(case['models'].values(), key=lambda m: m['answered'])
             line = (f'{w}x{h} at {case["rate_hz"]:.0f} Hz: answered {least["answered"]}/'
@@ -561,7 +581,7 @@ def main() -> int:
     if separate:
         print(f'one process per model: {separate}')
     if final:  # both models in one inference_group process, the way to run them together
-        print(f'(inference_group, executor {OTHER_EXECUTOR}) {final}')
+        print(f'(inference_group, executor {DEFAULT_EXECUTOR}) {final}')
     return 0
 
 

@@ -134,3 +134,62 @@ def test_type_image_has_the_input_header_and_the_models_types(tmp_path: Path) ->
         node.stop()
     log = node.log_path.read_text()
     assert 'Traceback' not in log, log
+
+
+def _published(diagnostics: list, topic: str) -> int | None:
+    """The newest `published TOPIC` count of the node's frames section (None: none yet)."""
+    for array in reversed(diagnostics):
+        for status in array.status:
+            if status.name.endswith(': frames'):
+                for kv in status.values:
+                    if kv.key == f'published {topic}':
+                        return int(kv.value)
+    return None
+
+
+def test_outputs_nobody_subscribes_to_are_not_built(tmp_path: Path) -> None:
+    """Only terrain/grid is wanted: the camera-sized cost and type images are not made,
+    until a subscriber to terrain/cost appears (the node's own diagnostics count them)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo, Image
+
+    model = _export_type_model(tmp_path / 'terrain.onnx')
+    config = copy_config(tmp_path, inference={'model_path': str(model), 'autostart': True})
+    node = start_node('inference', domain_id=DOMAIN, log_dir=tmp_path, params_file=config)
+    try:
+        with Probe(DOMAIN) as probe:
+            grids = probe.subscribe('/terrain/grid', OccupancyGrid)
+            diagnostics = probe.subscribe('/diagnostics', DiagnosticArray, reliable=True)
+            image_pub = probe.publisher('/image_raw', Image)
+            info_pub = probe.publisher('/camera_info', CameraInfo)
+            assert probe.spin_until(lambda: probe.node.count_subscribers('/image_raw') > 0
+                                    and probe.node.count_subscribers('/camera_info') > 0,
+                                    timeout=30), node.output()
+
+            def send_until(done, first: int) -> bool:
+                stamp = first
+
+                def step() -> bool:
+                    nonlocal stamp
+                    info_pub.publish(_camera_info())
+                    image_pub.publish(_image(stamp))
+                    stamp += 1
+                    probe.spin(0.1)
+                    return done()
+                return probe.spin_until(step, timeout=30)
+
+            # Frames answered on the grid, and a diagnostics report after them.
+            assert send_until(lambda: len(grids) >= 5 and (_published(
+                diagnostics, '/terrain/grid') or 0) >= 5, 100), node.output()
+            assert _published(diagnostics, '/terrain/cost') == 0
+            assert _published(diagnostics, '/terrain/type') == 0
+            costs = probe.subscribe('/terrain/cost', Image)
+            assert send_until(lambda: len(costs) >= 3 and (_published(
+                diagnostics, '/terrain/cost') or 0) >= 3, 200), node.output()
+            assert _published(diagnostics, '/terrain/type') == 0
+            assert costs[-1].height == H and costs[-1].width == W  # the camera's size
+    finally:
+        node.stop()
+    log = node.log_path.read_text()
+    assert 'Traceback' not in log, log

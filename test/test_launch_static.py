@@ -257,16 +257,18 @@ def test_launch_arguments_reach_every_node_and_config_parameters_are_declared(tm
                 reported[name] = {k: v.bool_value if k == 'use_sim_time' else v.string_value
                                   for k, v in zip(wanted, values)}
             # Every node publishes /diagnostics (about 1 Hz); the simulator's camera reaches
-            # the recorder and the labeller.
+            # the recorder and the labeller (each reports its own rate, each at its own tick).
             def latest() -> dict:
                 return {s.name: s for array in diagnostics for s in array.status}
 
             def publishing() -> bool:
                 statuses = latest()
-                recorder = statuses.get('recorder: inputs')
-                camera = recorder and _values(recorder).get('/image_raw rate_hz', '0')
-                return {n.split(':')[0] for n in statuses} >= set(names) and float(
-                    camera or 0) > 0
+
+                def camera_hz(name: str) -> float:
+                    inputs = statuses.get(f'{name}: inputs')
+                    return float(inputs and _values(inputs).get('/image_raw rate_hz') or 0)
+                return ({n.split(':')[0] for n in statuses} >= set(names)
+                        and camera_hz('recorder') > 0 and camera_hz('labeller') > 0)
             assert probe.spin_until(publishing, 20), sorted(latest())
             statuses = latest()
     finally:

@@ -114,3 +114,57 @@ def test_player_converts_a_ros1_bag(tmp_path):
     assert 8.0 < (acc.x ** 2 + acc.y ** 2 + acc.z ** 2) ** 0.5 < 12.0  # gravity, m/s^2
     stamps = _ns(odom)
     assert stamps == sorted(stamps)
+
+
+def test_player_waits_for_the_subscribers_named_per_topic(tmp_path):
+    """`wait_for_topics`: nothing is played until /odom has 2 subscribers, then everything."""
+    domain = 29
+    bag = tmp_path / 'bag'
+    counts = write_sensor_bag(bag, seconds=1.0, rate_hz=20.0, topics={'/odom', '/imu'},
+                              t0_ns=T0)
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Imu
+    with Probe(domain) as probe:
+        odom = probe.subscribe('/odom', Odometry, reliable=True)
+        imu = probe.subscribe('/imu', Imu, reliable=True)
+        node = _start(tmp_path, domain, bag=str(bag), rate=4.0, wait_for_topics=['/odom:2'])
+        try:
+            assert node.wait_for_output('waiting for subscribers: /imu 1, /odom 2', 30), \
+                node.output()
+            probe.spin(2.0)
+            assert not odom and not imu and node.alive()  # one /odom subscriber so far
+            with Probe(domain, name='second_probe') as second:
+                second.subscribe('/odom', Odometry, reliable=True)
+                assert probe.spin_until(lambda: not node.alive(), 30), node.output()
+            assert node.wait(5) == 0, node.output()
+            probe.spin(0.5)
+        finally:
+            node.stop()
+    assert len(odom) == counts['/odom'] and len(imu) == counts['/imu']
+
+
+def test_player_wait_timeout_plays_anyway_and_bad_entries_are_refused(tmp_path):
+    domain = 30
+    bag = tmp_path / 'bag'
+    counts = write_sensor_bag(bag, seconds=0.5, rate_hz=20.0, topics={'/odom'}, t0_ns=T0)
+    from nav_msgs.msg import Odometry
+    with Probe(domain) as probe:
+        odom = probe.subscribe('/odom', Odometry, reliable=True)
+        node = _start(tmp_path, domain, bag=str(bag), wait_for_topics=['/odom:5'],
+                      wait_timeout=1.0)
+        try:
+            assert probe.spin_until(lambda: not node.alive(), 30), node.output()
+            assert node.wait(5) == 0, node.output()
+            probe.spin(0.5)
+        finally:
+            node.stop()
+    assert 'without the subscribers asked for: /odom has 1 of 5' in node.log_path.read_text()
+    assert len(odom) == counts['/odom']
+    for entry, why in (('/odom', 'expected TOPIC:N'), ('/odom:0', 'expected TOPIC:N'),
+                       ('/scan:1', 'which this bag does not play')):
+        bad = _start(tmp_path, domain, bag=str(bag), wait_for_topics=[entry])
+        try:
+            assert bad.wait(30) not in (0, None), bad.output()
+            assert why in bad.output(), bad.output()
+        finally:
+            bad.stop()

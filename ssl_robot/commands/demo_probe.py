@@ -21,14 +21,20 @@ import yaml
 
 from ssl_robot.paths import config_path
 
+CAMERA_TOPIC = 'image_raw'
+
 
 def write_replay_params(out: Path, *, model: Path, run_dir: Path) -> Path:
     """Write a copy of config/robot.yaml that points the replay graph at the run directory.
 
     The inference node loads `model`; recorder and labeller write under `run_dir`, not
-    into the working directory.
+    into the working directory. The bag player starts playing once the camera topic has
+    its four subscribers: recorder, labeller, the inference node (it subscribes when it
+    goes active, after loading the model) and this probe, so that no frame is played
+    before the node can answer it.
     """
     params = yaml.safe_load(config_path().read_text())
+    params['bag_player']['ros__parameters']['wait_for_topics'] = [f'/{CAMERA_TOPIC}:4']
     params['inference']['ros__parameters']['model_path'] = str(model.resolve())
     params['recorder']['ros__parameters']['output'] = str((run_dir / 'replay_recording')
                                                           .resolve())
@@ -77,7 +83,7 @@ def measure_inference_over_dds(bag: Path, model: Path, seconds: float, env: dict
             latencies.append(now - sent)
             answered_sent.append(sent)
 
-    node.create_subscription(Image, 'image_raw', on_frame, qos_profile_sensor_data)
+    node.create_subscription(Image, CAMERA_TOPIC, on_frame, qos_profile_sensor_data)
     node.create_subscription(Image, 'obstacle/probabilities', on_prediction,
                              qos_profile_sensor_data)
     executor = SingleThreadedExecutor(context=context)

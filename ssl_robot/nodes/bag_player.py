@@ -53,6 +53,12 @@ class BagPlayer(Node):
                                   'discover the publishers'))
         p('wait_for_subscribers', 0, _describe('before playing, wait until every played topic '
                                                'has this many subscribers (0: do not wait)'))
+        p('wait_for_topics', [''], _describe(
+            'before playing, wait until each TOPIC:N entry (a played topic as published, '
+            'e.g. /image_raw:3) has at least N subscribers, e.g. until an inference node '
+            'that subscribes only once active is up'))
+        p('wait_timeout', 60.0, _describe('wall seconds the waits for subscribers may take; '
+                                          'then play anyway, with a warning (0: no limit)'))
         p('reliable', True, _describe('publish reliably (sensor-data subscribers still match)'))
         gp = self.get_parameter
         self.bag_path = gp('bag').value
@@ -90,6 +96,8 @@ class BagPlayer(Node):
                 self._publisher(topic, msgtype)
         self.delay_ns = int(float(gp('delay').value) * 1e9)
         self.wait_for_subscribers = int(gp('wait_for_subscribers').value)
+        self.wait_for_topics = self._topic_counts([t for t in gp('wait_for_topics').value if t])
+        self.wait_timeout_ns = int(max(0.0, float(gp('wait_timeout').value)) * 1e9)
         self.thread = threading.Thread(target=self._play_guarded, name='player', daemon=True)
         self.thread.start()
 
@@ -107,6 +115,56 @@ class BagPlayer(Node):
                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self.publishers_by_topic[topic] = pub
         return pub
+
+    def _topic_counts(self, entries: list[str]) -> dict[str, int]:
+        """`wait_for_topics` as {published topic: subscribers}; BagError for a bad entry."""
+        played = {p.topic_name: p for p in self.publishers_by_topic.values() if p is not None}
+        counts = {}
+        for entry in entries:
+            topic, sep, count = entry.rpartition(':')
+            try:
+                n = int(count)
+            except ValueError:
+                n = -1
+            if not sep or not topic or n < 1:
+                raise BagError(f'bag_player: wait_for_topics entry {entry!r}: expected TOPIC:N '
+                               'with N >= 1')
+            name = self.resolve_topic_name(topic)
+            if name not in played:
+                raise BagError(f'bag_player: wait_for_topics names {name}, which this bag does '
+                               f'not play (played: {", ".join(sorted(played)) or "none"})')
+            counts[name] = n
+        return counts
+
+    def _wait_for_subscribers(self) -> bool:
+        """Wait for `wait_for_subscribers` and `wait_for_topics`; False when asked to stop.
+
+        After `wait_timeout` it plays anyway and says which topics still lacked subscribers.
+        """
+        played = {p.topic_name: p for p in self.publishers_by_topic.values() if p is not None}
+        wanted = {name: self.wait_for_subscribers for name in played
+                  if self.wait_for_subscribers > 0}
+        for name, n in self.wait_for_topics.items():
+            wanted[name] = max(n, wanted.get(name, 0))
+        if not wanted:
+            return True
+        self.get_logger().info('waiting for subscribers: ' + ', '.join(
+            f'{name} {n}' for name, n in sorted(wanted.items())))
+        deadline = self.steady.now().nanoseconds + self.wait_timeout_ns
+        while True:
+            short = {name: played[name].get_subscription_count() for name, n in wanted.items()
+                     if played[name].get_subscription_count() < n}
+            if not short:
+                return True
+            if self.wait_timeout_ns and self.steady.now().nanoseconds >= deadline:
+                self.get_logger().warning(
+                    f'playing after {self.wait_timeout_ns / 1e9:.0f} s (wait_timeout) without '
+                    'the subscribers asked for: ' + ', '.join(
+                        f'{name} has {have} of {wanted[name]}'
+                        for name, have in sorted(short.items())))
+                return True
+            if self.stop_event.wait(0.05):
+                return False
 
     def _wait_until(self, target_ns: int) -> bool:
         """Sleep until steady time `target_ns`; False when asked to stop."""
@@ -134,15 +192,12 @@ class BagPlayer(Node):
             self.stop_event.set()
 
     def _play(self) -> None:
+        # The subscribers first, then `delay`: a subscriber in the graph may not have
+        # matched this publisher yet, and what is sent before it has is lost to it.
+        if not self._wait_for_subscribers():
+            return
         if not self._wait_until(self.steady.now().nanoseconds + self.delay_ns):
             return
-        if self.wait_for_subscribers > 0:
-            pubs = [p for p in self.publishers_by_topic.values() if p is not None]
-            self.get_logger().info(f'waiting for {self.wait_for_subscribers} subscriber(s) '
-                                   'on every played topic')
-            while any(p.get_subscription_count() < self.wait_for_subscribers for p in pubs):
-                if self.stop_event.wait(0.05):
-                    return
         with BagReader(self.bag_path) as bag:
             if not sum(bag.message_counts.values()):
                 self.get_logger().warning(f'{self.bag_path}: bag has no messages')

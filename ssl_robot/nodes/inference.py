@@ -154,9 +154,10 @@ class InferenceNode(LifecycleNode):
                       'predictions drawn over it) and debug/obstacle_markers (MarkerArray)')
         self._declare('autostart', False, 'configure and activate by itself at start (for '
                       '`ros2 run`; launch files drive the lifecycle instead)', read_only=True)
-        self._declare('executor', 'single_threaded', "rclpy executor of this process: events "
-                      "(rclpy's EventsExecutor, in C++: a third less CPU per node at 640x480, "
-                      'benchmarks/bench_inference.py) or single_threaded', read_only=True)
+        self._declare('executor', 'events', "rclpy executor of this process: events "
+                      "(rclpy's EventsExecutor, its wait loop in C++: a third less CPU per node "
+                      'at 640x480, benchmarks/bench_inference.py) or single_threaded (the '
+                      "Python SingleThreadedExecutor)", read_only=True)
         if self._param('executor') not in ('single_threaded', 'events'):
             raise ConfigError(f'executor must be single_threaded or events, not '
                               f'{self._param("executor")!r}')
@@ -169,7 +170,7 @@ class InferenceNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._throttle = LogThrottle(5.0)  # per-frame warnings (rclpy's throttle is costly)
         self.stats = {'frames': 0, 'predicted': 0, 'dropped': {}, 'swaps': 0,
-                      'swaps_rejected': 0}
+                      'swaps_rejected': 0, 'published': {}}
         self._declare('qos_policy', 'auto', 'reliability of the camera subscription: auto '
                       '(follow the publishers, checked again when they appear), reliable '
                       'or best_effort')
@@ -325,7 +326,9 @@ class InferenceNode(LifecycleNode):
         self.health.section('frames').set(
             OK, f'{self.stats["predicted"]} of {self.stats["frames"]} frames predicted',
             frames=self.stats['frames'], predicted=self.stats['predicted'],
-            swaps=self.stats['swaps'], swaps_rejected=self.stats['swaps_rejected'])
+            swaps=self.stats['swaps'], swaps_rejected=self.stats['swaps_rejected'],
+            **{f'published {pub.topic_name}': self.stats['published'].get(key, 0)
+               for key, pub in self._pubs.items()})
         self._publish_status()
 
     def _swap_candidate(self, path: str) -> OnnxRobotModel:
@@ -502,13 +505,19 @@ class InferenceNode(LifecycleNode):
             self._publish_terrain(msg.header, rgb.shape[:2], prediction.outputs)
         elif model.kind == 'collision':
             if self._listened('collision'):
-                self._pubs['collision'].publish(float_image(msg.header, values.reshape(1, 1)))
+                self._publish('collision', float_image(msg.header, values.reshape(1, 1)))
         elif self._listened('embedding'):
-            self._pubs['embedding'].publish(float_image(msg.header, values.reshape(1, -1)))
+            self._publish('embedding', float_image(msg.header, values.reshape(1, -1)))
         if 'debug_image' in self._pubs and model.kind in ('obstacle', 'terrain'):
             self._publish_debug(msg.header, rgb, model.kind, values)
         if self._predicted_with_model == 1:  # the first prediction of this model is out
             self._publish_status()
+
+    def _publish(self, key: str, msg: Any) -> None:
+        """Publish a per-frame output, counted per topic (diagnostics: `published TOPIC`)."""
+        self._pubs[key].publish(msg)
+        published = self.stats['published']
+        published[key] = published.get(key, 0) + 1
 
     def _listened(self, key: str) -> bool:
         """Whether output `key` has subscribers: outputs nobody takes are not built.
@@ -525,9 +534,9 @@ class InferenceNode(LifecycleNode):
         if self._listened('debug_image'):
             drawn = obstacle_overlay(rgb, values) if kind == 'obstacle' else terrain_overlay(
                 rgb, values)
-            self._pubs['debug_image'].publish(rgb_image(header, drawn))
+            self._publish('debug_image', rgb_image(header, drawn))
         if kind == 'obstacle' and self._layout is not None and self._listened('markers'):
-            self._pubs['markers'].publish(obstacle_markers(
+            self._publish('markers', obstacle_markers(
                 header, self._param('base_frame'), self._layout.resolution,
                 obstacle_cell_centres(self._layout), values))
 
@@ -569,11 +578,11 @@ class InferenceNode(LifecycleNode):
         """terrain/cost, terrain/type (type models) and terrain/grid of one frame."""
         cost = outputs['terrain'].astype(np.float32)
         if self._listened('terrain'):
-            self._pubs['terrain'].publish(float_image(header, cv2.resize(
+            self._publish('terrain', float_image(header, cv2.resize(
                 cost, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_LINEAR)))
         if 'terrain_type_prob' in outputs and self._listened('terrain_type'):
             ids = outputs['terrain_type_prob'].argmax(axis=-1).astype(np.uint8)
-            self._pubs['terrain_type'].publish(mono8_image(header, patch_image(ids, image_hw)))
+            self._publish('terrain_type', mono8_image(header, patch_image(ids, image_hw)))
         if not self._listened('terrain_grid'):
             return
         layout = self._terrain_layout(image_hw)
@@ -581,16 +590,16 @@ class InferenceNode(LifecycleNode):
             top = float(self._param('terrain_cost_max')) or (
                 float(self.model.meta.get('target_mean', 0.0))
                 + 2.0 * float(self.model.meta.get('target_std', 1.0)))
-            self._pubs['terrain_grid'].publish(occupancy_grid_message(
+            self._publish('terrain_grid', occupancy_grid_message(
                 header, np.clip(cost / max(top, 1e-9), 0.0, 1.0), layout,
                 self._param('base_frame')))
 
     def _publish_obstacle(self, header: Any, probs: np.ndarray) -> None:
         if self._listened('grid'):
-            self._pubs['grid'].publish(occupancy_grid_message(header, probs, self._layout,
+            self._publish('grid', occupancy_grid_message(header, probs, self._layout,
                                                               self._param('base_frame')))
         if self._listened('probs'):
-            self._pubs['probs'].publish(float_image(header, probs))
+            self._publish('probs', float_image(header, probs))
         self.grader.predicted(header.stamp.sec * 10**9 + header.stamp.nanosec, self._model_id,
                               probs)
 

@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -45,16 +46,20 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def same_settings(previous: dict, tasks: list[str]) -> bool:
-    """Whether a seed's results were made with every pretext's current default settings.
+def same_settings(previous: dict, tasks: list[str], *,
+                  task_params: dict[str, dict[str, Any]] | None = None,
+                  epochs: dict[str, int] | None = None) -> bool:
+    """Whether a seed's results were made with every pretext's current settings.
 
-    Settings are the pretext's parameters and its epochs in the budget. Results written
-    before the settings were recorded never match, so a changed default (e.g. SimCLR's
-    temperature, or the epochs of a budget) can not hide behind an old figure.
+    Settings are the pretext's parameters (its defaults, updated by `task_params`) and its
+    epochs (the budget's, or `epochs`). Results written before the settings were recorded
+    never match, so a changed default (e.g. SimCLR's temperature, or the epochs of a
+    budget) can not hide behind an old figure.
     """
     from ssl_robot.vision.evaluate import BUDGETS
     from ssl_robot.vision.pretext import PRETEXTS
-    budget_epochs = BUDGETS.get(previous.get('budget', 'small'), {}).get('epochs', {})
+    budget_epochs = {**BUDGETS.get(previous.get('budget', 'small'), {}).get('epochs', {}),
+                     **(epochs or {})}
     for name in tasks:
         method = previous.get('methods', {}).get(name, {})
         made = method.get('params')
@@ -63,12 +68,41 @@ def same_settings(previous: dict, tasks: list[str]) -> bool:
                 print(f'{name}: its epochs changed since seed {previous.get("seed")} ran: '
                       'training it again instead of reusing the results')
             return False
-        defaults = json.loads(json.dumps(PRETEXTS[name].defaults))
+        defaults = json.loads(json.dumps({**PRETEXTS[name].defaults,
+                                          **(task_params or {}).get(name, {})}))
         if any(made.get(key) != value for key, value in defaults.items()):
             print(f'{name}: its settings changed since seed {previous.get("seed")} ran: '
                   'training it again instead of reusing the results')
             return False
     return True
+
+
+def parse_overrides(settings: list[str], epochs: list[str]
+                    ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """`--set TASK.KEY=VALUE` and `--epochs TASK=N` as run_pretext_eval's overrides.
+
+    A VALUE is read as JSON (5, 0.5, true, [0.2, 1.0]), else kept as a string.
+
+    Raises:
+        ValueError: On a setting without its '.' or '=', or epochs that are not an int.
+    """
+    params: dict[str, dict[str, Any]] = {}
+    for item in settings:
+        key, sep, value = item.partition('=')
+        task, dot, name = key.partition('.')
+        if not (sep and dot and task and name):
+            raise ValueError(f'--set {item!r}: expected TASK.KEY=VALUE')
+        try:
+            params.setdefault(task, {})[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params.setdefault(task, {})[name] = value
+    task_epochs: dict[str, int] = {}
+    for item in epochs:
+        task, sep, value = item.partition('=')
+        if not (sep and task and value.isdigit()):
+            raise ValueError(f'--epochs {item!r}: expected TASK=N')
+        task_epochs[task] = int(value)
+    return params, task_epochs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--also-readout', nargs='*', choices=('mean', 'pyramid'), default=[],
                     help='more readouts probed on the same encoders, each with its own table '
                          'and targets')
+    ap.add_argument('--set', nargs='+', default=[], metavar='TASK.KEY=VALUE',
+                    help='a pretext parameter other than its default (a variant measured '
+                         'over the seeds; VALUE as JSON), e.g. relative-position.patch=5')
+    ap.add_argument('--epochs', nargs='+', default=[], metavar='TASK=N',
+                    help="a pretext's epochs other than the budget's, e.g. denoising=8")
     ap.add_argument('--out', type=Path, default=RESULTS / 'pretext_eval_seeds.json')
     ap.add_argument('--reuse', action='store_true',
                     help="reuse a seed's finished OUT_ROOT/seedN/results.json of the same "
@@ -90,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--only-run', action='store_true',
                     help='run the seeds and stop (no summary, nothing written to --out)')
     args = ap.parse_args(argv)
+    try:
+        task_params, task_epochs = parse_overrides(args.set, args.epochs)
+    except ValueError as exc:
+        ap.error(str(exc))
 
     from ssl_robot.vision.evaluate import (
         BASELINES,
@@ -104,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from ssl_robot.vision.pretext import PRETEXTS
     tasks = list(args.tasks or PRETEXTS)
+    stray = sorted((set(task_params) | set(task_epochs)) - set(tasks))
+    if stray:
+        ap.error(f'--set/--epochs name pretexts not run: {", ".join(stray)}')
     readout = args.readout or DEFAULT_READOUT
     also_readouts = tuple(r for r in args.also_readout if r != readout)
     runs = []
@@ -111,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out_root / f'seed{s}'
         done = out / 'results.json'
         previous = json.loads(done.read_text()) if args.reuse and done.exists() else None
-        if previous is not None and same_settings(previous, tasks) and (
+        if previous is not None and same_settings(
+                previous, tasks, task_params=task_params, epochs=task_epochs) and (
                 previous.get('budget'), previous.get('seed'),
                                      [m for m in previous['methods'] if m in tasks],
                                      previous.get('readout', 'mean'),
@@ -123,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         runs.append(run_pretext_eval(out, tasks=tasks, budget=args.budget, seed=s,
                                      export=False, progress=False, readout=readout,
-                                     also_readouts=also_readouts))
+                                     also_readouts=also_readouts,
+                                     task_params=task_params, epochs=task_epochs))
         print(f'seed {s}: {runs[-1]["seconds"]:.0f} s', flush=True)
     if args.only_run:
         return 0
@@ -183,13 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         'arguments': {'seeds': args.seeds, 'budget': args.budget, 'tasks': tasks,
                       'out_root': str(args.out_root), 'readout': readout,
-                      'also_readout': list(also_readouts),
+                      'also_readout': list(also_readouts), 'set': task_params,
+                      'epochs': task_epochs,
                       'torch_threads': _threads()},
         'command': 'python benchmarks/eval_pretext_seeds.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:]),
         'seeds': args.seeds, 'budget': args.budget, 'summary': summary,
         'wins_per_seed': wins, 'targets': targets, 'readout': readout, 'also': also,
-        'seconds_per_seed': [r['seconds'] for r in runs], 'figure': figure.name,
+        'seconds_per_seed': [r['seconds'] for r in runs],
+        'train_seconds_per_seed': {m: [r['methods'][m].get('train_seconds') for r in runs]
+                                   for m in tasks},
+        'figure': figure.name,
         'table': table}, indent=2))
     print(f'wrote {args.out} and {figure}')
     return 0

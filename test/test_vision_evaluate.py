@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from ssl_robot.vision.encoders import VisionEncoder
@@ -98,3 +99,36 @@ def test_seed_results_are_reused_only_with_the_current_pretext_settings() -> Non
     assert not same_settings({'seed': 0, 'methods': changed}, ['moco'])
     del changed['rotation']['params']
     assert not same_settings({'seed': 0, 'methods': changed}, ['rotation'])
+
+
+def test_seed_results_of_a_variant_are_reused_only_with_its_own_settings() -> None:
+    import json
+    from pathlib import Path
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
+    from eval_pretext_seeds import parse_overrides, same_settings
+
+    from ssl_robot.vision.evaluate import BUDGETS
+    from ssl_robot.vision.pretext import PRETEXTS
+    params, epochs = parse_overrides(['simclr.temperature=0.5', 'simclr.crop_scale=[0.2, 1]',
+                                      'moco.note=plain'], ['simclr=9'])
+    assert params == {'simclr': {'temperature': 0.5, 'crop_scale': [0.2, 1]},
+                      'moco': {'note': 'plain'}}
+    assert epochs == {'simclr': 9}
+    for bad in (['simclr.temperature'], ['temperature=0.5'], ['.x=1']):
+        with pytest.raises(ValueError):
+            parse_overrides(bad, [])
+    with pytest.raises(ValueError):
+        parse_overrides([], ['simclr=many'])
+
+    variant = {'params': json.loads(json.dumps({**PRETEXTS['simclr'].defaults,
+                                                'temperature': 0.5})), 'epochs': 9}
+    made = {'seed': 0, 'budget': 'small', 'methods': {'simclr': variant}}
+    overrides = {'task_params': {'simclr': {'temperature': 0.5}}, 'epochs': {'simclr': 9}}
+    assert same_settings(made, ['simclr'], **overrides)
+    assert not same_settings(made, ['simclr'])  # not the defaults
+    assert not same_settings(made, ['simclr'], task_params=overrides['task_params'])
+    default = {'seed': 0, 'budget': 'small', 'methods': {'simclr': {
+        'params': json.loads(json.dumps(PRETEXTS['simclr'].defaults)),
+        'epochs': BUDGETS['small']['epochs']['simclr']}}}
+    assert not same_settings(default, ['simclr'], **overrides)

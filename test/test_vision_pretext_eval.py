@@ -25,7 +25,12 @@ from ssl_robot.vision.evaluate import (
     pretext_targets,
 )
 from ssl_robot.vision.pretext.jigsaw import cut_tiles, paste_tiles
-from ssl_robot.vision.pretext.relative_position import canvas_pairs, NEIGHBOUR_OFFSETS
+from ssl_robot.vision.pretext.relative_position import (
+    canvas_pairs,
+    canvas_tile,
+    NEIGHBOUR_OFFSETS,
+    RelativePositionTask,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -183,6 +188,19 @@ def test_paste_tiles_puts_each_tile_inside_its_cell() -> None:
             cell = canvas[n, 0, 4 * cy:4 * cy + 4, 4 * cx:4 * cx + 4]
             values = cell[cell != -1]
             assert sorted(values.tolist()) == sorted(tiles[n, i].flatten().tolist())
+
+
+@pytest.mark.parametrize('size, fraction, tile', [
+    (28, 5 / 9, 5), (28, 7 / 9, 7), (32, 5 / 9, 6), (24, 5 / 9, 4), (3, 0.1, 1)])
+def test_canvas_tile_is_its_fraction_of_a_grid_cell(size: int, fraction: float,
+                                                    tile: int) -> None:
+    assert canvas_tile(size, tile_fraction=fraction) == tile
+
+
+def test_relative_position_default_canvas_tiles_are_5_px_at_28_px() -> None:
+    fraction = RelativePositionTask.defaults['tile_fraction']
+    assert RelativePositionTask.defaults['patch'] == 0
+    assert canvas_tile(28, tile_fraction=fraction) == 5
 
 
 def test_relative_position_canvas_shows_the_labelled_neighbour() -> None:

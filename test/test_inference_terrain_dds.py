@@ -148,8 +148,11 @@ def _published(diagnostics: list, topic: str) -> int | None:
 
 
 def test_outputs_nobody_subscribes_to_are_not_built(tmp_path: Path) -> None:
-    """Only terrain/grid is wanted: the camera-sized cost and type images are not made,
-    until a subscriber to terrain/cost appears (the node's own diagnostics count them)."""
+    """Outputs nobody subscribes to are not built.
+
+    Only terrain/grid is wanted: the camera-sized cost and type images are not made
+    until a subscriber to terrain/cost appears (the node's own diagnostics count them).
+    """
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo, Image

@@ -68,12 +68,16 @@ REFINEMENTS = {'label_weighting': ('weighted', 'trained_label_weighting', False)
 #: The obstacle task's settings before this comparison (every variant starts from them,
 #: so a cached run keeps its meaning when the task's defaults change).
 BEFORE = {'label_completion': False, 'jitter': 0.2, 'grayscale_p': 0.0, 'blur_p': 0.0,
-          'readout': 'mean'}
+          'readout': 'mean', 'input_hw': [48, 64]}
 #: The obstacle head reading a 3x4 grid of the feature map instead of its global mean.
 GRID = {'readout': 'grid'}
 #: Photometric augmentation tried: stronger colour jitter, grey and blurred frames.
 PHOTOMETRIC = {'jitter': 0.4, 'grayscale_p': 0.2, 'blur_p': 0.3}
 COMPLETION = {'label_completion': True}
+#: The model reading the camera's full 96x128 frame (the task's default input is 48x64).
+HIRES = {'input_hw': [96, 128]}
+#: Twice the encoder's channels (32, 64, 128, 128; the task's default width is 16).
+WIDE = {'width': 32}
 VARIANTS: dict[str, dict[str, Any]] = {
     'baseline': BEFORE,
     'completion': {**BEFORE, **COMPLETION},
@@ -101,6 +105,31 @@ VARIANTS: dict[str, dict[str, Any]] = {
     'truth_labels': {**BEFORE, 'labels': 'truth'},
     'truth_labels_grid': {**BEFORE, 'labels': 'truth', **GRID},
     'completion_photometric_grid': {**BEFORE, **COMPLETION, **PHOTOMETRIC, **GRID},
+    # The network's input and size: the camera's full 96x128 instead of 48x64 (a 6x8
+    # feature map instead of 3x4), twice the channels, and both with the grid readout.
+    'completion_hires': {**BEFORE, **COMPLETION, **HIRES},
+    'completion_hires_grid': {**BEFORE, **COMPLETION, **HIRES, **GRID},
+    'hires_grid': {**BEFORE, **HIRES, **GRID},
+    'completion_wide': {**BEFORE, **COMPLETION, **WIDE},
+    'completion_hires_epochs_20': {**BEFORE, **COMPLETION, **HIRES, 'epochs': 20},
+    'truth_labels_hires': {**BEFORE, 'labels': 'truth', **HIRES},
+    'completion_wide_grid': {**BEFORE, **COMPLETION, **WIDE, **GRID},
+    'completion_wide_hires_grid': {**BEFORE, **COMPLETION, **WIDE, **HIRES, **GRID},
+    'completion_wide_epochs_30': {**BEFORE, **COMPLETION, **WIDE, 'epochs': 30},
+    'completion_wide_grid_epochs_30': {**BEFORE, **COMPLETION, **WIDE, **GRID, 'epochs': 30},
+    'completion_width_48': {**BEFORE, **COMPLETION, 'width': 48},
+    'truth_labels_wide': {**BEFORE, 'labels': 'truth', **WIDE},
+    'truth_labels_wide_grid': {**BEFORE, 'labels': 'truth', **WIDE, **GRID},
+    'truth_labels_hires_grid': {**BEFORE, 'labels': 'truth', **HIRES, **GRID},
+    'completion_hires_grid_epochs_20': {**BEFORE, **COMPLETION, **HIRES, **GRID, 'epochs': 20},
+    'completion_hires_grid_photometric': {**BEFORE, **COMPLETION, **HIRES, **GRID,
+                                          **PHOTOMETRIC},
+    # Hue turns of up to 180 / 90 degrees per frame (colour palettes of unseen families).
+    'completion_hires_grid_hue': {**BEFORE, **COMPLETION, **HIRES, **GRID, 'hue': 1.0},
+    'completion_hires_grid_hue_half': {**BEFORE, **COMPLETION, **HIRES, **GRID, 'hue': 0.5},
+    # The grid readout at the full 6x8 feature map of a 96x128 input.
+    'completion_hires_grid_6x8': {**BEFORE, **COMPLETION, **HIRES, 'readout': 'grid',
+                                  'readout_grid': [6, 8]},
 }
 
 
@@ -528,14 +557,18 @@ def main(argv: list[str] | None = None) -> int:
                     help='experiment stage: train the missing runs, compare nothing')
     ap.add_argument('--cached-only', action='store_true',
                     help='experiment stage: train nothing, compare the runs already made')
+    ap.add_argument('--out', type=Path, default=None,
+                    help='experiment stage: the JSON to write (default: '
+                         'results/truth_eval_experiments[_vs_REFERENCE].json)')
     args = ap.parse_args(argv)
     if args.stage == 'experiment':
         result = experiment(args)
         if args.train_only:
             return 0
         ref = '' if args.reference == 'baseline' else f'_vs_{args.reference}'
-        out = RESULTS.with_name(f'truth_eval_experiments{ref}{tag(args)}.json')
-        out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
+        out = args.out or RESULTS.with_name(f'truth_eval_experiments{ref}{tag(args)}.json')
+        arguments = {**vars(args), 'out': str(args.out) if args.out else None}
+        out.write_text(json.dumps({'arguments': arguments, **result}, indent=1,
                                   default=float))
         print_experiments(result)
         print(f'wrote {out}')

@@ -37,6 +37,29 @@ def color_jitter(x: torch.Tensor, *, brightness: float = 0.2, contrast: float = 
     return x.clamp(0.0, 1.0)
 
 
+def random_hue(x: torch.Tensor, *, max_turn: float,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Turn the hue of each RGB image by an angle drawn from U[-max_turn, max_turn] x pi.
+
+    The turn is a rotation of the RGB cube about its grey diagonal (Rodrigues' formula),
+    so grey pixels, brightness (the mean of R, G, B) and distances between colours are
+    kept: a green floor can become a red one, its texture stays. The result is clamped
+    to [0, 1]. `max_turn` 1.0 allows any hue.
+    """
+    if max_turn <= 0 or x.shape[1] != 3:
+        return x
+    n = x.shape[0]
+    theta = (2.0 * uniform(n, x, generator) - 1.0) * (float(max_turn) * torch.pi)
+    cos, sin = torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)
+    axis = torch.full((3,), 3.0 ** -0.5, dtype=x.dtype, device=x.device)
+    outer = torch.outer(axis, axis)
+    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]],
+                         dtype=x.dtype, device=x.device) * 3.0 ** -0.5
+    eye = torch.eye(3, dtype=x.dtype, device=x.device)
+    rot = cos * eye + (1.0 - cos) * outer + sin * cross  # [N, 3, 3]
+    return torch.einsum('nij,njhw->nihw', rot, x).clamp(0.0, 1.0)
+
+
 def hflip(x: torch.Tensor) -> torch.Tensor:
     """Mirror images (or label grids) left-right along the last axis."""
     return torch.flip(x, dims=(-1,))

@@ -143,6 +143,12 @@ class _Deployed(nn.Module):
         return tuple(outputs)
 
 
+#: The obstacle model's input and readout (the obstacle task's defaults too): the camera's
+#: full 96x128 frame, its feature map read through a 3x4 grid (benchmarks/eval_truth.py).
+OBSTACLE_INPUT_HW = (96, 128)
+OBSTACLE_READOUT = 'grid'
+
+
 def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
     """A complete spec for `kind` with package defaults, updated by `overrides`."""
     spec: dict[str, Any] = {
@@ -151,7 +157,8 @@ def default_spec(kind: str, **overrides: Any) -> dict[str, Any]:
     }
     if kind == 'obstacle':
         spec.update(distances_m=[0.0, 0.1, 0.2], sensors=['left', 'center', 'right'],
-                    readout='mean', readout_grid=list(READOUT_GRID))
+                    input_hw=list(OBSTACLE_INPUT_HW), readout=OBSTACLE_READOUT,
+                    readout_grid=list(READOUT_GRID))
     elif kind == 'terrain':
         spec.update(grid=[4, 4], target_mean=0.0, target_std=1.0, descriptor_names=[],
                     descriptor_mean=[], descriptor_std=[], descriptor_layout={},

@@ -50,7 +50,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / 'test'))
 
-from ssl_robot.inference import obstacle_grid_layout, OnnxRobotModel  # noqa: E402
+from ssl_robot.inference import (  # noqa: E402
+    FrameSums,
+    obstacle_grid_layout,
+    OnnxRobotModel,
+)
 from ssl_robot.robot.nets import (  # noqa: E402
     build_robot_model,  # noqa: E402
     default_spec,
@@ -430,6 +434,13 @@ def bench_stages(models: dict[str, Path], cameras: list[tuple[int, int]],
                                       interpolation=cv2.INTER_LINEAR)
                     serialize_message(float_image(got.header, cost))
             row[f'{kind} outputs + serialise'] = ms(publish)
+        # inference_group: every model's preprocessing of one frame, each on its own
+        # (the baseline) and sharing the frame's integral image and sums (`FrameSums`).
+        row['all preprocess, separate'] = ms(
+            lambda: [core.preprocess(rgb) for core in cores.values()])
+        row['all preprocess, shared FrameSums'] = ms(
+            lambda: [core.preprocess(rgb, sums) for sums in [FrameSums()]
+                     for core in cores.values()])
         out[f'{w}x{h}'] = row
     return out
 

@@ -66,7 +66,30 @@ class AreaResize:
         """Pixel sums [h, w, 3] of one uint8 frame [H, W, 3] (the frame when `identity`)."""
         if self._table_sums is None:
             return frame
-        return self._table_sums(cv2.integral(np.ascontiguousarray(frame), sdepth=self._depth))
+        return self._table_sums(self.integral(frame))
+
+    @property
+    def depth(self) -> int:
+        """The OpenCV depth of the integral image (int32, or float64 for huge frames)."""
+        return self._depth
+
+    def integral(self, frame: np.ndarray) -> np.ndarray:
+        """The integral image [H + 1, W + 1, 3] of a frame, which `table_sums` reads.
+
+        Every resize of one frame size reads the same table: resizes of one frame to
+        several sizes can share it (`ssl_robot.inference.FrameSums`).
+        """
+        return cv2.integral(np.ascontiguousarray(frame), sdepth=self._depth)
+
+    def table_sums(self, table: np.ndarray) -> np.ndarray:
+        """Pixel sums [h, w, 3] from the frame's integral image (`integral`).
+
+        Raises:
+            ValueError: On an identity resize (no table is made; `sums` gives the frame).
+        """
+        if self._table_sums is None:
+            raise ValueError('an identity resize reads no integral image')
+        return self._table_sums(table)
 
     def unit(self, frames: np.ndarray, rows: Sequence[int] | None = None) -> np.ndarray:
         """Frames (rows `rows` of them) resized, float32 NHWC in 0..1: cell mean / 255.

@@ -264,19 +264,26 @@ class OnnxRobotModel:
 
 
 class FrameSums:
-    """The last frame's area sums per resize, for the models that run on the same frame.
+    """The last frame's integral image and area sums, for the models that run on it.
 
-    Several models of one input size (`inference_group`: a node per model on one camera
-    subscription) resize each frame alike; at 640x480 the integral image is most of a
-    model's preprocessing (~0.4 ms). The sums are kept while the same frame comes again:
-    the same memory (the frame is held, so its buffer cannot be reused meanwhile), shape
-    and strides. Frames must not be written to in place while they are kept.
+    Several models on one camera subscription (`inference_group`: a node per model)
+    resize each frame; at 640x480 the integral image is most of a model's preprocessing
+    (~0.4 ms). It is made once per frame and read by every resize, whatever the model's
+    input size (the obstacle model's 96x128 and the terrain model's 48x64 alike); models
+    of one input size also share the sums. Both are kept while the same frame comes
+    again: the same memory (the frame is held, so its buffer cannot be reused meanwhile),
+    shape and strides. Frames must not be written to in place while they are kept.
+
+    `hits` counts resizes answered from kept sums, `table_hits` resizes that read the
+    kept integral image.
     """
 
     def __init__(self) -> None:
         self._frame: np.ndarray | None = None
         self._sums: dict[tuple[tuple[int, int], tuple[int, int]], np.ndarray] = {}
+        self._tables: dict[int, np.ndarray] = {}
         self.hits = 0
+        self.table_hits = 0
 
     def _same(self, frame: np.ndarray) -> bool:
         kept = self._frame
@@ -287,13 +294,20 @@ class FrameSums:
     def sums(self, frame: np.ndarray, resize: AreaResize) -> np.ndarray:
         """`resize.sums(frame)`, computed once per frame and resize."""
         if not self._same(frame):
-            self._frame, self._sums = frame, {}
+            self._frame, self._sums, self._tables = frame, {}, {}
+        if resize.identity:
+            return frame
         key = (resize.frame_hw, resize.out_hw)
         sums = self._sums.get(key)
-        if sums is None:
-            sums = self._sums[key] = resize.sums(frame)
-        else:
+        if sums is not None:
             self.hits += 1
+            return sums
+        table = self._tables.get(resize.depth)
+        if table is None:
+            table = self._tables[resize.depth] = resize.integral(frame)
+        else:
+            self.table_hits += 1
+        sums = self._sums[key] = resize.table_sums(table)
         return sums
 
 

@@ -76,7 +76,7 @@ def test_image_to_rgb_camera_size(encoding: str) -> None:
 
 
 def test_models_on_one_frame_share_its_sums_and_get_their_own_input() -> None:
-    """`FrameSums`: one frame resized once per input size, the result as if unshared."""
+    """`FrameSums`: one integral image per frame, sums once per input size, as if unshared."""
     from ssl_robot.inference import FrameSums
     rng = np.random.default_rng(7)
     frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -85,12 +85,15 @@ def test_models_on_one_frame_share_its_sums_and_get_their_own_input() -> None:
     for model in (a, b, c):
         np.testing.assert_array_equal(model.preprocess(frame, shared), model.preprocess(frame))
     assert shared.hits == 1  # b reused a's sums; c (another input size) made its own
+    assert shared.table_hits == 1  # ... from a's integral image
     view = frame[:]  # the same memory again, another array object: still the same frame
     a.preprocess(view, shared)
     assert shared.hits == 2
     other = frame.copy()
     other[0, 0] ^= 255  # another frame's buffer: computed anew, not the kept sums
     np.testing.assert_array_equal(a.preprocess(other, shared), a.preprocess(other))
-    assert shared.hits == 2
+    assert shared.hits == 2 and shared.table_hits == 1  # a new table for the new frame
+    np.testing.assert_array_equal(c.preprocess(other, shared), c.preprocess(other))
+    assert shared.table_hits == 2
     np.testing.assert_array_equal(b.preprocess(frame, shared), b.preprocess(frame))
     assert shared.hits == 2  # the kept frame was replaced by `other`

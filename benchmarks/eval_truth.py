@@ -560,14 +560,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--out', type=Path, default=None,
                     help='experiment stage: the JSON to write (default: '
                          'results/truth_eval_experiments[_vs_REFERENCE].json)')
+    ap.add_argument('--cache', type=Path, default=None,
+                    help='where the stages keep bags, datasets and runs (default '
+                         'benchmarks/.cache/truth); one per data budget, since the datasets '
+                         'and runs are not named by it')
     args = ap.parse_args(argv)
+    if args.cache is not None:
+        global CACHE
+        CACHE = args.cache.resolve()
     if args.stage == 'experiment':
         result = experiment(args)
         if args.train_only:
             return 0
         ref = '' if args.reference == 'baseline' else f'_vs_{args.reference}'
         out = args.out or RESULTS.with_name(f'truth_eval_experiments{ref}{tag(args)}.json')
-        arguments = {**vars(args), 'out': str(args.out) if args.out else None}
+        arguments = {**vars(args), 'out': str(args.out) if args.out else None,
+                     'cache': str(args.cache) if args.cache else None}
         out.write_text(json.dumps({'arguments': arguments, **result}, indent=1,
                                   default=float))
         print_experiments(result)
@@ -585,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
         result['protocol'] = {'name': args.protocol, **PROTOCOLS[args.protocol]}
         out = RESULTS.with_name(f'truth_eval{tag(args)}.json')
         out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps({'arguments': vars(args), **result}, indent=1,
+        arguments = {**vars(args), 'out': str(args.out) if args.out else None,
+                     'cache': str(args.cache) if args.cache else None}
+        out.write_text(json.dumps({'arguments': arguments, **result}, indent=1,
                                   default=float))
         plot_heatmap(result, out.with_suffix('.png'))
         print_tables(result)

@@ -21,8 +21,27 @@ from ssl_robot.robot.transforms import frames_to_input  # noqa: E402
 from robot_data import write_synthetic_dataset  # noqa: E402
 
 
+@pytest.mark.parametrize('input_hw', [[24, 32], [36, 48], [96, 128]])
+def test_grid_readout_exports_on_maps_the_grid_does_not_divide(tmp_path: Path,
+                                                                input_hw: list[int]) -> None:
+    """The grid readout's ONNX export equals torch on every feature-map size.
+
+    3x4 readout cells on 2x2, 3x3 and 6x8 feature maps: the cells' bounds (ceilings) must
+    be the same in onnxruntime as in torch (ONNX integer division truncates).
+    """
+    torch.manual_seed(0)
+    model = build_robot_model(default_spec('obstacle', input_hw=input_hw, width=4,
+                                           readout='grid'))
+    with torch.no_grad():  # sharper outputs: a wrong cell shows in the probabilities
+        for param in model.parameters():
+            param.mul_(2.0)
+    report = export_robot_onnx(model, tmp_path / 'obstacle.onnx')  # raises on a mismatch
+    assert report.max_abs_diff < 1e-4
+
+
 @pytest.mark.parametrize('kind, extra', [
     ('obstacle', {'distances_m': [0.0, 0.1], 'sensors': ['left', 'right']}),
+    ('obstacle', {'distances_m': [0.0, 0.1], 'sensors': ['left', 'right'], 'readout': 'mean'}),
     ('terrain', {'grid': [3, 5], 'target_mean': 2.0, 'target_std': 0.5}),
     ('tcn', {'embed_dim': 16}),
 ])

@@ -18,8 +18,10 @@ def grid_mean(feats: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     (the exporter refuses adaptive pooling where the grid does not divide the map).
     """
     h, w = feats.shape[2], feats.shape[3]
-    rows = [(i * h // grid[0], -(-(i + 1) * h // grid[0])) for i in range(grid[0])]
-    cols = [(j * w // grid[1], -(-(j + 1) * w // grid[1])) for j in range(grid[1])]
+    # Ceilings as floors of non-negative numbers: the exporter may trace the sizes, and
+    # ONNX integer division truncates (it would round -(-a // b) the wrong way).
+    rows = [(i * h // grid[0], ((i + 1) * h + grid[0] - 1) // grid[0]) for i in range(grid[0])]
+    cols = [(j * w // grid[1], ((j + 1) * w + grid[1] - 1) // grid[1]) for j in range(grid[1])]
     cells = [feats[:, :, r0:r1, c0:c1].mean(dim=(2, 3)) for r0, r1 in rows for c0, c1 in cols]
     return torch.stack(cells, dim=2).view(feats.shape[0], feats.shape[1], *grid)
 

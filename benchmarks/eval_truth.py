@@ -532,6 +532,11 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f'  {k:48s} {v["value"]:.3f}  {"met" if v["met"] else "MISSED"}')
 
 
+def recorded_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's arguments as the result JSON records them (paths as text)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--stage', choices=('sim', 'label', 'train', 'eval', 'all', 'experiment',
@@ -574,9 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         ref = '' if args.reference == 'baseline' else f'_vs_{args.reference}'
         out = args.out or RESULTS.with_name(f'truth_eval_experiments{ref}{tag(args)}.json')
-        arguments = {**vars(args), 'out': str(args.out) if args.out else None,
-                     'cache': str(args.cache) if args.cache else None}
-        out.write_text(json.dumps({'arguments': arguments, **result}, indent=1,
+        out.write_text(json.dumps({'arguments': recorded_arguments(args), **result}, indent=1,
                                   default=float))
         print_experiments(result)
         print(f'wrote {out}')
@@ -593,9 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         result['protocol'] = {'name': args.protocol, **PROTOCOLS[args.protocol]}
         out = RESULTS.with_name(f'truth_eval{tag(args)}.json')
         out.parent.mkdir(exist_ok=True)
-        arguments = {**vars(args), 'out': str(args.out) if args.out else None,
-                     'cache': str(args.cache) if args.cache else None}
-        out.write_text(json.dumps({'arguments': arguments, **result}, indent=1,
+        out.write_text(json.dumps({'arguments': recorded_arguments(args), **result}, indent=1,
                                   default=float))
         plot_heatmap(result, out.with_suffix('.png'))
         print_tables(result)

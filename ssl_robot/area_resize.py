@@ -68,11 +68,6 @@ class AreaResize:
             return frame
         return self._table_sums(self.integral(frame))
 
-    @property
-    def depth(self) -> int:
-        """The OpenCV depth of the integral image (int32, or float64 for huge frames)."""
-        return self._depth
-
     def integral(self, frame: np.ndarray) -> np.ndarray:
         """The integral image [H + 1, W + 1, 3] of a frame, which `table_sums` reads.
 

@@ -281,7 +281,7 @@ class FrameSums:
     def __init__(self) -> None:
         self._frame: np.ndarray | None = None
         self._sums: dict[tuple[tuple[int, int], tuple[int, int]], np.ndarray] = {}
-        self._tables: dict[int, np.ndarray] = {}
+        self._table: np.ndarray | None = None
         self.hits = 0
         self.table_hits = 0
 
@@ -294,7 +294,7 @@ class FrameSums:
     def sums(self, frame: np.ndarray, resize: AreaResize) -> np.ndarray:
         """`resize.sums(frame)`, computed once per frame and resize."""
         if not self._same(frame):
-            self._frame, self._sums, self._tables = frame, {}, {}
+            self._frame, self._sums, self._table = frame, {}, None
         if resize.identity:
             return frame
         key = (resize.frame_hw, resize.out_hw)
@@ -302,12 +302,13 @@ class FrameSums:
         if sums is not None:
             self.hits += 1
             return sums
-        table = self._tables.get(resize.depth)
-        if table is None:
-            table = self._tables[resize.depth] = resize.integral(frame)
+        # Every resize of this frame's size reads the same table (its depth follows from
+        # the frame's size).
+        if self._table is None:
+            self._table = resize.integral(frame)
         else:
             self.table_hits += 1
-        sums = self._sums[key] = resize.table_sums(table)
+        sums = self._sums[key] = resize.table_sums(self._table)
         return sums
 
 

@@ -63,6 +63,10 @@ TRAIN_OPTIONS = {
     'width-zero': (['--param', 'width=0'], 'between 1 and'),
     'flip-p-above-one': (['--param', 'flip_p=2'], 'a number in [0, 1]'),
     'val-fraction-one': (['--param', 'val_fraction=1'], 'a number in (0, 1)'),
+    'hue-negative': (['--param', 'hue=-0.5'], 'a number in [0, 1]'),
+    'hue-text': (['--param', 'hue="red"'], 'a number in [0, 1]'),
+    'grayscale-p-above-one': (['--param', 'grayscale_p=1.5'], 'a number in [0, 1]'),
+    'blur-p-negative': (['--param', 'blur_p=-1'], 'a number in [0, 1]'),
 }
 
 

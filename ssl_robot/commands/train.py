@@ -167,7 +167,9 @@ def check_task_params(task: str, params: dict[str, Any]) -> None:
                                       and 1 <= params['embed_dim'] <= 4096):
         raise bad('embed_dim', 'an integer between 1 and 4096')
     for name, low, high, low_ok in (('val_fraction', 0.0, 1.0, False), ('flip_p', 0.0, 1.0, True),
-                                    ('jitter', 0.0, 1.0, True)):
+                                    ('jitter', 0.0, 1.0, True), ('hue', 0.0, 1.0, True),
+                                    ('grayscale_p', 0.0, 1.0, True),
+                                    ('blur_p', 0.0, 1.0, True)):
         if name in params:
             value = params[name]
             if (isinstance(value, bool) or not isinstance(value, (int, float))
